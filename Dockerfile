@@ -1,0 +1,21 @@
+# Build stage: compile the release binary.
+FROM rust:1-bookworm AS build
+WORKDIR /src
+COPY Cargo.toml Cargo.lock ./
+COPY src ./src
+COPY migrations ./migrations
+RUN cargo build --release --locked && strip target/release/zeroscale
+
+# Runtime stage: a slim image with a non-root user.
+FROM debian:bookworm-slim
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends ca-certificates curl \
+ && rm -rf /var/lib/apt/lists/* \
+ && useradd --system --uid 10001 --no-create-home zeroscale
+COPY --from=build /src/target/release/zeroscale /usr/local/bin/zeroscale
+USER zeroscale
+ENV ZEROSCALE_LISTEN=0.0.0.0:8080 ZEROSCALE_LOG_FORMAT=json
+EXPOSE 8080
+HEALTHCHECK --interval=10s --timeout=3s CMD curl -fsS http://127.0.0.1:8080/healthz || exit 1
+ENTRYPOINT ["zeroscale"]
+CMD ["serve"]

@@ -1,0 +1,151 @@
+//! Extractors whose rejections are `ApiError`, so bad input gets problem+json, never axum's
+//! plain-text rejections.
+
+use axum::{
+    body::Bytes,
+    extract::{rejection::JsonRejection, FromRequest, Request},
+    http::{header, StatusCode},
+};
+use serde::de::DeserializeOwned;
+
+use crate::error::ApiError;
+
+/// `axum::Json`, but rejecting with `ApiError`: malformed JSON is 400, a non-JSON content type
+/// is 415, a well-formed body of the wrong shape (unknown field, wrong type) is 422, and a body
+/// over the size limit is 413.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ApiJson<T>(pub T);
+
+impl<T, S> FromRequest<S> for ApiJson<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(value)) => Ok(ApiJson(value)),
+            Err(rejection) => Err(json_rejection(rejection)),
+        }
+    }
+}
+
+/// Like [`ApiJson`], but an absent body (no bytes, no content type) yields `T::default()`.
+/// This is what makes a bare `curl -X POST .../scale-to-zero` work with all defaults.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OptionalJson<T>(pub T);
+
+impl<T, S> FromRequest<S> for OptionalJson<T>
+where
+    T: DeserializeOwned + Default,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let has_content_type = req.headers().contains_key(header::CONTENT_TYPE);
+        let is_json = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<mime_type::Mime>().ok())
+            .is_some_and(|m| m.is_json());
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(|r| body_rejection(r.status(), r.body_text()))?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(OptionalJson(T::default()));
+        }
+        if has_content_type && !is_json {
+            return Err(unsupported_media_type());
+        }
+        // A body without a content type is read as JSON: curl users forget the header.
+        let mut de = serde_json::Deserializer::from_slice(&bytes);
+        let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+            let inner = e.inner();
+            if inner.is_syntax() || inner.is_eof() {
+                ApiError::BadRequest(format!("request body is not valid JSON: {inner}"))
+            } else {
+                let path = e.path().to_string();
+                ApiError::invalid_field(
+                    if path == "." { "body".into() } else { path },
+                    inner.to_string(),
+                )
+            }
+        })?;
+        de.end()
+            .map_err(|e| ApiError::BadRequest(format!("request body is not valid JSON: {e}")))?;
+        Ok(OptionalJson(value))
+    }
+}
+
+fn unsupported_media_type() -> ApiError {
+    ApiError::UnsupportedMediaType(
+        "request bodies must be JSON: send `Content-Type: application/json`".into(),
+    )
+}
+
+fn body_rejection(status: StatusCode, text: String) -> ApiError {
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::PayloadTooLarge
+    } else {
+        ApiError::BadRequest(format!("could not read the request body: {text}"))
+    }
+}
+
+/// Maps axum's JSON rejection onto our error type.
+pub fn json_rejection(rejection: JsonRejection) -> ApiError {
+    match rejection {
+        JsonRejection::JsonDataError(e) => {
+            // axum's message is "Failed to deserialize ...: <path>: <reason>".
+            let text = e.body_text();
+            let reason = text
+                .split_once(": ")
+                .map(|(_, r)| r)
+                .unwrap_or(&text)
+                .to_string();
+            let (field, message) = match reason.split_once(": ") {
+                Some((path, msg)) if !path.contains(' ') => (path.to_string(), msg.to_string()),
+                _ => ("body".to_string(), reason.clone()),
+            };
+            ApiError::Validation {
+                detail: reason,
+                errors: vec![crate::error::FieldError { field, message }],
+            }
+        }
+        JsonRejection::JsonSyntaxError(e) => {
+            ApiError::BadRequest(format!("request body is not valid JSON: {}", e.body_text()))
+        }
+        JsonRejection::MissingJsonContentType(_) => unsupported_media_type(),
+        JsonRejection::BytesRejection(e) => body_rejection(e.status(), e.body_text()),
+        other => ApiError::BadRequest(other.body_text()),
+    }
+}
+
+/// Minimal media-type check without pulling in another crate.
+mod mime_type {
+    use std::str::FromStr;
+
+    pub struct Mime(String);
+
+    impl FromStr for Mime {
+        type Err = ();
+        fn from_str(s: &str) -> Result<Self, ()> {
+            let essence = s.split(';').next().ok_or(())?.trim().to_ascii_lowercase();
+            if essence.contains('/') {
+                Ok(Mime(essence))
+            } else {
+                Err(())
+            }
+        }
+    }
+
+    impl Mime {
+        /// `application/json` or any `+json` suffix type.
+        pub fn is_json(&self) -> bool {
+            self.0 == "application/json"
+                || (self.0.starts_with("application/") && self.0.ends_with("+json"))
+        }
+    }
+}

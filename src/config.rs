@@ -1,0 +1,320 @@
+//! Typed settings from CLI flags and environment variables.
+//!
+//! Every setting has a flag and an environment variable (clap's `env`). Values that can hold
+//! secrets are wrapped so that neither `Debug`, logs nor `--help` ever print them.
+
+use std::{fmt, net::SocketAddr, str::FromStr, time::Duration};
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// The command line of the one `zeroscale` binary.
+#[derive(Debug, Parser)]
+#[command(
+    name = "zeroscale",
+    version,
+    about = "SageMaker scale-to-zero control plane"
+)]
+pub struct Cli {
+    /// Log output format; `auto` is pretty on a terminal and JSON otherwise.
+    #[arg(long, env = "ZEROSCALE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Auto, global = true)]
+    pub log_format: LogFormat,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands of the binary.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP API (and, unless --no-worker, the background workers).
+    Serve(Box<ServeArgs>),
+    /// Run the background job workers only, so API and workers scale apart.
+    Worker(Box<WorkerArgs>),
+    /// Apply pending database migrations and exit.
+    Migrate(DbArgs),
+    /// Print the OpenAPI document generated from the code.
+    Openapi,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Pretty when stderr is a terminal, JSON otherwise.
+    Auto,
+    /// Human-readable, coloured lines.
+    Pretty,
+    /// One JSON object per line, for log shippers.
+    Json,
+}
+
+/// A Postgres URL whose password is never printed.
+#[derive(Clone)]
+pub struct DatabaseUrl(String);
+
+impl DatabaseUrl {
+    /// The URL with its password, for the driver only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// The URL with the password replaced by `***`, for logs and errors.
+    pub fn redacted(&self) -> String {
+        match url::Url::parse(&self.0) {
+            Ok(mut url) => {
+                if url.password().is_some() {
+                    let _ = url.set_password(Some("***"));
+                }
+                // A password can also hide in the query string (`?password=`).
+                let pairs: Vec<(String, String)> = url
+                    .query_pairs()
+                    .map(|(k, v)| {
+                        let v = if k.eq_ignore_ascii_case("password") {
+                            "***".to_string()
+                        } else {
+                            v.into_owned()
+                        };
+                        (k.into_owned(), v)
+                    })
+                    .collect();
+                if !pairs.is_empty() {
+                    url.query_pairs_mut().clear().extend_pairs(pairs);
+                }
+                url.to_string()
+            }
+            Err(_) => "<unparseable database url>".to_string(),
+        }
+    }
+}
+
+impl FromStr for DatabaseUrl {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let url = url::Url::parse(s).map_err(|e| format!("not a URL: {e}"))?;
+        match url.scheme() {
+            "postgres" | "postgresql" => Ok(Self(s.to_string())),
+            other => Err(format!("expected a postgres:// URL, got scheme {other:?}")),
+        }
+    }
+}
+
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+impl fmt::Display for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+/// Database connection settings shared by every subcommand that touches Postgres.
+#[derive(Debug, Clone, Args)]
+pub struct DbArgs {
+    /// Postgres URL. The database is created if it does not exist.
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/zeroscale",
+        hide_env_values = true
+    )]
+    pub database_url: DatabaseUrl,
+
+    /// Maximum connections in the pool.
+    #[arg(long, env = "ZEROSCALE_DB_POOL_SIZE", default_value_t = 10)]
+    pub db_pool_size: u32,
+
+    /// How long to wait for a pooled connection before failing a request.
+    #[arg(long, env = "ZEROSCALE_DB_ACQUIRE_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
+    pub db_acquire_timeout: Duration,
+}
+
+/// AWS client settings. The SDK's own variables (`AWS_REGION`, `AWS_PROFILE`,
+/// `AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_<SERVICE>`, credentials) keep working as usual;
+/// the flags below only override them when given.
+#[derive(Debug, Clone, Args, Default)]
+pub struct AwsArgs {
+    /// AWS region; defaults to the SDK's region chain (AWS_REGION, profile, IMDS).
+    #[arg(long = "aws-region", env = "ZEROSCALE_AWS_REGION")]
+    pub region: Option<String>,
+    /// Endpoint override for every AWS service (the sandbox, for instance).
+    #[arg(long = "aws-endpoint-url", env = "ZEROSCALE_AWS_ENDPOINT_URL")]
+    pub endpoint_url: Option<String>,
+    /// Endpoint override for SageMaker only.
+    #[arg(
+        long = "aws-endpoint-url-sagemaker",
+        env = "ZEROSCALE_AWS_ENDPOINT_URL_SAGEMAKER"
+    )]
+    pub endpoint_url_sagemaker: Option<String>,
+    /// Endpoint override for Application Auto Scaling only.
+    #[arg(
+        long = "aws-endpoint-url-application-auto-scaling",
+        env = "ZEROSCALE_AWS_ENDPOINT_URL_APPLICATION_AUTO_SCALING"
+    )]
+    pub endpoint_url_application_auto_scaling: Option<String>,
+    /// Endpoint override for CloudWatch only.
+    #[arg(
+        long = "aws-endpoint-url-cloudwatch",
+        env = "ZEROSCALE_AWS_ENDPOINT_URL_CLOUDWATCH"
+    )]
+    pub endpoint_url_cloudwatch: Option<String>,
+    /// Endpoint override for Service Quotas only.
+    #[arg(
+        long = "aws-endpoint-url-service-quotas",
+        env = "ZEROSCALE_AWS_ENDPOINT_URL_SERVICE_QUOTAS"
+    )]
+    pub endpoint_url_service_quotas: Option<String>,
+}
+
+/// HTTP server settings.
+#[derive(Debug, Clone, Args)]
+pub struct HttpArgs {
+    /// Address to listen on.
+    #[arg(long, env = "ZEROSCALE_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Largest accepted request body, in bytes.
+    #[arg(long, env = "ZEROSCALE_BODY_LIMIT", default_value_t = 64 * 1024)]
+    pub body_limit: usize,
+    /// A request taking longer than this is answered with 503.
+    #[arg(long, env = "ZEROSCALE_REQUEST_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub request_timeout: Duration,
+    /// After SIGTERM/ctrl-c, how long in-flight requests (and jobs) may take to finish.
+    #[arg(long, env = "ZEROSCALE_SHUTDOWN_GRACE", default_value = "30s", value_parser = parse_duration)]
+    pub shutdown_grace: Duration,
+}
+
+impl Default for HttpArgs {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".parse().expect("static address"),
+            body_limit: 64 * 1024,
+            request_timeout: Duration::from_secs(30),
+            shutdown_grace: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Job worker settings, shared by `serve` and `worker`.
+#[derive(Debug, Clone, Args)]
+pub struct WorkerSettings {
+    /// Jobs one process runs at the same time.
+    #[arg(long, env = "ZEROSCALE_WORKER_CONCURRENCY", default_value_t = 8)]
+    pub worker_concurrency: usize,
+    /// How often workers poll for jobs when no notification arrives.
+    #[arg(long, env = "ZEROSCALE_WORKER_POLL_INTERVAL", default_value = "2s", value_parser = parse_duration)]
+    pub worker_poll_interval: Duration,
+    /// How long a claimed job's lease lasts without a heartbeat before another worker rescues it.
+    #[arg(long, env = "ZEROSCALE_JOB_LEASE", default_value = "60s", value_parser = parse_duration)]
+    pub job_lease: Duration,
+    /// Completed and discarded jobs older than this are deleted.
+    #[arg(long, env = "ZEROSCALE_JOB_RETENTION", default_value = "7d", value_parser = parse_duration)]
+    pub job_retention: Duration,
+}
+
+impl Default for WorkerSettings {
+    fn default() -> Self {
+        Self {
+            worker_concurrency: 8,
+            worker_poll_interval: Duration::from_secs(2),
+            job_lease: Duration::from_secs(60),
+            job_retention: Duration::from_secs(7 * 24 * 3600),
+        }
+    }
+}
+
+/// `zeroscale serve`.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+    #[command(flatten)]
+    pub http: HttpArgs,
+    #[command(flatten)]
+    pub aws: AwsArgs,
+    #[command(flatten)]
+    pub worker: WorkerSettings,
+    /// Do not run migrations at start-up (run `zeroscale migrate` separately).
+    #[arg(long, env = "ZEROSCALE_NO_MIGRATE")]
+    pub no_migrate: bool,
+    /// Do not run job workers in this process (run `zeroscale worker` separately).
+    #[arg(long, env = "ZEROSCALE_NO_WORKER")]
+    pub no_worker: bool,
+}
+
+/// `zeroscale worker`.
+#[derive(Debug, Clone, Args)]
+pub struct WorkerArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+    #[command(flatten)]
+    pub aws: AwsArgs,
+    #[command(flatten)]
+    pub worker: WorkerSettings,
+    /// How long running jobs may take to finish after SIGTERM/ctrl-c.
+    #[arg(long, env = "ZEROSCALE_SHUTDOWN_GRACE", default_value = "30s", value_parser = parse_duration)]
+    pub shutdown_grace: Duration,
+}
+
+/// Parses `250ms`, `30s`, `5m`, `2h`, `7d` or a bare number of seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("invalid duration {s:?}: expected e.g. 500ms, 30s, 5m, 2h, 7d"))?;
+    let secs = |k: u64| Duration::from_secs(n.saturating_mul(k));
+    match unit {
+        "ms" => Ok(Duration::from_millis(n)),
+        "" | "s" => Ok(secs(1)),
+        "m" => Ok(secs(60)),
+        "h" => Ok(secs(3600)),
+        "d" => Ok(secs(86_400)),
+        _ => Err(format!(
+            "invalid duration unit in {s:?}: use ms, s, m, h or d"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_redacts_password() {
+        let url: DatabaseUrl = "postgres://app:s3cret@db:5432/zs?sslmode=require&password=other"
+            .parse()
+            .unwrap();
+        let shown = format!("{url:?} {url}");
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert!(!shown.contains("other"), "{shown}");
+        assert!(shown.contains("app:***@db:5432/zs"), "{shown}");
+    }
+
+    #[test]
+    fn rejects_non_postgres_urls() {
+        assert!("mysql://x@y/z".parse::<DatabaseUrl>().is_err());
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(parse_duration("30").unwrap(), Duration::from_secs(30));
+        assert_eq!(parse_duration("5m").unwrap(), Duration::from_secs(300));
+        assert_eq!(parse_duration("7d").unwrap(), Duration::from_secs(604_800));
+        assert!(parse_duration("5 parsecs").is_err());
+    }
+
+    #[test]
+    fn help_never_shows_env_secrets() {
+        use clap::CommandFactory;
+        // SAFETY: tests in this module do not read this variable concurrently.
+        unsafe { std::env::set_var("DATABASE_URL", "postgres://u:hunter2@h/db") };
+        let mut cmd = Cli::command();
+        let serve = cmd.find_subcommand_mut("serve").unwrap();
+        let help = serve.render_long_help().to_string();
+        assert!(!help.contains("hunter2"), "{help}");
+    }
+}

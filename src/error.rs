@@ -1,0 +1,282 @@
+//! `ApiError`: the one error type every handler returns, rendered as RFC 9457
+//! `application/problem+json` with a stable machine-readable `code`.
+//!
+//! Internal causes (SQL, SDK text) are logged with the request id and never sent to clients.
+
+use axum::{
+    http::{header, HeaderValue, StatusCode},
+    response::{IntoResponse, Response},
+};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+tokio::task_local! {
+    /// The request id of the request being served, set by the request-id middleware so that
+    /// errors built deep in a handler can name it without threading it through every call.
+    pub static REQUEST_ID: String;
+}
+
+/// The current request's id, if called while serving a request.
+pub fn current_request_id() -> Option<String> {
+    REQUEST_ID.try_with(|id| id.clone()).ok()
+}
+
+/// One offending field of a rejected request.
+#[derive(Debug, Clone, Serialize, ToSchema, PartialEq, Eq)]
+pub struct FieldError {
+    /// JSON path of the field, e.g. `scale_from_zero.threshold`.
+    pub field: String,
+    /// What is wrong and what is accepted.
+    pub message: String,
+}
+
+/// RFC 9457 problem details, as sent to clients.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Problem {
+    /// URI identifying the problem type.
+    #[schema(example = "https://zeroscale.dev/problems/validation-failed")]
+    pub r#type: String,
+    /// Short, human-readable summary of the problem type.
+    #[schema(example = "Validation failed")]
+    pub title: String,
+    /// HTTP status code.
+    #[schema(example = 422)]
+    pub status: u16,
+    /// Human-readable explanation of this occurrence: what is wrong and what to change.
+    pub detail: String,
+    /// Stable machine-readable error code.
+    #[schema(example = "validation_failed")]
+    pub code: String,
+    /// The request id (also in the `x-request-id` response header).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    /// For validation errors, the offending fields.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[schema(nullable = false)]
+    pub errors: Vec<FieldError>,
+}
+
+/// Everything an API handler can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// Body is not valid JSON or does not match the expected shape.
+    #[error("{0}")]
+    BadRequest(String),
+    /// A well-formed request whose values break the rules.
+    #[error("{detail}")]
+    Validation {
+        /// Summary of all field errors.
+        detail: String,
+        /// One entry per offending field.
+        errors: Vec<FieldError>,
+    },
+    /// Body larger than the configured limit.
+    #[error("request body exceeds the size limit of this service (ZEROSCALE_BODY_LIMIT)")]
+    PayloadTooLarge,
+    /// A body was sent with a content type other than JSON.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// No such resource.
+    #[error("{0}")]
+    NotFound(String),
+    /// Method not allowed on this path.
+    #[error("method not allowed on this path")]
+    MethodNotAllowed,
+    /// Missing or invalid credentials.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// Credentials lack a scope the route needs.
+    #[error("{0}")]
+    Forbidden(String),
+    /// Conflicts with the current state (e.g. an idempotent request still in flight).
+    #[error("{detail}")]
+    Conflict {
+        /// Stable code for the kind of conflict.
+        code: &'static str,
+        /// What conflicted and what to do.
+        detail: String,
+    },
+    /// `If-Match` no longer matches the resource's version.
+    #[error("{0}")]
+    PreconditionFailed(String),
+    /// An `Idempotency-Key` was reused with a different body.
+    #[error("{0}")]
+    IdempotencyKeyReused(String),
+    /// Too many requests for this caller.
+    #[error("rate limit exceeded; retry after {retry_after_secs} s")]
+    RateLimited {
+        /// Seconds until a retry can succeed.
+        retry_after_secs: u64,
+    },
+    /// The request did not finish within the configured timeout.
+    #[error("the request did not complete within {0} s")]
+    Timeout(u64),
+    /// A dependency (named) is down.
+    #[error("{0}")]
+    Unavailable(String),
+    /// Anything unexpected; the cause is logged, never sent.
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(e: sqlx::Error) -> Self {
+        ApiError::Internal(anyhow::Error::new(e).context("database error"))
+    }
+}
+
+impl ApiError {
+    /// The HTTP status this error maps to.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Validation { .. } | ApiError::IdempotencyKeyReused(_) => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
+            ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::Conflict { .. } => StatusCode::CONFLICT,
+            ApiError::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
+            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Timeout(_) | ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The stable machine-readable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::BadRequest(_) => "bad_request",
+            ApiError::Validation { .. } => "validation_failed",
+            ApiError::PayloadTooLarge => "payload_too_large",
+            ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
+            ApiError::NotFound(_) => "not_found",
+            ApiError::MethodNotAllowed => "method_not_allowed",
+            ApiError::Unauthorized(_) => "unauthorized",
+            ApiError::Forbidden(_) => "forbidden",
+            ApiError::Conflict { code, .. } => code,
+            ApiError::PreconditionFailed(_) => "precondition_failed",
+            ApiError::IdempotencyKeyReused(_) => "idempotency_key_reused",
+            ApiError::RateLimited { .. } => "rate_limited",
+            ApiError::Timeout(_) => "timeout",
+            ApiError::Unavailable(_) => "unavailable",
+            ApiError::Internal(_) => "internal",
+        }
+    }
+
+    fn title(&self) -> &'static str {
+        match self {
+            ApiError::BadRequest(_) => "Bad request",
+            ApiError::Validation { .. } => "Validation failed",
+            ApiError::PayloadTooLarge => "Payload too large",
+            ApiError::UnsupportedMediaType(_) => "Unsupported media type",
+            ApiError::NotFound(_) => "Not found",
+            ApiError::MethodNotAllowed => "Method not allowed",
+            ApiError::Unauthorized(_) => "Unauthorized",
+            ApiError::Forbidden(_) => "Forbidden",
+            ApiError::Conflict { .. } => "Conflict",
+            ApiError::PreconditionFailed(_) => "Precondition failed",
+            ApiError::IdempotencyKeyReused(_) => "Idempotency key reused",
+            ApiError::RateLimited { .. } => "Too many requests",
+            ApiError::Timeout(_) => "Request timed out",
+            ApiError::Unavailable(_) => "Service unavailable",
+            ApiError::Internal(_) => "Internal server error",
+        }
+    }
+
+    /// A single-field validation error.
+    pub fn invalid_field(field: impl Into<String>, message: impl Into<String>) -> Self {
+        let (field, message) = (field.into(), message.into());
+        ApiError::Validation {
+            detail: format!("{field}: {message}"),
+            errors: vec![FieldError { field, message }],
+        }
+    }
+
+    /// The problem document for this error.
+    pub fn to_problem(&self) -> Problem {
+        let detail = match self {
+            // 500s are opaque: the cause goes to the log, not to the client.
+            ApiError::Internal(_) => {
+                "An unexpected error occurred; it has been logged with this request id.".into()
+            }
+            other => other.to_string(),
+        };
+        Problem {
+            r#type: format!(
+                "https://zeroscale.dev/problems/{}",
+                self.code().replace('_', "-")
+            ),
+            title: self.title().to_string(),
+            status: self.status().as_u16(),
+            detail,
+            code: self.code().to_string(),
+            request_id: current_request_id(),
+            errors: match self {
+                ApiError::Validation { errors, .. } => errors.clone(),
+                _ => Vec::new(),
+            },
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if let ApiError::Internal(cause) = &self {
+            tracing::error!(error = format!("{cause:#}"), "internal error");
+        }
+        let problem = self.to_problem();
+        let mut response = problem_response(self.status(), &problem);
+        if let ApiError::RateLimited { retry_after_secs } = self {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+        }
+        if let ApiError::Unauthorized(_) = self {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"zeroscale\""),
+            );
+        }
+        response
+    }
+}
+
+/// Serializes a problem document with the right content type.
+pub fn problem_response(status: StatusCode, problem: &Problem) -> Response {
+    let body = serde_json::to_vec(problem).unwrap_or_else(|_| b"{}".to_vec());
+    let mut response = (status, body).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/problem+json"),
+    );
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn internal_errors_are_opaque() {
+        let err = ApiError::Internal(anyhow::anyhow!("relation \"secret_table\" does not exist"));
+        let p = err.to_problem();
+        assert_eq!(p.status, 500);
+        assert!(!p.detail.contains("secret_table"));
+    }
+
+    #[tokio::test]
+    async fn problem_carries_request_id_in_scope() {
+        let p = REQUEST_ID
+            .scope("rid-1".into(), async {
+                ApiError::NotFound("x".into()).to_problem()
+            })
+            .await;
+        assert_eq!(p.request_id.as_deref(), Some("rid-1"));
+        assert_eq!(p.code, "not_found");
+    }
+}

@@ -1,0 +1,9 @@
+//! zeroscale: a control plane that makes Amazon SageMaker scale-to-zero safe and boring.
+
+pub mod api;
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod store;
+pub mod telemetry;

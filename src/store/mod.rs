@@ -1,0 +1,71 @@
+//! Postgres access: pool set-up, database creation, migrations, and one module of sqlx
+//! functions per table. Functions take an executor or a transaction so callers choose the
+//! transaction boundaries.
+
+use std::str::FromStr;
+
+use anyhow::Context;
+use sqlx::{
+    migrate::MigrateDatabase,
+    postgres::{PgConnectOptions, PgPoolOptions},
+    PgPool, Postgres,
+};
+
+use crate::config::DbArgs;
+
+/// The migrations under `migrations/`, embedded in the binary.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// Creates the database named in the URL if it does not exist yet, so that the README's first
+/// command works on a fresh machine. Replicas racing to create it are fine.
+pub async fn ensure_database(db: &DbArgs) -> anyhow::Result<()> {
+    let url = db.database_url.expose();
+    let redacted = db.database_url.redacted();
+    let exists = Postgres::database_exists(url)
+        .await
+        .with_context(|| format!("cannot reach Postgres at {redacted}"))?;
+    if !exists {
+        tracing::info!(database = %redacted, "database does not exist; creating it");
+        if let Err(e) = Postgres::create_database(url).await {
+            // Another replica may have created it between our check and our CREATE.
+            let now_exists = Postgres::database_exists(url).await.unwrap_or(false);
+            if !now_exists {
+                return Err(e).with_context(|| format!("cannot create database {redacted}"));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Opens the connection pool.
+pub async fn connect(db: &DbArgs) -> anyhow::Result<PgPool> {
+    let options = PgConnectOptions::from_str(db.database_url.expose())
+        .with_context(|| format!("invalid DATABASE_URL {}", db.database_url.redacted()))?
+        .application_name("zeroscale");
+    PgPoolOptions::new()
+        .max_connections(db.db_pool_size)
+        .acquire_timeout(db.db_acquire_timeout)
+        .connect_with(options)
+        .await
+        .with_context(|| format!("cannot connect to {}", db.database_url.redacted()))
+}
+
+/// Applies pending migrations. sqlx's migrator holds a Postgres advisory lock while it runs, so
+/// several replicas starting together apply each migration exactly once.
+pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
+    MIGRATOR
+        .run(pool)
+        .await
+        .context("running database migrations")?;
+    Ok(())
+}
+
+/// Creates the database if needed, connects, and (unless told not to) migrates.
+pub async fn prepare(db: &DbArgs, run_migrations: bool) -> anyhow::Result<PgPool> {
+    ensure_database(db).await?;
+    let pool = connect(db).await?;
+    if run_migrations {
+        migrate(&pool).await?;
+    }
+    Ok(pool)
+}

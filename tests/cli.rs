@@ -1,0 +1,103 @@
+//! The binary as a user runs it: `migrate` creates a missing database, `serve` answers and
+//! stops on SIGTERM, `openapi` prints exactly the committed spec.
+
+mod common;
+
+use std::{process::Stdio, time::Duration};
+
+use sqlx::{Connection, PgConnection};
+
+const BIN: &str = env!("CARGO_BIN_EXE_zeroscale");
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[tokio::test]
+async fn openapi_command_matches_committed_spec() {
+    let out = std::process::Command::new(BIN)
+        .arg("openapi")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let printed = String::from_utf8(out.stdout).unwrap();
+    let committed =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/openapi/openapi.json"))
+            .expect("openapi/openapi.json is committed");
+    assert!(
+        printed.trim_end() == committed.trim_end(),
+        "openapi/openapi.json is stale: run `cargo run -- openapi > openapi/openapi.json`"
+    );
+}
+
+#[tokio::test]
+async fn migrate_creates_a_missing_database_and_serve_stops_on_sigterm() {
+    // Reserve a unique name with TestDb, then drop the database so the binary must create it.
+    let db = common::TestDb::create().await;
+    let mut admin = PgConnection::connect(&common::admin_url()).await.unwrap();
+    sqlx::query(&format!("DROP DATABASE \"{}\"", db.name))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+
+    let status = tokio::process::Command::new(BIN)
+        .args(["migrate"])
+        .env("DATABASE_URL", &db.url)
+        .status()
+        .await
+        .unwrap();
+    assert!(status.success());
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+            .bind(&db.name)
+            .fetch_one(&mut admin)
+            .await
+            .unwrap();
+    assert!(exists, "migrate created the database");
+
+    let port = free_port();
+    let mut child = tokio::process::Command::new(BIN)
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--log-format",
+            "json",
+        ])
+        .env("DATABASE_URL", &db.url)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let client = reqwest::Client::new();
+    let mut ready = false;
+    for _ in 0..100 {
+        if let Ok(r) = client
+            .get(format!("http://127.0.0.1:{port}/readyz"))
+            .send()
+            .await
+        {
+            ready = r.status() == 200;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(ready, "serve answered /readyz with 200");
+    let pid = child.id().unwrap() as i32;
+    // SAFETY: plain kill(2) on our own child.
+    assert_eq!(unsafe { libc_kill(pid, 15) }, 0);
+    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "serve exits 0 on SIGTERM: {status:?}");
+}
+
+extern "C" {
+    #[link_name = "kill"]
+    fn libc_kill(pid: i32, sig: i32) -> i32;
+}

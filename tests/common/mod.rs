@@ -1,0 +1,201 @@
+//! Test harness: every test gets its own freshly created, migrated database (dropped after)
+//! and a real server on port 0, called over HTTP. Logs appear only when `TEST_LOG` is set.
+#![allow(dead_code)]
+
+pub mod proxy;
+
+use std::{net::SocketAddr, sync::Once, time::Duration};
+
+use axum::Router;
+use sqlx::{postgres::PgPoolOptions, Connection, PgConnection, PgPool};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use zeroscale::{
+    api::AppState,
+    app::Application,
+    config::{DatabaseUrl, DbArgs, HttpArgs, LogFormat},
+};
+
+/// Server used for test databases; override with `TEST_DATABASE_URL` (any database on it).
+pub fn admin_url() -> String {
+    std::env::var("TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string())
+}
+
+/// Installs logging once, only when `TEST_LOG` is set.
+pub fn init_logs() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        if std::env::var_os("TEST_LOG").is_some() {
+            zeroscale::telemetry::init(LogFormat::Pretty);
+        }
+    });
+}
+
+/// A database created for one test and dropped (forcefully) when the value is dropped.
+pub struct TestDb {
+    pub name: String,
+    pub url: String,
+}
+
+impl TestDb {
+    /// Creates an empty database with a unique name.
+    pub async fn create() -> Self {
+        let name = format!("zs_test_{}", uuid::Uuid::new_v4().simple());
+        let mut conn = PgConnection::connect(&admin_url()).await.expect(
+            "tests need Postgres at 127.0.0.1:5432 (trust auth, user postgres); `bash .ci/run` starts it",
+        );
+        sqlx::query(&format!("CREATE DATABASE \"{name}\""))
+            .execute(&mut conn)
+            .await
+            .expect("create test database");
+        let mut url = url::Url::parse(&admin_url()).unwrap();
+        url.set_path(&name);
+        Self {
+            name,
+            url: url.to_string(),
+        }
+    }
+
+    /// The URL with the host/port replaced, for connecting through a proxy.
+    pub fn url_via(&self, addr: SocketAddr) -> String {
+        let mut url = url::Url::parse(&self.url).unwrap();
+        url.set_host(Some(&addr.ip().to_string())).unwrap();
+        url.set_port(Some(addr.port())).unwrap();
+        url.to_string()
+    }
+
+    /// Where the database server listens.
+    pub fn server_addr(&self) -> SocketAddr {
+        let url = url::Url::parse(&self.url).unwrap();
+        let host = url.host_str().unwrap_or("127.0.0.1");
+        let host = if host == "localhost" {
+            "127.0.0.1"
+        } else {
+            host
+        };
+        format!("{}:{}", host, url.port().unwrap_or(5432))
+            .parse()
+            .unwrap()
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        // Drop runs inside the test's runtime; use a fresh one on another thread.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                if let Ok(mut conn) = PgConnection::connect(&admin_url()).await {
+                    let _ =
+                        sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                            .execute(&mut conn)
+                            .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// Knobs for [`spawn_app_with`].
+#[derive(Default)]
+pub struct TestOptions {
+    /// Extra routes mounted behind the real middleware stack.
+    pub extra: Option<Router<AppState>>,
+    /// Route the app's database traffic through a cuttable proxy.
+    pub via_proxy: bool,
+    /// HTTP settings (listen address is forced to port 0).
+    pub http: Option<HttpArgs>,
+}
+
+/// A running server and what a test needs to talk to it.
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub client: reqwest::Client,
+    /// A pool straight to the test database (not through the proxy), for assertions.
+    pub pool: PgPool,
+    pub shutdown: CancellationToken,
+    pub server: Option<JoinHandle<anyhow::Result<()>>>,
+    pub proxy: Option<proxy::Proxy>,
+    pub db: TestDb,
+}
+
+impl TestApp {
+    /// Absolute URL of a path on the server.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// Stops the server and waits for it.
+    pub async fn stop(&mut self) -> anyhow::Result<()> {
+        self.shutdown.cancel();
+        match self.server.take() {
+            Some(h) => h.await?,
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// Starts the server with default settings.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(TestOptions::default()).await
+}
+
+/// Starts the server against a fresh, migrated database.
+pub async fn spawn_app_with(opts: TestOptions) -> TestApp {
+    init_logs();
+    let db = TestDb::create().await;
+    let proxy = if opts.via_proxy {
+        Some(proxy::Proxy::start(db.server_addr()).await)
+    } else {
+        None
+    };
+    let app_url = match &proxy {
+        Some(p) => db.url_via(p.addr),
+        None => db.url.clone(),
+    };
+    let db_args = DbArgs {
+        database_url: app_url.parse::<DatabaseUrl>().unwrap(),
+        db_pool_size: 5,
+        db_acquire_timeout: Duration::from_secs(2),
+    };
+    let app_pool = zeroscale::store::prepare(&db_args, true)
+        .await
+        .expect("prepare database");
+    let pool = PgPoolOptions::new()
+        .max_connections(3)
+        .connect(&db.url)
+        .await
+        .unwrap();
+    let mut http = opts.http.unwrap_or_default();
+    http.listen = "127.0.0.1:0".parse().unwrap();
+    let app = Application::build(&http, app_pool, opts.extra)
+        .await
+        .expect("build app");
+    let addr = app.local_addr();
+    let shutdown = CancellationToken::new();
+    let server = tokio::spawn(app.run_until_stopped(shutdown.clone()));
+    TestApp {
+        addr,
+        client: reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap(),
+        pool,
+        shutdown,
+        server: Some(server),
+        proxy,
+        db,
+    }
+}
