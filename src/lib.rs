@@ -5,5 +5,6 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod error;
+pub mod jobs;
 pub mod store;
 pub mod telemetry;

@@ -13,6 +13,8 @@ use sqlx::{
 
 use crate::config::DbArgs;
 
+pub mod jobs;
+
 /// The migrations under `migrations/`, embedded in the binary.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 

@@ -1,0 +1,190 @@
+//! Durable background jobs on Postgres: enqueue in the caller's transaction, claim with
+//! `FOR UPDATE SKIP LOCKED`, run with no transaction open, record the outcome, retry with
+//! jittered exponential backoff, rescue expired leases. SQL lives in `store::jobs`.
+
+pub mod worker;
+
+use std::{collections::HashMap, future::Future, pin::Pin, sync::Arc, time::Duration};
+
+use rand::Rng;
+use serde_json::Value;
+use sqlx::{PgPool, Postgres, Transaction};
+
+pub use crate::store::jobs::{JobRow, JobState, NewJob};
+pub use worker::{Worker, WorkerConfig};
+
+/// How a handler's failure should be treated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorClass {
+    /// Transient (throttling, 5xx, timeouts, eventual consistency): retry with backoff.
+    Retryable,
+    /// Will not fix itself (validation, access denied, failed precondition): stop now.
+    Permanent,
+}
+
+/// A handler's failure: its class and a message for humans (kept on the job and shown to users).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct JobError {
+    /// Retry or stop.
+    pub class: ErrorClass,
+    /// What went wrong and, for permanent errors, what to change.
+    pub message: String,
+}
+
+impl JobError {
+    /// A transient failure.
+    pub fn retryable(message: impl Into<String>) -> Self {
+        Self {
+            class: ErrorClass::Retryable,
+            message: message.into(),
+        }
+    }
+
+    /// A failure that retrying will not fix.
+    pub fn permanent(message: impl Into<String>) -> Self {
+        Self {
+            class: ErrorClass::Permanent,
+            message: message.into(),
+        }
+    }
+}
+
+/// What a handler sees of its job.
+#[derive(Clone)]
+pub struct JobContext {
+    /// The claimed row (attempt already counted).
+    pub job: JobRow,
+    /// The pool, for the handler's own reads and writes.
+    pub pool: PgPool,
+}
+
+impl JobContext {
+    /// Records progress on the job while it runs, so `GET /operations/{id}` shows it.
+    pub async fn record_output(&self, output: &Value) -> sqlx::Result<()> {
+        crate::store::jobs::set_output(&self.pool, self.job.id, output).await
+    }
+}
+
+/// A boxed future returned by handlers.
+pub type HandlerFuture = Pin<Box<dyn Future<Output = Result<Option<Value>, JobError>> + Send>>;
+
+/// Runs one kind of job. Handlers must be idempotent: a job can run again after a crash.
+pub trait JobHandler: Send + Sync + 'static {
+    /// Runs the job; `Ok(output)` completes it.
+    fn run(&self, ctx: JobContext) -> HandlerFuture;
+}
+
+impl<F, Fut> JobHandler for F
+where
+    F: Fn(JobContext) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<Option<Value>, JobError>> + Send + 'static,
+{
+    fn run(&self, ctx: JobContext) -> HandlerFuture {
+        Box::pin(self(ctx))
+    }
+}
+
+/// Handlers by job kind.
+#[derive(Clone, Default)]
+pub struct Registry {
+    handlers: HashMap<String, Arc<dyn JobHandler>>,
+}
+
+impl Registry {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Registers the handler for `kind`.
+    pub fn register(mut self, kind: &str, handler: impl JobHandler) -> Self {
+        self.handlers.insert(kind.to_string(), Arc::new(handler));
+        self
+    }
+
+    /// The handler for `kind`.
+    pub fn get(&self, kind: &str) -> Option<Arc<dyn JobHandler>> {
+        self.handlers.get(kind).cloned()
+    }
+}
+
+/// Retry backoff: `base * 2^(attempt-1)`, capped, with +/- `jitter` spread so that jobs that
+/// failed together do not retry together.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    /// Delay after the first failed attempt.
+    pub base: Duration,
+    /// Largest delay.
+    pub cap: Duration,
+    /// Relative spread, 0.1 = +/- 10 %.
+    pub jitter: f64,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            base: Duration::from_secs(2),
+            cap: Duration::from_secs(300),
+            jitter: 0.1,
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The delay before the attempt after `attempt` (1-based) failed.
+    pub fn delay(&self, attempt: i32) -> Duration {
+        let exp = attempt.clamp(1, 31) as u32 - 1;
+        let raw = self.base.as_secs_f64() * f64::from(2u32.saturating_pow(exp));
+        let capped = raw.min(self.cap.as_secs_f64());
+        let spread = if self.jitter > 0.0 {
+            rand::rng().random_range(-self.jitter..=self.jitter)
+        } else {
+            0.0
+        };
+        Duration::from_secs_f64((capped * (1.0 + spread)).max(0.0))
+    }
+}
+
+/// Enqueues a job inside the caller's transaction (see `store::jobs::enqueue`).
+pub async fn enqueue(tx: &mut Transaction<'_, Postgres>, job: &NewJob) -> sqlx::Result<JobRow> {
+    crate::store::jobs::enqueue(tx, job).await
+}
+
+/// A job with defaults: available now, 20 attempts.
+pub fn new_job(kind: &str, target: Option<String>, args: Value) -> NewJob {
+    NewJob {
+        kind: kind.to_string(),
+        target,
+        args,
+        max_attempts: 20,
+        scheduled_at: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_is_capped_and_jittered() {
+        let p = RetryPolicy {
+            base: Duration::from_secs(2),
+            cap: Duration::from_secs(300),
+            jitter: 0.1,
+        };
+        for attempt in 1..=12 {
+            let expected = (2.0 * 2f64.powi(attempt - 1)).min(300.0);
+            let d = p.delay(attempt).as_secs_f64();
+            assert!(
+                d >= expected * 0.9 - 1e-9 && d <= expected * 1.1 + 1e-9,
+                "attempt {attempt}: {d}"
+            );
+        }
+        assert!(p.delay(3) > p.delay(1));
+        let samples: std::collections::HashSet<u128> =
+            (0..50).map(|_| p.delay(4).as_nanos()).collect();
+        assert!(samples.len() > 10, "jitter spreads the delays");
+        assert!(p.delay(100).as_secs_f64() <= 330.0);
+    }
+}

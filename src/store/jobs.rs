@@ -1,0 +1,404 @@
+//! SQL for the `jobs` table. Every transition into a queued state for a target first takes a
+//! transaction-scoped advisory lock on that target, so "one queued job per target" holds
+//! without unique-index races between enqueue, retry and rescue.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sqlx::{PgConnection, PgPool, Postgres, Transaction};
+
+/// The NOTIFY channel workers listen on.
+pub const NOTIFY_CHANNEL: &str = "zeroscale_jobs";
+
+/// A job's lifecycle state (River's state machine).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::Type, serde::Serialize, utoipa::ToSchema)]
+#[sqlx(type_name = "job_state", rename_all = "lowercase")]
+#[serde(rename_all = "lowercase")]
+pub enum JobState {
+    /// Queued, can run now (or at `scheduled_at`).
+    Available,
+    /// Claimed by a worker that holds its lease.
+    Running,
+    /// Failed an attempt; waits for its backoff before running again.
+    Retryable,
+    /// Finished successfully.
+    Completed,
+    /// Failed for good: a permanent error, or out of attempts.
+    Discarded,
+    /// Cancelled, or superseded by a newer job for the same target.
+    Cancelled,
+}
+
+/// A row of `jobs`.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct JobRow {
+    pub id: i64,
+    pub kind: String,
+    pub target: Option<String>,
+    pub args: Value,
+    pub state: JobState,
+    pub attempt: i32,
+    pub max_attempts: i32,
+    pub errors: Value,
+    pub output: Option<Value>,
+    pub created_at: DateTime<Utc>,
+    pub scheduled_at: DateTime<Utc>,
+    pub attempted_at: Option<DateTime<Utc>>,
+    pub finalized_at: Option<DateTime<Utc>>,
+    pub lease_owner: Option<String>,
+    pub lease_until: Option<DateTime<Utc>>,
+}
+
+const COLUMNS: &str = "id, kind, target, args, state, attempt, max_attempts, errors, output, \
+    created_at, scheduled_at, attempted_at, finalized_at, lease_owner, lease_until";
+
+/// What to enqueue.
+#[derive(Debug, Clone)]
+pub struct NewJob {
+    pub kind: String,
+    pub target: Option<String>,
+    pub args: Value,
+    pub max_attempts: i32,
+    pub scheduled_at: Option<DateTime<Utc>>,
+}
+
+async fn lock_target(conn: &mut PgConnection, target: &str) -> sqlx::Result<()> {
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('zeroscale.job.' || $1, 0))")
+        .bind(target)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Enqueues inside the caller's transaction, so the job commits (and workers are notified)
+/// together with the caller's other writes or not at all. A queued job for the same target is
+/// cancelled as superseded by this one.
+pub async fn enqueue(tx: &mut Transaction<'_, Postgres>, job: &NewJob) -> sqlx::Result<JobRow> {
+    if let Some(target) = &job.target {
+        lock_target(tx, target).await?;
+    }
+    let row: JobRow = sqlx::query_as(&format!(
+        "INSERT INTO jobs (kind, target, args, max_attempts, scheduled_at) \
+         VALUES ($1, $2, $3, $4, COALESCE($5, now())) RETURNING {COLUMNS}"
+    ))
+    .bind(&job.kind)
+    .bind(&job.target)
+    .bind(&job.args)
+    .bind(job.max_attempts)
+    .bind(job.scheduled_at)
+    .fetch_one(supersede(tx, job.target.as_deref()).await?)
+    .await?;
+    sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(NOTIFY_CHANNEL)
+        .bind(&job.kind)
+        .execute(&mut **tx)
+        .await?;
+    Ok(row)
+}
+
+/// Cancels the queued job of `target`, if any, and hands the connection back.
+async fn supersede<'c>(
+    tx: &'c mut Transaction<'_, Postgres>,
+    target: Option<&str>,
+) -> sqlx::Result<&'c mut PgConnection> {
+    if let Some(target) = target {
+        sqlx::query(
+            "UPDATE jobs SET state = 'cancelled', finalized_at = now(), \
+               errors = errors || jsonb_build_array(jsonb_build_object( \
+                 'attempt', attempt, 'at', now(), 'error', 'superseded by a newer job for this target', \
+                 'permanent', true)) \
+             WHERE target = $1 AND state IN ('available', 'retryable')",
+        )
+        .bind(target)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(&mut **tx)
+}
+
+/// Claims up to `limit` due jobs for `owner` in one short transaction (`FOR UPDATE SKIP
+/// LOCKED`), skipping targets that already have a running job.
+pub async fn claim(
+    pool: &PgPool,
+    owner: &str,
+    limit: i64,
+    lease: Duration,
+) -> sqlx::Result<Vec<JobRow>> {
+    let result = sqlx::query_as(&format!(
+        "WITH next AS ( \
+           SELECT id FROM jobs j \
+           WHERE state IN ('available', 'retryable') AND scheduled_at <= now() \
+             AND (target IS NULL OR NOT EXISTS ( \
+                   SELECT 1 FROM jobs r WHERE r.target = j.target AND r.state = 'running')) \
+           ORDER BY scheduled_at, id \
+           LIMIT $2 \
+           FOR UPDATE SKIP LOCKED) \
+         UPDATE jobs SET state = 'running', attempt = attempt + 1, attempted_at = now(), \
+           lease_owner = $1, lease_until = now() + make_interval(secs => $3) \
+         FROM next WHERE jobs.id = next.id \
+         RETURNING {}",
+        COLUMNS
+            .split(", ")
+            .map(|c| format!("jobs.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ))
+    .bind(owner)
+    .bind(limit)
+    .bind(lease.as_secs_f64())
+    .fetch_all(pool)
+    .await;
+    match result {
+        // Two workers raced for the same target; the index kept the invariant. Try later.
+        Err(sqlx::Error::Database(e)) if e.constraint() == Some("jobs_one_running_per_target") => {
+            Ok(Vec::new())
+        }
+        other => other,
+    }
+}
+
+/// Extends the lease of a running job this owner holds. False when the lease was lost.
+pub async fn heartbeat(pool: &PgPool, id: i64, owner: &str, lease: Duration) -> sqlx::Result<bool> {
+    let done = sqlx::query(
+        "UPDATE jobs SET lease_until = now() + make_interval(secs => $3) \
+         WHERE id = $1 AND lease_owner = $2 AND state = 'running'",
+    )
+    .bind(id)
+    .bind(owner)
+    .bind(lease.as_secs_f64())
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Records progress (steps done so far) on a running job.
+pub async fn set_output(pool: &PgPool, id: i64, output: &Value) -> sqlx::Result<()> {
+    sqlx::query("UPDATE jobs SET output = $2 WHERE id = $1")
+        .bind(id)
+        .bind(output)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+/// Marks a job this owner runs as completed. False when the lease was lost meanwhile.
+pub async fn complete(
+    pool: &PgPool,
+    id: i64,
+    owner: &str,
+    output: Option<&Value>,
+) -> sqlx::Result<bool> {
+    let done = sqlx::query(
+        "UPDATE jobs SET state = 'completed', finalized_at = now(), lease_owner = NULL, \
+           lease_until = NULL, output = COALESCE($3, output) \
+         WHERE id = $1 AND lease_owner = $2 AND state = 'running'",
+    )
+    .bind(id)
+    .bind(owner)
+    .bind(output)
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Completes a batch of jobs this owner runs in one statement; returns the ids completed
+/// (an id missing from the answer had its lease taken away meanwhile).
+pub async fn complete_many(
+    pool: &PgPool,
+    owner: &str,
+    ids: &[i64],
+    outputs: &[Option<Value>],
+) -> sqlx::Result<Vec<i64>> {
+    sqlx::query_scalar(
+        "UPDATE jobs SET state = 'completed', finalized_at = now(), lease_owner = NULL, \
+           lease_until = NULL, output = COALESCE(x.output, jobs.output) \
+         FROM unnest($2::bigint[], $3::jsonb[]) AS x(id, output) \
+         WHERE jobs.id = x.id AND jobs.lease_owner = $1 AND jobs.state = 'running' \
+         RETURNING jobs.id",
+    )
+    .bind(owner)
+    .bind(ids)
+    .bind(outputs)
+    .fetch_all(pool)
+    .await
+}
+
+/// How a failed attempt ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailOutcome {
+    /// Will run again after the backoff.
+    Retryable,
+    /// Out of attempts or permanent: kept with its errors.
+    Discarded,
+    /// A newer job for the target is queued; this one yields to it.
+    Superseded,
+    /// The lease was lost (rescued elsewhere); nothing recorded.
+    LeaseLost,
+}
+
+/// Records a failed attempt: retryable with `retry_in` backoff, or discarded when `permanent`
+/// or out of attempts; superseded when a newer job for the target is already queued.
+pub async fn fail(
+    pool: &PgPool,
+    job: &JobRow,
+    owner: &str,
+    error: &str,
+    permanent: bool,
+    retry_in: Duration,
+) -> sqlx::Result<FailOutcome> {
+    record_failure(pool, job, owner, error, permanent, retry_in, false).await
+}
+
+async fn record_failure(
+    pool: &PgPool,
+    job: &JobRow,
+    owner: &str,
+    error: &str,
+    permanent: bool,
+    retry_in: Duration,
+    only_if_expired: bool,
+) -> sqlx::Result<FailOutcome> {
+    let mut tx = pool.begin().await?;
+    if let Some(target) = &job.target {
+        lock_target(&mut tx, target).await?;
+    }
+    let row: Option<(JobState,)> = sqlx::query_as(
+        "WITH decided AS ( \
+           SELECT j.id, CASE \
+             WHEN $4 OR j.attempt >= j.max_attempts THEN 'discarded'::job_state \
+             WHEN j.target IS NOT NULL AND EXISTS (SELECT 1 FROM jobs q WHERE q.target = j.target \
+                  AND q.state IN ('available', 'retryable')) THEN 'cancelled'::job_state \
+             ELSE 'retryable'::job_state END AS next \
+           FROM jobs j \
+           WHERE j.id = $1 AND j.lease_owner = $2 AND j.state = 'running' \
+             AND (NOT $6 OR j.lease_until < now()) \
+           FOR UPDATE) \
+         UPDATE jobs j SET state = d.next, \
+           errors = j.errors || jsonb_build_array(jsonb_build_object( \
+             'attempt', j.attempt, 'at', now(), 'error', $3::text, 'permanent', $4)), \
+           scheduled_at = now() + make_interval(secs => $5), \
+           finalized_at = CASE WHEN d.next = 'retryable' THEN NULL ELSE now() END, \
+           lease_owner = NULL, lease_until = NULL \
+         FROM decided d WHERE j.id = d.id \
+         RETURNING j.state",
+    )
+    .bind(job.id)
+    .bind(owner)
+    .bind(error)
+    .bind(permanent)
+    .bind(retry_in.as_secs_f64())
+    .bind(only_if_expired)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let outcome = match row {
+        None => FailOutcome::LeaseLost,
+        Some((JobState::Retryable,)) => FailOutcome::Retryable,
+        Some((JobState::Cancelled,)) => FailOutcome::Superseded,
+        Some(_) => FailOutcome::Discarded,
+    };
+    tx.commit().await?;
+    Ok(outcome)
+}
+
+/// Hands a running job back to the queue without counting the attempt (graceful shutdown:
+/// the interruption is ours, not the job's). Superseded if a newer job is queued.
+pub async fn release(pool: &PgPool, job: &JobRow, owner: &str) -> sqlx::Result<bool> {
+    let mut tx = pool.begin().await?;
+    if let Some(target) = &job.target {
+        lock_target(&mut tx, target).await?;
+    }
+    let done = sqlx::query(
+        "UPDATE jobs j SET \
+           state = CASE WHEN j.target IS NOT NULL AND EXISTS (SELECT 1 FROM jobs q \
+                     WHERE q.target = j.target AND q.state IN ('available', 'retryable')) \
+                   THEN 'cancelled'::job_state ELSE 'available'::job_state END, \
+           attempt = GREATEST(j.attempt - 1, 0), scheduled_at = now(), \
+           finalized_at = CASE WHEN j.target IS NOT NULL AND EXISTS (SELECT 1 FROM jobs q \
+                     WHERE q.target = j.target AND q.state IN ('available', 'retryable')) \
+                   THEN now() END, \
+           lease_owner = NULL, lease_until = NULL \
+         WHERE j.id = $1 AND j.lease_owner = $2 AND j.state = 'running'",
+    )
+    .bind(job.id)
+    .bind(owner)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query("SELECT pg_notify($1, 'released')")
+        .bind(NOTIFY_CHANNEL)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Rescues running jobs whose lease expired (a worker crashed, was killed, or lost the
+/// network): the attempt counts; they become retryable now, discarded if out of attempts, or
+/// cancelled if a newer job for their target is queued. Returns how many were rescued.
+pub async fn rescue_expired(pool: &PgPool) -> sqlx::Result<u64> {
+    let expired: Vec<JobRow> = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM jobs WHERE state = 'running' AND lease_until < now() ORDER BY id LIMIT 1000"
+    ))
+    .fetch_all(pool)
+    .await?;
+    let mut rescued = 0;
+    for job in expired {
+        let owner = job.lease_owner.clone().unwrap_or_default();
+        let outcome = record_failure(
+            pool,
+            &job,
+            &owner,
+            "lease expired: the worker running this job stopped heartbeating (crash, kill or network loss)",
+            false,
+            Duration::ZERO,
+            true,
+        )
+        .await?;
+        if outcome != FailOutcome::LeaseLost {
+            rescued += 1;
+        }
+    }
+    Ok(rescued)
+}
+
+/// Cancels a queued job. Running jobs are not interrupted (their handler is idempotent and
+/// short); returns false for them and for finished jobs.
+pub async fn cancel(pool: &PgPool, id: i64) -> sqlx::Result<bool> {
+    let done = sqlx::query(
+        "UPDATE jobs SET state = 'cancelled', finalized_at = now() \
+         WHERE id = $1 AND state IN ('available', 'retryable')",
+    )
+    .bind(id)
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Deletes finished jobs older than `age`. Returns how many.
+pub async fn delete_finished_before(pool: &PgPool, age: Duration) -> sqlx::Result<u64> {
+    let done = sqlx::query(
+        "DELETE FROM jobs WHERE state IN ('completed', 'discarded', 'cancelled') \
+         AND finalized_at < now() - make_interval(secs => $1)",
+    )
+    .bind(age.as_secs_f64())
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// One job by id.
+pub async fn get(pool: &PgPool, id: i64) -> sqlx::Result<Option<JobRow>> {
+    sqlx::query_as(&format!("SELECT {COLUMNS} FROM jobs WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(pool)
+        .await
+}
+
+/// Job counts by kind and state, for metrics.
+pub async fn counts(pool: &PgPool) -> sqlx::Result<Vec<(String, JobState, i64)>> {
+    sqlx::query_as(
+        "SELECT kind, state, count(*) FROM jobs GROUP BY kind, state ORDER BY kind, state",
+    )
+    .fetch_all(pool)
+    .await
+}
