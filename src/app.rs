@@ -36,7 +36,7 @@ impl Application {
             body_limit: http.body_limit,
             request_timeout: http.request_timeout,
         };
-        let router = api::router(AppState { pool }, stack, extra);
+        let router = api::router(AppState::new(pool), stack, extra);
         Ok(Self {
             listener,
             router,

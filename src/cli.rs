@@ -5,7 +5,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     app::{cancel_on_signal, Application},
-    config::{Cli, Command, ServeArgs, WorkerArgs},
+    config::{Cli, Command, ServeArgs, TokenArgs, TokenCommand, WorkerArgs},
     jobs::{Registry, Worker, WorkerConfig},
     store,
 };
@@ -25,6 +25,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             tracing::info!("migrations applied");
             Ok(())
         }
+        Command::Token(args) => token(args).await,
         Command::Openapi => {
             let spec = crate::api::openapi();
             let text = serde_json::to_string_pretty(&spec).context("serialising OpenAPI")?;
@@ -59,4 +60,71 @@ async fn worker(args: WorkerArgs) -> anyhow::Result<()> {
     cancel_on_signal(shutdown.clone());
     let config = WorkerConfig::from_settings(&args.worker, args.shutdown_grace);
     Worker::new(pool, registry(), config).run(shutdown).await
+}
+
+async fn token(args: TokenArgs) -> anyhow::Result<()> {
+    let pool = store::prepare(&args.db, true).await?;
+    match args.command {
+        TokenCommand::Create { name, scopes } => {
+            let name = name.trim().to_string();
+            anyhow::ensure!(
+                !name.is_empty()
+                    && name.len() <= 64
+                    && name
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "-_.@".contains(c)),
+                "token names are 1-64 characters: letters, digits, - _ . @"
+            );
+            let mut scopes: Vec<String> = scopes
+                .into_iter()
+                .map(|s| s.trim().to_lowercase())
+                .collect();
+            scopes.sort();
+            scopes.dedup();
+            anyhow::ensure!(
+                !scopes.is_empty() && scopes.iter().all(|s| s == "read" || s == "write"),
+                "scopes must be read, write or read,write"
+            );
+            let (row, secret) =
+                store::tokens::create(&pool, &name, &scopes)
+                    .await
+                    .map_err(|e| match &e {
+                        sqlx::Error::Database(d) if d.is_unique_violation() => {
+                            anyhow::anyhow!("a token named {name:?} already exists")
+                        }
+                        _ => anyhow::Error::new(e).context("creating the token"),
+                    })?;
+            // The secret alone on stdout so scripts can capture it; everything else on stderr.
+            eprintln!(
+                "created token {:?} with scopes {}; store the secret now, it is not shown again",
+                row.name,
+                row.scopes.join(",")
+            );
+            println!("{secret}");
+        }
+        TokenCommand::List => {
+            println!("{:<24} {:<12} {:<26} REVOKED", "NAME", "SCOPES", "CREATED");
+            for t in store::tokens::list(&pool).await? {
+                let revoked = t
+                    .revoked_at
+                    .map(|r| r.to_rfc3339())
+                    .unwrap_or_else(|| "-".into());
+                println!(
+                    "{:<24} {:<12} {:<26} {}",
+                    t.name,
+                    t.scopes.join(","),
+                    t.created_at.to_rfc3339(),
+                    revoked
+                );
+            }
+        }
+        TokenCommand::Revoke { name } => {
+            anyhow::ensure!(
+                store::tokens::revoke(&pool, &name).await?,
+                "no live token named {name:?}"
+            );
+            eprintln!("revoked token {name:?}");
+        }
+    }
+    Ok(())
 }

@@ -34,6 +34,39 @@ pub enum Command {
     Migrate(DbArgs),
     /// Print the OpenAPI document generated from the code.
     Openapi,
+    /// Manage API tokens.
+    Token(TokenArgs),
+}
+
+/// `zeroscale token ...`.
+#[derive(Debug, Args)]
+pub struct TokenArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+    #[command(subcommand)]
+    pub command: TokenCommand,
+}
+
+/// Token administration.
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a token; prints its secret once, alone on stdout.
+    Create {
+        /// Token name (recorded as the actor in the audit log).
+        #[arg(long)]
+        name: String,
+        /// Comma-separated scopes: read, write.
+        #[arg(long, value_delimiter = ',', default_value = "read")]
+        scopes: Vec<String>,
+    },
+    /// List tokens (never their secrets).
+    List,
+    /// Revoke a token by name.
+    Revoke {
+        /// Token name.
+        #[arg(long)]
+        name: String,
+    },
 }
 
 /// How log lines are written.

@@ -101,3 +101,69 @@ extern "C" {
     #[link_name = "kill"]
     fn libc_kill(pid: i32, sig: i32) -> i32;
 }
+
+#[tokio::test]
+async fn token_create_prints_only_the_secret_and_stores_only_a_hash() {
+    let db = common::TestDb::create().await;
+    let run = |args: &[&str]| {
+        std::process::Command::new(BIN)
+            .args(args)
+            .env("DATABASE_URL", &db.url)
+            .output()
+            .unwrap()
+    };
+    let out = run(&[
+        "token",
+        "create",
+        "--name",
+        "portal",
+        "--scopes",
+        "read,write",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let secret = stdout.trim();
+    assert_eq!(
+        stdout.lines().count(),
+        1,
+        "the secret alone on stdout: {stdout:?}"
+    );
+    assert!(secret.starts_with("zs_") && secret.len() > 70);
+
+    let mut conn = PgConnection::connect(&db.url).await.unwrap();
+    let stored: Vec<u8> =
+        sqlx::query_scalar("SELECT secret_hash FROM api_tokens WHERE name = 'portal'")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+    assert_eq!(stored, zeroscale::store::tokens::hash_secret(secret));
+    let row: String = sqlx::query_scalar("SELECT row_to_json(t)::text FROM api_tokens t")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert!(
+        !row.contains(&secret[16..]),
+        "the secret itself is not stored"
+    );
+
+    let dup = run(&["token", "create", "--name", "portal"]);
+    assert!(!dup.status.success());
+    let bad = run(&["token", "create", "--name", "x", "--scopes", "admin"]);
+    assert!(!bad.status.success());
+
+    let list = String::from_utf8(run(&["token", "list"]).stdout).unwrap();
+    assert!(list.contains("portal") && list.contains("read,write") && !list.contains(secret));
+    assert!(run(&["token", "revoke", "--name", "portal"])
+        .status
+        .success());
+    assert!(
+        !run(&["token", "revoke", "--name", "portal"])
+            .status
+            .success(),
+        "already revoked"
+    );
+}

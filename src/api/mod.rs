@@ -1,12 +1,28 @@
 //! The HTTP API: router, middleware and one module per resource.
 
+pub mod audit;
+pub mod auth;
+pub mod changes;
+pub mod components;
 pub mod extract;
 pub mod health;
 pub mod middleware;
+pub mod operations;
+pub mod views;
 
-use axum::{http::Method, response::IntoResponse, routing::get, Json, Router};
+use std::sync::Arc;
+
+use axum::{
+    http::{header, Method},
+    response::{Html, IntoResponse},
+    routing::get,
+    Router,
+};
 use sqlx::PgPool;
-use utoipa::OpenApi;
+use utoipa::{
+    openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
+    Modify, OpenApi,
+};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::error::ApiError;
@@ -16,7 +32,40 @@ use crate::error::ApiError;
 pub struct AppState {
     /// The Postgres pool.
     pub pool: PgPool,
+    /// Recently resolved bearer tokens.
+    pub tokens: Arc<auth::TokenCache>,
 }
+
+impl AppState {
+    /// State over a pool.
+    pub fn new(pool: PgPool) -> Self {
+        Self {
+            pool,
+            tokens: Arc::default(),
+        }
+    }
+}
+
+/// Adds the bearer security scheme.
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("zs_<prefix>_<secret> from `zeroscale token create`")
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// The browsable API page (vendored: nothing is fetched at build or run time).
+const DOCS_HTML: &str = include_str!("../../assets/docs.html");
 
 /// The OpenAPI document's static part; paths and schemas come from the routes.
 #[derive(OpenApi)]
@@ -28,13 +77,24 @@ pub struct AppState {
                        and converges AWS to it in durable background jobs.",
         license(name = "Apache-2.0")
     ),
-    tags((name = "health", description = "Liveness and readiness probes"))
+    modifiers(&BearerAuth),
+    tags(
+        (name = "components", description = "Scale-to-zero for SageMaker inference components"),
+        (name = "operations", description = "The jobs behind changes"),
+        (name = "audit", description = "The append-only audit log"),
+        (name = "health", description = "Liveness and readiness probes"),
+    )
 )]
 pub struct ApiDoc;
 
 /// All API routes with their OpenAPI description, from one source so they cannot drift.
 fn api_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(components::enable, components::disable))
+        .routes(routes!(components::get_one))
+        .routes(routes!(components::list))
+        .routes(routes!(operations::get_one))
+        .routes(routes!(audit::list))
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))
 }
@@ -52,11 +112,17 @@ pub fn router(
     extra: Option<Router<AppState>>,
 ) -> Router {
     let (mut router, spec) = api_routes().split_for_parts();
-    let spec = std::sync::Arc::new(spec);
-    router = router.route(
-        "/openapi.json",
-        get(move || async move { Json(spec.as_ref().clone()) }),
-    );
+    // Serialised once: the document is static for the life of the process.
+    let spec_json = bytes::Bytes::from(serde_json::to_vec(&spec).expect("OpenAPI serialises"));
+    router = router
+        .route(
+            "/openapi.json",
+            get(move || async move { ([(header::CONTENT_TYPE, "application/json")], spec_json) }),
+        )
+        .route(
+            "/docs",
+            get(|| async { ([(header::CACHE_CONTROL, "no-cache")], Html(DOCS_HTML)) }),
+        );
     if let Some(extra) = extra {
         router = router.merge(extra);
     }

@@ -8,7 +8,7 @@ use std::{collections::HashMap, future::Future, pin::Pin, sync::Arc, time::Durat
 
 use rand::Rng;
 use serde_json::Value;
-use sqlx::{PgPool, Postgres, Transaction};
+use sqlx::{PgConnection, PgPool};
 
 pub use crate::store::jobs::{JobRow, JobState, NewJob};
 pub use worker::{Worker, WorkerConfig};
@@ -146,8 +146,9 @@ impl RetryPolicy {
     }
 }
 
-/// Enqueues a job inside the caller's transaction (see `store::jobs::enqueue`).
-pub async fn enqueue(tx: &mut Transaction<'_, Postgres>, job: &NewJob) -> sqlx::Result<JobRow> {
+/// Enqueues a job on the caller's connection, which should be inside the caller's transaction so
+/// that the job commits with the change it serves (see `store::jobs::enqueue`).
+pub async fn enqueue(tx: &mut PgConnection, job: &NewJob) -> sqlx::Result<JobRow> {
     crate::store::jobs::enqueue(tx, job).await
 }
 

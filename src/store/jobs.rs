@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
-use sqlx::{PgConnection, PgPool, Postgres, Transaction};
+use sqlx::{PgConnection, PgPool};
 
 /// The NOTIFY channel workers listen on.
 pub const NOTIFY_CHANNEL: &str = "zeroscale_jobs";
@@ -74,7 +74,7 @@ async fn lock_target(conn: &mut PgConnection, target: &str) -> sqlx::Result<()> 
 /// Enqueues inside the caller's transaction, so the job commits (and workers are notified)
 /// together with the caller's other writes or not at all. A queued job for the same target is
 /// cancelled as superseded by this one.
-pub async fn enqueue(tx: &mut Transaction<'_, Postgres>, job: &NewJob) -> sqlx::Result<JobRow> {
+pub async fn enqueue(tx: &mut PgConnection, job: &NewJob) -> sqlx::Result<JobRow> {
     if let Some(target) = &job.target {
         lock_target(tx, target).await?;
     }
@@ -92,14 +92,14 @@ pub async fn enqueue(tx: &mut Transaction<'_, Postgres>, job: &NewJob) -> sqlx::
     sqlx::query("SELECT pg_notify($1, $2)")
         .bind(NOTIFY_CHANNEL)
         .bind(&job.kind)
-        .execute(&mut **tx)
+        .execute(&mut *tx)
         .await?;
     Ok(row)
 }
 
 /// Cancels the queued job of `target`, if any, and hands the connection back.
 async fn supersede<'c>(
-    tx: &'c mut Transaction<'_, Postgres>,
+    tx: &'c mut PgConnection,
     target: Option<&str>,
 ) -> sqlx::Result<&'c mut PgConnection> {
     if let Some(target) = target {
@@ -111,10 +111,10 @@ async fn supersede<'c>(
              WHERE target = $1 AND state IN ('available', 'retryable')",
         )
         .bind(target)
-        .execute(&mut **tx)
+        .execute(&mut *tx)
         .await?;
     }
-    Ok(&mut **tx)
+    Ok(tx)
 }
 
 /// Claims up to `limit` due jobs for `owner` in one short transaction (`FOR UPDATE SKIP
@@ -391,6 +391,22 @@ pub async fn get(pool: &PgPool, id: i64) -> sqlx::Result<Option<JobRow>> {
     sqlx::query_as(&format!("SELECT {COLUMNS} FROM jobs WHERE id = $1"))
         .bind(id)
         .fetch_optional(pool)
+        .await
+}
+
+/// One job by id, read on the caller's connection (inside its transaction).
+pub async fn get_in(conn: &mut PgConnection, id: i64) -> sqlx::Result<Option<JobRow>> {
+    sqlx::query_as(&format!("SELECT {COLUMNS} FROM jobs WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(conn)
+        .await
+}
+
+/// Jobs by id.
+pub async fn get_many(pool: &PgPool, ids: &[i64]) -> sqlx::Result<Vec<JobRow>> {
+    sqlx::query_as(&format!("SELECT {COLUMNS} FROM jobs WHERE id = ANY($1)"))
+        .bind(ids)
+        .fetch_all(pool)
         .await
 }
 

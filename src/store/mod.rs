@@ -13,7 +13,11 @@ use sqlx::{
 
 use crate::config::DbArgs;
 
+pub mod audit;
+pub mod idempotency;
 pub mod jobs;
+pub mod targets;
+pub mod tokens;
 
 /// The migrations under `migrations/`, embedded in the binary.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");

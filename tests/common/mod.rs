@@ -199,3 +199,22 @@ pub async fn spawn_app_with(opts: TestOptions) -> TestApp {
         db,
     }
 }
+
+impl TestApp {
+    /// Creates a token with these scopes (e.g. "read,write") and returns its secret.
+    pub async fn token(&self, name: &str, scopes: &str) -> String {
+        let scopes: Vec<String> = scopes.split(',').map(str::to_string).collect();
+        zeroscale::store::tokens::create(&self.pool, name, &scopes)
+            .await
+            .expect("create token")
+            .1
+    }
+
+    /// Rows in a table, for "nothing changed" assertions.
+    pub async fn count(&self, table: &str) -> i64 {
+        sqlx::query_scalar(&format!("SELECT count(*) FROM {table}"))
+            .fetch_one(&self.pool)
+            .await
+            .unwrap()
+    }
+}

@@ -1,0 +1,152 @@
+//! `/audit`: the append-only audit log, filtered and paged.
+
+use axum::{
+    extract::{Query, State},
+    Json,
+};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
+
+use super::{auth::Reader, views::Page, AppState};
+use crate::{
+    error::{ApiError, Problem},
+    store::audit::{self, AuditFilter},
+};
+
+/// One audit event.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditEvent {
+    pub id: i64,
+    /// When it happened.
+    pub at: DateTime<Utc>,
+    /// The token name that acted (or `zeroscale` for the service's own jobs).
+    pub actor: String,
+    /// The portal user the actor acted for.
+    pub on_behalf_of: Option<String>,
+    pub source_ip: Option<String>,
+    pub user_agent: Option<String>,
+    /// enable, update, disable, apply, drift-repair, ...
+    pub action: String,
+    /// component or endpoint_variant.
+    pub target_kind: String,
+    pub target_name: String,
+    /// The desired version concerned.
+    pub version: Option<i32>,
+    pub request_id: Option<String>,
+    /// The operation (job) id.
+    pub job_id: Option<i64>,
+    #[schema(value_type = Object)]
+    pub before: Option<Value>,
+    #[schema(value_type = Object)]
+    pub after: Option<Value>,
+    /// accepted, applied, failed, ...
+    pub outcome: String,
+    pub error: Option<String>,
+    /// AWS request ids of the calls made.
+    #[schema(value_type = Vec<String>)]
+    pub aws_request_ids: Value,
+}
+
+/// Filters and paging.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct AuditQuery {
+    /// component or endpoint_variant.
+    kind: Option<String>,
+    /// Target name.
+    target: Option<String>,
+    /// Token name.
+    actor: Option<String>,
+    /// Action.
+    action: Option<String>,
+    /// Events at or after this time (RFC 3339).
+    since: Option<DateTime<Utc>>,
+    /// Events before this time (RFC 3339).
+    until: Option<DateTime<Utc>>,
+    /// Page size, 1-500 (default 100).
+    limit: Option<i64>,
+    /// `next_cursor` from the previous page.
+    cursor: Option<String>,
+}
+
+/// Read the audit log, newest first, with filters (target, actor, action, time range).
+#[utoipa::path(get, path = "/audit", tag = "audit",
+    params(AuditQuery),
+    responses(
+        (status = 200, description = "A page of events, newest first", body = Page<AuditEvent>),
+        (status = 400, description = "Bad query", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or unknown token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Token lacks the read scope", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid filter", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn list(
+    State(state): State<AppState>,
+    Reader(_caller): Reader,
+    query: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Page<AuditEvent>>, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    if let Some(k) = &q.kind {
+        if k != "component" && k != "endpoint_variant" {
+            return Err(ApiError::invalid_field(
+                "kind",
+                "must be component or endpoint_variant",
+            ));
+        }
+    }
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=500).contains(&limit) {
+        return Err(ApiError::invalid_field(
+            "limit",
+            "must be between 1 and 500",
+        ));
+    }
+    let before_id =
+        match q.cursor {
+            None => None,
+            Some(c) => Some(c.parse::<i64>().map_err(|_| {
+                ApiError::invalid_field("cursor", "not a cursor this service issued")
+            })?),
+        };
+    let filter = AuditFilter {
+        target_kind: q.kind,
+        target_name: q.target,
+        actor: q.actor,
+        action: q.action,
+        since: q.since,
+        until: q.until,
+        before_id,
+        limit: limit + 1,
+    };
+    let mut rows = audit::list(&state.pool, &filter).await?;
+    let next_cursor = (rows.len() as i64 > limit).then(|| {
+        rows.truncate(limit as usize);
+        rows.last().map(|r| r.id.to_string()).unwrap_or_default()
+    });
+    let items = rows
+        .into_iter()
+        .map(|r| AuditEvent {
+            id: r.id,
+            at: r.at,
+            actor: r.actor,
+            on_behalf_of: r.on_behalf_of,
+            source_ip: r.source_ip,
+            user_agent: r.user_agent,
+            action: r.action,
+            target_kind: r.target_kind,
+            target_name: r.target_name,
+            version: r.version,
+            request_id: r.request_id,
+            job_id: r.job_id,
+            before: r.before,
+            after: r.after,
+            outcome: r.outcome,
+            error: r.error,
+            aws_request_ids: r.aws_request_ids,
+        })
+        .collect();
+    Ok(Json(Page { items, next_cursor }))
+}

@@ -1,0 +1,133 @@
+//! Response shapes shared by every target kind.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::ToSchema;
+
+use crate::{
+    domain::names::OwnedNames,
+    store::{jobs::JobRow, jobs::JobState, targets::TargetRow},
+};
+
+/// Where a target stands.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Phase {
+    /// A change was accepted; its job has not started.
+    Pending,
+    /// The job is writing to AWS.
+    Applying,
+    /// AWS matches the desired state.
+    Ready,
+    /// The last job failed; see conditions and the operation's errors.
+    Failed,
+    /// Scale-to-zero is off and AWS has been restored.
+    Disabled,
+}
+
+/// One observed condition (Registered, PoliciesApplied, AlarmArmed, Ready, Degraded, ...).
+#[derive(Debug, Clone, Serialize, serde::Deserialize, ToSchema)]
+pub struct Condition {
+    /// Condition type.
+    #[schema(example = "AlarmArmed")]
+    pub r#type: String,
+    /// `True`, `False` or `Unknown`.
+    #[schema(example = "True")]
+    pub status: String,
+    /// Machine-readable reason.
+    pub reason: String,
+    /// What it means and what to do.
+    pub message: String,
+    /// When the status last changed.
+    pub last_transition_time: DateTime<Utc>,
+}
+
+/// The operation (job) behind the latest change.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct OperationSummary {
+    /// Operation id.
+    pub id: i64,
+    /// `/operations/{id}`.
+    pub url: String,
+    /// Job state.
+    #[schema(value_type = String, example = "available")]
+    pub state: JobState,
+    /// Attempts made.
+    pub attempt: i32,
+    /// The last attempt's error, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+}
+
+impl OperationSummary {
+    /// From a job row.
+    pub fn from_job(job: &JobRow) -> Self {
+        let last_error = job
+            .errors
+            .as_array()
+            .and_then(|e| e.last())
+            .and_then(|e| e["error"].as_str())
+            .map(str::to_string);
+        Self {
+            id: job.id,
+            url: format!("/operations/{}", job.id),
+            state: job.state,
+            attempt: job.attempt,
+            last_error,
+        }
+    }
+}
+
+/// The state every target kind shares.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct TargetState {
+    /// Current desired version (also the ETag).
+    pub version: i32,
+    /// Whether scale-to-zero is wanted.
+    pub enabled: bool,
+    /// Where the target stands.
+    #[schema(value_type = Phase)]
+    pub phase: String,
+    /// Conditions with reasons and times.
+    pub conditions: Vec<Condition>,
+    /// AWS objects zeroscale owns for this target.
+    pub aws: OwnedNames,
+    /// What the last job observed and applied (policy ARNs, resolved max capacity, ...).
+    #[schema(value_type = Object)]
+    pub observed: Value,
+    /// The operation behind the latest change.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_operation: Option<OperationSummary>,
+    /// First accepted.
+    pub created_at: DateTime<Utc>,
+    /// Last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+impl TargetState {
+    /// From the stored row.
+    pub fn new(row: &TargetRow, aws: OwnedNames, job: Option<&JobRow>) -> Self {
+        Self {
+            version: row.version,
+            enabled: row.enabled,
+            phase: row.phase.clone(),
+            conditions: serde_json::from_value(row.conditions.clone()).unwrap_or_default(),
+            aws,
+            observed: row.observed.clone(),
+            last_operation: job.map(OperationSummary::from_job),
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        }
+    }
+}
+
+/// A page of items and the cursor of the next page.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Page<T> {
+    /// This page's items.
+    pub items: Vec<T>,
+    /// Pass as `cursor` to get the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}

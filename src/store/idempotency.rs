@@ -1,0 +1,87 @@
+//! Idempotency keys (IETF httpapi draft, Stripe's semantics), claimed in the same transaction as
+//! the change they protect.
+
+use serde_json::Value;
+use sqlx::PgConnection;
+
+/// Identifies one key: a caller's key on one method and path.
+pub struct KeyScope<'a> {
+    pub actor: &'a str,
+    pub method: &'a str,
+    pub path: &'a str,
+    pub key: &'a str,
+}
+
+/// A stored response.
+#[derive(Debug, sqlx::FromRow)]
+pub struct StoredResponse {
+    pub body_sha256: Vec<u8>,
+    pub status: i32,
+    pub response: Value,
+    pub location: Option<String>,
+}
+
+/// Takes the key's transaction-scoped lock without waiting. False means another request with
+/// the same key is in flight right now (the caller answers 409).
+pub async fn try_lock(conn: &mut PgConnection, k: &KeyScope<'_>) -> sqlx::Result<bool> {
+    sqlx::query_scalar("SELECT pg_try_advisory_xact_lock(hashtextextended($1 || E'\\n' || $2 || E'\\n' || $3 || E'\\n' || $4, 7))")
+        .bind(k.actor)
+        .bind(k.method)
+        .bind(k.path)
+        .bind(k.key)
+        .fetch_one(conn)
+        .await
+}
+
+/// The stored response for a key, if used within the last 24 hours (older keys expire).
+pub async fn find(
+    conn: &mut PgConnection,
+    k: &KeyScope<'_>,
+) -> sqlx::Result<Option<StoredResponse>> {
+    sqlx::query(
+        "DELETE FROM idempotency_keys WHERE actor = $1 AND method = $2 AND path = $3 AND key = $4 \
+         AND created_at < now() - interval '24 hours'",
+    )
+    .bind(k.actor)
+    .bind(k.method)
+    .bind(k.path)
+    .bind(k.key)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query_as(
+        "SELECT body_sha256, status, response, location FROM idempotency_keys \
+         WHERE actor = $1 AND method = $2 AND path = $3 AND key = $4",
+    )
+    .bind(k.actor)
+    .bind(k.method)
+    .bind(k.path)
+    .bind(k.key)
+    .fetch_optional(conn)
+    .await
+}
+
+/// Stores the response given for a key.
+pub async fn store(
+    conn: &mut PgConnection,
+    k: &KeyScope<'_>,
+    body_sha256: &[u8],
+    status: u16,
+    response: &Value,
+    location: Option<&str>,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO idempotency_keys (actor, method, path, key, body_sha256, status, response, location) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(k.actor)
+    .bind(k.method)
+    .bind(k.path)
+    .bind(k.key)
+    .bind(body_sha256)
+    .bind(i32::from(status))
+    .bind(response)
+    .bind(location)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
