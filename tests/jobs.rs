@@ -84,6 +84,7 @@ async fn enqueue_max(
     job.max_attempts = max;
     let row = jobs::enqueue(&mut tx, &job).await.unwrap();
     tx.commit().await.unwrap();
+    jobs::notify_workers(pool).await.unwrap();
     row.id
 }
 

@@ -14,10 +14,9 @@ use crate::{
     error::{current_request_id, ApiError},
     jobs,
     store::{
-        audit::{self, NewAuditEvent},
+        audit::NewAuditEvent,
         idempotency::{self, KeyScope},
-        jobs::JobRow,
-        targets::{self, TargetRow, VersionAuthor},
+        targets::{self, TargetRow},
     },
 };
 
@@ -111,7 +110,7 @@ impl IntoResponse for ChangeReply {
 }
 
 /// Renders a target (with its latest job) for the response body.
-pub type Render = fn(&TargetRef, &TargetRow, Option<&JobRow>) -> Value;
+pub type Render = fn(&TargetRef, &TargetRow) -> Value;
 
 /// Records `change` in one transaction and says what happened.
 pub async fn record(
@@ -172,6 +171,9 @@ pub async fn record(
         .await?;
     }
     tx.commit().await?;
+    if reply.status == StatusCode::ACCEPTED {
+        state.notifier.notify();
+    }
     Ok(reply)
 }
 
@@ -221,19 +223,15 @@ async fn apply(
         }
     }
     let spec = change.spec.clone().unwrap_or_else(|| current.spec.clone());
-    let last_job = match current.last_job_id {
-        Some(id) if !created => crate::store::jobs::get_in(tx, id).await?,
-        _ => None,
-    };
     if !created && current.enabled == change.enabled && current.spec == spec {
         let body = json!({
             "changed": false,
             "detail": format!("identical to the current version {}: no new version and no new job", current.version),
-            "target": render(&change.target, &current, last_job.as_ref()),
+            "target": render(&change.target, &current),
         });
         return Ok(ChangeReply {
             status: StatusCode::OK,
-            location: last_job.as_ref().map(|j| format!("/operations/{}", j.id)),
+            location: current.last_job_id.map(|id| format!("/operations/{id}")),
             etag: Some(format!("\"{}\"", current.version)),
             body,
             replayed: false,
@@ -249,15 +247,6 @@ async fn apply(
         ),
     )
     .await?;
-    let updated =
-        targets::set_desired(tx, current.id, version, change.enabled, &spec, job.id).await?;
-    let request_id = current_request_id();
-    let author = VersionAuthor {
-        actor: &change.caller.token_name,
-        on_behalf_of: change.caller.on_behalf_of.as_deref(),
-        request_id: request_id.as_deref(),
-    };
-    targets::insert_version(tx, &updated, job.id, &author).await?;
     let action = match (change.enabled, created || !current.enabled) {
         (false, _) => "disable",
         (true, true) => "enable",
@@ -266,31 +255,33 @@ async fn apply(
     let before = (!created).then(
         || json!({"version": current.version, "enabled": current.enabled, "spec": current.spec}),
     );
-    audit::append(
+    let event = NewAuditEvent {
+        actor: change.caller.token_name.clone(),
+        on_behalf_of: change.caller.on_behalf_of.clone(),
+        source_ip: change.caller.source_ip.clone(),
+        user_agent: change.caller.user_agent.clone(),
+        action: action.into(),
+        request_id: current_request_id(),
+        before,
+        after: Some(json!({"version": version, "enabled": change.enabled, "spec": spec})),
+        ..Default::default()
+    };
+    let updated = targets::record_version(
         tx,
-        &NewAuditEvent {
-            actor: change.caller.token_name.clone(),
-            on_behalf_of: change.caller.on_behalf_of.clone(),
-            source_ip: change.caller.source_ip.clone(),
-            user_agent: change.caller.user_agent.clone(),
-            action: action.into(),
-            target_kind: change.target.kind().into(),
-            target_name: change.target.name(),
-            version: Some(version),
-            request_id,
-            job_id: Some(job.id),
-            before,
-            after: Some(json!({"version": version, "enabled": change.enabled, "spec": spec})),
-            outcome: "accepted".into(),
-            ..Default::default()
-        },
+        current.id,
+        version,
+        change.enabled,
+        &spec,
+        job.id,
+        &event,
     )
-    .await?;
+    .await?
+    .with_job(&job);
     let location = format!("/operations/{}", job.id);
     let body = json!({
         "changed": true,
         "detail": format!("accepted as version {version}; poll {location} to follow it"),
-        "target": render(&change.target, &updated, Some(&job)),
+        "target": render(&change.target, &updated),
     });
     Ok(ChangeReply {
         status: StatusCode::ACCEPTED,

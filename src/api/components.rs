@@ -20,7 +20,7 @@ use super::{
 use crate::{
     domain::{ComponentName, ComponentSpec, TargetRef},
     error::{ApiError, FieldError, Problem},
-    store::{jobs as job_store, jobs::JobRow, targets, targets::TargetRow},
+    store::{targets, targets::TargetRow},
 };
 
 /// A component's desired state and where it stands.
@@ -52,16 +52,16 @@ fn parse_name(name: &str) -> Result<TargetRef, ApiError> {
         .map_err(|m| ApiError::invalid_field("name", m))
 }
 
-fn status(target: &TargetRef, row: &TargetRow, job: Option<&JobRow>) -> ComponentStatus {
+fn status(target: &TargetRef, row: &TargetRow) -> ComponentStatus {
     ComponentStatus {
         name: row.name.clone(),
         spec: serde_json::from_value(row.spec.clone()).unwrap_or_default(),
-        state: TargetState::new(row, target.owned_names(), job),
+        state: TargetState::new(row, target.owned_names()),
     }
 }
 
-fn render(target: &TargetRef, row: &TargetRow, job: Option<&JobRow>) -> Value {
-    serde_json::to_value(status(target, row, job)).unwrap_or(Value::Null)
+fn render(target: &TargetRef, row: &TargetRow) -> Value {
+    serde_json::to_value(status(target, row)).unwrap_or(Value::Null)
 }
 
 fn validate(spec: &ComponentSpec) -> Result<(), ApiError> {
@@ -198,11 +198,7 @@ pub async fn get_one(
         .ok_or_else(|| {
             ApiError::NotFound(format!("component {name:?} is not managed by zeroscale"))
         })?;
-    let job = match row.last_job_id {
-        Some(id) => job_store::get(&state.pool, id).await?,
-        None => None,
-    };
-    let mut response = Json(status(&target, &row, job.as_ref())).into_response();
+    let mut response = Json(status(&target, &row)).into_response();
     if let Ok(tag) = HeaderValue::from_str(&format!("\"{}\"", row.version)) {
         response.headers_mut().insert("etag", tag);
     }
@@ -268,16 +264,13 @@ pub async fn list(
         rows.truncate(limit as usize);
         rows.last().map(|r| r.name.clone()).unwrap_or_default()
     });
-    let ids: Vec<i64> = rows.iter().filter_map(|r| r.last_job_id).collect();
-    let jobs = job_store::get_many(&state.pool, &ids).await?;
     let items = rows
         .iter()
         .map(|row| {
             let target = TargetRef::Component(
                 ComponentName::parse(&row.name).unwrap_or_else(|_| unreachable_name()),
             );
-            let job = jobs.iter().find(|j| Some(j.id) == row.last_job_id);
-            status(&target, row, job)
+            status(&target, row)
         })
         .collect();
     Ok(Json(Page { items, next_cursor }))

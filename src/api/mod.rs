@@ -34,12 +34,15 @@ pub struct AppState {
     pub pool: PgPool,
     /// Recently resolved bearer tokens.
     pub tokens: Arc<auth::TokenCache>,
+    /// Wakes job workers after a change commits.
+    pub notifier: crate::jobs::Notifier,
 }
 
 impl AppState {
-    /// State over a pool.
+    /// State over a pool (starts the worker notifier on the current runtime).
     pub fn new(pool: PgPool) -> Self {
         Self {
+            notifier: crate::jobs::Notifier::start(pool.clone()),
             pool,
             tokens: Arc::default(),
         }

@@ -7,7 +7,7 @@ use utoipa::ToSchema;
 
 use crate::{
     domain::names::OwnedNames,
-    store::{jobs::JobRow, jobs::JobState, targets::TargetRow},
+    store::{jobs::JobState, targets::TargetRow},
 };
 
 /// Where a target stands.
@@ -61,21 +61,16 @@ pub struct OperationSummary {
 }
 
 impl OperationSummary {
-    /// From a job row.
-    pub fn from_job(job: &JobRow) -> Self {
-        let last_error = job
-            .errors
-            .as_array()
-            .and_then(|e| e.last())
-            .and_then(|e| e["error"].as_str())
-            .map(str::to_string);
-        Self {
-            id: job.id,
-            url: format!("/operations/{}", job.id),
-            state: job.state,
-            attempt: job.attempt,
-            last_error,
-        }
+    /// The target's last job, as joined into its row.
+    pub fn of_target(row: &TargetRow) -> Option<Self> {
+        let (id, state) = (row.last_job_id?, row.job_state?);
+        Some(Self {
+            id,
+            url: format!("/operations/{id}"),
+            state,
+            attempt: row.job_attempt.unwrap_or(0),
+            last_error: row.job_last_error.clone(),
+        })
     }
 }
 
@@ -107,7 +102,7 @@ pub struct TargetState {
 
 impl TargetState {
     /// From the stored row.
-    pub fn new(row: &TargetRow, aws: OwnedNames, job: Option<&JobRow>) -> Self {
+    pub fn new(row: &TargetRow, aws: OwnedNames) -> Self {
         Self {
             version: row.version,
             enabled: row.enabled,
@@ -115,7 +110,7 @@ impl TargetState {
             conditions: serde_json::from_value(row.conditions.clone()).unwrap_or_default(),
             aws,
             observed: row.observed.clone(),
-            last_operation: job.map(OperationSummary::from_job),
+            last_operation: OperationSummary::of_target(row),
             created_at: row.created_at,
             updated_at: row.updated_at,
         }

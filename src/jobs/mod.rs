@@ -10,7 +10,7 @@ use rand::Rng;
 use serde_json::Value;
 use sqlx::{PgConnection, PgPool};
 
-pub use crate::store::jobs::{JobRow, JobState, NewJob};
+pub use crate::store::jobs::{notify_workers, JobRow, JobState, NewJob};
 pub use worker::{Worker, WorkerConfig};
 
 /// How a handler's failure should be treated.
@@ -147,9 +147,41 @@ impl RetryPolicy {
 }
 
 /// Enqueues a job on the caller's connection, which should be inside the caller's transaction so
-/// that the job commits with the change it serves (see `store::jobs::enqueue`).
+/// that the job commits with the change it serves (see `store::jobs::enqueue`). Wake workers
+/// after the commit with [`Notifier::notify`] or [`notify_workers`].
 pub async fn enqueue(tx: &mut PgConnection, job: &NewJob) -> sqlx::Result<JobRow> {
     crate::store::jobs::enqueue(tx, job).await
+}
+
+/// Wakes workers after jobs were committed, coalescing bursts: however many callers signal
+/// within a few milliseconds, one `pg_notify` goes out, off the request path.
+#[derive(Clone)]
+pub struct Notifier {
+    signal: Arc<tokio::sync::Notify>,
+}
+
+impl Notifier {
+    /// Starts the background sender on the current runtime.
+    pub fn start(pool: PgPool) -> Self {
+        let signal = Arc::new(tokio::sync::Notify::new());
+        let waiting = signal.clone();
+        tokio::spawn(async move {
+            loop {
+                waiting.notified().await;
+                if let Err(e) = crate::store::jobs::notify_workers(&pool).await {
+                    tracing::debug!(error = %e, "could not notify workers; they will poll");
+                }
+                // Coalescing window: signals arriving meanwhile share the next notification.
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        });
+        Self { signal }
+    }
+
+    /// Asks for a wake-up of the workers (call after the enqueueing transaction committed).
+    pub fn notify(&self) {
+        self.signal.notify_one();
+    }
 }
 
 /// A job with defaults: available now, 20 attempts.

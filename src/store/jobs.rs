@@ -71,50 +71,47 @@ async fn lock_target(conn: &mut PgConnection, target: &str) -> sqlx::Result<()> 
     Ok(())
 }
 
-/// Enqueues inside the caller's transaction, so the job commits (and workers are notified)
-/// together with the caller's other writes or not at all. A queued job for the same target is
+/// Enqueues inside the caller's transaction, so the job commits together with the caller's
+/// other writes or not at all. It does not NOTIFY: Postgres serialises the commits of every
+/// notifying transaction (a global lock held through the commit flush), which would undo group
+/// commit for the API's writes. Callers wake workers after commit with `notify_workers` (or the
+/// coalescing `jobs::Notifier`); workers also poll. A queued job for the same target is
 /// cancelled as superseded by this one.
 pub async fn enqueue(tx: &mut PgConnection, job: &NewJob) -> sqlx::Result<JobRow> {
     if let Some(target) = &job.target {
         lock_target(tx, target).await?;
     }
-    let row: JobRow = sqlx::query_as(&format!(
-        "INSERT INTO jobs (kind, target, args, max_attempts, scheduled_at) \
-         VALUES ($1, $2, $3, $4, COALESCE($5, now())) RETURNING {COLUMNS}"
+    // One statement after the lock: cancel the queued job of the target, insert, notify. The
+    // insert reads the cancellation's row count, so it runs after it and the partial unique
+    // index sees the old job as already cancelled.
+    sqlx::query_as(&format!(
+        "WITH cancelled AS ( \
+           UPDATE jobs SET state = 'cancelled', finalized_at = now(), \
+             errors = errors || jsonb_build_array(jsonb_build_object( \
+               'attempt', attempt, 'at', now(), 'error', 'superseded by a newer job for this target', \
+               'permanent', true)) \
+           WHERE $2::text IS NOT NULL AND target = $2 AND state IN ('available', 'retryable') \
+           RETURNING id), \
+         gate AS (SELECT count(*) AS n FROM cancelled) \
+         INSERT INTO jobs (kind, target, args, max_attempts, scheduled_at) \
+         SELECT $1, $2, $3, $4, COALESCE($5, now()) FROM gate RETURNING {COLUMNS}"
     ))
     .bind(&job.kind)
     .bind(&job.target)
     .bind(&job.args)
     .bind(job.max_attempts)
     .bind(job.scheduled_at)
-    .fetch_one(supersede(tx, job.target.as_deref()).await?)
-    .await?;
-    sqlx::query("SELECT pg_notify($1, $2)")
-        .bind(NOTIFY_CHANNEL)
-        .bind(&job.kind)
-        .execute(&mut *tx)
-        .await?;
-    Ok(row)
+    .fetch_one(tx)
+    .await
 }
 
-/// Cancels the queued job of `target`, if any, and hands the connection back.
-async fn supersede<'c>(
-    tx: &'c mut PgConnection,
-    target: Option<&str>,
-) -> sqlx::Result<&'c mut PgConnection> {
-    if let Some(target) = target {
-        sqlx::query(
-            "UPDATE jobs SET state = 'cancelled', finalized_at = now(), \
-               errors = errors || jsonb_build_array(jsonb_build_object( \
-                 'attempt', attempt, 'at', now(), 'error', 'superseded by a newer job for this target', \
-                 'permanent', true)) \
-             WHERE target = $1 AND state IN ('available', 'retryable')",
-        )
-        .bind(target)
-        .execute(&mut *tx)
+/// Wakes every listening worker (in its own tiny transaction, outside the caller's).
+pub async fn notify_workers(pool: &PgPool) -> sqlx::Result<()> {
+    sqlx::query("SELECT pg_notify($1, 'jobs')")
+        .bind(NOTIFY_CHANNEL)
+        .execute(pool)
         .await?;
-    }
-    Ok(tx)
+    Ok(())
 }
 
 /// Claims up to `limit` due jobs for `owner` in one short transaction (`FOR UPDATE SKIP

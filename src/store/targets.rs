@@ -4,6 +4,11 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::{PgConnection, PgPool};
 
+use super::{
+    audit::NewAuditEvent,
+    jobs::{JobRow, JobState},
+};
+
 /// A row of `targets`.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct TargetRow {
@@ -19,11 +24,39 @@ pub struct TargetRow {
     pub last_job_id: Option<i64>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// The last job's state, attempts and latest error, joined in the same query so a read
+    /// costs one round trip.
+    pub job_state: Option<JobState>,
+    pub job_attempt: Option<i32>,
+    pub job_last_error: Option<String>,
 }
 
+impl TargetRow {
+    /// Fills the last-job fields from a job the caller already holds.
+    pub fn with_job(mut self, job: &JobRow) -> Self {
+        self.last_job_id = Some(job.id);
+        self.job_state = Some(job.state);
+        self.job_attempt = Some(job.attempt);
+        self.job_last_error = job
+            .errors
+            .as_array()
+            .and_then(|e| e.last())
+            .and_then(|e| e["error"].as_str())
+            .map(str::to_string);
+        self
+    }
+}
+
+/// Columns of a target joined with its last job (`targets t LEFT JOIN jobs j`).
+const JOINED: &str = "t.id, t.kind::text AS kind, t.name, t.enabled, t.version, t.spec, \
+    t.phase::text AS phase, t.conditions, t.observed, t.last_job_id, t.created_at, t.updated_at, \
+    j.state AS job_state, j.attempt AS job_attempt, j.errors->-1->>'error' AS job_last_error";
+const FROM_JOINED: &str = "targets t LEFT JOIN jobs j ON j.id = t.last_job_id";
+/// Columns of a target alone (RETURNING clauses), last-job fields empty.
 const COLUMNS: &str =
     "id, kind::text AS kind, name, enabled, version, spec, phase::text AS phase, \
-    conditions, observed, last_job_id, created_at, updated_at";
+    conditions, observed, last_job_id, created_at, updated_at, NULL::job_state AS job_state, \
+    NULL::integer AS job_attempt, NULL::text AS job_last_error";
 
 /// Reads a target and locks it for the rest of the transaction (serialises writers per target).
 pub async fn lock(
@@ -32,7 +65,7 @@ pub async fn lock(
     name: &str,
 ) -> sqlx::Result<Option<TargetRow>> {
     sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM targets WHERE kind = $1::target_kind AND name = $2 FOR UPDATE"
+        "SELECT {JOINED} FROM {FROM_JOINED} WHERE t.kind = $1::target_kind AND t.name = $2 FOR UPDATE OF t"
     ))
     .bind(kind)
     .bind(name)
@@ -61,28 +94,6 @@ pub async fn insert(
     .await
 }
 
-/// Moves a locked target to a new desired version.
-pub async fn set_desired(
-    conn: &mut PgConnection,
-    id: i64,
-    version: i32,
-    enabled: bool,
-    spec: &Value,
-    job_id: i64,
-) -> sqlx::Result<TargetRow> {
-    sqlx::query_as(&format!(
-        "UPDATE targets SET version = $2, enabled = $3, spec = $4, last_job_id = $5, \
-           phase = 'pending', updated_at = now() WHERE id = $1 RETURNING {COLUMNS}"
-    ))
-    .bind(id)
-    .bind(version)
-    .bind(enabled)
-    .bind(spec)
-    .bind(job_id)
-    .fetch_one(conn)
-    .await
-}
-
 /// Who made a version, for its history row.
 pub struct VersionAuthor<'a> {
     pub actor: &'a str,
@@ -90,28 +101,46 @@ pub struct VersionAuthor<'a> {
     pub request_id: Option<&'a str>,
 }
 
-/// Appends a version row (gapless: the target row lock serialises writers).
-pub async fn insert_version(
+/// Moves a locked target to a new desired version and, in the same statement, appends the
+/// version row and the `accepted` audit event (one round trip instead of three; the row lock
+/// the caller holds keeps versions gapless).
+pub async fn record_version(
     conn: &mut PgConnection,
-    target: &TargetRow,
+    id: i64,
+    version: i32,
+    enabled: bool,
+    spec: &Value,
     job_id: i64,
-    author: &VersionAuthor<'_>,
-) -> sqlx::Result<()> {
-    sqlx::query(
-        "INSERT INTO target_versions (target_id, version, enabled, spec, actor, on_behalf_of, request_id, job_id) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-    )
-    .bind(target.id)
-    .bind(target.version)
-    .bind(target.enabled)
-    .bind(&target.spec)
-    .bind(author.actor)
-    .bind(author.on_behalf_of)
-    .bind(author.request_id)
+    audit: &NewAuditEvent,
+) -> sqlx::Result<TargetRow> {
+    sqlx::query_as(&format!(
+        "WITH updated AS ( \
+           UPDATE targets SET version = $2, enabled = $3, spec = $4, last_job_id = $5, \
+             phase = 'pending', updated_at = now() WHERE id = $1 RETURNING {COLUMNS}), \
+         version_row AS ( \
+           INSERT INTO target_versions (target_id, version, enabled, spec, actor, on_behalf_of, request_id, job_id) \
+           SELECT id, version, enabled, spec, $6, $7, $10, $5 FROM updated), \
+         audit_row AS ( \
+           INSERT INTO audit_log (actor, on_behalf_of, source_ip, user_agent, action, target_kind, \
+             target_name, version, request_id, job_id, before, after, outcome) \
+           SELECT $6, $7, $8, $9, $11, kind::target_kind, name, version, $10, $5, $12, $13, 'accepted' FROM updated) \
+         SELECT * FROM updated"
+    ))
+    .bind(id)
+    .bind(version)
+    .bind(enabled)
+    .bind(spec)
     .bind(job_id)
-    .execute(conn)
-    .await?;
-    Ok(())
+    .bind(&audit.actor)
+    .bind(&audit.on_behalf_of)
+    .bind(&audit.source_ip)
+    .bind(&audit.user_agent)
+    .bind(&audit.request_id)
+    .bind(&audit.action)
+    .bind(&audit.before)
+    .bind(&audit.after)
+    .fetch_one(conn)
+    .await
 }
 
 /// One target by kind and name.
@@ -138,11 +167,11 @@ pub struct TargetFilter {
 /// Targets of a kind in name order, filtered, one page.
 pub async fn list(pool: &PgPool, kind: &str, f: &TargetFilter) -> sqlx::Result<Vec<TargetRow>> {
     sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM targets WHERE kind = $1::target_kind \
-           AND ($2::text IS NULL OR phase = $2::target_phase) \
-           AND ($3::text IS NULL OR starts_with(name, $3)) \
-           AND ($4::text IS NULL OR name > $4) \
-         ORDER BY name LIMIT $5"
+        "SELECT {JOINED} FROM {FROM_JOINED} WHERE t.kind = $1::target_kind \
+           AND ($2::text IS NULL OR t.phase = $2::target_phase) \
+           AND ($3::text IS NULL OR starts_with(t.name, $3)) \
+           AND ($4::text IS NULL OR t.name > $4) \
+         ORDER BY t.name LIMIT $5"
     ))
     .bind(kind)
     .bind(&f.phase)
