@@ -5,7 +5,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     app::{cancel_on_signal, Application},
-    config::{Cli, Command, ServeArgs, TokenArgs, TokenCommand, WorkerArgs},
+    config::{Cli, Command, SandboxArgs, ServeArgs, TokenArgs, TokenCommand, WorkerArgs},
     jobs::{Registry, Worker, WorkerConfig},
     store,
 };
@@ -26,6 +26,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Token(args) => token(args).await,
+        Command::Sandbox(args) => sandbox(args).await,
         Command::Openapi => {
             let spec = crate::api::openapi();
             let text = serde_json::to_string_pretty(&spec).context("serialising OpenAPI")?;
@@ -127,4 +128,34 @@ async fn token(args: TokenArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The demo world: an endpoint hosting one inference component (seed 000) and an async
+/// endpoint (seed 001), both ml.g5.xlarge with an instance quota of 4.
+pub fn demo_world() -> serde_json::Value {
+    serde_json::json!({
+        "quotas": {"ml.g5.xlarge": 4},
+        "endpoints": [
+            {"name": "demo-endpoint", "variant": "AllTraffic", "instance_type": "ml.g5.xlarge",
+             "min_instances": 0, "max_instances": 4, "initial_instances": 1},
+            {"name": "demo-async-endpoint", "variant": "AllTraffic", "instance_type": "ml.g5.xlarge",
+             "initial_instances": 1, "async": true}
+        ],
+        "components": [{"name": "demo-component", "endpoint": "demo-endpoint", "variant": "AllTraffic", "copies": 1}]
+    })
+}
+
+async fn sandbox(args: SandboxArgs) -> anyhow::Result<()> {
+    let sb = crate::sandbox::Sandbox::new();
+    if args.demo {
+        sb.seed(&demo_world())
+            .map_err(|e| anyhow::anyhow!("seeding the demo world: {e}"))?;
+    }
+    let stop = CancellationToken::new();
+    cancel_on_signal(stop.clone());
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("sandbox cannot listen on {}", args.listen))?;
+    tracing::info!(listen = %args.listen, "AWS sandbox listening; use AWS_ENDPOINT_URL=http://{}", args.listen);
+    sb.serve(listener, stop).await
 }

@@ -36,6 +36,24 @@ pub enum Command {
     Openapi,
     /// Manage API tokens.
     Token(TokenArgs),
+    /// Run the protocol-level AWS sandbox (SageMaker, Application Auto Scaling, CloudWatch,
+    /// Service Quotas on one port) standalone.
+    Sandbox(SandboxArgs),
+}
+
+/// `zeroscale sandbox`.
+#[derive(Debug, Args)]
+pub struct SandboxArgs {
+    /// Address to listen on; point AWS_ENDPOINT_URL (or --endpoint-url) here.
+    #[arg(
+        long,
+        env = "ZEROSCALE_SANDBOX_LISTEN",
+        default_value = "127.0.0.1:4566"
+    )]
+    pub listen: SocketAddr,
+    /// Seed the demo world (demo-endpoint/demo-component and demo-async-endpoint, quota 4).
+    #[arg(long)]
+    pub demo: bool,
 }
 
 /// `zeroscale token ...`.

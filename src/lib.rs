@@ -7,5 +7,6 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod jobs;
+pub mod sandbox;
 pub mod store;
 pub mod telemetry;

@@ -218,3 +218,4 @@ impl TestApp {
             .unwrap()
     }
 }
+pub mod aws;

@@ -1,0 +1,191 @@
+//! The protocol-level AWS sandbox: an HTTP server that the real AWS SDK clients and the aws CLI
+//! talk to over the real wire protocols (SageMaker, Application Auto Scaling, CloudWatch,
+//! Service Quotas on one port), with AWS's documented semantics, a controllable clock, fault
+//! injection and a log of every call. Control API under `/_sandbox/`.
+
+pub mod autoscaling;
+pub mod cloudwatch;
+mod control;
+pub mod params;
+pub mod protocol;
+pub mod quotas;
+pub mod sagemaker;
+pub mod sim;
+pub mod world;
+
+use std::{
+    net::SocketAddr,
+    sync::{Arc, Mutex, MutexGuard},
+    time::Duration,
+};
+
+use axum::{
+    body::Bytes,
+    extract::State,
+    http::{HeaderMap, StatusCode, Uri},
+    response::{IntoResponse, Response},
+    Router,
+};
+use serde_json::Value;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use protocol::{AwsError, AwsRequest, Service};
+use world::{CallRecord, Clock, World};
+
+/// Shared handle on the sandbox's world.
+#[derive(Clone, Default)]
+pub struct Sandbox {
+    world: Arc<Mutex<World>>,
+}
+
+impl Sandbox {
+    /// An empty world on real time.
+    pub fn new() -> Self {
+        Self {
+            world: Arc::new(Mutex::new(World::new(Clock::default()))),
+        }
+    }
+
+    /// Locks the world (operations are short and never await while holding it).
+    pub fn world(&self) -> MutexGuard<'_, World> {
+        self.world.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The HTTP router: AWS protocols at `/` and `/service/...`, control API at `/_sandbox/`.
+    pub fn router(&self) -> Router {
+        Router::new()
+            .nest("/_sandbox", control::routes())
+            .fallback(aws)
+            .with_state(self.clone())
+    }
+
+    /// Binds and serves until `stop`; also ticks the simulation every second so that alarms
+    /// and scaling play out on real time without anyone calling.
+    pub async fn serve(self, listener: TcpListener, stop: CancellationToken) -> anyhow::Result<()> {
+        let ticker = self.clone();
+        let tick_stop = stop.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tokio::select! { _ = tick_stop.cancelled() => return, _ = tick.tick() => sim::settle(&mut ticker.world()) }
+            }
+        });
+        axum::serve(listener, self.router())
+            .with_graceful_shutdown(async move { stop.cancelled().await })
+            .await?;
+        Ok(())
+    }
+
+    /// Starts on `addr` in the background; returns the bound address.
+    pub async fn start(
+        self,
+        addr: SocketAddr,
+        stop: CancellationToken,
+    ) -> anyhow::Result<SocketAddr> {
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|e| anyhow::anyhow!("sandbox cannot listen on {addr}: {e}"))?;
+        let bound = listener.local_addr()?;
+        tokio::spawn(async move {
+            if let Err(e) = self.serve(listener, stop).await {
+                tracing::error!(error = %e, "sandbox server failed");
+            }
+        });
+        tracing::info!(%bound, "AWS sandbox listening");
+        Ok(bound)
+    }
+
+    /// Seeds the demo world of `serve --sandbox` (see control::seed for the document shape).
+    pub fn seed(&self, doc: &Value) -> Result<Value, String> {
+        control::seed(&mut self.world(), doc)
+    }
+}
+
+/// Injected fault for this call, if any (and the latency to add).
+fn take_fault(w: &mut World, req: &AwsRequest) -> (Option<AwsError>, u64) {
+    let mut latency = 0;
+    for key in [req.operation.as_str(), "*"] {
+        if let Some(f) = w.faults.get_mut(key) {
+            latency = latency.max(f.latency_ms);
+            if f.throttle > 0 {
+                f.throttle -= 1;
+                let code = if req.service == Service::CloudWatch {
+                    "Throttling"
+                } else {
+                    "ThrottlingException"
+                };
+                return (Some(AwsError::client(code, "Rate exceeded")), latency);
+            }
+            if f.fail > 0 {
+                f.fail -= 1;
+                let code = if req.service == Service::AutoScaling {
+                    "InternalServiceException"
+                } else {
+                    "InternalFailure"
+                };
+                return (
+                    Some(AwsError {
+                        code,
+                        status: StatusCode::INTERNAL_SERVER_ERROR,
+                        message: "injected failure".into(),
+                    }),
+                    latency,
+                );
+            }
+        }
+    }
+    (None, latency)
+}
+
+async fn aws(State(sb): State<Sandbox>, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let req = match protocol::decode(uri.path(), &headers, &body) {
+        Ok(r) => r,
+        Err(msg) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                [("x-amzn-requestid", request_id)],
+                format!("{{\"__type\":\"UnknownOperationException\",\"message\":{msg:?}}}"),
+            )
+                .into_response();
+        }
+    };
+    let (fault, latency) = take_fault(&mut sb.world(), &req);
+    if latency > 0 {
+        tokio::time::sleep(Duration::from_millis(latency)).await;
+    }
+    let result = match fault {
+        Some(e) => Err(e),
+        None => {
+            let mut w = sb.world();
+            sim::settle(&mut w);
+            let out = match req.service {
+                Service::SageMaker => sagemaker::handle(&mut w, &req.operation, &req.params),
+                Service::AutoScaling => autoscaling::handle(&mut w, &req.operation, &req.params),
+                Service::CloudWatch => cloudwatch::handle(&mut w, &req.operation, &req.params),
+                Service::ServiceQuotas => quotas::handle(&mut w, &req.operation, &req.params),
+            };
+            drop(w);
+            out
+        }
+    };
+    let mut w = sb.world();
+    let seq = w.calls.len() as u64 + 1;
+    let at = w.now();
+    w.calls.push(CallRecord {
+        seq,
+        at,
+        service: req.service.name(),
+        operation: req.operation.clone(),
+        protocol: req.protocol,
+        params: req.params.clone(),
+        error: result.as_ref().err().map(|e| e.code.to_string()),
+        request_id: request_id.clone(),
+    });
+    drop(w);
+    match result {
+        Ok(out) => protocol::success(req.protocol, &request_id, out),
+        Err(e) => protocol::error(req.protocol, req.service, &request_id, &e),
+    }
+}

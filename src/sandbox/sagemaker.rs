@@ -1,0 +1,320 @@
+//! SageMaker: endpoint configs, endpoints and inference components.
+//!
+//! Simplifications (documented): endpoints and components are InService as soon as they are
+//! created; one instance hosts one component copy.
+
+use serde_json::{json, Value};
+
+use super::{
+    params::{opt_str, req_str},
+    protocol::{ts, AwsError},
+    world::{arn, Component, Endpoint, Variant, World},
+};
+
+/// Runs one SageMaker operation.
+pub fn handle(w: &mut World, op: &str, p: &Value) -> Result<Value, AwsError> {
+    match op {
+        "CreateEndpointConfig" => create_endpoint_config(w, p),
+        "DescribeEndpointConfig" => describe_endpoint_config(w, p),
+        "CreateEndpoint" => create_endpoint(w, p),
+        "DescribeEndpoint" => describe_endpoint(w, p),
+        "DeleteEndpoint" => delete_endpoint(w, p),
+        "CreateInferenceComponent" => create_component(w, p),
+        "DescribeInferenceComponent" => describe_component(w, p),
+        "ListInferenceComponents" => list_components(w, p),
+        "DeleteInferenceComponent" => delete_component(w, p),
+        other => Err(AwsError::client(
+            "UnknownOperationException",
+            format!("the sandbox does not implement SageMaker.{other}"),
+        )),
+    }
+}
+
+fn create_endpoint_config(w: &mut World, p: &Value) -> Result<Value, AwsError> {
+    let name = req_str(p, "EndpointConfigName")?;
+    if w.endpoint_configs.contains_key(&name) {
+        return Err(AwsError::validation(format!(
+            "Cannot create already existing endpoint configuration \"{}\".",
+            arn("sagemaker", &format!("endpoint-config/{name}"))
+        )));
+    }
+    let variants = p
+        .get("ProductionVariants")
+        .and_then(Value::as_array)
+        .filter(|v| !v.is_empty());
+    let variants = variants.ok_or_else(|| {
+        AwsError::validation("ProductionVariants must contain at least one variant")
+    })?;
+    for v in variants {
+        req_str(v, "VariantName")?;
+        if let Some(m) = v.get("ManagedInstanceScaling") {
+            let min = m
+                .get("MinInstanceCount")
+                .and_then(Value::as_u64)
+                .unwrap_or(1);
+            let max = m
+                .get("MaxInstanceCount")
+                .and_then(Value::as_u64)
+                .unwrap_or(1);
+            if max < 1 || min > max {
+                return Err(AwsError::validation("ManagedInstanceScaling needs MaxInstanceCount >= 1 and MinInstanceCount <= MaxInstanceCount"));
+            }
+        }
+    }
+    let config_arn = arn(
+        "sagemaker",
+        &format!("endpoint-config/{}", name.to_lowercase()),
+    );
+    let mut stored = p.clone();
+    stored["EndpointConfigArn"] = json!(config_arn);
+    stored["CreationTime"] = ts(w.now());
+    w.endpoint_configs.insert(name, stored);
+    Ok(json!({"EndpointConfigArn": config_arn}))
+}
+
+fn describe_endpoint_config(w: &mut World, p: &Value) -> Result<Value, AwsError> {
+    let name = req_str(p, "EndpointConfigName")?;
+    w.endpoint_configs.get(&name).cloned().ok_or_else(|| {
+        AwsError::validation(format!(
+            "Could not find endpoint configuration \"{}\".",
+            arn("sagemaker", &format!("endpoint-config/{name}"))
+        ))
+    })
+}
+
+fn create_endpoint(w: &mut World, p: &Value) -> Result<Value, AwsError> {
+    let name = req_str(p, "EndpointName")?;
+    let config_name = req_str(p, "EndpointConfigName")?;
+    if w.endpoints.contains_key(&name) {
+        return Err(AwsError::validation(format!(
+            "Cannot create already existing endpoint \"{}\".",
+            arn("sagemaker", &format!("endpoint/{name}"))
+        )));
+    }
+    let config = describe_endpoint_config(w, &json!({"EndpointConfigName": config_name}))?;
+    let variants = config["ProductionVariants"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|v| {
+            let initial = v
+                .get("InitialInstanceCount")
+                .and_then(Value::as_u64)
+                .unwrap_or(1) as u32;
+            Variant {
+                name: v["VariantName"].as_str().unwrap_or_default().to_string(),
+                instance_type: v["InstanceType"]
+                    .as_str()
+                    .unwrap_or("ml.m5.large")
+                    .to_string(),
+                current_instances: initial,
+                desired_instances: initial,
+                provisioning: Vec::new(),
+                managed: v.get("ManagedInstanceScaling").cloned(),
+            }
+        })
+        .collect();
+    let endpoint_arn = arn("sagemaker", &format!("endpoint/{}", name.to_lowercase()));
+    let created = w.now();
+    w.endpoints.insert(
+        name.clone(),
+        Endpoint {
+            name,
+            arn: endpoint_arn.clone(),
+            config_name,
+            status: "InService".into(),
+            created,
+            variants,
+            async_config: config.get("AsyncInferenceConfig").cloned(),
+            backlog: 0,
+        },
+    );
+    Ok(json!({"EndpointArn": endpoint_arn}))
+}
+
+fn not_found_endpoint(name: &str) -> AwsError {
+    AwsError::validation(format!(
+        "Could not find endpoint \"{}\".",
+        arn("sagemaker", &format!("endpoint/{name}"))
+    ))
+}
+
+/// DescribeEndpoint's output for an endpoint.
+pub fn endpoint_view(e: &Endpoint) -> Value {
+    let variants: Vec<Value> = e
+        .variants
+        .iter()
+        .map(|v| {
+            let mut out = json!({
+                "VariantName": v.name,
+                "CurrentInstanceCount": v.current_instances,
+                "DesiredInstanceCount": v.desired_instances,
+                "CurrentWeight": 1.0,
+                "DesiredWeight": 1.0,
+            });
+            if let Some(m) = &v.managed {
+                out["ManagedInstanceScaling"] = m.clone();
+            }
+            out
+        })
+        .collect();
+    let mut out = json!({
+        "EndpointName": e.name,
+        "EndpointArn": e.arn,
+        "EndpointConfigName": e.config_name,
+        "EndpointStatus": e.status,
+        "ProductionVariants": variants,
+        "CreationTime": ts(e.created),
+        "LastModifiedTime": ts(e.created),
+    });
+    if let Some(a) = &e.async_config {
+        out["AsyncInferenceConfig"] = a.clone();
+    }
+    out
+}
+
+fn describe_endpoint(w: &mut World, p: &Value) -> Result<Value, AwsError> {
+    let name = req_str(p, "EndpointName")?;
+    w.endpoints
+        .get(&name)
+        .map(endpoint_view)
+        .ok_or_else(|| not_found_endpoint(&name))
+}
+
+fn delete_endpoint(w: &mut World, p: &Value) -> Result<Value, AwsError> {
+    let name = req_str(p, "EndpointName")?;
+    if w.components.values().any(|c| c.endpoint == name) {
+        return Err(AwsError::validation(format!(
+            "Endpoint {name} still hosts inference components; delete them first."
+        )));
+    }
+    w.endpoints
+        .remove(&name)
+        .ok_or_else(|| not_found_endpoint(&name))?;
+    Ok(json!({}))
+}
+
+fn create_component(w: &mut World, p: &Value) -> Result<Value, AwsError> {
+    let name = req_str(p, "InferenceComponentName")?;
+    let endpoint = req_str(p, "EndpointName")?;
+    if w.components.contains_key(&name) {
+        return Err(AwsError::validation(format!(
+            "Cannot create already existing inference component \"{name}\"."
+        )));
+    }
+    let ep = w
+        .endpoints
+        .get(&endpoint)
+        .ok_or_else(|| not_found_endpoint(&endpoint))?;
+    let variant = opt_str(p, "VariantName").unwrap_or_else(|| {
+        ep.variants
+            .first()
+            .map(|v| v.name.clone())
+            .unwrap_or_default()
+    });
+    if !ep.variants.iter().any(|v| v.name == variant) {
+        return Err(AwsError::validation(format!(
+            "Variant {variant} does not exist on endpoint {endpoint}."
+        )));
+    }
+    // A component cannot be created with zero copies: the first deploy always runs one.
+    let copies = p
+        .pointer("/RuntimeConfig/CopyCount")
+        .and_then(Value::as_u64)
+        .unwrap_or(1);
+    if copies < 1 {
+        return Err(AwsError::validation(
+            "RuntimeConfig.CopyCount must be at least 1.",
+        ));
+    }
+    let component_arn = arn(
+        "sagemaker",
+        &format!("inference-component/{}", name.to_lowercase()),
+    );
+    let created = w.now();
+    w.components.insert(
+        name.clone(),
+        Component {
+            name,
+            arn: component_arn.clone(),
+            endpoint,
+            variant,
+            status: "InService".into(),
+            created,
+            desired_copies: copies as u32,
+            current_copies: copies as u32,
+            provisioning: Vec::new(),
+            specification: p.get("Specification").cloned().unwrap_or(json!({})),
+        },
+    );
+    super::sim::sync_component_instances(w);
+    Ok(json!({"InferenceComponentArn": component_arn}))
+}
+
+fn component_view(c: &Component, endpoint_arn: &str) -> Value {
+    json!({
+        "InferenceComponentName": c.name,
+        "InferenceComponentArn": c.arn,
+        "EndpointName": c.endpoint,
+        "EndpointArn": endpoint_arn,
+        "VariantName": c.variant,
+        "InferenceComponentStatus": c.status,
+        "Specification": c.specification,
+        "RuntimeConfig": {"DesiredCopyCount": c.desired_copies, "CurrentCopyCount": c.current_copies},
+        "CreationTime": ts(c.created),
+        "LastModifiedTime": ts(c.created),
+    })
+}
+
+fn describe_component(w: &mut World, p: &Value) -> Result<Value, AwsError> {
+    let name = req_str(p, "InferenceComponentName")?;
+    let c = w.components.get(&name).ok_or_else(|| {
+        AwsError::validation(format!(
+            "Could not find inference component \"{}\".",
+            arn("sagemaker", &format!("inference-component/{name}"))
+        ))
+    })?;
+    let endpoint_arn = w
+        .endpoints
+        .get(&c.endpoint)
+        .map(|e| e.arn.clone())
+        .unwrap_or_default();
+    Ok(component_view(c, &endpoint_arn))
+}
+
+fn list_components(w: &mut World, p: &Value) -> Result<Value, AwsError> {
+    let endpoint = opt_str(p, "EndpointNameEquals");
+    let variant = opt_str(p, "VariantNameEquals");
+    let contains = opt_str(p, "NameContains");
+    let status = opt_str(p, "StatusEquals");
+    let items: Vec<Value> = w
+        .components
+        .values()
+        .filter(|c| endpoint.as_ref().is_none_or(|e| &c.endpoint == e))
+        .filter(|c| variant.as_ref().is_none_or(|v| &c.variant == v))
+        .filter(|c| contains.as_ref().is_none_or(|s| c.name.contains(s.as_str())))
+        .filter(|c| status.as_ref().is_none_or(|s| &c.status == s))
+        .map(|c| {
+            json!({
+                "InferenceComponentName": c.name,
+                "InferenceComponentArn": c.arn,
+                "EndpointName": c.endpoint,
+                "EndpointArn": w.endpoints.get(&c.endpoint).map(|e| e.arn.clone()).unwrap_or_default(),
+                "VariantName": c.variant,
+                "InferenceComponentStatus": c.status,
+                "CreationTime": ts(c.created),
+                "LastModifiedTime": ts(c.created),
+            })
+        })
+        .collect();
+    Ok(json!({"InferenceComponents": items}))
+}
+
+fn delete_component(w: &mut World, p: &Value) -> Result<Value, AwsError> {
+    let name = req_str(p, "InferenceComponentName")?;
+    w.components.remove(&name).ok_or_else(|| {
+        AwsError::validation(format!("Could not find inference component \"{name}\"."))
+    })?;
+    super::sim::sync_component_instances(w);
+    Ok(json!({}))
+}

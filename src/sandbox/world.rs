@@ -1,0 +1,309 @@
+//! The sandbox's state: one in-memory model per service, a clock, the call log and faults.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::Serialize;
+use serde_json::Value;
+
+/// Account and region the sandbox pretends to be.
+pub const ACCOUNT: &str = "123456789012";
+/// Region in every ARN.
+pub const REGION: &str = "us-east-1";
+
+/// Time source: real time plus an offset, or frozen for tests. Every period, cooldown and
+/// provisioning delay is measured on it.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Clock {
+    /// Frozen at this epoch second, if frozen.
+    pub frozen: Option<f64>,
+    /// Added to real time when not frozen.
+    pub offset: f64,
+}
+
+impl Clock {
+    /// Now, in epoch seconds.
+    pub fn now(&self) -> f64 {
+        self.frozen.unwrap_or_else(|| {
+            let real = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs_f64())
+                .unwrap_or(0.0);
+            real + self.offset
+        })
+    }
+
+    /// Moves time forward.
+    pub fn advance(&mut self, seconds: f64) {
+        match &mut self.frozen {
+            Some(t) => *t += seconds,
+            None => self.offset += seconds,
+        }
+    }
+}
+
+/// A production variant of an endpoint, with its live instance counts.
+#[derive(Debug, Clone, Serialize)]
+pub struct Variant {
+    pub name: String,
+    pub instance_type: String,
+    /// Instances serving now.
+    pub current_instances: u32,
+    /// Instances wanted (current plus provisioning).
+    pub desired_instances: u32,
+    /// Instances that become InService at the given time.
+    pub provisioning: Vec<(f64, u32)>,
+    /// ManagedInstanceScaling as configured (Status, MinInstanceCount, MaxInstanceCount).
+    pub managed: Option<Value>,
+}
+
+/// A SageMaker endpoint.
+#[derive(Debug, Clone, Serialize)]
+pub struct Endpoint {
+    pub name: String,
+    pub arn: String,
+    pub config_name: String,
+    pub status: String,
+    pub created: f64,
+    pub variants: Vec<Variant>,
+    /// AsyncInferenceConfig, for async endpoints.
+    pub async_config: Option<Value>,
+    /// Queued async requests.
+    pub backlog: u64,
+}
+
+/// A SageMaker inference component.
+#[derive(Debug, Clone, Serialize)]
+pub struct Component {
+    pub name: String,
+    pub arn: String,
+    pub endpoint: String,
+    pub variant: String,
+    pub status: String,
+    pub created: f64,
+    pub desired_copies: u32,
+    pub current_copies: u32,
+    /// Copies that become InService at the given time.
+    pub provisioning: Vec<(f64, u32)>,
+    /// Specification as given at creation.
+    pub specification: Value,
+}
+
+/// Key of a scalable target: (service namespace, resource id, scalable dimension).
+pub type TargetKey = (String, String, String);
+
+/// A registered scalable target.
+#[derive(Debug, Clone, Serialize)]
+pub struct ScalableTarget {
+    pub namespace: String,
+    pub resource_id: String,
+    pub dimension: String,
+    pub min: u32,
+    pub max: u32,
+    pub role_arn: String,
+    pub created: f64,
+    pub suspended_in: bool,
+    pub suspended_out: bool,
+    pub suspended_scheduled: bool,
+    pub arn: String,
+}
+
+/// A scaling policy.
+#[derive(Debug, Clone, Serialize)]
+pub struct Policy {
+    pub name: String,
+    pub arn: String,
+    pub namespace: String,
+    pub resource_id: String,
+    pub dimension: String,
+    pub policy_type: String,
+    pub step: Option<Value>,
+    pub target_tracking: Option<Value>,
+    pub created: f64,
+    /// Alarms AWS created for a target-tracking policy.
+    pub owned_alarms: Vec<String>,
+    /// The last scale-out this policy made: (time, capacity before it).
+    pub last_scale_out: Option<(f64, u32)>,
+    pub last_scale_in: Option<f64>,
+}
+
+/// One state change of an alarm (what DescribeAlarmHistory would show).
+#[derive(Debug, Clone, Serialize)]
+pub struct AlarmTransition {
+    pub at: f64,
+    pub from: String,
+    pub to: String,
+    pub reason: String,
+}
+
+/// A CloudWatch metric alarm: its full configuration as put, and its state.
+#[derive(Debug, Clone, Serialize)]
+pub struct Alarm {
+    pub name: String,
+    pub arn: String,
+    pub config: Value,
+    pub state: String,
+    pub reason: String,
+    pub updated: f64,
+    pub config_updated: f64,
+    pub history: Vec<AlarmTransition>,
+    /// Created by a target-tracking policy (AWS's own alarm).
+    pub aws_owned: bool,
+}
+
+/// One metric datapoint.
+#[derive(Debug, Clone, Serialize)]
+pub struct Datapoint {
+    pub namespace: String,
+    pub metric: String,
+    pub dimensions: BTreeMap<String, String>,
+    pub at: f64,
+    pub value: f64,
+}
+
+/// A scaling activity, successful or not.
+#[derive(Debug, Clone, Serialize)]
+pub struct Activity {
+    pub id: String,
+    pub namespace: String,
+    pub resource_id: String,
+    pub dimension: String,
+    pub description: String,
+    pub cause: String,
+    pub start: f64,
+    pub end: f64,
+    pub status: String,
+    pub message: String,
+    /// NotScaledReasons (only listed with IncludeNotScaledActivities).
+    pub not_scaled: Option<Value>,
+}
+
+/// A received AWS call, for tests and the demo.
+#[derive(Debug, Clone, Serialize)]
+pub struct CallRecord {
+    pub seq: u64,
+    pub at: f64,
+    pub service: &'static str,
+    pub operation: String,
+    pub protocol: super::protocol::Protocol,
+    pub params: Value,
+    /// The error code answered, if any.
+    pub error: Option<String>,
+    pub request_id: String,
+}
+
+/// Faults to inject into an operation.
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize)]
+pub struct Fault {
+    /// Answer the next N calls with ThrottlingException.
+    #[serde(default)]
+    pub throttle: u32,
+    /// Answer the next N calls with a 500 (InternalServiceException / InternalFailure).
+    #[serde(default)]
+    pub fail: u32,
+    /// Delay every call by this many milliseconds.
+    #[serde(default)]
+    pub latency_ms: u64,
+}
+
+/// Behaviour switches.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct Settings {
+    /// Seconds new capacity takes to become InService (minutes on AWS).
+    pub provisioning_delay_seconds: f64,
+    /// When on, PutScalingPolicy right after RegisterScalableTarget fails once with
+    /// ObjectNotFoundException, as AWS's eventual consistency does.
+    pub eventual_consistency: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            provisioning_delay_seconds: 60.0,
+            eventual_consistency: false,
+        }
+    }
+}
+
+/// Everything the sandbox knows.
+#[derive(Debug, Default, Serialize)]
+pub struct World {
+    pub clock: Clock,
+    pub settings: Settings,
+    pub endpoint_configs: BTreeMap<String, Value>,
+    pub endpoints: BTreeMap<String, Endpoint>,
+    pub components: BTreeMap<String, Component>,
+    pub targets: BTreeMap<TargetKey, ScalableTarget>,
+    /// Policies by (target key, policy name).
+    pub policies: BTreeMap<(TargetKey, String), Policy>,
+    pub alarms: BTreeMap<String, Alarm>,
+    pub metrics: Vec<Datapoint>,
+    pub activities: Vec<Activity>,
+    /// Instance quotas by instance type (`<type> for endpoint usage`).
+    pub quotas: BTreeMap<String, f64>,
+    pub calls: Vec<CallRecord>,
+    pub faults: HashMap<String, Fault>,
+    /// Resource ids registered while eventual consistency is on, whose next policy put fails.
+    pub fresh_registrations: Vec<String>,
+    /// Last minute boundary the simulation processed.
+    pub processed_until: f64,
+    pub next_id: u64,
+}
+
+impl World {
+    /// A fresh world on the given clock.
+    pub fn new(clock: Clock) -> Self {
+        let now = clock.now();
+        Self {
+            processed_until: (now / 60.0).floor() * 60.0,
+            clock,
+            ..Default::default()
+        }
+    }
+
+    /// Now on the sandbox clock.
+    pub fn now(&self) -> f64 {
+        self.clock.now()
+    }
+
+    /// A fresh identifier (hex), unique within this world.
+    pub fn id(&mut self) -> String {
+        self.next_id += 1;
+        format!("{:08x}-{:04x}", rand::random::<u32>(), self.next_id)
+    }
+
+    /// Records a datapoint.
+    pub fn put_metric(
+        &mut self,
+        namespace: &str,
+        metric: &str,
+        dims: &[(&str, &str)],
+        at: f64,
+        value: f64,
+    ) {
+        self.metrics.push(Datapoint {
+            namespace: namespace.into(),
+            metric: metric.into(),
+            dimensions: dims
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            at,
+            value,
+        });
+    }
+
+    /// Instances of a type in use across the account (serving or provisioning), for quotas.
+    pub fn instances_in_use(&self, instance_type: &str) -> u32 {
+        self.endpoints
+            .values()
+            .flat_map(|e| e.variants.iter())
+            .filter(|v| v.instance_type == instance_type)
+            .map(|v| v.desired_instances)
+            .sum()
+    }
+}
+
+/// `arn:aws:<service>:us-east-1:123456789012:<rest>`.
+pub fn arn(service: &str, rest: &str) -> String {
+    format!("arn:aws:{service}:{REGION}:{ACCOUNT}:{rest}")
+}

@@ -1,0 +1,125 @@
+//! A sandbox per test, and the real AWS SDK clients pointed at it.
+
+use aws_config::{retry::RetryConfig, BehaviorVersion, Region};
+use serde_json::{json, Value};
+use tokio_util::sync::CancellationToken;
+use zeroscale::sandbox::Sandbox;
+
+/// A running sandbox with SDK clients (retries off, so injected faults are seen as they are).
+pub struct SandboxEnv {
+    pub url: String,
+    pub sandbox: Sandbox,
+    stop: CancellationToken,
+    pub sm: aws_sdk_sagemaker::Client,
+    pub aas: aws_sdk_applicationautoscaling::Client,
+    pub cw: aws_sdk_cloudwatch::Client,
+    pub sq: aws_sdk_servicequotas::Client,
+    http: reqwest::Client,
+}
+
+impl Drop for SandboxEnv {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+/// SDK config for the sandbox: any key works, signatures are parsed, not verified.
+pub async fn sdk_config(url: &str) -> aws_config::SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_sagemaker::config::Credentials::new(
+            "AKIDSANDBOX",
+            "sandbox-secret",
+            None,
+            None,
+            "test",
+        ))
+        .endpoint_url(url)
+        .retry_config(RetryConfig::disabled())
+        .load()
+        .await
+}
+
+impl SandboxEnv {
+    /// Starts an empty sandbox with a frozen clock.
+    pub async fn start() -> Self {
+        super::init_logs();
+        let sandbox = Sandbox::new();
+        let stop = CancellationToken::new();
+        let addr = sandbox
+            .clone()
+            .start("127.0.0.1:0".parse().unwrap(), stop.clone())
+            .await
+            .unwrap();
+        let url = format!("http://{addr}");
+        let config = sdk_config(&url).await;
+        let env = Self {
+            url: url.clone(),
+            sandbox,
+            stop,
+            sm: aws_sdk_sagemaker::Client::new(&config),
+            aas: aws_sdk_applicationautoscaling::Client::new(&config),
+            cw: aws_sdk_cloudwatch::Client::new(&config),
+            sq: aws_sdk_servicequotas::Client::new(&config),
+            http: reqwest::Client::new(),
+        };
+        env.control("POST", "/clock", json!({"freeze": true})).await;
+        env
+    }
+
+    /// Starts a sandbox seeded with the demo world.
+    pub async fn demo() -> Self {
+        let env = Self::start().await;
+        env.control("POST", "/seed", zeroscale::cli::demo_world())
+            .await;
+        env
+    }
+
+    /// Calls the control API and returns its JSON (panics on an error status).
+    pub async fn control(&self, method: &str, path: &str, body: Value) -> Value {
+        let url = format!("{}/_sandbox{path}", self.url);
+        let req = match method {
+            "GET" => self.http.get(url),
+            "PUT" => self.http.put(url).json(&body),
+            "DELETE" => self.http.delete(url),
+            _ => self.http.post(url).json(&body),
+        };
+        let resp = req.send().await.unwrap();
+        assert!(
+            resp.status().is_success(),
+            "{method} {path}: {}",
+            resp.status()
+        );
+        resp.json().await.unwrap()
+    }
+
+    /// Advances the frozen clock, running the simulation through it.
+    pub async fn advance(&self, seconds: f64) {
+        self.control("POST", "/clock", json!({"advance_seconds": seconds}))
+            .await;
+    }
+
+    /// The calls received so far.
+    pub async fn calls(&self) -> Vec<Value> {
+        self.control("GET", "/calls", json!({})).await["calls"]
+            .as_array()
+            .unwrap()
+            .clone()
+    }
+
+    /// Desired and current copies of a component.
+    pub async fn copies(&self, name: &str) -> (i32, i32) {
+        let c = self
+            .sm
+            .describe_inference_component()
+            .inference_component_name(name)
+            .send()
+            .await
+            .unwrap();
+        let rc = c.runtime_config().unwrap();
+        (
+            rc.desired_copy_count().unwrap(),
+            rc.current_copy_count().unwrap(),
+        )
+    }
+}
