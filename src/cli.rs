@@ -36,11 +36,21 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+async fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
     tracing::info!(database = %args.db.database_url, listen = %args.http.listen, "starting zeroscale");
     let pool = store::prepare(&args.db, !args.no_migrate).await?;
     let shutdown = CancellationToken::new();
     cancel_on_signal(shutdown.clone());
+    if args.sandbox {
+        let sb = crate::sandbox::Sandbox::new();
+        sb.seed(&demo_world())
+            .map_err(|e| anyhow::anyhow!("seeding the sandbox: {e}"))?;
+        let addr = sb.start(args.sandbox_listen, shutdown.clone()).await?;
+        let url = format!("http://{addr}");
+        tracing::warn!(sandbox = %url, "SANDBOX MODE: AWS calls go to the in-process sandbox, not to AWS");
+        eprintln!("zeroscale: sandbox mode; AWS is simulated at {url} (try: aws --endpoint-url {url} sagemaker list-inference-components)");
+        args.aws.endpoint_url = Some(url);
+    }
     let app = Application::build(&args.http, pool.clone(), None).await?;
     let worker = (!args.no_worker).then(|| {
         let config = WorkerConfig::from_settings(&args.worker, args.http.shutdown_grace);

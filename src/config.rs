@@ -292,6 +292,17 @@ pub struct ServeArgs {
     /// Do not run job workers in this process (run `zeroscale worker` separately).
     #[arg(long, env = "ZEROSCALE_NO_WORKER")]
     pub no_worker: bool,
+    /// Run the in-process AWS sandbox, seeded with the demo world, and send every AWS call to
+    /// it. Only ever on when asked for: a production start never falls back to it.
+    #[arg(long, env = "ZEROSCALE_SANDBOX", value_parser = clap::builder::BoolishValueParser::new(), default_value_t = false)]
+    pub sandbox: bool,
+    /// Where the in-process sandbox listens (so the aws CLI can look at it too).
+    #[arg(
+        long,
+        env = "ZEROSCALE_SANDBOX_LISTEN",
+        default_value = "127.0.0.1:4566"
+    )]
+    pub sandbox_listen: SocketAddr,
 }
 
 /// `zeroscale worker`.
