@@ -10,9 +10,14 @@ use crate::{
     store,
 };
 
-/// The job handlers this build knows.
-fn registry() -> Registry {
-    Registry::new()
+/// The job handlers this build knows, with the AWS clients they use.
+async fn registry(pool: &sqlx::PgPool, aws: &crate::config::AwsArgs) -> Registry {
+    let clients = crate::aws::AwsClients::from_args(aws).await;
+    crate::reconcile::Reconciler {
+        aws: clients,
+        pool: pool.clone(),
+    }
+    .register(Registry::new())
 }
 
 /// Runs the parsed command line.
@@ -50,12 +55,18 @@ async fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
         tracing::warn!(sandbox = %url, "SANDBOX MODE: AWS calls go to the in-process sandbox, not to AWS");
         eprintln!("zeroscale: sandbox mode; AWS is simulated at {url} (try: aws --endpoint-url {url} sagemaker list-inference-components)");
         args.aws.endpoint_url = Some(url);
+        args.aws.sandbox_credentials = true;
     }
     let app = Application::build(&args.http, pool.clone(), None).await?;
-    let worker = (!args.no_worker).then(|| {
+    let worker = if args.no_worker {
+        None
+    } else {
         let config = WorkerConfig::from_settings(&args.worker, args.http.shutdown_grace);
-        tokio::spawn(Worker::new(pool, registry(), config).run(shutdown.clone()))
-    });
+        let registry = registry(&pool, &args.aws).await;
+        Some(tokio::spawn(
+            Worker::new(pool, registry, config).run(shutdown.clone()),
+        ))
+    };
     let served = app.run_until_stopped(shutdown.clone()).await;
     shutdown.cancel();
     if let Some(worker) = worker {
@@ -70,7 +81,8 @@ async fn worker(args: WorkerArgs) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     cancel_on_signal(shutdown.clone());
     let config = WorkerConfig::from_settings(&args.worker, args.shutdown_grace);
-    Worker::new(pool, registry(), config).run(shutdown).await
+    let registry = registry(&pool, &args.aws).await;
+    Worker::new(pool, registry, config).run(shutdown).await
 }
 
 async fn token(args: TokenArgs) -> anyhow::Result<()> {

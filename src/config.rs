@@ -217,6 +217,10 @@ pub struct AwsArgs {
         env = "ZEROSCALE_AWS_ENDPOINT_URL_SERVICE_QUOTAS"
     )]
     pub endpoint_url_service_quotas: Option<String>,
+    /// Set by `serve --sandbox` only: sign with throwaway static credentials (the sandbox
+    /// parses signatures without verifying them) instead of the credential chain.
+    #[arg(skip)]
+    pub sandbox_credentials: bool,
 }
 
 /// HTTP server settings.

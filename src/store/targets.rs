@@ -181,3 +181,30 @@ pub async fn list(pool: &PgPool, kind: &str, f: &TargetFilter) -> sqlx::Result<V
     .fetch_all(pool)
     .await
 }
+
+/// Records what a reconcile found. The phase only changes if the target is still at `version`
+/// (a newer accepted version stays `pending`); conditions and observed state are AWS's truth
+/// either way.
+pub async fn set_status(
+    pool: &PgPool,
+    id: i64,
+    version: i32,
+    phase: Option<&str>,
+    conditions: Option<&Value>,
+    observed: Option<&Value>,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE targets SET \
+           phase = CASE WHEN version = $2 AND $3::text IS NOT NULL THEN $3::target_phase ELSE phase END, \
+           conditions = COALESCE($4, conditions), observed = COALESCE($5, observed), updated_at = now() \
+         WHERE id = $1",
+    )
+    .bind(id)
+    .bind(version)
+    .bind(phase)
+    .bind(conditions)
+    .bind(observed)
+    .execute(pool)
+    .await?;
+    Ok(())
+}

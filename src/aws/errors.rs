@@ -1,0 +1,138 @@
+//! One mapping from the SDK's errors to what the job engine needs: retry or stop, and a message
+//! for humans. SDK text is kept for logs and operations, never sent in API error bodies.
+
+use aws_sdk_sagemaker::error::ProvideErrorMetadata;
+use aws_smithy_runtime_api::{client::result::SdkError, http::Response as HttpResponse};
+
+use crate::jobs::JobError;
+
+/// How a failed AWS call should be treated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    /// Throttling, 5xx, timeouts, connection trouble, ConcurrentUpdate: retry with backoff.
+    Retryable,
+    /// The object does not exist (may be eventual consistency right after a registration).
+    NotFound,
+    /// Validation, access denied, failed preconditions: retrying will not help.
+    Permanent,
+}
+
+/// A failed AWS call.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{service}.{operation} failed: {code}: {message}")]
+pub struct AwsFailure {
+    pub service: &'static str,
+    pub operation: &'static str,
+    pub kind: FailureKind,
+    pub code: String,
+    pub message: String,
+    pub request_id: Option<String>,
+}
+
+impl AwsFailure {
+    /// Classifies an SDK error.
+    pub fn from_sdk<E>(
+        service: &'static str,
+        operation: &'static str,
+        err: SdkError<E, HttpResponse>,
+    ) -> Self
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        let (code, message, request_id, status) = match &err {
+            SdkError::ServiceError(se) => {
+                let e = se.err();
+                let raw = se.raw();
+                (
+                    e.code().unwrap_or("Unknown").to_string(),
+                    e.message().unwrap_or_default().to_string(),
+                    raw.headers().get("x-amzn-requestid").map(str::to_string),
+                    Some(raw.status().as_u16()),
+                )
+            }
+            SdkError::TimeoutError(_) => {
+                ("Timeout".into(), "the call timed out".into(), None, None)
+            }
+            SdkError::DispatchFailure(d) => {
+                ("DispatchFailure".into(), format!("{d:?}"), None, None)
+            }
+            SdkError::ResponseError(_) => (
+                "ResponseError".into(),
+                "the response could not be read".into(),
+                None,
+                None,
+            ),
+            other => ("ConstructionFailure".into(), other.to_string(), None, None),
+        };
+        let kind = classify(&code, status);
+        Self {
+            service,
+            operation,
+            kind,
+            code,
+            message,
+            request_id,
+        }
+    }
+
+    /// As a job error: retryable or permanent, with a message that names the call.
+    pub fn into_job_error(self) -> JobError {
+        let text = self.to_string();
+        match self.kind {
+            FailureKind::Retryable | FailureKind::NotFound => JobError::retryable(text),
+            FailureKind::Permanent => JobError::permanent(text),
+        }
+    }
+}
+
+fn classify(code: &str, status: Option<u16>) -> FailureKind {
+    match code {
+        "ThrottlingException"
+        | "Throttling"
+        | "TooManyRequestsException"
+        | "RequestLimitExceeded"
+        | "ConcurrentUpdateException"
+        | "InternalServiceException"
+        | "InternalFailure"
+        | "ServiceUnavailable"
+        | "Timeout"
+        | "DispatchFailure"
+        | "ResponseError" => FailureKind::Retryable,
+        "ObjectNotFoundException"
+        | "ResourceNotFound"
+        | "ResourceNotFoundException"
+        | "NoSuchResourceException" => FailureKind::NotFound,
+        _ if status.is_some_and(|s| s >= 500) => FailureKind::Retryable,
+        _ => FailureKind::Permanent,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classification_follows_aws_facts() {
+        assert_eq!(
+            classify("ThrottlingException", Some(400)),
+            FailureKind::Retryable
+        );
+        assert_eq!(
+            classify("ConcurrentUpdateException", Some(400)),
+            FailureKind::Retryable
+        );
+        assert_eq!(
+            classify("ObjectNotFoundException", Some(400)),
+            FailureKind::NotFound
+        );
+        assert_eq!(
+            classify("ValidationException", Some(400)),
+            FailureKind::Permanent
+        );
+        assert_eq!(
+            classify("AccessDeniedException", Some(403)),
+            FailureKind::Permanent
+        );
+        assert_eq!(classify("Weird", Some(503)), FailureKind::Retryable);
+    }
+}

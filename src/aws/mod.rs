@@ -1,0 +1,102 @@
+//! Thin wrappers over the AWS SDK clients zeroscale uses, built from `aws_config` (the standard
+//! credential chain: env, profile, web identity, container and instance roles), with per-service
+//! endpoint overrides so the sandbox can stand in, and one mapping of SDK errors.
+
+pub mod errors;
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::Instant,
+};
+
+use aws_config::{retry::RetryConfig, BehaviorVersion, Region};
+
+pub use errors::{AwsFailure, FailureKind};
+
+use crate::config::AwsArgs;
+
+/// Instance quotas by instance type, with when they were read.
+pub type QuotaCache = Arc<Mutex<HashMap<String, (Option<f64>, Instant)>>>;
+
+/// The four clients a reconcile needs, and the quota cache that goes with them.
+#[derive(Clone, Debug)]
+pub struct AwsClients {
+    pub sagemaker: aws_sdk_sagemaker::Client,
+    pub autoscaling: aws_sdk_applicationautoscaling::Client,
+    pub cloudwatch: aws_sdk_cloudwatch::Client,
+    pub quotas: aws_sdk_servicequotas::Client,
+    pub quota_cache: QuotaCache,
+}
+
+impl AwsClients {
+    /// Builds the clients. The SDK's own variables (`AWS_REGION`, `AWS_PROFILE`,
+    /// `AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_<SERVICE>`, credentials) apply as usual; the flags in
+    /// `args` override them only when given. The SDK retries throttling and 5xx twice with
+    /// jittered backoff; the job engine retries what is left.
+    pub async fn from_args(args: &AwsArgs) -> Self {
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .retry_config(RetryConfig::standard().with_max_attempts(3));
+        if let Some(region) = &args.region {
+            loader = loader.region(Region::new(region.clone()));
+        }
+        if let Some(url) = &args.endpoint_url {
+            loader = loader.endpoint_url(url);
+        }
+        if args.sandbox_credentials {
+            loader = loader
+                .credentials_provider(aws_sdk_sagemaker::config::Credentials::new(
+                    "SANDBOX",
+                    "sandbox",
+                    None,
+                    None,
+                    "zeroscale-sandbox",
+                ))
+                .region(Region::new(
+                    args.region.clone().unwrap_or_else(|| "us-east-1".into()),
+                ));
+        }
+        let shared = loader.load().await;
+        Self::from_shared(&shared, args)
+    }
+
+    /// Builds the clients from an SDK config, applying the per-service overrides in `args`.
+    pub fn from_shared(shared: &aws_config::SdkConfig, args: &AwsArgs) -> Self {
+        let pick = |specific: &Option<String>| specific.clone();
+        let sagemaker = {
+            let mut b = aws_sdk_sagemaker::config::Builder::from(shared);
+            if let Some(u) = pick(&args.endpoint_url_sagemaker) {
+                b = b.endpoint_url(u);
+            }
+            aws_sdk_sagemaker::Client::from_conf(b.build())
+        };
+        let autoscaling = {
+            let mut b = aws_sdk_applicationautoscaling::config::Builder::from(shared);
+            if let Some(u) = pick(&args.endpoint_url_application_auto_scaling) {
+                b = b.endpoint_url(u);
+            }
+            aws_sdk_applicationautoscaling::Client::from_conf(b.build())
+        };
+        let cloudwatch = {
+            let mut b = aws_sdk_cloudwatch::config::Builder::from(shared);
+            if let Some(u) = pick(&args.endpoint_url_cloudwatch) {
+                b = b.endpoint_url(u);
+            }
+            aws_sdk_cloudwatch::Client::from_conf(b.build())
+        };
+        let quotas = {
+            let mut b = aws_sdk_servicequotas::config::Builder::from(shared);
+            if let Some(u) = pick(&args.endpoint_url_service_quotas) {
+                b = b.endpoint_url(u);
+            }
+            aws_sdk_servicequotas::Client::from_conf(b.build())
+        };
+        Self {
+            sagemaker,
+            autoscaling,
+            cloudwatch,
+            quotas,
+            quota_cache: QuotaCache::default(),
+        }
+    }
+}
