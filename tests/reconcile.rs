@@ -1,0 +1,505 @@
+//! The reconciler end to end: the API, the job engine and the reconcile handler against the
+//! sandbox, over HTTP with the real AWS SDK clients.
+
+mod common;
+
+use std::time::Duration;
+
+use aws_sdk_applicationautoscaling::types::{ScalableDimension, ServiceNamespace};
+use aws_sdk_cloudwatch::types::{ComparisonOperator, Statistic};
+use common::{aws::SandboxEnv, spawn_app, TestApp};
+use serde_json::{json, Value};
+use tokio_util::sync::CancellationToken;
+use zeroscale::{
+    aws::AwsClients,
+    config::AwsArgs,
+    jobs::{Registry, RetryPolicy, Worker, WorkerConfig},
+    reconcile::Reconciler,
+};
+
+const DIM: ScalableDimension = ScalableDimension::SageMakerInferenceComponentDesiredCopyCount;
+const RID: &str = "inference-component/demo-component";
+const WRITES: [&str; 6] = [
+    "RegisterScalableTarget",
+    "PutScalingPolicy",
+    "PutMetricAlarm",
+    "DeleteAlarms",
+    "DeleteScalingPolicy",
+    "DeregisterScalableTarget",
+];
+
+struct Env {
+    app: TestApp,
+    sb: SandboxEnv,
+    token: String,
+    stop: CancellationToken,
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+async fn env() -> Env {
+    let sb = SandboxEnv::demo().await;
+    let app = spawn_app().await;
+    let token = app.token("portal", "read,write").await;
+    // SDK retries off: every fault reaches the job engine, whose retries the operation counts.
+    let aws = AwsClients::from_shared(&common::aws::sdk_config(&sb.url).await, &AwsArgs::default());
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(5)
+        .connect(&app.db.url)
+        .await
+        .unwrap();
+    let registry = Reconciler {
+        aws,
+        pool: pool.clone(),
+    }
+    .register(Registry::new());
+    let config = WorkerConfig {
+        concurrency: 4,
+        poll_interval: Duration::from_millis(50),
+        lease: Duration::from_secs(10),
+        job_timeout: Duration::from_secs(30),
+        retry: RetryPolicy {
+            base: Duration::from_millis(50),
+            cap: Duration::from_millis(500),
+            jitter: 0.1,
+        },
+        shutdown_grace: Duration::from_secs(5),
+        retention: Duration::from_secs(3600),
+        maintenance_interval: Duration::from_millis(200),
+    };
+    let stop = CancellationToken::new();
+    tokio::spawn(Worker::new(pool, registry, config).run(stop.clone()));
+    Env {
+        app,
+        sb,
+        token,
+        stop,
+    }
+}
+
+impl Env {
+    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut r = self
+            .app
+            .client
+            .request(method, self.app.url(path))
+            .bearer_auth(&self.token);
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        let resp = r.send().await.unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Posts a change and waits for its operation to finish; returns the operation.
+    async fn converge(&self, method: reqwest::Method, name: &str, body: Option<Value>) -> Value {
+        let (status, out) = self
+            .call(method, &format!("/components/{name}/scale-to-zero"), body)
+            .await;
+        assert_eq!(status, 202, "{out}");
+        let op = out["target"]["last_operation"]["url"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        self.wait(&op).await
+    }
+
+    async fn wait(&self, op: &str) -> Value {
+        for _ in 0..300 {
+            let (_, o) = self.call(reqwest::Method::GET, op, None).await;
+            if o["state"] == "completed" || o["state"] == "discarded" {
+                return o;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("operation {op} did not finish");
+    }
+
+    async fn component(&self, name: &str) -> Value {
+        self.call(reqwest::Method::GET, &format!("/components/{name}"), None)
+            .await
+            .1
+    }
+
+    async fn writes_since(&self, seq: u64) -> Vec<String> {
+        let calls = self
+            .sb
+            .control("GET", &format!("/calls?since={seq}"), json!({}))
+            .await;
+        calls["calls"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| WRITES.contains(&c["operation"].as_str().unwrap()))
+            .map(|c| c["operation"].as_str().unwrap().to_string())
+            .collect()
+    }
+
+    async fn last_seq(&self) -> u64 {
+        self.sb
+            .calls()
+            .await
+            .last()
+            .map(|c| c["seq"].as_u64().unwrap())
+            .unwrap_or(0)
+    }
+}
+
+#[tokio::test]
+async fn enabling_produces_seed_000s_objects_and_a_request_at_zero_brings_a_copy_back() {
+    let e = env().await;
+    let op = e
+        .converge(
+            reqwest::Method::POST,
+            "demo-component",
+            Some(json!({"max_capacity": 2})),
+        )
+        .await;
+    assert_eq!(op["state"], "completed", "{op}");
+    let steps: Vec<&str> = op["output"]["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["step"]["call"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            "RegisterScalableTarget",
+            "PutTargetTrackingPolicy",
+            "PutStepScalingPolicy",
+            "PutMetricAlarm"
+        ]
+    );
+    assert!(op["output"]["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|s| s["request_id"].as_str().is_some_and(|r| !r.is_empty())));
+
+    let aas = &e.sb.aas;
+    let t = aas
+        .describe_scalable_targets()
+        .service_namespace(ServiceNamespace::Sagemaker)
+        .resource_ids(RID)
+        .send()
+        .await
+        .unwrap();
+    let t = &t.scalable_targets()[0];
+    assert_eq!((t.min_capacity(), t.max_capacity()), (0, 2));
+    let p = aas
+        .describe_scaling_policies()
+        .service_namespace(ServiceNamespace::Sagemaker)
+        .resource_id(RID)
+        .scalable_dimension(DIM)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(p.scaling_policies().len(), 2);
+    let tt = p
+        .scaling_policies()
+        .iter()
+        .find(|p| p.policy_name() == "zeroscale-demo-component-target-tracking")
+        .unwrap();
+    let ttc = tt.target_tracking_scaling_policy_configuration().unwrap();
+    assert_eq!(ttc.target_value(), 1.0);
+    assert_eq!(
+        ttc.predefined_metric_specification()
+            .unwrap()
+            .predefined_metric_type()
+            .as_str(),
+        "SageMakerInferenceComponentInvocationsPerCopy"
+    );
+    assert_eq!(
+        (ttc.scale_in_cooldown(), ttc.scale_out_cooldown()),
+        (Some(300), Some(300))
+    );
+    let step = p
+        .scaling_policies()
+        .iter()
+        .find(|p| p.policy_name() == "zeroscale-demo-component-scale-from-zero")
+        .unwrap();
+    assert_eq!(step.policy_type().as_str(), "StepScaling");
+    let sc = step.step_scaling_policy_configuration().unwrap();
+    assert_eq!(sc.adjustment_type().unwrap().as_str(), "ChangeInCapacity");
+    assert_eq!(sc.metric_aggregation_type().unwrap().as_str(), "Maximum");
+    assert_eq!(sc.cooldown(), Some(60));
+    assert_eq!(
+        sc.step_adjustments()[0].metric_interval_lower_bound(),
+        Some(0.0)
+    );
+    assert_eq!(sc.step_adjustments()[0].scaling_adjustment(), 1);
+    let alarms =
+        e.sb.cw
+            .describe_alarms()
+            .alarm_names("zeroscale-demo-component-no-capacity")
+            .send()
+            .await
+            .unwrap();
+    let a = &alarms.metric_alarms()[0];
+    assert_eq!(a.metric_name(), Some("NoCapacityInvocationFailures"));
+    assert_eq!(a.namespace(), Some("AWS/SageMaker"));
+    assert_eq!(a.statistic(), Some(&Statistic::Sum));
+    assert_eq!(a.dimensions()[0].name(), Some("InferenceComponentName"));
+    assert_eq!(a.dimensions()[0].value(), Some("demo-component"));
+    assert_eq!(
+        (a.period(), a.evaluation_periods(), a.datapoints_to_alarm()),
+        (Some(60), Some(1), Some(1))
+    );
+    assert_eq!(a.threshold(), Some(1.0));
+    assert_eq!(
+        a.comparison_operator(),
+        Some(&ComparisonOperator::GreaterThanOrEqualToThreshold)
+    );
+    assert_eq!(
+        a.alarm_actions(),
+        [step.policy_arn().to_string()],
+        "the alarm's action is the step policy"
+    );
+
+    let c = e.component("demo-component").await;
+    assert_eq!(c["phase"], "ready");
+    assert_eq!(c["observed"]["step_policy_arn"], step.policy_arn());
+    let types: Vec<&str> = c["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        types,
+        ["Registered", "PoliciesApplied", "AlarmArmed", "Ready"]
+    );
+    let (_, audit) = e
+        .call(reqwest::Method::GET, "/audit?actor=zeroscale", None)
+        .await;
+    assert_eq!(audit["items"][0]["outcome"], "applied");
+    assert_eq!(
+        audit["items"][0]["aws_request_ids"]
+            .as_array()
+            .unwrap()
+            .len(),
+        4
+    );
+
+    // Idle: target tracking scales it in to zero; one request at zero wakes it through the alarm.
+    e.sb.advance(120.0).await;
+    assert_eq!(e.sb.copies("demo-component").await, (0, 0));
+    e.sb.control("POST", "/invoke", json!({"component": "demo-component"}))
+        .await;
+    e.sb.advance(60.0).await;
+    assert_eq!(
+        e.sb.copies("demo-component").await.0,
+        1,
+        "the first failed request started the scale-out (>= 1)"
+    );
+    e.sb.advance(60.0).await;
+    assert_eq!(e.sb.copies("demo-component").await, (1, 1));
+}
+
+#[tokio::test]
+async fn rerunning_a_converged_job_only_describes() {
+    let e = env().await;
+    e.converge(
+        reqwest::Method::POST,
+        "demo-component",
+        Some(json!({"max_capacity": 2})),
+    )
+    .await;
+    let seq = e.last_seq().await;
+    let mut conn = e.app.pool.acquire().await.unwrap();
+    let job = zeroscale::jobs::enqueue(
+        &mut conn,
+        &zeroscale::jobs::new_job(
+            "reconcile",
+            Some(RID.into()),
+            json!({"kind": "component", "name": "demo-component", "version": 1}),
+        ),
+    )
+    .await
+    .unwrap();
+    zeroscale::jobs::notify_workers(&e.app.pool).await.unwrap();
+    let op = e.wait(&format!("/operations/{}", job.id)).await;
+    assert_eq!(op["state"], "completed");
+    assert_eq!(op["output"]["plan"], json!([]));
+    assert!(
+        e.writes_since(seq).await.is_empty(),
+        "no AWS writes when nothing differs"
+    );
+    assert!(
+        !e.sb
+            .control("GET", &format!("/calls?since={seq}"), json!({}))
+            .await["calls"]
+            .as_array()
+            .unwrap()
+            .is_empty(),
+        "but it did observe"
+    );
+}
+
+#[tokio::test]
+async fn preflight_failures_fail_fast_write_nothing_and_say_what_to_change() {
+    let e = env().await;
+    e.sb.control("POST", "/seed", json!({
+        "endpoints": [{"name": "ep-min1", "instance_type": "ml.g5.xlarge", "min_instances": 1, "max_instances": 2}],
+        "components": [{"name": "ic-min1", "endpoint": "ep-min1"}]
+    })).await;
+    let seq = e.last_seq().await;
+    let cases = [
+        ("ic-min1", json!({}), "MinInstanceCount 1"),
+        (
+            "demo-component",
+            json!({"max_capacity": 10}),
+            "'ml.g5.xlarge for endpoint usage' is 4 instances",
+        ),
+        ("ghost", json!({}), "does not exist"),
+    ];
+    for (name, body, needle) in cases {
+        let op = e.converge(reqwest::Method::POST, name, Some(body)).await;
+        assert_eq!(op["state"], "discarded", "{name}: {op}");
+        assert_eq!(op["attempt"], 1, "{name}: permanent, no retries");
+        let msg = op["errors"][0]["error"].as_str().unwrap();
+        assert!(msg.contains(needle), "{name}: {msg}");
+        let c = e.component(name).await;
+        assert_eq!(c["phase"], "failed");
+        assert!(c["conditions"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains(needle));
+        let (_, audit) = e
+            .call(
+                reqwest::Method::GET,
+                &format!("/audit?actor=zeroscale&target={name}"),
+                None,
+            )
+            .await;
+        assert_eq!(audit["items"][0]["outcome"], "failed");
+        assert!(audit["items"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains(needle));
+    }
+    assert!(
+        e.writes_since(seq).await.is_empty(),
+        "nothing was written to AWS"
+    );
+}
+
+#[tokio::test]
+async fn disabling_restores_capacity_and_leaves_what_is_not_ours() {
+    let e = env().await;
+    e.sb.cw
+        .put_metric_alarm()
+        .alarm_name("someone-elses-alarm")
+        .metric_name("x")
+        .namespace("Custom/y")
+        .statistic(Statistic::Sum)
+        .period(60)
+        .evaluation_periods(1)
+        .threshold(1.0)
+        .comparison_operator(ComparisonOperator::GreaterThanThreshold)
+        .send()
+        .await
+        .unwrap();
+    e.converge(
+        reqwest::Method::POST,
+        "demo-component",
+        Some(json!({"max_capacity": 3})),
+    )
+    .await;
+    let op = e
+        .converge(reqwest::Method::DELETE, "demo-component", None)
+        .await;
+    assert_eq!(op["state"], "completed", "{op}");
+    let t =
+        e.sb.aas
+            .describe_scalable_targets()
+            .service_namespace(ServiceNamespace::Sagemaker)
+            .resource_ids(RID)
+            .send()
+            .await
+            .unwrap();
+    let t = &t.scalable_targets()[0];
+    assert_eq!(
+        (t.min_capacity(), t.max_capacity()),
+        (1, 3),
+        "min capacity restored to 1"
+    );
+    let p =
+        e.sb.aas
+            .describe_scaling_policies()
+            .service_namespace(ServiceNamespace::Sagemaker)
+            .resource_id(RID)
+            .send()
+            .await
+            .unwrap();
+    assert!(p.scaling_policies().is_empty(), "our policies are gone");
+    let alarms = e.sb.cw.describe_alarms().send().await.unwrap();
+    let names: Vec<&str> = alarms
+        .metric_alarms()
+        .iter()
+        .filter_map(|a| a.alarm_name())
+        .collect();
+    assert_eq!(
+        names,
+        ["someone-elses-alarm"],
+        "our alarm is gone; others are untouched"
+    );
+    let c = e.component("demo-component").await;
+    assert_eq!(c["phase"], "disabled");
+    assert_eq!(c["enabled"], false);
+}
+
+#[tokio::test]
+async fn throttling_and_5xx_on_every_write_still_converge() {
+    let e = env().await;
+    for op in [
+        "RegisterScalableTarget",
+        "PutScalingPolicy",
+        "PutMetricAlarm",
+    ] {
+        e.sb.control(
+            "PUT",
+            &format!("/faults/{op}"),
+            json!({"throttle": 1, "fail": 1}),
+        )
+        .await;
+    }
+    let op = e
+        .converge(
+            reqwest::Method::POST,
+            "demo-component",
+            Some(json!({"max_capacity": 2})),
+        )
+        .await;
+    assert_eq!(op["state"], "completed", "{op}");
+    let errors: Vec<&str> = op["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["error"].as_str().unwrap())
+        .collect();
+    assert!(
+        op["attempt"].as_i64().unwrap() >= 5,
+        "retried through the faults: {errors:?}"
+    );
+    assert!(errors.iter().any(|x| x.contains("ThrottlingException")));
+    assert!(errors
+        .iter()
+        .any(|x| x.contains("InternalServiceException")));
+    let policies =
+        e.sb.aas
+            .describe_scaling_policies()
+            .service_namespace(ServiceNamespace::Sagemaker)
+            .resource_id(RID)
+            .send()
+            .await
+            .unwrap();
+    assert_eq!(policies.scaling_policies().len(), 2, "no duplicates");
+    assert_eq!(e.component("demo-component").await["phase"], "ready");
+}
