@@ -112,7 +112,9 @@ async fn main() {
         listen: "127.0.0.1:0".parse().unwrap(),
         ..Default::default()
     };
-    let app = Application::build(&http, pool.clone(), None).await.unwrap();
+    let app = Application::build(&http, zeroscale::api::AppState::new(pool.clone()), None)
+        .await
+        .unwrap();
     let base = format!("http://{}", app.local_addr());
     let stop = CancellationToken::new();
     let server = tokio::spawn(app.run_until_stopped(stop.clone()));

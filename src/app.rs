@@ -5,7 +5,6 @@ use std::{net::SocketAddr, time::Duration};
 
 use anyhow::Context;
 use axum::Router;
-use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -26,7 +25,7 @@ impl Application {
     /// same middleware (tests use it).
     pub async fn build(
         http: &HttpArgs,
-        pool: PgPool,
+        state: AppState,
         extra: Option<Router<AppState>>,
     ) -> anyhow::Result<Self> {
         let listener = TcpListener::bind(http.listen)
@@ -36,7 +35,7 @@ impl Application {
             body_limit: http.body_limit,
             request_timeout: http.request_timeout,
         };
-        let router = api::router(AppState::new(pool), stack, extra);
+        let router = api::router(state, stack, extra);
         Ok(Self {
             listener,
             router,

@@ -10,6 +10,21 @@ use crate::{
     store,
 };
 
+/// Starts the drift checker beside the workers (unless its interval is 0).
+fn start_drift(
+    pool: &sqlx::PgPool,
+    settings: &crate::config::WorkerSettings,
+    stop: &CancellationToken,
+) {
+    if !settings.drift_interval.is_zero() {
+        tokio::spawn(crate::reconcile::drift::run(
+            pool.clone(),
+            settings.drift_interval,
+            stop.clone(),
+        ));
+    }
+}
+
 /// The job handlers this build knows, with the AWS clients they use.
 async fn registry(pool: &sqlx::PgPool, aws: &crate::config::AwsArgs) -> Registry {
     let clients = crate::aws::AwsClients::from_args(aws).await;
@@ -57,7 +72,9 @@ async fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
         args.aws.endpoint_url = Some(url);
         args.aws.sandbox_credentials = true;
     }
-    let app = Application::build(&args.http, pool.clone(), None).await?;
+    let clients = crate::aws::AwsClients::from_args(&args.aws).await;
+    let state = crate::api::AppState::new(pool.clone()).with_aws(clients);
+    let app = Application::build(&args.http, state, None).await?;
     let worker = if args.no_worker {
         None
     } else {
@@ -82,6 +99,7 @@ async fn worker(args: WorkerArgs) -> anyhow::Result<()> {
     cancel_on_signal(shutdown.clone());
     let config = WorkerConfig::from_settings(&args.worker, args.shutdown_grace);
     let registry = registry(&pool, &args.aws).await;
+    start_drift(&pool, &args.worker, &shutdown);
     Worker::new(pool, registry, config).run(shutdown).await
 }
 

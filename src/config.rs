@@ -266,6 +266,9 @@ pub struct WorkerSettings {
     /// Completed and discarded jobs older than this are deleted.
     #[arg(long, env = "ZEROSCALE_JOB_RETENTION", default_value = "7d", value_parser = parse_duration)]
     pub job_retention: Duration,
+    /// Every enabled target is re-observed (and repaired) once per this interval; 0 turns it off.
+    #[arg(long, env = "ZEROSCALE_DRIFT_INTERVAL", default_value = "5m", value_parser = parse_duration)]
+    pub drift_interval: Duration,
 }
 
 impl Default for WorkerSettings {
@@ -275,6 +278,7 @@ impl Default for WorkerSettings {
             worker_poll_interval: Duration::from_secs(2),
             job_lease: Duration::from_secs(60),
             job_retention: Duration::from_secs(7 * 24 * 3600),
+            drift_interval: Duration::from_secs(300),
         }
     }
 }

@@ -503,3 +503,314 @@ async fn throttling_and_5xx_on_every_write_still_converge() {
     assert_eq!(policies.scaling_policies().len(), 2, "no duplicates");
     assert_eq!(e.component("demo-component").await["phase"], "ready");
 }
+
+#[tokio::test]
+async fn drift_is_detected_repaired_shown_and_audited() {
+    let e = env().await;
+    e.converge(
+        reqwest::Method::POST,
+        "demo-component",
+        Some(json!({"max_capacity": 2})),
+    )
+    .await;
+    // Someone edits our alarm directly in AWS.
+    let step_arn = e.component("demo-component").await["observed"]["step_policy_arn"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    e.sb.cw
+        .put_metric_alarm()
+        .alarm_name("zeroscale-demo-component-no-capacity")
+        .metric_name("NoCapacityInvocationFailures")
+        .namespace("AWS/SageMaker")
+        .statistic(Statistic::Sum)
+        .period(60)
+        .evaluation_periods(1)
+        .threshold(5.0)
+        .comparison_operator(ComparisonOperator::GreaterThanOrEqualToThreshold)
+        .alarm_actions(&step_arn)
+        .send()
+        .await
+        .unwrap();
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(2)
+        .connect(&e.app.db.url)
+        .await
+        .unwrap();
+    tokio::spawn(zeroscale::reconcile::drift::run(
+        pool,
+        Duration::from_millis(300),
+        e.stop.clone(),
+    ));
+    let mut repaired = false;
+    for _ in 0..100 {
+        let a =
+            e.sb.cw
+                .describe_alarms()
+                .alarm_names("zeroscale-demo-component-no-capacity")
+                .send()
+                .await
+                .unwrap();
+        let c = e.component("demo-component").await;
+        let drifted = c["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["type"] == "Drifted");
+        if a.metric_alarms()[0].threshold() == Some(1.0) && drifted {
+            repaired = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        repaired,
+        "the threshold is back to 1 and the component shows the drift"
+    );
+    let c = e.component("demo-component").await;
+    let drifted = c["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "Drifted")
+        .unwrap()
+        .clone();
+    assert!(
+        drifted["message"]
+            .as_str()
+            .unwrap()
+            .contains("PutMetricAlarm"),
+        "{drifted}"
+    );
+    let (_, audit) = e
+        .call(reqwest::Method::GET, "/audit?action=drift-repair", None)
+        .await;
+    assert_eq!(audit["items"][0]["outcome"], "applied");
+    assert_eq!(audit["items"][0]["target_name"], "demo-component");
+}
+
+#[tokio::test]
+async fn manual_reconcile_repairs_now() {
+    let e = env().await;
+    e.converge(reqwest::Method::POST, "demo-component", None)
+        .await;
+    e.sb.aas
+        .delete_scaling_policy()
+        .policy_name("zeroscale-demo-component-target-tracking")
+        .service_namespace(ServiceNamespace::Sagemaker)
+        .resource_id(RID)
+        .scalable_dimension(DIM)
+        .send()
+        .await
+        .unwrap();
+    let (status, out) = e
+        .call(
+            reqwest::Method::POST,
+            "/components/demo-component/reconcile",
+            None,
+        )
+        .await;
+    assert_eq!(status, 202, "{out}");
+    let op = e
+        .wait(out["target"]["last_operation"]["url"].as_str().unwrap())
+        .await;
+    assert_eq!(
+        op["output"]["plan"][0]["call"], "PutTargetTrackingPolicy",
+        "{op}"
+    );
+    let p =
+        e.sb.aas
+            .describe_scaling_policies()
+            .service_namespace(ServiceNamespace::Sagemaker)
+            .resource_id(RID)
+            .send()
+            .await
+            .unwrap();
+    assert_eq!(p.scaling_policies().len(), 2);
+    let (status, _) = e
+        .call(reqwest::Method::POST, "/components/ghost/reconcile", None)
+        .await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test]
+async fn dry_run_shows_the_verdict_and_plan_and_writes_nothing() {
+    let sb = SandboxEnv::demo().await;
+    let aws = AwsClients::from_shared(&common::aws::sdk_config(&sb.url).await, &AwsArgs::default());
+    let app = common::spawn_app_with(common::TestOptions {
+        aws: Some(aws),
+        ..Default::default()
+    })
+    .await;
+    let token = app.token("portal", "read,write").await;
+    let post = |body: Value| {
+        app.client
+            .post(app.url("/components/demo-component/scale-to-zero?dry_run=true"))
+            .bearer_auth(&token)
+            .json(&body)
+            .send()
+    };
+    let resp = post(json!({"max_capacity": 2})).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(v["verdict"], "ok");
+    let calls: Vec<&str> = v["plan"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["call"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        calls,
+        [
+            "RegisterScalableTarget",
+            "PutTargetTrackingPolicy",
+            "PutStepScalingPolicy",
+            "PutMetricAlarm"
+        ]
+    );
+    assert_eq!(v["plan"][0]["max_capacity"], 2);
+    let blocked: Value = post(json!({"max_capacity": 9}))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(blocked["verdict"], "blocked");
+    assert!(blocked["message"]
+        .as_str()
+        .unwrap()
+        .contains("is 4 instances"));
+    assert_eq!(app.count("targets").await, 0, "no desired state written");
+    assert_eq!(app.count("jobs").await, 0);
+    let writes: Vec<Value> = sb
+        .calls()
+        .await
+        .into_iter()
+        .filter(|c| WRITES.contains(&c["operation"].as_str().unwrap()))
+        .collect();
+    assert!(writes.is_empty(), "nothing written to AWS: {writes:?}");
+}
+
+#[tokio::test]
+async fn a_worker_killed_between_steps_is_rescued_without_duplicates() {
+    let sb = SandboxEnv::demo().await;
+    let app = spawn_app().await;
+    let token = app.token("portal", "read,write").await;
+    // The step policy put hangs long enough for the worker to be killed after the first writes.
+    sb.control(
+        "PUT",
+        "/faults/PutScalingPolicy",
+        json!({"latency_ms": 1500}),
+    )
+    .await;
+    let start_worker = |lease_ms: u64| {
+        let url = sb.url.clone();
+        let db = app.db.url.clone();
+        async move {
+            let aws =
+                AwsClients::from_shared(&common::aws::sdk_config(&url).await, &AwsArgs::default());
+            let pool = sqlx::postgres::PgPoolOptions::new()
+                .max_connections(3)
+                .connect(&db)
+                .await
+                .unwrap();
+            let registry = Reconciler {
+                aws,
+                pool: pool.clone(),
+            }
+            .register(Registry::new());
+            let config = WorkerConfig {
+                concurrency: 2,
+                poll_interval: Duration::from_millis(50),
+                lease: Duration::from_millis(lease_ms),
+                job_timeout: Duration::from_secs(30),
+                retry: RetryPolicy {
+                    base: Duration::from_millis(50),
+                    cap: Duration::from_millis(500),
+                    jitter: 0.1,
+                },
+                shutdown_grace: Duration::from_secs(5),
+                retention: Duration::from_secs(3600),
+                maintenance_interval: Duration::from_millis(100),
+            };
+            tokio::spawn(Worker::new(pool, registry, config).run(CancellationToken::new()))
+        }
+    };
+    let first = start_worker(900).await;
+    let resp = app
+        .client
+        .post(app.url("/components/demo-component/scale-to-zero"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    let out: Value = resp.json().await.unwrap();
+    let op_url = out["target"]["last_operation"]["url"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for _ in 0..100 {
+        if sb
+            .calls()
+            .await
+            .iter()
+            .any(|c| c["operation"] == "RegisterScalableTarget")
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    first.abort(); // kill -9, between RegisterScalableTarget and the policies
+    let _ = first.await;
+    sb.control("DELETE", "/faults", json!({})).await;
+    let second = start_worker(900).await;
+    let mut op = Value::Null;
+    for _ in 0..200 {
+        op = app
+            .client
+            .get(app.url(&op_url))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if op["state"] == "completed" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    second.abort();
+    assert_eq!(op["state"], "completed", "{op}");
+    assert!(
+        op["attempt"].as_i64().unwrap() >= 2,
+        "rescued after the lease: {op}"
+    );
+    let policies = sb
+        .aas
+        .describe_scaling_policies()
+        .service_namespace(ServiceNamespace::Sagemaker)
+        .resource_id(RID)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(policies.scaling_policies().len(), 2, "no duplicates");
+    let targets = sb
+        .aas
+        .describe_scalable_targets()
+        .service_namespace(ServiceNamespace::Sagemaker)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(targets.scalable_targets().len(), 1);
+    let alarms = sb
+        .cw
+        .describe_alarms()
+        .alarm_name_prefix("zeroscale-")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(alarms.metric_alarms().len(), 1);
+}

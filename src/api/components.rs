@@ -86,6 +86,7 @@ fn validate(spec: &ComponentSpec) -> Result<(), ApiError> {
 #[utoipa::path(post, path = "/components/{name}/scale-to-zero", tag = "components",
     params(
         ("name" = String, Path, description = "Inference component name", example = "demo-component"),
+        EnableQuery,
         ("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: same key and body replay the first answer"),
         ("If-Match" = Option<String>, Header, description = "Apply only if the component is at this version (its ETag)"),
         ("X-On-Behalf-Of" = Option<String>, Header, description = "The portal user this call is made for (audited)"),
@@ -95,7 +96,7 @@ fn validate(spec: &ComponentSpec) -> Result<(), ApiError> {
     responses(
         (status = 202, description = "Accepted as a new version; poll the operation in Location", body = ComponentChange,
             headers(("Location" = String, description = "The operation"), ("ETag" = String, description = "The new version"))),
-        (status = 200, description = "Identical to the current version: nothing to do", body = ComponentChange),
+        (status = 200, description = "Identical to the current version: nothing to do; or, with dry_run, the verdict and plan", body = EnableOk),
         (status = 400, description = "Malformed JSON or headers", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or unknown token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Token lacks the write scope", body = Problem, content_type = "application/problem+json"),
@@ -104,17 +105,23 @@ fn validate(spec: &ComponentSpec) -> Result<(), ApiError> {
         (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Body is not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid name or settings, or Idempotency-Key reused with another body", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Dry run: AWS unavailable", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
 pub async fn enable(
     State(state): State<AppState>,
     Writer(caller): Writer,
     Path(name): Path<String>,
+    query: Result<Query<EnableQuery>, axum::extract::rejection::QueryRejection>,
     headers: HeaderMap,
     OptionalJson(spec): OptionalJson<ComponentSpec>,
 ) -> Result<Response, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let target = parse_name(&name)?;
     validate(&spec)?;
+    if q.dry_run.unwrap_or(false) {
+        return dry_run(&state, &target, &spec).await;
+    }
     let change = Change {
         path: format!("/components/{name}/scale-to-zero"),
         target,
@@ -128,6 +135,118 @@ pub async fn enable(
     Ok(changes::record(&state, change, render)
         .await?
         .into_response())
+}
+
+/// A 200 from the enable route: an unchanged write, or a dry run's verdict.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+pub enum EnableOk {
+    /// Identical to the current version.
+    Unchanged(ComponentChange),
+    /// `dry_run=true`: the verdict and plan.
+    DryRun(crate::reconcile::DryRun),
+}
+
+/// Query of the enable route.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct EnableQuery {
+    /// Return the preflight verdict and the exact AWS calls a job would make, writing nothing
+    /// (neither to AWS nor to the desired state).
+    dry_run: Option<bool>,
+}
+
+async fn dry_run(
+    state: &AppState,
+    target: &TargetRef,
+    spec: &ComponentSpec,
+) -> Result<Response, ApiError> {
+    let aws = state.aws.as_ref().ok_or_else(|| {
+        ApiError::Unavailable(
+            "dry runs need AWS access, which this API process was started without".into(),
+        )
+    })?;
+    match crate::reconcile::dry_run_component(aws, target, spec).await {
+        Ok(verdict) => Ok(Json(verdict).into_response()),
+        Err(e) => {
+            // SDK text stays in the log, with the request id.
+            tracing::warn!(error = %e.message, "dry run: AWS call failed");
+            Err(ApiError::Unavailable("AWS did not answer the dry run's describe calls (throttled or unavailable); retry shortly".into()))
+        }
+    }
+}
+
+/// Re-observe a component now and repair whatever differs from its current version.
+///
+/// Queues a reconcile job (no new version); the job's plan shows what, if anything, had drifted.
+#[utoipa::path(post, path = "/components/{name}/reconcile", tag = "components",
+    params(("name" = String, Path, description = "Inference component name")),
+    responses(
+        (status = 202, description = "Queued; poll the operation in Location", body = ComponentChange),
+        (status = 401, description = "Missing or unknown token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Token lacks the write scope", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Not managed by zeroscale", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid name", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn reconcile(
+    State(state): State<AppState>,
+    Writer(caller): Writer,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    let target = parse_name(&name)?;
+    let mut tx = state.pool.begin().await?;
+    let row = targets::lock(&mut tx, target.kind(), &target.name())
+        .await?
+        .ok_or_else(|| {
+            ApiError::NotFound(format!("component {name:?} is not managed by zeroscale"))
+        })?;
+    let job = crate::jobs::enqueue(
+        &mut tx,
+        &crate::jobs::new_job(
+            changes::RECONCILE_JOB,
+            Some(target.job_target()),
+            serde_json::json!({"kind": target.kind(), "name": target.name(), "version": row.version, "reason": "manual"}),
+        ),
+    )
+    .await?;
+    crate::store::audit::append(
+        &mut tx,
+        &crate::store::audit::NewAuditEvent {
+            actor: caller.token_name.clone(),
+            on_behalf_of: caller.on_behalf_of.clone(),
+            source_ip: caller.source_ip.clone(),
+            user_agent: caller.user_agent.clone(),
+            action: "reconcile".into(),
+            target_kind: target.kind().into(),
+            target_name: target.name(),
+            version: Some(row.version),
+            request_id: crate::error::current_request_id(),
+            job_id: Some(job.id),
+            outcome: "accepted".into(),
+            ..Default::default()
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    state.notifier.notify();
+    let row = row.with_job(&job);
+    let location = format!("/operations/{}", job.id);
+    let body = ComponentChange {
+        changed: false,
+        detail: format!(
+            "reconcile of version {} queued; poll {location}",
+            row.version
+        ),
+        target: status(&target, &row),
+    };
+    let mut response = (axum::http::StatusCode::ACCEPTED, Json(body)).into_response();
+    if let Ok(v) = HeaderValue::from_str(&location) {
+        response.headers_mut().insert("location", v);
+    }
+    Ok(response)
 }
 
 /// Turn scale-to-zero off for an inference component.

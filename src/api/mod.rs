@@ -36,6 +36,8 @@ pub struct AppState {
     pub tokens: Arc<auth::TokenCache>,
     /// Wakes job workers after a change commits.
     pub notifier: crate::jobs::Notifier,
+    /// AWS clients, for dry runs (None when the API runs without AWS access).
+    pub aws: Option<crate::aws::AwsClients>,
 }
 
 impl AppState {
@@ -45,7 +47,14 @@ impl AppState {
             notifier: crate::jobs::Notifier::start(pool.clone()),
             pool,
             tokens: Arc::default(),
+            aws: None,
         }
+    }
+
+    /// With AWS clients (dry runs).
+    pub fn with_aws(mut self, aws: crate::aws::AwsClients) -> Self {
+        self.aws = Some(aws);
+        self
     }
 }
 
@@ -95,6 +104,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(components::enable, components::disable))
         .routes(routes!(components::get_one))
+        .routes(routes!(components::reconcile))
         .routes(routes!(components::list))
         .routes(routes!(operations::get_one))
         .routes(routes!(audit::list))

@@ -57,7 +57,7 @@ pub async fn preflight(
         Err(e) => {
             let f = AwsFailure::from_sdk("sagemaker", "DescribeInferenceComponent", e);
             if f.kind == FailureKind::Permanent && f.message.contains("Could not find") {
-                return Err(permanent(format!("inference component {name:?} does not exist in this account and region: check the name (SageMaker says: {})", f.message)));
+                return Err(permanent(format!("inference component {name:?} does not exist in this account and region: check the name and the region zeroscale uses")));
             }
             return Err(f.into_job_error());
         }

@@ -3,6 +3,7 @@
 //! the truth in the target's phase and conditions and in the audit log.
 
 pub mod component;
+pub mod drift;
 pub mod plan;
 pub mod quotas;
 
@@ -78,18 +79,16 @@ impl Reconciler {
                 )))
             }
         };
-        let _ = targets::set_status(
-            &self.pool,
-            row.id,
-            row.version,
-            Some("applying"),
-            None,
-            None,
-        )
-        .await;
+        set_applying(&self.pool, row.id, row.version).await;
+        // Why this job runs: a user's change (default), a drift check, or a manual reconcile.
+        let reason = ctx.job.args["reason"]
+            .as_str()
+            .unwrap_or("change")
+            .to_string();
         let mut report = Report {
             version: row.version,
             enabled: row.enabled,
+            reason,
             ..Default::default()
         };
         let result = self.component(&ctx, &target, &row, &mut report).await;
@@ -254,35 +253,26 @@ impl Reconciler {
             "last_scaling_failure": report.last_scaling_failure,
             "applied_version": report.version,
         });
-        if let Err(e) = targets::set_status(
-            &self.pool,
-            row.id,
-            row.version,
-            Some(phase),
-            Some(&json!(conditions)),
-            Some(&observed),
-        )
-        .await
-        {
-            tracing::warn!(error = %e, "could not record the target's status");
+        let drift = report.drift();
+        if drift.is_some() {
+            metrics::counter!("zeroscale_drift_repaired_total", "kind" => target.kind())
+                .increment(1);
         }
+        let action = match (&drift, row.enabled) {
+            (Some(_), _) => "drift-repair",
+            (None, true) => "apply",
+            (None, false) => "disable",
+        };
         let event = audit::NewAuditEvent {
             actor: "zeroscale".into(),
-            action: if row.enabled {
-                "apply".into()
-            } else {
-                "disable".into()
-            },
+            action: action.into(),
             target_kind: target.kind().into(),
             target_name: target.name(),
             version: Some(row.version),
             job_id: Some(ctx.job.id),
-            after: Some(observed),
-            outcome: if error.is_some() {
-                "failed".into()
-            } else {
-                "applied".into()
-            },
+            before: drift.as_ref().map(|d| json!({ "drift": d })),
+            after: Some(observed.clone()),
+            outcome: if error.is_some() { "failed" } else { "applied" }.into(),
             error: error.map(str::to_string),
             aws_request_ids: report
                 .steps
@@ -291,11 +281,33 @@ impl Reconciler {
                 .collect(),
             ..Default::default()
         };
-        if let Ok(mut conn) = self.pool.acquire().await {
-            if let Err(e) = audit::append(&mut conn, &event).await {
-                tracing::warn!(error = %e, "could not write the audit event");
-            }
+        // The target's status and the audit event commit together.
+        let conditions = json!(conditions);
+        let written: sqlx::Result<()> = async {
+            let mut tx = self.pool.begin().await?;
+            targets::set_status(
+                &mut tx,
+                row.id,
+                row.version,
+                Some(phase),
+                Some(&conditions),
+                Some(&observed),
+            )
+            .await?;
+            audit::append(&mut tx, &event).await?;
+            tx.commit().await
         }
+        .await;
+        if let Err(e) = written {
+            tracing::warn!(error = %e, "could not record the reconcile's outcome");
+        }
+    }
+}
+
+/// Marks a target as being applied (best effort: the outcome is what matters).
+async fn set_applying(pool: &PgPool, id: i64, version: i32) {
+    if let Ok(mut conn) = pool.acquire().await {
+        let _ = targets::set_status(&mut conn, id, version, Some("applying"), None, None).await;
     }
 }
 
@@ -319,6 +331,33 @@ pub struct Report {
     pub foreign_policies: Vec<String>,
     pub last_scaling_failure: Option<Value>,
     pub error: Option<String>,
+    /// Why the job ran: change, drift or manual.
+    pub reason: String,
+}
+
+impl Report {
+    /// On a drift check or manual reconcile, any write means AWS had drifted from what zeroscale
+    /// last applied.
+    pub fn drift(&self) -> Option<String> {
+        if self.reason == "change" || self.plan.is_empty() {
+            return None;
+        }
+        let what: Vec<String> = self
+            .plan
+            .iter()
+            .map(|s| {
+                serde_json::to_value(s)
+                    .ok()
+                    .and_then(|v| v["call"].as_str().map(str::to_string))
+                    .unwrap_or_default()
+            })
+            .collect();
+        Some(format!(
+            "AWS differed from version {} and was repaired with: {}",
+            self.version,
+            what.join(", ")
+        ))
+    }
 }
 
 fn condition(kind: &str, ok: bool, reason: &str, message: String) -> Value {
@@ -374,6 +413,9 @@ fn conditions(report: &Report, error: Option<&str>) -> Vec<Value> {
             "policies zeroscale did not create are on the target ({}); scale-in needs every target-tracking policy to agree, so they can keep it from reaching zero. zeroscale leaves them alone",
             report.foreign_policies.join(", "))));
     }
+    if let Some(d) = report.drift() {
+        out.push(condition("Drifted", true, "RepairedOutsideChange", d));
+    }
     if let Some(f) = &report.last_scaling_failure {
         out.push(condition(
             "Degraded",
@@ -386,4 +428,71 @@ fn conditions(report: &Report, error: Option<&str>) -> Vec<Value> {
         ));
     }
     out
+}
+
+/// The verdict of a dry run: what the preflight says and the exact writes a job would make.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct DryRun {
+    /// `ok` when a job would proceed, `blocked` when the preflight refuses.
+    #[schema(example = "ok")]
+    pub verdict: String,
+    /// Why it is blocked and what to change (when blocked).
+    pub message: Option<String>,
+    /// Non-blocking findings.
+    #[schema(value_type = Vec<Object>)]
+    pub warnings: Vec<Warning>,
+    /// Policies on the target that zeroscale did not create.
+    pub foreign_policies: Vec<String>,
+    /// The max capacity the job would use.
+    pub resolved_max_capacity: Option<i32>,
+    /// The AWS calls, in order, with their parameters (empty: nothing to change).
+    #[schema(value_type = Vec<Object>)]
+    pub plan: Vec<plan::Step>,
+}
+
+/// Preflight, observe and plan for a component without writing anything anywhere. A permanent
+/// preflight failure is a `blocked` verdict; a transient AWS failure is an error.
+pub async fn dry_run_component(
+    aws: &AwsClients,
+    target: &TargetRef,
+    spec: &ComponentSpec,
+) -> Result<DryRun, JobError> {
+    let pre = match component::preflight(aws, &target.name(), spec.max_capacity.map(|m| m as i32))
+        .await
+    {
+        Ok(pre) => pre,
+        Err(e) if e.class == ErrorClass::Permanent => {
+            return Ok(DryRun {
+                verdict: "blocked".into(),
+                message: Some(e.message),
+                warnings: vec![],
+                foreign_policies: vec![],
+                resolved_max_capacity: None,
+                plan: vec![],
+            })
+        }
+        Err(e) => return Err(e),
+    };
+    let names = target.owned_names();
+    let observed = component::observe(aws, &names).await?;
+    let max = spec
+        .max_capacity
+        .map(|m| m as i32)
+        .or(observed.target.map(|t| t.1))
+        .unwrap_or(pre.current_copies)
+        .max(1);
+    let desired = Desired {
+        names,
+        component: target.name(),
+        max_capacity: max,
+        spec: spec.clone(),
+    };
+    Ok(DryRun {
+        verdict: "ok".into(),
+        message: None,
+        warnings: pre.warnings,
+        foreign_policies: observed.foreign_policies.clone(),
+        resolved_max_capacity: Some(max),
+        plan: plan::plan_enable(&desired, &observed),
+    })
 }

@@ -186,7 +186,7 @@ pub async fn list(pool: &PgPool, kind: &str, f: &TargetFilter) -> sqlx::Result<V
 /// (a newer accepted version stays `pending`); conditions and observed state are AWS's truth
 /// either way.
 pub async fn set_status(
-    pool: &PgPool,
+    conn: &mut PgConnection,
     id: i64,
     version: i32,
     phase: Option<&str>,
@@ -204,7 +204,7 @@ pub async fn set_status(
     .bind(phase)
     .bind(conditions)
     .bind(observed)
-    .execute(pool)
+    .execute(conn)
     .await?;
     Ok(())
 }

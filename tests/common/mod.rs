@@ -111,6 +111,8 @@ pub struct TestOptions {
     pub via_proxy: bool,
     /// HTTP settings (listen address is forced to port 0).
     pub http: Option<HttpArgs>,
+    /// AWS clients for the API (dry runs).
+    pub aws: Option<zeroscale::aws::AwsClients>,
 }
 
 /// A running server and what a test needs to talk to it.
@@ -180,7 +182,11 @@ pub async fn spawn_app_with(opts: TestOptions) -> TestApp {
         .unwrap();
     let mut http = opts.http.unwrap_or_default();
     http.listen = "127.0.0.1:0".parse().unwrap();
-    let app = Application::build(&http, app_pool, opts.extra)
+    let mut state = zeroscale::api::AppState::new(app_pool);
+    if let Some(aws) = opts.aws {
+        state = state.with_aws(aws);
+    }
+    let app = Application::build(&http, state, opts.extra)
         .await
         .expect("build app");
     let addr = app.local_addr();

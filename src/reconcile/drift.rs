@@ -1,0 +1,72 @@
+//! Drift: every enabled target is re-observed once per interval, one at a time and spread over
+//! the interval, by queueing a `reconcile` job marked as a drift check. A target that already
+//! has work queued or running is skipped (that work re-observes it anyway). Safe on every
+//! replica: the database refuses a second queued job per target.
+
+use std::time::Duration;
+
+use serde_json::json;
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+
+use crate::api::changes::RECONCILE_JOB;
+
+/// Queues a drift check for one target unless it already has work; true when queued.
+pub async fn enqueue_if_idle(
+    pool: &PgPool,
+    kind: &str,
+    name: &str,
+    job_target: &str,
+    version: i32,
+    reason: &str,
+) -> sqlx::Result<bool> {
+    let done = sqlx::query(
+        "INSERT INTO jobs (kind, target, args) \
+         SELECT $1, $2, $3 WHERE NOT EXISTS ( \
+           SELECT 1 FROM jobs WHERE target = $2 AND state IN ('available', 'retryable', 'running')) \
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(RECONCILE_JOB)
+    .bind(job_target)
+    .bind(json!({"kind": kind, "name": name, "version": version, "reason": reason}))
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Runs drift checks until `stop`: each round lists the enabled targets and queues one check
+/// per target, `interval / n` apart.
+pub async fn run(pool: PgPool, interval: Duration, stop: CancellationToken) {
+    loop {
+        let targets: Vec<(String, String, i32)> = match sqlx::query_as(
+            "SELECT kind::text, name, version FROM targets WHERE enabled AND phase IN ('ready', 'failed') ORDER BY name",
+        )
+        .fetch_all(&pool)
+        .await
+        {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::warn!(error = %e, "drift: cannot list targets");
+                Vec::new()
+            }
+        };
+        let gap = interval / (targets.len().max(1) as u32);
+        for (kind, name, version) in &targets {
+            let job_target = match kind.as_str() {
+                "component" => format!("inference-component/{name}"),
+                _ => name.clone(),
+            };
+            match enqueue_if_idle(&pool, kind, name, &job_target, *version, "drift").await {
+                Ok(true) => {
+                    let _ = crate::store::jobs::notify_workers(&pool).await;
+                }
+                Ok(false) => {}
+                Err(e) => tracing::warn!(error = %e, target = %name, "drift: cannot queue a check"),
+            }
+            tokio::select! { _ = stop.cancelled() => return, _ = tokio::time::sleep(gap) => {} }
+        }
+        if targets.is_empty() {
+            tokio::select! { _ = stop.cancelled() => return, _ = tokio::time::sleep(interval) => {} }
+        }
+    }
+}
