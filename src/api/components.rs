@@ -140,10 +140,10 @@ pub async fn enable(
 /// A 200 from the enable route: an unchanged write, or a dry run's verdict.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(untagged)]
-#[allow(dead_code)]
+#[expect(dead_code, reason = "describes the 200 body in the OpenAPI document only")]
 pub enum EnableOk {
     /// Identical to the current version.
-    Unchanged(ComponentChange),
+    Unchanged(Box<ComponentChange>),
     /// `dry_run=true`: the verdict and plan.
     DryRun(crate::reconcile::DryRun),
 }
