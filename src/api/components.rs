@@ -140,7 +140,6 @@ pub async fn enable(
 /// A 200 from the enable route: an unchanged write, or a dry run's verdict.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(untagged)]
-#[expect(dead_code, reason = "describes the 200 body in the OpenAPI document only")]
 pub enum EnableOk {
     /// Identical to the current version.
     Unchanged(Box<ComponentChange>),
