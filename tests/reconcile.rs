@@ -704,40 +704,7 @@ async fn a_worker_killed_between_steps_is_rescued_without_duplicates() {
         json!({"latency_ms": 1500}),
     )
     .await;
-    let start_worker = |lease_ms: u64| {
-        let url = sb.url.clone();
-        let db = app.db.url.clone();
-        async move {
-            let aws =
-                AwsClients::from_shared(&common::aws::sdk_config(&url).await, &AwsArgs::default());
-            let pool = sqlx::postgres::PgPoolOptions::new()
-                .max_connections(3)
-                .connect(&db)
-                .await
-                .unwrap();
-            let registry = Reconciler {
-                aws,
-                pool: pool.clone(),
-            }
-            .register(Registry::new());
-            let config = WorkerConfig {
-                concurrency: 2,
-                poll_interval: Duration::from_millis(50),
-                lease: Duration::from_millis(lease_ms),
-                job_timeout: Duration::from_secs(30),
-                retry: RetryPolicy {
-                    base: Duration::from_millis(50),
-                    cap: Duration::from_millis(500),
-                    jitter: 0.1,
-                },
-                shutdown_grace: Duration::from_secs(5),
-                retention: Duration::from_secs(3600),
-                maintenance_interval: Duration::from_millis(100),
-            };
-            tokio::spawn(Worker::new(pool, registry, config).run(CancellationToken::new()))
-        }
-    };
-    let first = start_worker(900).await;
+    let first = start_worker(&sb.url, &app.db.url, 900).await;
     let resp = app
         .client
         .post(app.url("/components/demo-component/scale-to-zero"))
@@ -764,7 +731,7 @@ async fn a_worker_killed_between_steps_is_rescued_without_duplicates() {
     first.abort(); // kill -9, between RegisterScalableTarget and the policies
     let _ = first.await;
     sb.control("DELETE", "/faults", json!({})).await;
-    let second = start_worker(900).await;
+    let second = start_worker(&sb.url, &app.db.url, 900).await;
     let mut op = Value::Null;
     for _ in 0..200 {
         op = app
@@ -813,4 +780,38 @@ async fn a_worker_killed_between_steps_is_rescued_without_duplicates() {
         .await
         .unwrap();
     assert_eq!(alarms.metric_alarms().len(), 1);
+}
+
+/// A worker process of its own (own pool, own clients), as a replica would be.
+async fn start_worker(
+    url: &str,
+    db: &str,
+    lease_ms: u64,
+) -> tokio::task::JoinHandle<anyhow::Result<()>> {
+    let aws = AwsClients::from_shared(&common::aws::sdk_config(url).await, &AwsArgs::default());
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(3)
+        .connect(db)
+        .await
+        .unwrap();
+    let registry = Reconciler {
+        aws,
+        pool: pool.clone(),
+    }
+    .register(Registry::new());
+    let config = WorkerConfig {
+        concurrency: 2,
+        poll_interval: Duration::from_millis(50),
+        lease: Duration::from_millis(lease_ms),
+        job_timeout: Duration::from_secs(30),
+        retry: RetryPolicy {
+            base: Duration::from_millis(50),
+            cap: Duration::from_millis(500),
+            jitter: 0.1,
+        },
+        shutdown_grace: Duration::from_secs(5),
+        retention: Duration::from_secs(3600),
+        maintenance_interval: Duration::from_millis(100),
+    };
+    tokio::spawn(Worker::new(pool, registry, config).run(CancellationToken::new()))
 }
