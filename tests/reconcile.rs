@@ -815,3 +815,97 @@ async fn start_worker(
     };
     tokio::spawn(Worker::new(pool, registry, config).run(CancellationToken::new()))
 }
+
+#[tokio::test]
+async fn foreign_policies_are_reported_and_left_alone_and_disable_restores_the_original_capacity() {
+    let e = env().await;
+    // The team had already registered the component with min 2 / max 3 and its own policy.
+    e.sb.aas
+        .register_scalable_target()
+        .service_namespace(ServiceNamespace::Sagemaker)
+        .resource_id(RID)
+        .scalable_dimension(DIM)
+        .min_capacity(2)
+        .max_capacity(3)
+        .send()
+        .await
+        .unwrap();
+    let tt = aws_sdk_applicationautoscaling::types::TargetTrackingScalingPolicyConfiguration::builder()
+        .target_value(10.0)
+        .predefined_metric_specification(aws_sdk_applicationautoscaling::types::PredefinedMetricSpecification::builder()
+            .predefined_metric_type(aws_sdk_applicationautoscaling::types::MetricType::SageMakerInferenceComponentInvocationsPerCopy).build().unwrap())
+        .build().unwrap();
+    e.sb.aas
+        .put_scaling_policy()
+        .policy_name("team-policy")
+        .service_namespace(ServiceNamespace::Sagemaker)
+        .resource_id(RID)
+        .scalable_dimension(DIM)
+        .policy_type(aws_sdk_applicationautoscaling::types::PolicyType::TargetTrackingScaling)
+        .target_tracking_scaling_policy_configuration(tt)
+        .send()
+        .await
+        .unwrap();
+
+    let op = e
+        .converge(reqwest::Method::POST, "demo-component", None)
+        .await;
+    assert_eq!(op["state"], "completed", "{op}");
+    assert_eq!(
+        op["output"]["resolved_max_capacity"], 3,
+        "max resolved from the existing target"
+    );
+    assert_eq!(
+        op["output"]["foreign_policies"][0],
+        "team-policy (TargetTrackingScaling)"
+    );
+    let c = e.component("demo-component").await;
+    let degraded = c["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["reason"] == "ForeignScalingPolicies")
+        .expect("reported as a warning");
+    assert!(degraded["message"]
+        .as_str()
+        .unwrap()
+        .contains("team-policy"));
+    assert_eq!(
+        c["observed"]["original_capacity"],
+        json!([2, 3]),
+        "captured at the first enable"
+    );
+
+    e.converge(reqwest::Method::DELETE, "demo-component", None)
+        .await;
+    let t =
+        e.sb.aas
+            .describe_scalable_targets()
+            .service_namespace(ServiceNamespace::Sagemaker)
+            .resource_ids(RID)
+            .send()
+            .await
+            .unwrap();
+    assert_eq!(
+        (
+            t.scalable_targets()[0].min_capacity(),
+            t.scalable_targets()[0].max_capacity()
+        ),
+        (2, 3),
+        "the capacity from before zeroscale"
+    );
+    let p =
+        e.sb.aas
+            .describe_scaling_policies()
+            .service_namespace(ServiceNamespace::Sagemaker)
+            .resource_id(RID)
+            .send()
+            .await
+            .unwrap();
+    let names: Vec<&str> = p
+        .scaling_policies()
+        .iter()
+        .map(|p| p.policy_name())
+        .collect();
+    assert_eq!(names, ["team-policy"], "never deleted silently");
+}
