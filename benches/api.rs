@@ -108,8 +108,10 @@ async fn main() {
         .await
         .unwrap();
 
+    // No write rate limit: the benchmark measures the write path, not the limiter.
     let http = HttpArgs {
         listen: "127.0.0.1:0".parse().unwrap(),
+        write_rate_limit: 0,
         ..Default::default()
     };
     let app = Application::build(&http, zeroscale::api::AppState::new(pool.clone()), None)

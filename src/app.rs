@@ -28,13 +28,17 @@ impl Application {
         state: AppState,
         extra: Option<Router<AppState>>,
     ) -> anyhow::Result<Self> {
+        // Install the metrics recorder before anything records.
+        let _ = crate::api::metrics::handle();
         let listener = TcpListener::bind(http.listen)
             .await
             .with_context(|| format!("cannot listen on {}", http.listen))?;
         let stack = StackSettings {
             body_limit: http.body_limit,
             request_timeout: http.request_timeout,
+            cors_origins: http.cors_origins.clone(),
         };
+        let state = state.with_write_limit(http.write_rate_limit, http.write_burst);
         let router = api::router(state, stack, extra);
         Ok(Self {
             listener,

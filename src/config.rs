@@ -185,7 +185,7 @@ pub struct DbArgs {
 /// AWS client settings. The SDK's own variables (`AWS_REGION`, `AWS_PROFILE`,
 /// `AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_<SERVICE>`, credentials) keep working as usual;
 /// the flags below only override them when given.
-#[derive(Debug, Clone, Args, Default)]
+#[derive(Debug, Clone, Args)]
 pub struct AwsArgs {
     /// AWS region; defaults to the SDK's region chain (AWS_REGION, profile, IMDS).
     #[arg(long = "aws-region", env = "ZEROSCALE_AWS_REGION")]
@@ -217,10 +217,32 @@ pub struct AwsArgs {
         env = "ZEROSCALE_AWS_ENDPOINT_URL_SERVICE_QUOTAS"
     )]
     pub endpoint_url_service_quotas: Option<String>,
+    /// AWS calls per second this process makes at most (shared by all its workers).
+    #[arg(
+        long = "aws-rate-limit",
+        env = "ZEROSCALE_AWS_RATE_LIMIT",
+        default_value_t = 20
+    )]
+    pub rate_limit: u32,
     /// Set by `serve --sandbox` only: sign with throwaway static credentials (the sandbox
     /// parses signatures without verifying them) instead of the credential chain.
     #[arg(skip)]
     pub sandbox_credentials: bool,
+}
+
+impl Default for AwsArgs {
+    fn default() -> Self {
+        Self {
+            region: None,
+            endpoint_url: None,
+            endpoint_url_sagemaker: None,
+            endpoint_url_application_auto_scaling: None,
+            endpoint_url_cloudwatch: None,
+            endpoint_url_service_quotas: None,
+            rate_limit: 20,
+            sandbox_credentials: false,
+        }
+    }
 }
 
 /// HTTP server settings.
@@ -238,6 +260,19 @@ pub struct HttpArgs {
     /// After SIGTERM/ctrl-c, how long in-flight requests (and jobs) may take to finish.
     #[arg(long, env = "ZEROSCALE_SHUTDOWN_GRACE", default_value = "30s", value_parser = parse_duration)]
     pub shutdown_grace: Duration,
+    /// Writes per second each token may make (0: unlimited); excess gets 429 with Retry-After.
+    #[arg(long, env = "ZEROSCALE_WRITE_RATE_LIMIT", default_value_t = 10)]
+    pub write_rate_limit: u32,
+    /// Writes a token may make in a burst above that rate.
+    #[arg(long, env = "ZEROSCALE_WRITE_BURST", default_value_t = 50)]
+    pub write_burst: u32,
+    /// Origins allowed by CORS (the portal's), comma-separated; none means CORS is off.
+    #[arg(
+        long = "cors-origin",
+        env = "ZEROSCALE_CORS_ORIGINS",
+        value_delimiter = ','
+    )]
+    pub cors_origins: Vec<String>,
 }
 
 impl Default for HttpArgs {
@@ -247,6 +282,9 @@ impl Default for HttpArgs {
             body_limit: 64 * 1024,
             request_timeout: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(30),
+            write_rate_limit: 10,
+            write_burst: 50,
+            cors_origins: Vec::new(),
         }
     }
 }

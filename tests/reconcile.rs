@@ -502,6 +502,32 @@ async fn throttling_and_5xx_on_every_write_still_converge() {
             .unwrap();
     assert_eq!(policies.scaling_policies().len(), 2, "no duplicates");
     assert_eq!(e.component("demo-component").await["phase"], "ready");
+
+    // The metrics show the retries, the throttles and every AWS call, by operation and outcome.
+    let text = e
+        .app
+        .client
+        .get(e.app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for needle in [
+        r#"zeroscale_jobs_finished_total{kind="reconcile",outcome="completed"}"#,
+        r#"zeroscale_jobs_finished_total{kind="reconcile",outcome="retryable"}"#,
+        r#"zeroscale_job_retries_total{kind="reconcile"}"#,
+        "zeroscale_job_run_seconds_bucket",
+        "zeroscale_job_claim_latency_seconds_bucket",
+        r#"operation="RegisterScalableTarget",outcome="throttled""#,
+        r#"operation="PutMetricAlarm",outcome="server_error""#,
+        r#"operation="DescribeScalableTargets",outcome="ok""#,
+        "zeroscale_aws_throttles_total{",
+        "zeroscale_aws_call_duration_seconds_bucket",
+    ] {
+        assert!(text.contains(needle), "missing {needle} in:\n{text}");
+    }
 }
 
 #[tokio::test]

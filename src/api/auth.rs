@@ -155,8 +155,31 @@ impl FromRequestParts<AppState> for Writer {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        authenticate(parts, state, "write").await.map(Writer)
+        let caller = authenticate(parts, state, "write").await?;
+        if let Some(limiter) = &state.write_limiter {
+            if let Err(not_until) = limiter.check_key(&caller.token_name) {
+                let wait = not_until.wait_time_from(governor::clock::Clock::now(
+                    &governor::clock::DefaultClock::default(),
+                ));
+                return Err(ApiError::RateLimited {
+                    retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u64,
+                });
+            }
+        }
+        Ok(Writer(caller))
     }
+}
+
+/// Writes per token: a keyed token bucket.
+pub type WriteLimiter = governor::DefaultKeyedRateLimiter<String>;
+
+/// A limiter for `per_second` writes per token with bursts of `burst`; None when unlimited.
+pub fn write_limiter(per_second: u32, burst: u32) -> Option<WriteLimiter> {
+    let rate = std::num::NonZeroU32::new(per_second)?;
+    let burst = std::num::NonZeroU32::new(burst.max(1)).expect("at least 1");
+    Some(governor::RateLimiter::keyed(
+        governor::Quota::per_second(rate).allow_burst(burst),
+    ))
 }
 
 #[cfg(test)]

@@ -27,12 +27,46 @@ use crate::error::{ApiError, REQUEST_ID};
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Settings the stack needs.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct StackSettings {
     /// Largest accepted body in bytes.
     pub body_limit: usize,
     /// Per-request timeout.
     pub request_timeout: Duration,
+    /// Origins CORS allows (empty: CORS off).
+    pub cors_origins: Vec<String>,
+}
+
+/// CORS for the portal's origins: the headers a browser client needs to send and read.
+fn cors(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
+    use axum::http::{header, Method};
+    let origins: Vec<HeaderValue> = origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o.trim()).ok())
+        .collect();
+    if origins.is_empty() {
+        return None;
+    }
+    Some(
+        tower_http::cors::CorsLayer::new()
+            .allow_origin(origins)
+            .allow_methods([Method::GET, Method::POST, Method::DELETE])
+            .allow_headers([
+                header::AUTHORIZATION,
+                header::CONTENT_TYPE,
+                header::IF_MATCH,
+                HeaderName::from_static("idempotency-key"),
+                HeaderName::from_static("x-on-behalf-of"),
+                X_REQUEST_ID.clone(),
+            ])
+            .expose_headers([
+                header::ETAG,
+                header::LOCATION,
+                header::RETRY_AFTER,
+                X_REQUEST_ID.clone(),
+            ])
+            .max_age(Duration::from_secs(600)),
+    )
 }
 
 /// Wraps a router in the full stack.
@@ -60,13 +94,18 @@ pub fn apply<S: Clone + Send + Sync + 'static>(
                 .on_failure(()),
         )
         .layer(middleware::from_fn(scope_request_id))
+        .layer(middleware::from_fn(super::metrics::track))
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(middleware::from_fn_with_state(
             settings.request_timeout,
             timeout,
         ))
         .layer(DefaultBodyLimit::max(settings.body_limit));
-    router.layer(stack)
+    let router = router.layer(stack);
+    match cors(&settings.cors_origins) {
+        Some(layer) => router.layer(layer),
+        None => router,
+    }
 }
 
 /// Makes a UUID v4 request id when the caller sent none.

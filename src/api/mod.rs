@@ -6,6 +6,7 @@ pub mod changes;
 pub mod components;
 pub mod extract;
 pub mod health;
+pub mod metrics;
 pub mod middleware;
 pub mod operations;
 pub mod views;
@@ -38,6 +39,8 @@ pub struct AppState {
     pub notifier: crate::jobs::Notifier,
     /// AWS clients, for dry runs (None when the API runs without AWS access).
     pub aws: Option<crate::aws::AwsClients>,
+    /// Per-token limiter on writes (None: unlimited).
+    pub write_limiter: Option<Arc<auth::WriteLimiter>>,
 }
 
 impl AppState {
@@ -48,7 +51,14 @@ impl AppState {
             pool,
             tokens: Arc::default(),
             aws: None,
+            write_limiter: None,
         }
+    }
+
+    /// Limits each token to `per_second` writes with bursts of `burst` (0: unlimited).
+    pub fn with_write_limit(mut self, per_second: u32, burst: u32) -> Self {
+        self.write_limiter = auth::write_limiter(per_second, burst).map(Arc::new);
+        self
     }
 
     /// With AWS clients (dry runs).
@@ -110,6 +120,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(audit::list))
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))
+        .routes(routes!(metrics::metrics))
 }
 
 /// The generated OpenAPI document.

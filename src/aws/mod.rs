@@ -3,6 +3,7 @@
 //! endpoint overrides so the sandbox can stand in, and one mapping of SDK errors.
 
 pub mod errors;
+pub mod observe;
 
 use std::{
     collections::HashMap,
@@ -27,6 +28,17 @@ pub struct AwsClients {
     pub cloudwatch: aws_sdk_cloudwatch::Client,
     pub quotas: aws_sdk_servicequotas::Client,
     pub quota_cache: QuotaCache,
+    /// Paces AWS calls across every worker of this process, so a burst of changes stays under
+    /// the account's request rate instead of meeting ThrottlingException.
+    pub pacer: Arc<governor::DefaultDirectRateLimiter>,
+}
+
+/// A pacer allowing `per_second` calls per second (bursts up to the same number).
+pub fn pacer(per_second: u32) -> Arc<governor::DefaultDirectRateLimiter> {
+    let rate = std::num::NonZeroU32::new(per_second.max(1)).expect("at least 1");
+    Arc::new(governor::RateLimiter::direct(governor::Quota::per_second(
+        rate,
+    )))
 }
 
 impl AwsClients {
@@ -60,32 +72,41 @@ impl AwsClients {
         Self::from_shared(&shared, args)
     }
 
+    /// Waits for the pacer's permission to make one AWS call.
+    pub async fn pace(&self) {
+        self.pacer.until_ready().await;
+    }
+
     /// Builds the clients from an SDK config, applying the per-service overrides in `args`.
     pub fn from_shared(shared: &aws_config::SdkConfig, args: &AwsArgs) -> Self {
         let pick = |specific: &Option<String>| specific.clone();
         let sagemaker = {
-            let mut b = aws_sdk_sagemaker::config::Builder::from(shared);
+            let mut b =
+                aws_sdk_sagemaker::config::Builder::from(shared).interceptor(observe::CallMetrics);
             if let Some(u) = pick(&args.endpoint_url_sagemaker) {
                 b = b.endpoint_url(u);
             }
             aws_sdk_sagemaker::Client::from_conf(b.build())
         };
         let autoscaling = {
-            let mut b = aws_sdk_applicationautoscaling::config::Builder::from(shared);
+            let mut b = aws_sdk_applicationautoscaling::config::Builder::from(shared)
+                .interceptor(observe::CallMetrics);
             if let Some(u) = pick(&args.endpoint_url_application_auto_scaling) {
                 b = b.endpoint_url(u);
             }
             aws_sdk_applicationautoscaling::Client::from_conf(b.build())
         };
         let cloudwatch = {
-            let mut b = aws_sdk_cloudwatch::config::Builder::from(shared);
+            let mut b =
+                aws_sdk_cloudwatch::config::Builder::from(shared).interceptor(observe::CallMetrics);
             if let Some(u) = pick(&args.endpoint_url_cloudwatch) {
                 b = b.endpoint_url(u);
             }
             aws_sdk_cloudwatch::Client::from_conf(b.build())
         };
         let quotas = {
-            let mut b = aws_sdk_servicequotas::config::Builder::from(shared);
+            let mut b = aws_sdk_servicequotas::config::Builder::from(shared)
+                .interceptor(observe::CallMetrics);
             if let Some(u) = pick(&args.endpoint_url_service_quotas) {
                 b = b.endpoint_url(u);
             }
@@ -97,6 +118,7 @@ impl AwsClients {
             cloudwatch,
             quotas,
             quota_cache: QuotaCache::default(),
+            pacer: pacer(args.rate_limit),
         }
     }
 }

@@ -46,6 +46,7 @@ pub async fn preflight(
     name: &str,
     max_capacity: Option<i32>,
 ) -> Result<Preflight, JobError> {
+    aws.pace().await;
     let ic = match aws
         .sagemaker
         .describe_inference_component()
@@ -75,6 +76,7 @@ pub async fn preflight(
         .runtime_config()
         .and_then(|r| r.current_copy_count())
         .unwrap_or(0);
+    aws.pace().await;
     let ep = aws
         .sagemaker
         .describe_endpoint()
@@ -91,6 +93,7 @@ pub async fn preflight(
     }
     // The endpoint config is the authoritative record of the variant's settings.
     let config_name = ep.endpoint_config_name().unwrap_or_default().to_string();
+    aws.pace().await;
     let config = aws
         .sagemaker
         .describe_endpoint_config()
@@ -163,6 +166,7 @@ pub async fn preflight(
 /// Reads the scalable target, every policy on it and our alarm.
 pub async fn observe(aws: &AwsClients, names: &OwnedNames) -> Result<Observed, JobError> {
     let aas = &aws.autoscaling;
+    aws.pace().await;
     let targets = aas
         .describe_scalable_targets()
         .service_namespace(ServiceNamespace::Sagemaker)
@@ -178,6 +182,7 @@ pub async fn observe(aws: &AwsClients, names: &OwnedNames) -> Result<Observed, J
         .scalable_targets()
         .first()
         .map(|t| (t.min_capacity(), t.max_capacity()));
+    aws.pace().await;
     let policies = aas
         .describe_scaling_policies()
         .service_namespace(ServiceNamespace::Sagemaker)
@@ -228,6 +233,7 @@ pub async fn observe(aws: &AwsClients, names: &OwnedNames) -> Result<Observed, J
             ));
         }
     }
+    aws.pace().await;
     let alarms = aws
         .cloudwatch
         .describe_alarms()
@@ -287,6 +293,7 @@ pub async fn apply(
             min_capacity,
             max_capacity,
         } => {
+            aws.pace().await;
             let out = aas
                 .register_scalable_target()
                 .service_namespace(ServiceNamespace::Sagemaker)
@@ -317,6 +324,7 @@ pub async fn apply(
                 .scale_out_cooldown(d.spec.scale_out_cooldown_seconds as i32)
                 .build()
                 .map_err(|e| JobError::permanent(e.to_string()))?;
+            aws.pace().await;
             let out = aas
                 .put_scaling_policy()
                 .policy_name(policy_name)
@@ -346,6 +354,7 @@ pub async fn apply(
                         .map_err(|e| JobError::permanent(e.to_string()))?,
                 )
                 .build();
+            aws.pace().await;
             let out = aas
                 .put_scaling_policy()
                 .policy_name(policy_name)
@@ -368,6 +377,7 @@ pub async fn apply(
             let arn = step_arn.clone().ok_or_else(|| {
                 JobError::retryable("the step policy's ARN is not known yet; observing again")
             })?;
+            aws.pace().await;
             let out = aws.cloudwatch.put_metric_alarm()
                 .alarm_name(alarm_name)
                 .alarm_description(format!("zeroscale: scale inference component {} out of zero copies. Managed by zeroscale; edits are reverted.", d.component))
@@ -389,6 +399,7 @@ pub async fn apply(
             )
         }
         Step::DeleteAlarm { alarm_name } => {
+            aws.pace().await;
             let out = aws
                 .cloudwatch
                 .delete_alarms()
@@ -399,6 +410,7 @@ pub async fn apply(
             (out.request_id().map(str::to_string), json!({}))
         }
         Step::DeleteScalingPolicy { policy_name } => {
+            aws.pace().await;
             let out = aas
                 .delete_scaling_policy()
                 .policy_name(policy_name)
@@ -421,6 +433,7 @@ pub async fn apply(
 /// The latest failed scaling activity of the target, with AWS's message (seed 001: failures are
 /// visible only here).
 pub async fn last_failed_activity(aws: &AwsClients, names: &OwnedNames) -> Option<Value> {
+    aws.pace().await;
     let out = aws
         .autoscaling
         .describe_scaling_activities()

@@ -25,6 +25,7 @@ pub async fn instance_quota(aws: &AwsClients, instance_type: &str) -> Result<Opt
     let mut token: Option<String> = None;
     let mut found = None;
     loop {
+        aws.pace().await;
         let out = aws
             .quotas
             .list_service_quotas()

@@ -1,0 +1,169 @@
+//! What the platform team runs on: Prometheus metrics, write rate limits, CORS.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{spawn_app, spawn_app_with, TestOptions};
+use zeroscale::config::HttpArgs;
+
+#[tokio::test]
+async fn metrics_expose_http_jobs_and_targets_with_low_cardinality_labels() {
+    let app = spawn_app().await;
+    let token = app.token("portal", "read,write").await;
+    app.client
+        .post(app.url("/components/metric-ic/scale-to-zero"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    app.client
+        .get(app.url("/components/metric-ic"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    app.client
+        .get(app.url("/components/unknown-ic"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    let text = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(text.contains(r#"zeroscale_http_requests_total{route="/components/{name}/scale-to-zero",method="POST",status="202"}"#), "{text}");
+    assert!(text.contains(r#"route="/components/{name}",method="GET",status="404""#));
+    assert!(text.contains("zeroscale_http_request_duration_seconds_bucket"));
+    assert!(
+        !text.contains("metric-ic") && !text.contains("unknown-ic"),
+        "no raw paths or names in labels"
+    );
+    assert!(
+        text.contains(r#"zeroscale_targets{kind="component",phase="pending"} 1"#),
+        "{text}"
+    );
+    assert!(text.contains("zeroscale_job_queue_depth 1"));
+}
+
+#[tokio::test]
+async fn writes_are_rate_limited_per_token_with_retry_after() {
+    let http = HttpArgs {
+        write_rate_limit: 1,
+        write_burst: 2,
+        ..Default::default()
+    };
+    let app = spawn_app_with(TestOptions {
+        http: Some(http),
+        ..Default::default()
+    })
+    .await;
+    let a = app.token("a", "read,write").await;
+    let b = app.token("b", "read,write").await;
+    let post = |t: &str, i: u32| {
+        app.client
+            .post(app.url(&format!("/components/ic-{i}/scale-to-zero")))
+            .bearer_auth(t)
+            .send()
+    };
+    assert_eq!(post(&a, 1).await.unwrap().status(), 202);
+    assert_eq!(post(&a, 2).await.unwrap().status(), 202);
+    let limited = post(&a, 3).await.unwrap();
+    assert_eq!(limited.status(), 429);
+    assert!(
+        limited.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+            >= 1
+    );
+    assert_eq!(
+        limited.headers()["content-type"],
+        "application/problem+json"
+    );
+    assert_eq!(
+        post(&b, 4).await.unwrap().status(),
+        202,
+        "other tokens have their own budget"
+    );
+    assert_eq!(
+        app.client
+            .get(app.url("/components"))
+            .bearer_auth(&a)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200,
+        "reads are not limited"
+    );
+    assert_eq!(
+        app.count("target_versions").await,
+        3,
+        "the limited write changed nothing"
+    );
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(
+        post(&a, 5).await.unwrap().status(),
+        202,
+        "the budget refills"
+    );
+}
+
+#[tokio::test]
+async fn cors_is_off_by_default_and_allows_the_configured_portal() {
+    let app = spawn_app().await;
+    let pre = app
+        .client
+        .request(reqwest::Method::OPTIONS, app.url("/components"))
+        .header("origin", "https://portal.example")
+        .header("access-control-request-method", "GET")
+        .send()
+        .await
+        .unwrap();
+    assert!(!pre.headers().contains_key("access-control-allow-origin"));
+
+    let http = HttpArgs {
+        cors_origins: vec!["https://portal.example".into()],
+        ..Default::default()
+    };
+    let app = spawn_app_with(TestOptions {
+        http: Some(http),
+        ..Default::default()
+    })
+    .await;
+    let pre = app
+        .client
+        .request(
+            reqwest::Method::OPTIONS,
+            app.url("/components/x/scale-to-zero"),
+        )
+        .header("origin", "https://portal.example")
+        .header("access-control-request-method", "POST")
+        .header(
+            "access-control-request-headers",
+            "authorization,idempotency-key,if-match",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        pre.headers()["access-control-allow-origin"],
+        "https://portal.example"
+    );
+    let other = app
+        .client
+        .get(app.url("/healthz"))
+        .header("origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert!(!other.headers().contains_key("access-control-allow-origin"));
+}
