@@ -934,4 +934,26 @@ async fn foreign_policies_are_reported_and_left_alone_and_disable_restores_the_o
         .map(|p| p.policy_name())
         .collect();
     assert_eq!(names, ["team-policy"], "never deleted silently");
+    // AWS's own alarms for that policy are untouched.
+    let aws_alarms: Vec<String> = p.scaling_policies()[0]
+        .alarms()
+        .iter()
+        .map(|a| a.alarm_name().to_string())
+        .collect();
+    assert_eq!(aws_alarms.len(), 2);
+    let still =
+        e.sb.cw
+            .describe_alarms()
+            .alarm_name_prefix("TargetTracking-")
+            .send()
+            .await
+            .unwrap();
+    let still: Vec<String> = still
+        .metric_alarms()
+        .iter()
+        .filter_map(|a| a.alarm_name().map(str::to_string))
+        .collect();
+    for a in &aws_alarms {
+        assert!(still.contains(a), "{a} is still there: {still:?}");
+    }
 }
