@@ -1,7 +1,7 @@
 //! Seed 000's aws CLI commands, unchanged but for `--endpoint-url` and the corrected
 //! step-scaling parameter, run against the sandbox; the result is read back through the CLI's own
 //! describe commands, and CloudWatch shows the same alarm to the CLI (JSON 1.0) and to the Rust
-//! SDK (CBOR). The CLI comes from `scripts/ensure-awscli` (PyPI `awscli` in `.venv/`).
+//! SDK (CBOR). The CLI comes from `scripts/ensure-python-tools` (PyPI `awscli` in `.venv/`).
 
 mod common;
 
@@ -16,7 +16,7 @@ fn aws_cli() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.venv/bin/aws")));
     assert!(
         path.exists(),
-        "the aws CLI is missing at {}: run scripts/ensure-awscli (scripts/test does)",
+        "the aws CLI is missing at {}: run scripts/ensure-python-tools (scripts/test does)",
         path.display()
     );
     path

@@ -37,9 +37,11 @@ pub struct AuditEvent {
     pub request_id: Option<String>,
     /// The operation (job) id.
     pub job_id: Option<i64>,
-    #[schema(value_type = Object)]
+    /// State before the change.
+    #[schema(value_type = Option<Object>)]
     pub before: Option<Value>,
-    #[schema(value_type = Object)]
+    /// State after the change.
+    #[schema(value_type = Option<Object>)]
     pub after: Option<Value>,
     /// accepted, applied, failed, ...
     pub outcome: String,
@@ -49,12 +51,25 @@ pub struct AuditEvent {
     pub aws_request_ids: Value,
 }
 
+/// The kinds of target.
+#[derive(Debug, ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[expect(
+    dead_code,
+    reason = "describes the kind filter in the OpenAPI document"
+)]
+enum TargetKindParam {
+    Component,
+    EndpointVariant,
+}
+
 /// Filters and paging.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AuditQuery {
     /// component or endpoint_variant.
+    #[param(value_type = Option<TargetKindParam>, inline)]
     kind: Option<String>,
     /// Target name.
     target: Option<String>,
@@ -67,6 +82,7 @@ pub struct AuditQuery {
     /// Events before this time (RFC 3339).
     until: Option<DateTime<Utc>>,
     /// Page size, 1-500 (default 100).
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<i64>,
     /// `next_cursor` from the previous page.
     cursor: Option<String>,
@@ -105,7 +121,7 @@ pub async fn list(
         ));
     }
     let before_id =
-        match q.cursor {
+        match q.cursor.filter(|c| !c.is_empty()) {
             None => None,
             Some(c) => Some(c.parse::<i64>().map_err(|_| {
                 ApiError::invalid_field("cursor", "not a cursor this service issued")

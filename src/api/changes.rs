@@ -44,11 +44,14 @@ pub fn if_match(headers: &HeaderMap) -> Result<Option<IfMatch>, ApiError> {
     if s == "*" {
         return Ok(Some(IfMatch::Any));
     }
-    s.trim_start_matches("W/")
-        .trim_matches('"')
-        .parse()
+    // RFC 9110 entity tags are quoted: `"3"`, or the weak `W/"3"`.
+    s.strip_prefix("W/")
+        .unwrap_or(s)
+        .strip_prefix('"')
+        .and_then(|t| t.strip_suffix('"'))
+        .and_then(|t| t.parse().ok())
         .map(|n| Some(IfMatch::Version(n)))
-        .map_err(|_| {
+        .ok_or_else(|| {
             ApiError::BadRequest(format!(
                 "If-Match must be an ETag this service issued, like \"3\" (got {s})"
             ))

@@ -85,11 +85,11 @@ fn validate(spec: &ComponentSpec) -> Result<(), ApiError> {
 /// every setting takes its default. Re-posting the current spec changes nothing (200).
 #[utoipa::path(post, path = "/components/{name}/scale-to-zero", tag = "components",
     params(
-        ("name" = String, Path, description = "Inference component name", example = "demo-component"),
+        ("name" = String, Path, description = "Inference component name", example = "demo-component", pattern = "^[a-zA-Z0-9]([-a-zA-Z0-9]*[a-zA-Z0-9])?$", max_length = 63),
         EnableQuery,
-        ("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: same key and body replay the first answer"),
-        ("If-Match" = Option<String>, Header, description = "Apply only if the component is at this version (its ETag)"),
-        ("X-On-Behalf-Of" = Option<String>, Header, description = "The portal user this call is made for (audited)"),
+        ("Idempotency-Key" = Option<String>, Header, nullable = false, description = "Makes retries safe: same key and body replay the first answer", pattern = "^[!-~]{1,255}$"),
+        ("If-Match" = Option<String>, Header, nullable = false, description = "Apply only if the component is at this version (its ETag)", pattern = "^(\\*|(W/)?\"[0-9]+\")$"),
+        ("X-On-Behalf-Of" = Option<String>, Header, nullable = false, description = "The portal user this call is made for (audited)", min_length = 1, max_length = 256, pattern = "^[^\\x00-\\x1f\\x7f]+$"),
     ),
     request_body(content = Option<ComponentSpec>, description = "Desired settings; omit for all defaults",
         example = json!({"max_capacity": 4})),
@@ -181,7 +181,7 @@ async fn dry_run(
 ///
 /// Queues a reconcile job (no new version); the job's plan shows what, if anything, had drifted.
 #[utoipa::path(post, path = "/components/{name}/reconcile", tag = "components",
-    params(("name" = String, Path, description = "Inference component name")),
+    params(("name" = String, Path, description = "Inference component name", pattern = "^[a-zA-Z0-9]([-a-zA-Z0-9]*[a-zA-Z0-9])?$", max_length = 63)),
     responses(
         (status = 202, description = "Queued; poll the operation in Location", body = ComponentChange),
         (status = 401, description = "Missing or unknown token", body = Problem, content_type = "application/problem+json"),
@@ -254,10 +254,10 @@ pub async fn reconcile(
 /// minimum capacity.
 #[utoipa::path(delete, path = "/components/{name}/scale-to-zero", tag = "components",
     params(
-        ("name" = String, Path, description = "Inference component name"),
-        ("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe"),
-        ("If-Match" = Option<String>, Header, description = "Apply only at this version"),
-        ("X-On-Behalf-Of" = Option<String>, Header, description = "The portal user this call is made for"),
+        ("name" = String, Path, description = "Inference component name", pattern = "^[a-zA-Z0-9]([-a-zA-Z0-9]*[a-zA-Z0-9])?$", max_length = 63),
+        ("Idempotency-Key" = Option<String>, Header, nullable = false, description = "Makes retries safe", pattern = "^[!-~]{1,255}$"),
+        ("If-Match" = Option<String>, Header, nullable = false, description = "Apply only at this version", pattern = "^(\\*|(W/)?\"[0-9]+\")$"),
+        ("X-On-Behalf-Of" = Option<String>, Header, nullable = false, description = "The portal user this call is made for", min_length = 1, max_length = 256, pattern = "^[^\\x00-\\x1f\\x7f]+$"),
     ),
     responses(
         (status = 202, description = "Accepted; poll the operation in Location", body = ComponentChange),
@@ -295,7 +295,7 @@ pub async fn disable(
 /// Read one component: spec, version (also the ETag), phase, conditions, owned AWS objects and
 /// the last operation.
 #[utoipa::path(get, path = "/components/{name}", tag = "components",
-    params(("name" = String, Path, description = "Inference component name")),
+    params(("name" = String, Path, description = "Inference component name", pattern = "^[a-zA-Z0-9]([-a-zA-Z0-9]*[a-zA-Z0-9])?$", max_length = 63)),
     responses(
         (status = 200, description = "The component", body = ComponentStatus,
             headers(("ETag" = String, description = "The current version"))),
@@ -328,11 +328,13 @@ pub async fn get_one(
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
-    /// Only components in this phase (pending, applying, ready, failed, disabled).
+    /// Only components in this phase.
+    #[param(value_type = Option<super::views::Phase>)]
     phase: Option<String>,
     /// Only names starting with this.
     prefix: Option<String>,
     /// Page size, 1-500 (default 100).
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<i64>,
     /// `next_cursor` from the previous page.
     cursor: Option<String>,
@@ -374,7 +376,7 @@ pub async fn list(
     let filter = targets::TargetFilter {
         phase: q.phase,
         name_prefix: q.prefix,
-        after: q.cursor,
+        after: q.cursor.filter(|c| !c.is_empty()),
         limit: limit + 1,
     };
     let mut rows = targets::list(&state.pool, "component", &filter).await?;

@@ -52,7 +52,7 @@ pub struct Operation {
     /// Each failed attempt.
     pub errors: Vec<AttemptError>,
     /// Steps done, AWS request ids and observations, as the job reported them.
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<Object>)]
     pub output: Option<Value>,
     pub created_at: DateTime<Utc>,
     pub scheduled_at: DateTime<Utc>,

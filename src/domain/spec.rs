@@ -76,7 +76,7 @@ impl Default for ScaleFromZero {
 pub struct ComponentSpec {
     /// Most copies scale-out may reach (1-1000). When absent, the job keeps the scalable
     /// target's current MaxCapacity, else the component's current copy count (at least 1).
-    #[schema(minimum = 1, maximum = 1000, nullable = false)]
+    #[schema(minimum = 1, maximum = 1000)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_capacity: Option<u32>,
     /// Target of `SageMakerInferenceComponentInvocationsPerCopy` for target tracking.
