@@ -1129,3 +1129,31 @@ async fn responses_carry_request_ids_in_every_protocol() {
     let body: serde_json::Value = json10.json().await.unwrap();
     assert_eq!(body["__type"], "com.amazonaws.cloudwatch#ResourceNotFound");
 }
+
+#[tokio::test]
+async fn the_accounts_autoscaling_request_rate_throttles_bursts() {
+    let env = SandboxEnv::demo().await;
+    env.control("PUT", "/settings", json!({"provisioning_delay_seconds": 60.0, "eventual_consistency": false, "autoscaling_requests_per_second": 2.0})).await;
+    let call = || {
+        env.aas
+            .describe_scalable_targets()
+            .service_namespace(ServiceNamespace::Sagemaker)
+            .send()
+    };
+    call().await.unwrap();
+    call().await.unwrap();
+    let e = call().await.unwrap_err();
+    assert_eq!(
+        code(&e),
+        "ThrottlingException",
+        "the third call in the same second is over the account's rate"
+    );
+    env.sm
+        .describe_endpoint()
+        .endpoint_name("demo-endpoint")
+        .send()
+        .await
+        .expect("other services are not limited");
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    call().await.expect("the bucket refills");
+}

@@ -214,7 +214,9 @@ async fn settings_get(State(sb): State<Sandbox>) -> Json<Value> {
 }
 
 async fn settings_set(State(sb): State<Sandbox>, Json(s): Json<Settings>) -> Json<Value> {
-    sb.world().settings = s.clone();
+    let mut w = sb.world();
+    w.settings = s.clone();
+    w.autoscaling_bucket = (0.0, 0.0);
     Json(json!(s))
 }
 

@@ -102,8 +102,43 @@ impl Sandbox {
     }
 }
 
+/// The account's request rate for Application Auto Scaling (a token bucket on real time, since
+/// rate limits are about wall-clock traffic, not the simulated clock).
+fn over_account_rate(w: &mut World, req: &AwsRequest) -> bool {
+    let Some(rate) = w
+        .settings
+        .autoscaling_requests_per_second
+        .filter(|_| req.service == Service::AutoScaling)
+    else {
+        return false;
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0);
+    let (tokens, last) = w.autoscaling_bucket;
+    let tokens = if last == 0.0 {
+        rate
+    } else {
+        (tokens + (now - last) * rate).min(rate)
+    };
+    if tokens >= 1.0 {
+        w.autoscaling_bucket = (tokens - 1.0, now);
+        false
+    } else {
+        w.autoscaling_bucket = (tokens, now);
+        true
+    }
+}
+
 /// Injected fault for this call, if any (and the latency to add).
 fn take_fault(w: &mut World, req: &AwsRequest) -> (Option<AwsError>, u64) {
+    if over_account_rate(w, req) {
+        return (
+            Some(AwsError::client("ThrottlingException", "Rate exceeded")),
+            0,
+        );
+    }
     let mut latency = 0;
     for key in [req.operation.as_str(), "*"] {
         if let Some(f) = w.faults.get_mut(key) {

@@ -213,6 +213,10 @@ pub struct Settings {
     /// When on, PutScalingPolicy right after RegisterScalableTarget fails once with
     /// ObjectNotFoundException, as AWS's eventual consistency does.
     pub eventual_consistency: bool,
+    /// The account's Application Auto Scaling request rate (calls per second, bursts of the
+    /// same size); calls beyond it get ThrottlingException. None: unlimited.
+    #[serde(default)]
+    pub autoscaling_requests_per_second: Option<f64>,
 }
 
 impl Default for Settings {
@@ -220,6 +224,7 @@ impl Default for Settings {
         Self {
             provisioning_delay_seconds: 60.0,
             eventual_consistency: false,
+            autoscaling_requests_per_second: None,
         }
     }
 }
@@ -244,6 +249,9 @@ pub struct World {
     pub faults: HashMap<String, Fault>,
     /// Resource ids registered while eventual consistency is on, whose next policy put fails.
     pub fresh_registrations: Vec<String>,
+    /// Application Auto Scaling rate bucket: (tokens, last refill in real seconds).
+    #[serde(skip)]
+    pub autoscaling_bucket: (f64, f64),
     /// Last minute boundary the simulation processed.
     pub processed_until: f64,
     pub next_id: u64,

@@ -1,0 +1,224 @@
+//! Scale: enable N components at once (default 1,000) against the sandbox, with zeroscale's AWS
+//! rate limit at 10 calls/s and the sandbox enforcing an account rate on Application Auto
+//! Scaling. Prints the time until all are ready, AWS calls per component, throttles met, and the
+//! service's resident memory idle and at its peak (it runs as a child process: the real binary).
+//!
+//! Run: `cargo bench --bench scale` (env `BENCH_COMPONENTS`, `BENCH_AWS_RATE`,
+//! `BENCH_ACCOUNT_RATE`). At 10 calls/s, 1,000 components take about 20 minutes.
+
+#[path = "common/mod.rs"]
+mod common;
+
+use std::{
+    process::Stdio,
+    time::{Duration, Instant},
+};
+
+use serde_json::{json, Value};
+
+fn env_or<T: std::str::FromStr>(key: &str, default: T) -> T {
+    std::env::var(key)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// (VmRSS, VmHWM) of a process, in MiB.
+fn memory_mib(pid: u32) -> (f64, f64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|kb| kb.parse::<f64>().ok())
+            .map(|kb| kb / 1024.0)
+            .unwrap_or(0.0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+#[tokio::main]
+async fn main() {
+    let n: usize = env_or("BENCH_COMPONENTS", 1000);
+    let aws_rate: u32 = env_or("BENCH_AWS_RATE", 10);
+    let account_rate: f64 = env_or("BENCH_ACCOUNT_RATE", 10.0);
+    let db = common::BenchDb::create("zs_bench_scale").await;
+    let (api, sandbox) = (free_port(), free_port());
+    let bin = env!("CARGO_BIN_EXE_zeroscale");
+    let mut child = tokio::process::Command::new(bin)
+        .args([
+            "serve",
+            "--sandbox",
+            "--listen",
+            &format!("127.0.0.1:{api}"),
+            "--sandbox-listen",
+            &format!("127.0.0.1:{sandbox}"),
+        ])
+        .args([
+            "--aws-rate-limit",
+            &aws_rate.to_string(),
+            "--write-rate-limit",
+            "0",
+            "--drift-interval",
+            "0",
+            "--worker-poll-interval",
+            "200ms",
+        ])
+        .env("DATABASE_URL", &db.url)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start zeroscale");
+    let pid = child.id().expect("pid");
+    let http = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{api}");
+    let sb = format!("http://127.0.0.1:{sandbox}/_sandbox");
+    for _ in 0..200 {
+        if http
+            .get(format!("{base}/readyz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (idle_rss, _) = memory_mib(pid);
+
+    let components: Vec<Value> = (0..n)
+        .map(|i| json!({"name": format!("scale-ic-{i}"), "endpoint": "scale-ep"}))
+        .collect();
+    let seeded = http
+        .post(format!("{sb}/seed"))
+        .json(&json!({"quotas": {"ml.g5.xlarge": 100000},
+            "endpoints": [{"name": "scale-ep", "instance_type": "ml.g5.xlarge", "min_instances": 0, "max_instances": 100000}],
+            "components": components}))
+        .send()
+        .await
+        .unwrap();
+    assert!(seeded.status().is_success());
+    http.put(format!("{sb}/settings"))
+        .json(&json!({"provisioning_delay_seconds": 60.0, "eventual_consistency": false, "autoscaling_requests_per_second": account_rate}))
+        .send()
+        .await
+        .unwrap();
+    http.delete(format!("{sb}/calls")).send().await.unwrap();
+    let out = std::process::Command::new(bin)
+        .args([
+            "token",
+            "create",
+            "--name",
+            "bench",
+            "--scopes",
+            "read,write",
+        ])
+        .env("DATABASE_URL", &db.url)
+        .output()
+        .unwrap();
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
+
+    println!("scale benchmark: {n} components, zeroscale AWS rate {aws_rate}/s, sandbox account rate {account_rate}/s on Application Auto Scaling");
+    let started = Instant::now();
+    let mut set = tokio::task::JoinSet::new();
+    for chunk in (0..n).collect::<Vec<_>>().chunks(n.div_ceil(16).max(1)) {
+        let (http, base, token, chunk) =
+            (http.clone(), base.clone(), token.clone(), chunk.to_vec());
+        set.spawn(async move {
+            for i in chunk {
+                let r = http
+                    .post(format!("{base}/components/scale-ic-{i}/scale-to-zero"))
+                    .bearer_auth(&token)
+                    .json(&json!({"max_capacity": 2}))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.status(), 202);
+            }
+        });
+    }
+    while set.join_next().await.is_some() {}
+    let accepted = started.elapsed();
+    let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+    let mut peak_rss: f64 = 0.0;
+    loop {
+        let (rss, _) = memory_mib(pid);
+        peak_rss = peak_rss.max(rss);
+        let ready: i64 = sqlx::query_scalar("SELECT count(*) FROM targets WHERE phase = 'ready'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        let failed: i64 = sqlx::query_scalar("SELECT count(*) FROM targets WHERE phase = 'failed'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        if ready + failed >= n as i64 {
+            if failed > 0 {
+                println!("warning: {failed} components failed");
+            }
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let all_ready = started.elapsed();
+    let (_, hwm) = memory_mib(pid);
+    let calls: Value = http
+        .get(format!("{sb}/calls"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let calls = calls["calls"].as_array().cloned().unwrap_or_default();
+    let throttles = calls
+        .iter()
+        .filter(|c| c["error"] == "ThrottlingException")
+        .count();
+    let writes = calls
+        .iter()
+        .filter(|c| {
+            [
+                "RegisterScalableTarget",
+                "PutScalingPolicy",
+                "PutMetricAlarm",
+            ]
+            .contains(&c["operation"].as_str().unwrap_or(""))
+        })
+        .count();
+    println!(
+        "accepted all {n} changes in        {:>8.2} s ({:.0} req/s)",
+        accepted.as_secs_f64(),
+        n as f64 / accepted.as_secs_f64()
+    );
+    println!(
+        "all ready after                    {:>8.1} s",
+        all_ready.as_secs_f64()
+    );
+    println!("AWS calls per component            {:>8.2} (writes {:.2}; floor: 4 writes + 3 preflight describes + the cached quota read)", calls.len() as f64 / n as f64, writes as f64 / n as f64);
+    println!(
+        "AWS calls per second, overall      {:>8.2} (limit {aws_rate})",
+        calls.len() as f64 / all_ready.as_secs_f64()
+    );
+    println!("throttles met                      {:>8}", throttles);
+    println!(
+        "resident memory idle               {:>8.1} MiB (target < 64 MiB)",
+        idle_rss
+    );
+    println!(
+        "resident memory peak (sampled/HWM) {:>8.1} / {:.1} MiB (target < 256 MiB)",
+        peak_rss, hwm
+    );
+    let _ = child.kill().await;
+}
