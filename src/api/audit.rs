@@ -129,9 +129,9 @@ pub async fn list(
         };
     let filter = AuditFilter {
         target_kind: q.kind,
-        target_name: q.target,
-        actor: q.actor,
-        action: q.action,
+        target_name: super::extract::text_filter("target", q.target)?,
+        actor: super::extract::text_filter("actor", q.actor)?,
+        action: super::extract::text_filter("action", q.action)?,
         since: q.since,
         until: q.until,
         before_id,

@@ -375,8 +375,8 @@ pub async fn list(
     }
     let filter = targets::TargetFilter {
         phase: q.phase,
-        name_prefix: q.prefix,
-        after: q.cursor.filter(|c| !c.is_empty()),
+        name_prefix: super::extract::text_filter("prefix", q.prefix)?,
+        after: super::extract::text_filter("cursor", q.cursor.filter(|c| !c.is_empty()))?,
         limit: limit + 1,
     };
     let mut rows = targets::list(&state.pool, "component", &filter).await?;

@@ -149,3 +149,15 @@ mod mime_type {
         }
     }
 }
+
+/// A text filter from a query string: Postgres text cannot hold NUL, so a filter containing one
+/// is refused (422) instead of failing in the database.
+pub fn text_filter(field: &str, value: Option<String>) -> Result<Option<String>, ApiError> {
+    match value {
+        Some(v) if v.contains('\0') => Err(ApiError::invalid_field(
+            field,
+            "must not contain NUL characters",
+        )),
+        other => Ok(other),
+    }
+}
