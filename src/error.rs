@@ -102,6 +102,10 @@ pub enum ApiError {
     /// An `Idempotency-Key` was reused with a different body.
     #[error("{0}")]
     IdempotencyKeyReused(String),
+    /// The name belongs to the other kind of target (an endpoint on a component route, or
+    /// the reverse); the message names the right route.
+    #[error("{0}")]
+    WrongTargetKind(String),
     /// Too many requests for this caller.
     #[error("rate limit exceeded; retry after {retry_after_secs} s")]
     RateLimited {
@@ -130,9 +134,9 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            ApiError::Validation { .. } | ApiError::IdempotencyKeyReused(_) => {
-                StatusCode::UNPROCESSABLE_ENTITY
-            }
+            ApiError::Validation { .. }
+            | ApiError::IdempotencyKeyReused(_)
+            | ApiError::WrongTargetKind(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
@@ -161,6 +165,7 @@ impl ApiError {
             ApiError::Conflict { code, .. } => code,
             ApiError::PreconditionFailed(_) => "precondition_failed",
             ApiError::IdempotencyKeyReused(_) => "idempotency_key_reused",
+            ApiError::WrongTargetKind(_) => "wrong_target_kind",
             ApiError::RateLimited { .. } => "rate_limited",
             ApiError::Timeout(_) => "timeout",
             ApiError::Unavailable(_) => "unavailable",
@@ -181,6 +186,7 @@ impl ApiError {
             ApiError::Conflict { .. } => "Conflict",
             ApiError::PreconditionFailed(_) => "Precondition failed",
             ApiError::IdempotencyKeyReused(_) => "Idempotency key reused",
+            ApiError::WrongTargetKind(_) => "Wrong kind of target",
             ApiError::RateLimited { .. } => "Too many requests",
             ApiError::Timeout(_) => "Request timed out",
             ApiError::Unavailable(_) => "Service unavailable",

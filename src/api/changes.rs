@@ -191,12 +191,14 @@ async fn lock_or_create(
     }
     if !change.enabled {
         return Err(ApiError::NotFound(format!(
-            "{kind} {name:?} is not managed by zeroscale"
+            "{} is not managed by zeroscale",
+            change.target
         )));
     }
     if let Some(IfMatch::Any | IfMatch::Version(_)) = change.if_match {
         return Err(ApiError::PreconditionFailed(format!(
-            "If-Match was given but {kind} {name:?} does not exist yet"
+            "If-Match was given but {} is not managed by zeroscale yet",
+            change.target
         )));
     }
     match targets::insert(tx, kind, &name, true, spec).await? {

@@ -2,8 +2,8 @@
 
 use axum::{
     extract::{Path, Query, State},
-    http::{HeaderMap, HeaderValue},
-    response::{IntoResponse, Response},
+    http::HeaderMap,
+    response::Response,
     Json,
 };
 use serde::{Deserialize, Serialize};
@@ -12,15 +12,15 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::{
     auth::{Reader, Writer},
-    changes::{self, Change},
     extract::OptionalJson,
+    targets::{self, EnableQuery, ListRequest},
     views::{Page, TargetState},
     AppState,
 };
 use crate::{
-    domain::{ComponentName, ComponentSpec, TargetRef},
-    error::{ApiError, FieldError, Problem},
-    store::{targets, targets::TargetRow},
+    domain::{ComponentName, ComponentSpec, TargetKind, TargetRef, TargetSpec},
+    error::{ApiError, Problem},
+    store::targets::TargetRow,
 };
 
 /// A component's desired state and where it stands.
@@ -52,31 +52,13 @@ fn parse_name(name: &str) -> Result<TargetRef, ApiError> {
         .map_err(|m| ApiError::invalid_field("name", m))
 }
 
-fn status(target: &TargetRef, row: &TargetRow) -> ComponentStatus {
+/// A component's status from its stored row.
+pub fn status(target: &TargetRef, row: &TargetRow) -> ComponentStatus {
     ComponentStatus {
         name: row.name.clone(),
         spec: serde_json::from_value(row.spec.clone()).unwrap_or_default(),
         state: TargetState::new(row, target.owned_names()),
     }
-}
-
-fn render(target: &TargetRef, row: &TargetRow) -> Value {
-    serde_json::to_value(status(target, row)).unwrap_or(Value::Null)
-}
-
-fn validate(spec: &ComponentSpec) -> Result<(), ApiError> {
-    spec.validate().map_err(|errs| {
-        let detail = errs
-            .iter()
-            .map(|(f, m)| format!("{f}: {m}"))
-            .collect::<Vec<_>>()
-            .join("; ");
-        let errors = errs
-            .into_iter()
-            .map(|(field, message)| FieldError { field, message })
-            .collect();
-        ApiError::Validation { detail, errors }
-    })
 }
 
 /// Enable or update scale-to-zero for an inference component.
@@ -104,7 +86,7 @@ fn validate(spec: &ComponentSpec) -> Result<(), ApiError> {
         (status = 412, description = "If-Match does not match the current version", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Body is not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid name or settings, or Idempotency-Key reused with another body", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid name or settings, Idempotency-Key reused with another body, or the name is an endpoint (code wrong_target_kind)", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Dry run: AWS unavailable", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
@@ -118,23 +100,17 @@ pub async fn enable(
 ) -> Result<Response, ApiError> {
     let Query(q) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let target = parse_name(&name)?;
-    validate(&spec)?;
-    if q.dry_run.unwrap_or(false) {
-        return dry_run(&state, &target, &spec).await;
-    }
-    let change = Change {
-        path: format!("/components/{name}/scale-to-zero"),
+    spec.validate().map_err(targets::invalid_spec)?;
+    let dry_run = q.dry_run.unwrap_or(false);
+    targets::enable(
+        &state,
+        &caller,
         target,
-        enabled: true,
-        spec: Some(serde_json::to_value(&spec).map_err(anyhow::Error::from)?),
-        if_match: changes::if_match(&headers)?,
-        idempotency_key: changes::idempotency_key(&headers)?,
-        method: "POST",
-        caller: &caller,
-    };
-    Ok(changes::record(&state, change, render)
-        .await?
-        .into_response())
+        TargetSpec::Component(spec),
+        dry_run,
+        &headers,
+    )
+    .await
 }
 
 /// A 200 from the enable route: an unchanged write, or a dry run's verdict.
@@ -145,36 +121,6 @@ pub enum EnableOk {
     Unchanged(Box<ComponentChange>),
     /// `dry_run=true`: the verdict and plan.
     DryRun(crate::reconcile::DryRun),
-}
-
-/// Query of the enable route.
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-#[serde(deny_unknown_fields)]
-pub struct EnableQuery {
-    /// Return the preflight verdict and the exact AWS calls a job would make, writing nothing
-    /// (neither to AWS nor to the desired state).
-    dry_run: Option<bool>,
-}
-
-async fn dry_run(
-    state: &AppState,
-    target: &TargetRef,
-    spec: &ComponentSpec,
-) -> Result<Response, ApiError> {
-    let aws = state.aws.as_ref().ok_or_else(|| {
-        ApiError::Unavailable(
-            "dry runs need AWS access, which this API process was started without".into(),
-        )
-    })?;
-    match crate::reconcile::dry_run_component(aws, target, spec).await {
-        Ok(verdict) => Ok(Json(verdict).into_response()),
-        Err(e) => {
-            // SDK text stays in the log, with the request id.
-            tracing::warn!(error = %e.message, "dry run: AWS call failed");
-            Err(ApiError::Unavailable("AWS did not answer the dry run's describe calls (throttled or unavailable); retry shortly".into()))
-        }
-    }
 }
 
 /// Re-observe a component now and repair whatever differs from its current version.
@@ -195,57 +141,7 @@ pub async fn reconcile(
     Writer(caller): Writer,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
-    let target = parse_name(&name)?;
-    let mut tx = state.pool.begin().await?;
-    let row = targets::lock(&mut tx, target.kind(), &target.name())
-        .await?
-        .ok_or_else(|| {
-            ApiError::NotFound(format!("component {name:?} is not managed by zeroscale"))
-        })?;
-    let job = crate::jobs::enqueue(
-        &mut tx,
-        &crate::jobs::new_job(
-            changes::RECONCILE_JOB,
-            Some(target.job_target()),
-            serde_json::json!({"kind": target.kind(), "name": target.name(), "version": row.version, "reason": "manual"}),
-        ),
-    )
-    .await?;
-    crate::store::audit::append(
-        &mut tx,
-        &crate::store::audit::NewAuditEvent {
-            actor: caller.token_name.clone(),
-            on_behalf_of: caller.on_behalf_of.clone(),
-            source_ip: caller.source_ip.clone(),
-            user_agent: caller.user_agent.clone(),
-            action: "reconcile".into(),
-            target_kind: target.kind().into(),
-            target_name: target.name(),
-            version: Some(row.version),
-            request_id: crate::error::current_request_id(),
-            job_id: Some(job.id),
-            outcome: "accepted".into(),
-            ..Default::default()
-        },
-    )
-    .await?;
-    tx.commit().await?;
-    state.notifier.notify();
-    let row = row.with_job(&job);
-    let location = format!("/operations/{}", job.id);
-    let body = ComponentChange {
-        changed: false,
-        detail: format!(
-            "reconcile of version {} queued; poll {location}",
-            row.version
-        ),
-        target: status(&target, &row),
-    };
-    let mut response = (axum::http::StatusCode::ACCEPTED, Json(body)).into_response();
-    if let Ok(v) = HeaderValue::from_str(&location) {
-        response.headers_mut().insert("location", v);
-    }
-    Ok(response)
+    targets::reconcile(&state, &caller, &parse_name(&name)?).await
 }
 
 /// Turn scale-to-zero off for an inference component.
@@ -277,19 +173,7 @@ pub async fn disable(
     Path(name): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let change = Change {
-        path: format!("/components/{name}/scale-to-zero"),
-        target: parse_name(&name)?,
-        enabled: false,
-        spec: None,
-        if_match: changes::if_match(&headers)?,
-        idempotency_key: changes::idempotency_key(&headers)?,
-        method: "DELETE",
-        caller: &caller,
-    };
-    Ok(changes::record(&state, change, render)
-        .await?
-        .into_response())
+    targets::disable(&state, &caller, parse_name(&name)?, &headers).await
 }
 
 /// Read one component: spec, version (also the ETag), phase, conditions, owned AWS objects and
@@ -310,17 +194,7 @@ pub async fn get_one(
     Reader(_caller): Reader,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
-    let target = parse_name(&name)?;
-    let row = targets::get(&state.pool, target.kind(), &target.name())
-        .await?
-        .ok_or_else(|| {
-            ApiError::NotFound(format!("component {name:?} is not managed by zeroscale"))
-        })?;
-    let mut response = Json(status(&target, &row)).into_response();
-    if let Ok(tag) = HeaderValue::from_str(&format!("\"{}\"", row.version)) {
-        response.headers_mut().insert("etag", tag);
-    }
-    Ok(response)
+    targets::get_one(&state, &parse_name(&name)?).await
 }
 
 /// Filters and paging for the list.
@@ -355,48 +229,15 @@ pub async fn list(
     State(state): State<AppState>,
     Reader(_caller): Reader,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Page<ComponentStatus>>, ApiError> {
+) -> Result<Json<Page<Value>>, ApiError> {
     let Query(q) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
-    const PHASES: [&str; 5] = ["pending", "applying", "ready", "failed", "disabled"];
-    if let Some(p) = &q.phase {
-        if !PHASES.contains(&p.as_str()) {
-            return Err(ApiError::invalid_field(
-                "phase",
-                format!("must be one of {}", PHASES.join(", ")),
-            ));
-        }
-    }
-    let limit = q.limit.unwrap_or(100);
-    if !(1..=500).contains(&limit) {
-        return Err(ApiError::invalid_field(
-            "limit",
-            "must be between 1 and 500",
-        ));
-    }
-    let filter = targets::TargetFilter {
+    let request = ListRequest {
         phase: q.phase,
-        name_prefix: super::extract::text_filter("prefix", q.prefix)?,
-        after: super::extract::text_filter("cursor", q.cursor.filter(|c| !c.is_empty()))?,
-        limit: limit + 1,
+        name_prefix: q.prefix,
+        limit: q.limit,
+        cursor: q.cursor,
     };
-    let mut rows = targets::list(&state.pool, "component", &filter).await?;
-    let next_cursor = (rows.len() as i64 > limit).then(|| {
-        rows.truncate(limit as usize);
-        rows.last().map(|r| r.name.clone()).unwrap_or_default()
-    });
-    let items = rows
-        .iter()
-        .map(|row| {
-            let target = TargetRef::Component(
-                ComponentName::parse(&row.name).unwrap_or_else(|_| unreachable_name()),
-            );
-            status(&target, row)
-        })
-        .collect();
-    Ok(Json(Page { items, next_cursor }))
-}
-
-/// Stored names were validated on the way in; this is never reached.
-fn unreachable_name() -> ComponentName {
-    ComponentName::parse("invalid").expect("static name")
+    Ok(Json(
+        targets::list(&state, TargetKind::Component, request).await?,
+    ))
 }

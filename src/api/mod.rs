@@ -9,6 +9,8 @@ pub mod health;
 pub mod metrics;
 pub mod middleware;
 pub mod operations;
+pub mod targets;
+pub mod variants;
 pub mod views;
 
 use std::sync::Arc;
@@ -102,6 +104,7 @@ const DOCS_HTML: &str = include_str!("../../assets/docs.html");
     modifiers(&BearerAuth),
     tags(
         (name = "components", description = "Scale-to-zero for SageMaker inference components"),
+        (name = "endpoints", description = "Scale-to-zero for async-inference endpoint variants"),
         (name = "operations", description = "The jobs behind changes"),
         (name = "audit", description = "The append-only audit log"),
         (name = "health", description = "Liveness and readiness probes"),
@@ -116,6 +119,10 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(components::get_one))
         .routes(routes!(components::reconcile))
         .routes(routes!(components::list))
+        .routes(routes!(variants::enable, variants::disable))
+        .routes(routes!(variants::get_one))
+        .routes(routes!(variants::reconcile))
+        .routes(routes!(variants::list))
         .routes(routes!(operations::get_one))
         .routes(routes!(audit::list))
         .routes(routes!(health::healthz))

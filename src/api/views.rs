@@ -6,7 +6,7 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 use crate::{
-    domain::names::OwnedNames,
+    domain::OwnedNames,
     store::{jobs::JobState, targets::TargetRow},
 };
 

@@ -2,6 +2,10 @@
 
 pub mod names;
 pub mod spec;
+pub mod target;
+pub mod variant_spec;
 
-pub use names::{ComponentName, TargetRef};
+pub use names::{ComponentName, EndpointName, VariantName};
 pub use spec::{Comparison, ComponentSpec, ScaleFromZero};
+pub use target::{OwnedNames, TargetKind, TargetRef, TargetSpec};
+pub use variant_spec::{BacklogScaleFromZero, VariantSpec};

@@ -24,58 +24,49 @@ fn check_sagemaker_name(what: &str, s: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// The name of a SageMaker inference component.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
-pub struct ComponentName(String);
+/// Declares a validated SageMaker name type: parsing is the only way to build one.
+macro_rules! sagemaker_name {
+    ($(#[$doc:meta])* $ty:ident, $what:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+        pub struct $ty(String);
 
-impl ComponentName {
-    /// Validates a component name.
-    pub fn parse(s: &str) -> Result<Self, String> {
-        check_sagemaker_name("an inference component name", s)?;
-        Ok(Self(s.to_string()))
-    }
+        impl $ty {
+            /// Validates the name against SageMaker's rules.
+            pub fn parse(s: &str) -> Result<Self, String> {
+                check_sagemaker_name($what, s)?;
+                Ok(Self(s.to_string()))
+            }
 
-    /// The name as AWS knows it.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for ComponentName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-/// What a desired state, a job and an audit event are about.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum TargetRef {
-    /// An inference component (seed 000).
-    Component(ComponentName),
-}
-
-impl TargetRef {
-    /// The `target_kind` value stored in Postgres.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            TargetRef::Component(_) => "component",
+            /// The name as AWS knows it.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
         }
-    }
 
-    /// The stored name (unique per kind).
-    pub fn name(&self) -> String {
-        match self {
-            TargetRef::Component(n) => n.to_string(),
+        impl fmt::Display for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
         }
-    }
-
-    /// The job-engine target key: one running job per key. Mirrors the AWS ResourceId.
-    pub fn job_target(&self) -> String {
-        match self {
-            TargetRef::Component(n) => format!("inference-component/{n}"),
-        }
-    }
+    };
 }
+
+sagemaker_name!(
+    /// The name of a SageMaker inference component.
+    ComponentName,
+    "an inference component name"
+);
+sagemaker_name!(
+    /// The name of a SageMaker endpoint.
+    EndpointName,
+    "an endpoint name"
+);
+sagemaker_name!(
+    /// The name of a production variant of an endpoint (SageMaker's VariantName pattern).
+    VariantName,
+    "a variant name"
+);
 
 #[cfg(test)]
 mod tests {
@@ -88,40 +79,8 @@ mod tests {
         }
         for bad in ["", "-a", "a-", "a_b", "a.b", "a b", "ü", &"x".repeat(64)] {
             assert!(ComponentName::parse(bad).is_err(), "{bad}");
-        }
-    }
-}
-
-/// The AWS objects zeroscale owns for a target, with names derived deterministically from the
-/// target so that every run (and every replica) finds the same objects.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-pub struct OwnedNames {
-    /// Application Auto Scaling service namespace.
-    pub service_namespace: String,
-    /// Scalable target resource id.
-    pub resource_id: String,
-    /// Scalable dimension.
-    pub scalable_dimension: String,
-    /// The target-tracking policy's name.
-    pub target_tracking_policy: String,
-    /// The step policy's name (scale out of zero).
-    pub step_policy: String,
-    /// The CloudWatch alarm that fires the step policy.
-    pub alarm: String,
-}
-
-impl TargetRef {
-    /// Names of the AWS objects zeroscale creates for this target.
-    pub fn owned_names(&self) -> OwnedNames {
-        match self {
-            TargetRef::Component(n) => OwnedNames {
-                service_namespace: "sagemaker".into(),
-                resource_id: format!("inference-component/{n}"),
-                scalable_dimension: "sagemaker:inference-component:DesiredCopyCount".into(),
-                target_tracking_policy: format!("zeroscale-{n}-target-tracking"),
-                step_policy: format!("zeroscale-{n}-scale-from-zero"),
-                alarm: format!("zeroscale-{n}-no-capacity"),
-            },
+            assert!(EndpointName::parse(bad).is_err(), "{bad}");
+            assert!(VariantName::parse(bad).is_err(), "{bad}");
         }
     }
 }

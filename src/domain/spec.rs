@@ -1,4 +1,5 @@
-//! The desired zero-scaling configuration of an inference component, with seed 000's defaults.
+//! The desired zero-scaling configuration of an inference component, with seed 000's defaults,
+//! and the checks both kinds of spec share.
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -69,6 +70,57 @@ impl Default for ScaleFromZero {
     }
 }
 
+impl ScaleFromZero {
+    /// Checks the step policy and alarm settings (CloudWatch's and our own limits).
+    pub(super) fn check(&self, errs: &mut Vec<SpecViolation>) {
+        let z = self;
+        range(
+            errs,
+            "scale_from_zero.cooldown_seconds",
+            z.cooldown_seconds,
+            0,
+            86_400,
+        );
+        range(errs, "scale_from_zero.adjustment", z.adjustment, 1, 1000);
+        if z.period_seconds == 0 || z.period_seconds % 60 != 0 || z.period_seconds > 86_400 {
+            errs.push((
+                "scale_from_zero.period_seconds".into(),
+                "must be a multiple of 60 up to 86400: SageMaker publishes its metrics per minute"
+                    .into(),
+            ));
+        }
+        range(
+            errs,
+            "scale_from_zero.evaluation_periods",
+            z.evaluation_periods,
+            1,
+            1440,
+        );
+        if z.datapoints_to_alarm < 1 || z.datapoints_to_alarm > z.evaluation_periods {
+            errs.push((
+                "scale_from_zero.datapoints_to_alarm".into(),
+                format!(
+                    "must be between 1 and evaluation_periods ({})",
+                    z.evaluation_periods
+                ),
+            ));
+        }
+        if u64::from(z.period_seconds) * u64::from(z.evaluation_periods) > 86_400 {
+            errs.push((
+                "scale_from_zero.evaluation_periods".into(),
+                "period_seconds x evaluation_periods must not exceed one day (CloudWatch's limit)"
+                    .into(),
+            ));
+        }
+        if !z.threshold.is_finite() || z.threshold < 0.0 {
+            errs.push((
+                "scale_from_zero.threshold".into(),
+                "must be a number >= 0".into(),
+            ));
+        }
+    }
+}
+
 /// Desired scale-to-zero configuration of an inference component. Every field is optional in
 /// requests; the defaults are seed 000's.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -121,98 +173,74 @@ fn range(errs: &mut Vec<SpecViolation>, field: &str, v: u32, lo: u32, hi: u32) {
     }
 }
 
+/// The capacity and target-tracking settings every kind of spec has.
+pub(super) struct Tracking {
+    pub max_capacity: Option<u32>,
+    pub restore_min_capacity: u32,
+    /// The spec's name for the target value (it differs per kind).
+    pub target_field: &'static str,
+    pub target_value: f64,
+    pub scale_in_cooldown_seconds: u32,
+    pub scale_out_cooldown_seconds: u32,
+}
+
+/// Checks capacity and target-tracking settings (Application Auto Scaling's limits).
+pub(super) fn check_tracking(errs: &mut Vec<SpecViolation>, t: Tracking) {
+    if let Some(max) = t.max_capacity {
+        range(errs, "max_capacity", max, 1, 1000);
+        if t.restore_min_capacity > max {
+            errs.push((
+                "restore_min_capacity".into(),
+                format!("must not exceed max_capacity ({max})"),
+            ));
+        }
+    }
+    let v = t.target_value;
+    if !v.is_finite() || v <= 0.0 || v > 1e6 {
+        errs.push((
+            t.target_field.into(),
+            "must be a number above 0 and at most 1000000".into(),
+        ));
+    }
+    range(
+        errs,
+        "scale_in_cooldown_seconds",
+        t.scale_in_cooldown_seconds,
+        0,
+        86_400,
+    );
+    range(
+        errs,
+        "scale_out_cooldown_seconds",
+        t.scale_out_cooldown_seconds,
+        0,
+        86_400,
+    );
+    range(
+        errs,
+        "restore_min_capacity",
+        t.restore_min_capacity,
+        1,
+        1000,
+    );
+}
+
 impl ComponentSpec {
     /// Checks every rule AWS would enforce later (and a few of our own), all at once.
     pub fn validate(&self) -> Result<(), Vec<SpecViolation>> {
         let mut errs = Vec::new();
-        if let Some(max) = self.max_capacity {
-            range(&mut errs, "max_capacity", max, 1, 1000);
-            if self.restore_min_capacity > max {
-                errs.push((
-                    "restore_min_capacity".into(),
-                    format!("must not exceed max_capacity ({max})"),
-                ));
-            }
-        }
-        let t = self.target_invocations_per_copy;
-        if !t.is_finite() || t <= 0.0 || t > 1e6 {
-            errs.push((
-                "target_invocations_per_copy".into(),
-                "must be a number above 0 and at most 1000000".into(),
-            ));
-        }
-        range(
+        check_tracking(
             &mut errs,
-            "scale_in_cooldown_seconds",
-            self.scale_in_cooldown_seconds,
-            0,
-            86_400,
+            Tracking {
+                max_capacity: self.max_capacity,
+                restore_min_capacity: self.restore_min_capacity,
+                target_field: "target_invocations_per_copy",
+                target_value: self.target_invocations_per_copy,
+                scale_in_cooldown_seconds: self.scale_in_cooldown_seconds,
+                scale_out_cooldown_seconds: self.scale_out_cooldown_seconds,
+            },
         );
-        range(
-            &mut errs,
-            "scale_out_cooldown_seconds",
-            self.scale_out_cooldown_seconds,
-            0,
-            86_400,
-        );
-        range(
-            &mut errs,
-            "restore_min_capacity",
-            self.restore_min_capacity,
-            1,
-            1000,
-        );
-        let z = &self.scale_from_zero;
-        range(
-            &mut errs,
-            "scale_from_zero.cooldown_seconds",
-            z.cooldown_seconds,
-            0,
-            86_400,
-        );
-        range(
-            &mut errs,
-            "scale_from_zero.adjustment",
-            z.adjustment,
-            1,
-            1000,
-        );
-        if z.period_seconds == 0 || z.period_seconds % 60 != 0 || z.period_seconds > 86_400 {
-            errs.push((
-                "scale_from_zero.period_seconds".into(),
-                "must be a multiple of 60 up to 86400: SageMaker publishes its metrics per minute"
-                    .into(),
-            ));
-        }
-        range(
-            &mut errs,
-            "scale_from_zero.evaluation_periods",
-            z.evaluation_periods,
-            1,
-            1440,
-        );
-        if z.datapoints_to_alarm < 1 || z.datapoints_to_alarm > z.evaluation_periods {
-            errs.push((
-                "scale_from_zero.datapoints_to_alarm".into(),
-                format!(
-                    "must be between 1 and evaluation_periods ({})",
-                    z.evaluation_periods
-                ),
-            ));
-        }
-        if u64::from(z.period_seconds) * u64::from(z.evaluation_periods) > 86_400 {
-            errs.push((
-                "scale_from_zero.evaluation_periods".into(),
-                "period_seconds x evaluation_periods must not exceed one day (CloudWatch's limit)"
-                    .into(),
-            ));
-        }
-        if !z.threshold.is_finite() || z.threshold < 0.0 {
-            errs.push((
-                "scale_from_zero.threshold".into(),
-                "must be a number >= 0".into(),
-            ));
-        }
+        self.scale_from_zero.check(&mut errs);
         if errs.is_empty() {
             Ok(())
         } else {

@@ -52,10 +52,11 @@ pub async fn run(pool: PgPool, interval: Duration, stop: CancellationToken) {
         };
         let gap = interval / (targets.len().max(1) as u32);
         for (kind, name, version) in &targets {
-            let job_target = match kind.as_str() {
-                "component" => format!("inference-component/{name}"),
-                _ => name.clone(),
+            let Ok(target) = crate::domain::TargetRef::from_stored(kind, name) else {
+                tracing::warn!(kind = %kind, target = %name, "drift: unreadable stored target");
+                continue;
             };
+            let job_target = target.job_target();
             match enqueue_if_idle(&pool, kind, name, &job_target, *version, "drift").await {
                 Ok(true) => {
                     let _ = crate::store::jobs::notify_workers(&pool).await;

@@ -1,13 +1,17 @@
 //! Desired -> observed -> plan -> apply. The `reconcile` job handler: it converges AWS to a
 //! target's current desired version, records each step with AWS's request id, and reflects
-//! the truth in the target's phase and conditions and in the audit log.
+//! the truth in the target's phase and conditions and in the audit log. Every kind of target
+//! goes through the same flow; only its preflight (and `plan::desired_for`) differ.
 
 pub mod component;
 pub mod drift;
+pub mod kinds;
+pub mod objects;
 pub mod plan;
 pub mod quotas;
+pub mod report;
+pub mod variant;
 
-use chrono::Utc;
 use serde::Serialize;
 use serde_json::{json, Value};
 use sqlx::PgPool;
@@ -15,11 +19,12 @@ use sqlx::PgPool;
 use crate::{
     api::changes::RECONCILE_JOB,
     aws::AwsClients,
-    domain::{ComponentName, ComponentSpec, TargetRef},
+    domain::{TargetRef, TargetSpec},
     jobs::{ErrorClass, JobContext, JobError, Registry},
     store::{audit, targets},
 };
 use plan::{Desired, Observed};
+pub use report::Report;
 
 /// A non-blocking finding (shown as a Degraded condition).
 #[derive(Debug, Clone, Serialize)]
@@ -36,6 +41,63 @@ impl Warning {
             message,
         }
     }
+}
+
+/// What a kind's preflight learned (no writes were made to learn it).
+#[derive(Debug, Clone, Serialize)]
+pub struct Preflight {
+    pub endpoint: String,
+    pub variant: String,
+    pub instance_type: String,
+    /// Components: the variant's MaxInstanceCount, which the instance quota also bounds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_instance_count: Option<i32>,
+    /// Copies (components) or instances (variants) running now: the last fallback for an
+    /// unset max capacity.
+    pub current_capacity: i32,
+    pub warnings: Vec<Warning>,
+}
+
+/// Everything an enable needs before its first write.
+pub struct Prepared {
+    pub preflight: Preflight,
+    pub observed: Observed,
+    pub desired: Desired,
+}
+
+/// Preflight, observe and resolve the desired objects of an enabled target. Reads only: a
+/// refusal here means nothing was written to AWS.
+pub async fn prepare(
+    aws: &AwsClients,
+    target: &TargetRef,
+    spec: &TargetSpec,
+) -> Result<Prepared, JobError> {
+    let mut pre = match target {
+        TargetRef::Component(name) => component::preflight(aws, name.as_str()).await?,
+        TargetRef::EndpointVariant { endpoint, variant } => {
+            variant::preflight(aws, endpoint, variant).await?
+        }
+    };
+    let observed = objects::observe(aws, &target.owned_names()).await?;
+    // An unset max keeps the target's current MaxCapacity, else the running capacity.
+    let max = spec
+        .max_capacity()
+        .or(observed.target.map(|t| t.1))
+        .unwrap_or(pre.current_capacity)
+        .max(1);
+    let need = max.max(pre.max_instance_count.unwrap_or(0));
+    let warnings = quotas::check(aws, &pre.instance_type, need, |quota| match target {
+        TargetRef::Component(_) => component::quota_refusal(&pre, max, quota),
+        TargetRef::EndpointVariant { .. } => variant::quota_refusal(&pre, max, quota),
+    })
+    .await?;
+    pre.warnings.extend(warnings);
+    let desired = plan::desired_for(target, spec, max).map_err(JobError::permanent)?;
+    Ok(Prepared {
+        preflight: pre,
+        observed,
+        desired,
+    })
 }
 
 /// The reconcile job handler.
@@ -55,30 +117,15 @@ impl Reconciler {
     }
 
     async fn run(&self, ctx: JobContext) -> Result<Option<Value>, JobError> {
-        let kind = ctx.job.args["kind"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
-        let name = ctx.job.args["name"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
+        let arg = |k: &str| ctx.job.args[k].as_str().unwrap_or_default().to_string();
+        let (kind, name) = (arg("kind"), arg("name"));
         let row = targets::get(&self.pool, &kind, &name)
             .await
             .map_err(|e| JobError::retryable(format!("database: {e}")))?
             .ok_or_else(|| {
                 JobError::permanent(format!("{kind} {name:?} is no longer managed by zeroscale"))
             })?;
-        let target = match kind.as_str() {
-            "component" => {
-                TargetRef::Component(ComponentName::parse(&name).map_err(JobError::permanent)?)
-            }
-            other => {
-                return Err(JobError::permanent(format!(
-                    "no reconciler for target kind {other:?}"
-                )))
-            }
-        };
+        let target = TargetRef::from_stored(&kind, &name).map_err(JobError::permanent)?;
         set_applying(&self.pool, row.id, row.version).await;
         // Why this job runs: a user's change (default), a drift check, or a manual reconcile.
         let reason = ctx.job.args["reason"]
@@ -91,7 +138,7 @@ impl Reconciler {
             reason,
             ..Default::default()
         };
-        let result = self.component(&ctx, &target, &row, &mut report).await;
+        let result = self.converge(&ctx, &target, &row, &mut report).await;
         let last_attempt = ctx.job.attempt >= ctx.job.max_attempts;
         match result {
             Ok(()) => {
@@ -111,7 +158,7 @@ impl Reconciler {
         }
     }
 
-    async fn component(
+    async fn converge(
         &self,
         ctx: &JobContext,
         target: &TargetRef,
@@ -119,81 +166,39 @@ impl Reconciler {
         report: &mut Report,
     ) -> Result<(), JobError> {
         let names = target.owned_names();
-        let spec: ComponentSpec = serde_json::from_value(row.spec.clone())
-            .map_err(|e| JobError::permanent(format!("stored spec unreadable: {e}")))?;
+        let spec = TargetSpec::from_stored(target.target_kind(), &row.spec)
+            .map_err(JobError::permanent)?;
+        let captured: Option<Option<(i32, i32)>> = row
+            .observed
+            .get("original_capacity")
+            .map(|v| serde_json::from_value(v.clone()).unwrap_or(None));
         let observed = if row.enabled {
-            let pre = component::preflight(
-                &self.aws,
-                &target.name(),
-                spec.max_capacity.map(|m| m as i32),
-            )
-            .await?;
-            report.warnings = pre.warnings.clone();
-            let observed = component::observe(&self.aws, &names).await?;
-            let max = spec
-                .max_capacity
-                .map(|m| m as i32)
-                .or(observed.target.map(|t| t.1))
-                .unwrap_or(pre.current_copies)
-                .max(1);
-            report.preflight = Some(json!(pre));
-            report.resolved_max_capacity = Some(max);
+            let p = prepare(&self.aws, target, &spec).await?;
+            report.warnings = p.preflight.warnings.clone();
+            report.preflight = Some(json!(p.preflight));
+            report.resolved_max_capacity = Some(p.desired.max_capacity);
             // The capacity the target had before zeroscale first enabled it, restored on disable.
-            report.original_capacity = match row.observed.get("original_capacity") {
-                Some(v) => serde_json::from_value(v.clone()).unwrap_or(None),
-                None => observed.target,
-            };
-            let desired = Desired {
-                names: names.clone(),
-                component: target.name(),
-                max_capacity: max,
-                spec: spec.clone(),
-            };
-            self.apply(
-                ctx,
-                &desired,
-                plan::plan_enable(&desired, &observed),
-                &observed,
-                report,
-            )
-            .await?;
-            observed
+            report.original_capacity = captured.unwrap_or(p.observed.target);
+            let steps = plan::plan_enable(&p.desired, &p.observed);
+            self.apply(ctx, &p.desired, steps, &p.observed, report)
+                .await?;
+            p.observed
         } else {
-            let observed = component::observe(&self.aws, &names).await?;
-            report.original_capacity = row
-                .observed
-                .get("original_capacity")
-                .and_then(|v| serde_json::from_value(v.clone()).ok())
-                .flatten();
-            let restore_min = spec.restore_min_capacity as i32;
+            let observed = objects::observe(&self.aws, &names).await?;
+            report.original_capacity = captured.flatten();
+            let restore_min = spec.restore_min_capacity();
             let restore = report.original_capacity.unwrap_or_else(|| {
-                (
-                    restore_min,
-                    observed
-                        .target
-                        .map(|t| t.1)
-                        .unwrap_or(restore_min)
-                        .max(restore_min),
-                )
+                let max = observed.target.map(|t| t.1).unwrap_or(restore_min);
+                (restore_min, max.max(restore_min))
             });
-            let desired = Desired {
-                names: names.clone(),
-                component: target.name(),
-                max_capacity: restore.1,
-                spec: spec.clone(),
-            };
-            self.apply(
-                ctx,
-                &desired,
-                plan::plan_disable(&names, &observed, restore),
-                &observed,
-                report,
-            )
-            .await?;
+            let desired =
+                plan::desired_for(target, &spec, restore.1).map_err(JobError::permanent)?;
+            let steps = plan::plan_disable(&names, &observed, restore);
+            self.apply(ctx, &desired, steps, &observed, report).await?;
             observed
         };
         report.foreign_policies = observed.foreign_policies.clone();
-        report.last_scaling_failure = component::last_failed_activity(&self.aws, &names).await;
+        report.last_scaling_failure = objects::last_scaling_problem(&self.aws, &names).await;
         Ok(())
     }
 
@@ -211,7 +216,7 @@ impl Reconciler {
         report.target_tracking_policy_arn =
             observed.target_tracking.as_ref().map(|p| p.arn.clone());
         for step in &steps {
-            let record = component::apply(&self.aws, desired, step, &mut step_arn).await?;
+            let record = objects::apply(&self.aws, desired, step, &mut step_arn).await?;
             if let plan::Step::PutTargetTrackingPolicy { .. } = step {
                 report.target_tracking_policy_arn =
                     record.result["PolicyARN"].as_str().map(str::to_string);
@@ -219,11 +224,7 @@ impl Reconciler {
             report.steps.push(record);
             let _ = ctx.record_output(&json!(report)).await;
         }
-        report.step_policy_arn = if desired_enabled(report) {
-            step_arn
-        } else {
-            None
-        };
+        report.step_policy_arn = if report.enabled { step_arn } else { None };
         Ok(())
     }
 
@@ -237,7 +238,7 @@ impl Reconciler {
         error: Option<&str>,
     ) {
         let names = target.owned_names();
-        let conditions = conditions(report, error);
+        let conditions = report::conditions(report, error);
         let phase = match (error, row.enabled) {
             (Some(_), _) => "failed",
             (None, true) => "ready",
@@ -254,6 +255,9 @@ impl Reconciler {
             "applied_version": report.version,
         });
         let drift = report.drift();
+        // A drift check that found nothing to repair refreshes the status (scaling problems
+        // included) but is not an event worth an audit row every interval.
+        let quiet = report.reason == "drift" && drift.is_none() && error.is_none();
         if drift.is_some() {
             metrics::counter!("zeroscale_drift_repaired_total", "kind" => target.kind())
                 .increment(1);
@@ -294,7 +298,9 @@ impl Reconciler {
                 Some(&observed),
             )
             .await?;
-            audit::append(&mut tx, &event).await?;
+            if !quiet {
+                audit::append(&mut tx, &event).await?;
+            }
             tx.commit().await
         }
         .await;
@@ -309,125 +315,6 @@ async fn set_applying(pool: &PgPool, id: i64, version: i32) {
     if let Ok(mut conn) = pool.acquire().await {
         let _ = targets::set_status(&mut conn, id, version, Some("applying"), None, None).await;
     }
-}
-
-fn desired_enabled(report: &Report) -> bool {
-    report.enabled
-}
-
-/// What a reconcile did, stored as the operation's output.
-#[derive(Debug, Default, Serialize)]
-pub struct Report {
-    pub version: i32,
-    pub enabled: bool,
-    pub preflight: Option<Value>,
-    pub warnings: Vec<Warning>,
-    pub resolved_max_capacity: Option<i32>,
-    pub original_capacity: Option<(i32, i32)>,
-    pub plan: Vec<plan::Step>,
-    pub steps: Vec<component::StepRecord>,
-    pub target_tracking_policy_arn: Option<String>,
-    pub step_policy_arn: Option<String>,
-    pub foreign_policies: Vec<String>,
-    pub last_scaling_failure: Option<Value>,
-    pub error: Option<String>,
-    /// Why the job ran: change, drift or manual.
-    pub reason: String,
-}
-
-impl Report {
-    /// On a drift check or manual reconcile, any write means AWS had drifted from what zeroscale
-    /// last applied.
-    pub fn drift(&self) -> Option<String> {
-        if self.reason == "change" || self.plan.is_empty() {
-            return None;
-        }
-        let what: Vec<String> = self
-            .plan
-            .iter()
-            .map(|s| {
-                serde_json::to_value(s)
-                    .ok()
-                    .and_then(|v| v["call"].as_str().map(str::to_string))
-                    .unwrap_or_default()
-            })
-            .collect();
-        Some(format!(
-            "AWS differed from version {} and was repaired with: {}",
-            self.version,
-            what.join(", ")
-        ))
-    }
-}
-
-fn condition(kind: &str, ok: bool, reason: &str, message: String) -> Value {
-    json!({"type": kind, "status": if ok { "True" } else { "False" }, "reason": reason, "message": message, "last_transition_time": Utc::now()})
-}
-
-/// The conditions a report implies.
-fn conditions(report: &Report, error: Option<&str>) -> Vec<Value> {
-    let mut out = Vec::new();
-    if let Some(e) = error {
-        out.push(condition("Ready", false, "ReconcileFailed", e.to_string()));
-        return out;
-    }
-    if report.enabled {
-        let max = report.resolved_max_capacity.unwrap_or(0);
-        out.push(condition(
-            "Registered",
-            true,
-            "ScalableTarget",
-            format!("scalable target registered with MinCapacity 0, MaxCapacity {max}"),
-        ));
-        out.push(condition(
-            "PoliciesApplied",
-            true,
-            "TargetTrackingAndStep",
-            "target-tracking and step policies are in place".into(),
-        ));
-        out.push(condition(
-            "AlarmArmed",
-            true,
-            "AlarmPointsAtStepPolicy",
-            "the scale-from-zero alarm's action is the step policy".into(),
-        ));
-        out.push(condition(
-            "Ready",
-            true,
-            "Converged",
-            format!("AWS matches version {}", report.version),
-        ));
-    } else {
-        out.push(condition(
-            "Ready",
-            true,
-            "Disabled",
-            "scale-to-zero is off; zeroscale's alarm and policies are removed".into(),
-        ));
-    }
-    for w in &report.warnings {
-        out.push(condition("Degraded", true, &w.reason, w.message.clone()));
-    }
-    if !report.foreign_policies.is_empty() {
-        out.push(condition("Degraded", true, "ForeignScalingPolicies", format!(
-            "policies zeroscale did not create are on the target ({}); scale-in needs every target-tracking policy to agree, so they can keep it from reaching zero. zeroscale leaves them alone",
-            report.foreign_policies.join(", "))));
-    }
-    if let Some(d) = report.drift() {
-        out.push(condition("Drifted", true, "RepairedOutsideChange", d));
-    }
-    if let Some(f) = &report.last_scaling_failure {
-        out.push(condition(
-            "Degraded",
-            true,
-            "ScalingActivityFailed",
-            f["message"]
-                .as_str()
-                .unwrap_or("a scaling activity failed")
-                .to_string(),
-        ));
-    }
-    out
 }
 
 /// The verdict of a dry run: what the preflight says and the exact writes a job would make.
@@ -450,49 +337,30 @@ pub struct DryRun {
     pub plan: Vec<plan::Step>,
 }
 
-/// Preflight, observe and plan for a component without writing anything anywhere. A permanent
+/// Preflight, observe and plan an enable without writing anything anywhere. A permanent
 /// preflight failure is a `blocked` verdict; a transient AWS failure is an error.
-pub async fn dry_run_component(
+pub async fn dry_run(
     aws: &AwsClients,
     target: &TargetRef,
-    spec: &ComponentSpec,
+    spec: &TargetSpec,
 ) -> Result<DryRun, JobError> {
-    let pre = match component::preflight(aws, &target.name(), spec.max_capacity.map(|m| m as i32))
-        .await
-    {
-        Ok(pre) => pre,
-        Err(e) if e.class == ErrorClass::Permanent => {
-            return Ok(DryRun {
-                verdict: "blocked".into(),
-                message: Some(e.message),
-                warnings: vec![],
-                foreign_policies: vec![],
-                resolved_max_capacity: None,
-                plan: vec![],
-            })
-        }
-        Err(e) => return Err(e),
-    };
-    let names = target.owned_names();
-    let observed = component::observe(aws, &names).await?;
-    let max = spec
-        .max_capacity
-        .map(|m| m as i32)
-        .or(observed.target.map(|t| t.1))
-        .unwrap_or(pre.current_copies)
-        .max(1);
-    let desired = Desired {
-        names,
-        component: target.name(),
-        max_capacity: max,
-        spec: spec.clone(),
-    };
-    Ok(DryRun {
-        verdict: "ok".into(),
-        message: None,
-        warnings: pre.warnings,
-        foreign_policies: observed.foreign_policies.clone(),
-        resolved_max_capacity: Some(max),
-        plan: plan::plan_enable(&desired, &observed),
-    })
+    match prepare(aws, target, spec).await {
+        Ok(p) => Ok(DryRun {
+            verdict: "ok".into(),
+            message: None,
+            warnings: p.preflight.warnings,
+            foreign_policies: p.observed.foreign_policies.clone(),
+            resolved_max_capacity: Some(p.desired.max_capacity),
+            plan: plan::plan_enable(&p.desired, &p.observed),
+        }),
+        Err(e) if e.class == ErrorClass::Permanent => Ok(DryRun {
+            verdict: "blocked".into(),
+            message: Some(e.message),
+            warnings: vec![],
+            foreign_policies: vec![],
+            resolved_max_capacity: None,
+            plan: vec![],
+        }),
+        Err(e) => Err(e),
+    }
 }

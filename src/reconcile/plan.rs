@@ -4,15 +4,126 @@
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::domain::{names::OwnedNames, ComponentSpec};
+use crate::domain::{OwnedNames, ScaleFromZero, TargetRef, TargetSpec};
 
-/// What AWS should hold for one component.
+/// The metric a target-tracking policy follows.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TrackedMetric {
+    /// A predefined metric type (components: `SageMakerInferenceComponentInvocationsPerCopy`).
+    Predefined(&'static str),
+    /// A customized CloudWatch metric (async endpoints: `ApproximateBacklogSizePerInstance`).
+    Customized {
+        metric_name: &'static str,
+        namespace: &'static str,
+        dimension: (&'static str, String),
+        statistic: &'static str,
+    },
+}
+
+/// The target-tracking policy zeroscale puts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TargetTracking {
+    pub target_value: f64,
+    pub metric: TrackedMetric,
+    pub scale_in_cooldown: u32,
+    pub scale_out_cooldown: u32,
+}
+
+/// The step policy that scales out of zero (one step, lower bound 0, ChangeInCapacity).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepPolicy {
+    /// `MetricAggregationType`: Maximum for components (seed 000), Average for async (seed 001).
+    pub aggregation: &'static str,
+    pub cooldown: u32,
+    pub adjustment: u32,
+}
+
+/// The CloudWatch alarm whose action is the step policy.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Alarm {
+    pub metric_name: &'static str,
+    pub statistic: &'static str,
+    pub dimension: (&'static str, String),
+    pub settings: ScaleFromZero,
+    pub description: String,
+}
+
+/// What AWS should hold for one target. Built by [`desired_for`], the one place where the two
+/// kinds differ.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Desired {
     pub names: OwnedNames,
-    pub component: String,
     pub max_capacity: i32,
-    pub spec: ComponentSpec,
+    pub target_tracking: TargetTracking,
+    pub step: StepPolicy,
+    pub alarm: Alarm,
+}
+
+/// The desired AWS objects of `target` under `spec`, with `max_capacity` already resolved.
+/// Errs only when the spec was read for another kind of target.
+pub fn desired_for(
+    target: &TargetRef,
+    spec: &TargetSpec,
+    max_capacity: i32,
+) -> Result<Desired, String> {
+    let names = target.owned_names();
+    Ok(match (target, spec) {
+        // Seed 000: invocations per copy; a request at zero copies is a
+        // NoCapacityInvocationFailures datapoint (Sum), and one is enough to wake it.
+        (TargetRef::Component(ic), TargetSpec::Component(s)) => Desired {
+            names,
+            max_capacity,
+            target_tracking: TargetTracking {
+                target_value: s.target_invocations_per_copy,
+                metric: TrackedMetric::Predefined("SageMakerInferenceComponentInvocationsPerCopy"),
+                scale_in_cooldown: s.scale_in_cooldown_seconds,
+                scale_out_cooldown: s.scale_out_cooldown_seconds,
+            },
+            step: StepPolicy {
+                aggregation: "Maximum",
+                cooldown: s.scale_from_zero.cooldown_seconds,
+                adjustment: s.scale_from_zero.adjustment,
+            },
+            alarm: Alarm {
+                metric_name: "NoCapacityInvocationFailures",
+                statistic: "Sum",
+                dimension: ("InferenceComponentName", ic.to_string()),
+                settings: s.scale_from_zero.clone(),
+                description: format!("zeroscale: scale inference component {ic} out of zero copies. Managed by zeroscale; edits are reverted."),
+            },
+        },
+        // Seed 001 and the AWS async-inference guide: backlog per instance for target tracking;
+        // HasBacklogWithoutCapacity (Average, 2 of 2) fires the step policy. Both metrics are
+        // per endpoint (dimension EndpointName).
+        (TargetRef::EndpointVariant { endpoint, variant }, TargetSpec::Variant(s)) => Desired {
+            names,
+            max_capacity,
+            target_tracking: TargetTracking {
+                target_value: s.target_backlog_per_instance,
+                metric: TrackedMetric::Customized {
+                    metric_name: "ApproximateBacklogSizePerInstance",
+                    namespace: "AWS/SageMaker",
+                    dimension: ("EndpointName", endpoint.to_string()),
+                    statistic: "Average",
+                },
+                scale_in_cooldown: s.scale_in_cooldown_seconds,
+                scale_out_cooldown: s.scale_out_cooldown_seconds,
+            },
+            step: StepPolicy {
+                aggregation: "Average",
+                cooldown: s.scale_from_zero.cooldown_seconds,
+                adjustment: s.scale_from_zero.adjustment,
+            },
+            alarm: Alarm {
+                metric_name: "HasBacklogWithoutCapacity",
+                statistic: "Average",
+                dimension: ("EndpointName", endpoint.to_string()),
+                settings: s.scale_from_zero.settings(),
+                description: format!("zeroscale: scale variant {variant} of async endpoint {endpoint} out of zero instances. Managed by zeroscale; edits are reverted."),
+            },
+        },
+        _ => return Err(format!("the stored spec of {target} is of another target kind")),
+    })
 }
 
 /// A scaling policy as observed.
@@ -30,7 +141,7 @@ pub struct ObservedAlarm {
     pub config: Value,
 }
 
-/// What AWS holds now for the component's objects.
+/// What AWS holds now for the target's objects.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Observed {
     /// (MinCapacity, MaxCapacity) of the scalable target.
@@ -73,42 +184,66 @@ pub enum Step {
     DeleteScalingPolicy { policy_name: String },
 }
 
-/// The target-tracking configuration (seed 000's config.json, with the spec's values).
-pub fn target_tracking_config(spec: &ComponentSpec) -> Value {
-    json!({
-        "TargetValue": spec.target_invocations_per_copy,
-        "PredefinedMetricSpecification": {"PredefinedMetricType": "SageMakerInferenceComponentInvocationsPerCopy"},
-        "ScaleInCooldown": spec.scale_in_cooldown_seconds,
-        "ScaleOutCooldown": spec.scale_out_cooldown_seconds,
-    })
+impl TargetTracking {
+    /// The comparable configuration, in the shape `observe` reads it back.
+    pub fn config(&self) -> Value {
+        let mut c = json!({
+            "TargetValue": self.target_value,
+            "ScaleInCooldown": self.scale_in_cooldown,
+            "ScaleOutCooldown": self.scale_out_cooldown,
+        });
+        match &self.metric {
+            TrackedMetric::Predefined(t) => {
+                c["PredefinedMetricSpecification"] = json!({ "PredefinedMetricType": t });
+            }
+            TrackedMetric::Customized {
+                metric_name,
+                namespace,
+                dimension,
+                statistic,
+            } => {
+                c["CustomizedMetricSpecification"] = json!({
+                    "MetricName": metric_name,
+                    "Namespace": namespace,
+                    "Dimensions": [{"Name": dimension.0, "Value": dimension.1}],
+                    "Statistic": statistic,
+                });
+            }
+        }
+        c
+    }
 }
 
-/// The step configuration that brings a component out of zero (seed 000, with the CLI typo
-/// fixed: this is a StepScalingPolicyConfiguration).
-pub fn step_config(spec: &ComponentSpec) -> Value {
-    json!({
-        "AdjustmentType": "ChangeInCapacity",
-        "MetricAggregationType": "Maximum",
-        "Cooldown": spec.scale_from_zero.cooldown_seconds,
-        "StepAdjustments": [{"MetricIntervalLowerBound": 0.0, "ScalingAdjustment": spec.scale_from_zero.adjustment}],
-    })
+impl StepPolicy {
+    /// The comparable configuration (seed 000's CLI example passes it as a target-tracking
+    /// configuration; it is a StepScalingPolicyConfiguration).
+    pub fn config(&self) -> Value {
+        json!({
+            "AdjustmentType": "ChangeInCapacity",
+            "MetricAggregationType": self.aggregation,
+            "Cooldown": self.cooldown,
+            "StepAdjustments": [{"MetricIntervalLowerBound": 0.0, "ScalingAdjustment": self.adjustment}],
+        })
+    }
 }
 
-/// The alarm on NoCapacityInvocationFailures (seed 000), without its action.
-pub fn alarm_config(d: &Desired) -> Value {
-    let z = &d.spec.scale_from_zero;
-    json!({
-        "MetricName": "NoCapacityInvocationFailures",
-        "Namespace": "AWS/SageMaker",
-        "Statistic": "Sum",
-        "Dimensions": [{"Name": "InferenceComponentName", "Value": d.component}],
-        "Period": z.period_seconds,
-        "EvaluationPeriods": z.evaluation_periods,
-        "DatapointsToAlarm": z.datapoints_to_alarm,
-        "Threshold": z.threshold,
-        "ComparisonOperator": z.comparison.as_str(),
-        "TreatMissingData": "missing",
-    })
+impl Alarm {
+    /// The comparable configuration, without the action.
+    pub fn config(&self) -> Value {
+        let z = &self.settings;
+        json!({
+            "MetricName": self.metric_name,
+            "Namespace": "AWS/SageMaker",
+            "Statistic": self.statistic,
+            "Dimensions": [{"Name": self.dimension.0, "Value": self.dimension.1}],
+            "Period": z.period_seconds,
+            "EvaluationPeriods": z.evaluation_periods,
+            "DatapointsToAlarm": z.datapoints_to_alarm,
+            "Threshold": z.threshold,
+            "ComparisonOperator": z.comparison.as_str(),
+            "TreatMissingData": "missing",
+        })
+    }
 }
 
 /// The writes that enable scale-to-zero, in order; nothing already as desired is written again,
@@ -121,14 +256,14 @@ pub fn plan_enable(d: &Desired, o: &Observed) -> Vec<Step> {
             max_capacity: d.max_capacity,
         });
     }
-    let tt = target_tracking_config(&d.spec);
+    let tt = d.target_tracking.config();
     if o.target_tracking.as_ref().map(|p| &p.config) != Some(&tt) {
         steps.push(Step::PutTargetTrackingPolicy {
             policy_name: d.names.target_tracking_policy.clone(),
             configuration: tt,
         });
     }
-    let step = step_config(&d.spec);
+    let step = d.step.config();
     let step_changes = o.step.as_ref().map(|p| &p.config) != Some(&step);
     if step_changes {
         steps.push(Step::PutStepScalingPolicy {
@@ -136,7 +271,7 @@ pub fn plan_enable(d: &Desired, o: &Observed) -> Vec<Step> {
             configuration: step,
         });
     }
-    let mut alarm = alarm_config(d);
+    let mut alarm = d.alarm.config();
     if let Some(arn) = o.step.as_ref().map(|p| p.arn.clone()) {
         alarm["AlarmActions"] = json!([arn]);
     }
@@ -183,30 +318,25 @@ pub fn plan_disable(names: &OwnedNames, o: &Observed, restore: (i32, i32)) -> Ve
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{ComponentName, TargetRef};
+    use crate::domain::{ComponentName, ComponentSpec, EndpointName, VariantName, VariantSpec};
 
     fn desired() -> Desired {
         let target = TargetRef::Component(ComponentName::parse("ic").unwrap());
-        Desired {
-            names: target.owned_names(),
-            component: "ic".into(),
-            max_capacity: 4,
-            spec: ComponentSpec::default(),
-        }
+        desired_for(&target, &TargetSpec::Component(ComponentSpec::default()), 4).unwrap()
     }
 
     fn converged(d: &Desired) -> Observed {
-        let mut alarm = alarm_config(d);
+        let mut alarm = d.alarm.config();
         alarm["AlarmActions"] = json!(["arn:step"]);
         Observed {
             target: Some((0, 4)),
             target_tracking: Some(ObservedPolicy {
                 arn: "arn:tt".into(),
-                config: target_tracking_config(&d.spec),
+                config: d.target_tracking.config(),
             }),
             step: Some(ObservedPolicy {
                 arn: "arn:step".into(),
-                config: step_config(&d.spec),
+                config: d.step.config(),
             }),
             alarm: Some(ObservedAlarm { config: alarm }),
             foreign_policies: vec![],
@@ -278,5 +408,31 @@ mod tests {
             (1, 4)
         )
         .is_empty());
+    }
+
+    #[test]
+    fn async_variants_get_seed_001s_metric_aggregation_and_alarm() {
+        let target = TargetRef::EndpointVariant {
+            endpoint: EndpointName::parse("ep").unwrap(),
+            variant: VariantName::parse("AllTraffic").unwrap(),
+        };
+        let d = desired_for(&target, &TargetSpec::Variant(VariantSpec::default()), 4).unwrap();
+        let tt = d.target_tracking.config();
+        assert_eq!(
+            tt["CustomizedMetricSpecification"]["MetricName"],
+            "ApproximateBacklogSizePerInstance"
+        );
+        assert!(tt.get("PredefinedMetricSpecification").is_none());
+        assert_eq!(d.step.config()["MetricAggregationType"], "Average");
+        let alarm = d.alarm.config();
+        assert_eq!(alarm["MetricName"], "HasBacklogWithoutCapacity");
+        assert_eq!(alarm["Dimensions"][0]["Name"], "EndpointName");
+        assert_eq!(
+            (
+                alarm["EvaluationPeriods"].as_u64(),
+                alarm["DatapointsToAlarm"].as_u64()
+            ),
+            (Some(2), Some(2))
+        );
     }
 }

@@ -1,0 +1,329 @@
+//! Handler bodies shared by every kind of target. The per-kind modules (`components`,
+//! `variants`) parse their path and spec, carry the OpenAPI description, and call these, so
+//! idempotency, concurrency, audit, status and dry runs behave the same for both kinds.
+
+use std::time::Duration;
+
+use axum::{
+    http::{HeaderMap, HeaderValue, StatusCode},
+    response::{IntoResponse, Response},
+    Json,
+};
+use serde::Deserialize;
+use serde_json::Value;
+use utoipa::IntoParams;
+
+use super::{
+    auth::Caller,
+    changes::{self, Change},
+    components, variants,
+    views::Page,
+    AppState,
+};
+use crate::{
+    domain::{spec::SpecViolation, TargetKind, TargetRef, TargetSpec},
+    error::{ApiError, FieldError},
+    store::{
+        audit::{self, NewAuditEvent},
+        targets::{self, TargetRow},
+    },
+};
+
+/// Renders a target for a response body, by kind.
+pub fn render(target: &TargetRef, row: &TargetRow) -> Value {
+    let value = match target {
+        TargetRef::Component(_) => serde_json::to_value(components::status(target, row)),
+        TargetRef::EndpointVariant { .. } => serde_json::to_value(variants::status(target, row)),
+    };
+    value.unwrap_or(Value::Null)
+}
+
+/// Every spec violation at once, as one 422.
+pub fn invalid_spec(errs: Vec<SpecViolation>) -> ApiError {
+    let detail = errs
+        .iter()
+        .map(|(f, m)| format!("{f}: {m}"))
+        .collect::<Vec<_>>()
+        .join("; ");
+    let errors = errs
+        .into_iter()
+        .map(|(field, message)| FieldError { field, message })
+        .collect();
+    ApiError::Validation { detail, errors }
+}
+
+/// Query of the enable routes.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct EnableQuery {
+    /// Return the preflight verdict and the exact AWS calls a job would make, writing nothing
+    /// (neither to AWS nor to the desired state).
+    pub dry_run: Option<bool>,
+}
+
+/// Enable or update: a dry run, or a new desired version and its job.
+pub async fn enable(
+    state: &AppState,
+    caller: &Caller,
+    target: TargetRef,
+    spec: TargetSpec,
+    dry_run: bool,
+    headers: &HeaderMap,
+) -> Result<Response, ApiError> {
+    if dry_run {
+        return run_dry(state, &target, &spec).await;
+    }
+    reject_wrong_kind(state, &target).await?;
+    let spec = match &spec {
+        TargetSpec::Component(s) => serde_json::to_value(s),
+        TargetSpec::Variant(s) => serde_json::to_value(s),
+    }
+    .map_err(anyhow::Error::from)?;
+    let change = Change {
+        path: format!("{}/scale-to-zero", target.api_path()),
+        target,
+        enabled: true,
+        spec: Some(spec),
+        if_match: changes::if_match(headers)?,
+        idempotency_key: changes::idempotency_key(headers)?,
+        method: "POST",
+        caller,
+    };
+    Ok(changes::record(state, change, render)
+        .await?
+        .into_response())
+}
+
+/// How long the first enable waits for AWS to tell the kinds apart before accepting anyway.
+const KIND_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// On the first enable of a target, refuses a name that AWS knows only as the other kind (an
+/// async endpoint sent to a component route, or the reverse), naming the right route. Skipped
+/// when the API has no AWS access, the target is already managed, AWS is slow or failing, or
+/// neither resource exists (the job's preflight says so): it must never block a valid write.
+async fn reject_wrong_kind(state: &AppState, target: &TargetRef) -> Result<(), ApiError> {
+    let Some(aws) = &state.aws else { return Ok(()) };
+    if targets::get(&state.pool, target.kind(), &target.name())
+        .await?
+        .is_some()
+    {
+        return Ok(());
+    }
+    match tokio::time::timeout(
+        KIND_CHECK_TIMEOUT,
+        crate::reconcile::kinds::wrong_kind(aws, target),
+    )
+    .await
+    {
+        Ok(Some(message)) => Err(ApiError::WrongTargetKind(message)),
+        _ => Ok(()),
+    }
+}
+
+async fn run_dry(
+    state: &AppState,
+    target: &TargetRef,
+    spec: &TargetSpec,
+) -> Result<Response, ApiError> {
+    let aws = state.aws.as_ref().ok_or_else(|| {
+        ApiError::Unavailable(
+            "dry runs need AWS access, which this API process was started without".into(),
+        )
+    })?;
+    match crate::reconcile::dry_run(aws, target, spec).await {
+        Ok(verdict) => Ok(Json(verdict).into_response()),
+        Err(e) => {
+            // SDK text stays in the log, with the request id.
+            tracing::warn!(error = %e.message, "dry run: AWS call failed");
+            Err(ApiError::Unavailable("AWS did not answer the dry run's describe calls (throttled or unavailable); retry shortly".into()))
+        }
+    }
+}
+
+/// Turn scale-to-zero off.
+pub async fn disable(
+    state: &AppState,
+    caller: &Caller,
+    target: TargetRef,
+    headers: &HeaderMap,
+) -> Result<Response, ApiError> {
+    let change = Change {
+        path: format!("{}/scale-to-zero", target.api_path()),
+        target,
+        enabled: false,
+        spec: None,
+        if_match: changes::if_match(headers)?,
+        idempotency_key: changes::idempotency_key(headers)?,
+        method: "DELETE",
+        caller,
+    };
+    Ok(changes::record(state, change, render)
+        .await?
+        .into_response())
+}
+
+/// 404 for an unmanaged target, pointing at the other kind when zeroscale manages a target of
+/// that kind under the same name (a component route given an endpoint name, or the reverse).
+pub async fn not_managed(state: &AppState, target: &TargetRef) -> ApiError {
+    let other = match target {
+        TargetRef::Component(name) => {
+            let prefix = format!("endpoint/{name}/variant/");
+            list_names(state, TargetKind::EndpointVariant, &prefix).await
+        }
+        TargetRef::EndpointVariant { endpoint, .. } => {
+            list_names(state, TargetKind::Component, endpoint.as_str())
+                .await
+                .into_iter()
+                .filter(|n| n == endpoint.as_str())
+                .collect()
+        }
+    };
+    let hint = other
+        .iter()
+        .filter_map(|n| TargetRef::from_stored(other_kind(target), n).ok())
+        .map(|t| t.api_path())
+        .collect::<Vec<_>>();
+    let mut detail = format!("{target} is not managed by zeroscale");
+    if !hint.is_empty() {
+        detail.push_str(&format!(
+            "; that name is managed as another kind of target: see {}",
+            hint.join(", ")
+        ));
+    }
+    ApiError::NotFound(detail)
+}
+
+fn other_kind(target: &TargetRef) -> &'static str {
+    match target.target_kind() {
+        TargetKind::Component => TargetKind::EndpointVariant.as_str(),
+        TargetKind::EndpointVariant => TargetKind::Component.as_str(),
+    }
+}
+
+async fn list_names(state: &AppState, kind: TargetKind, prefix: &str) -> Vec<String> {
+    let filter = targets::TargetFilter {
+        name_prefix: Some(prefix.to_string()),
+        limit: 5,
+        ..Default::default()
+    };
+    targets::list(&state.pool, kind.as_str(), &filter)
+        .await
+        .map(|rows| rows.into_iter().map(|r| r.name).collect())
+        .unwrap_or_default()
+}
+
+/// Read one target, with its version as the ETag.
+pub async fn get_one(state: &AppState, target: &TargetRef) -> Result<Response, ApiError> {
+    let Some(row) = targets::get(&state.pool, target.kind(), &target.name()).await? else {
+        return Err(not_managed(state, target).await);
+    };
+    let mut response = Json(render(target, &row)).into_response();
+    if let Ok(tag) = HeaderValue::from_str(&format!("\"{}\"", row.version)) {
+        response.headers_mut().insert("etag", tag);
+    }
+    Ok(response)
+}
+
+/// Queue a reconcile of the current version now (no new version), audited as `reconcile`.
+pub async fn reconcile(
+    state: &AppState,
+    caller: &Caller,
+    target: &TargetRef,
+) -> Result<Response, ApiError> {
+    let mut tx = state.pool.begin().await?;
+    let Some(row) = targets::lock(&mut tx, target.kind(), &target.name()).await? else {
+        drop(tx);
+        return Err(not_managed(state, target).await);
+    };
+    let job = crate::jobs::enqueue(
+        &mut tx,
+        &crate::jobs::new_job(
+            changes::RECONCILE_JOB,
+            Some(target.job_target()),
+            serde_json::json!({"kind": target.kind(), "name": target.name(), "version": row.version, "reason": "manual"}),
+        ),
+    )
+    .await?;
+    let event = NewAuditEvent {
+        actor: caller.token_name.clone(),
+        on_behalf_of: caller.on_behalf_of.clone(),
+        source_ip: caller.source_ip.clone(),
+        user_agent: caller.user_agent.clone(),
+        action: "reconcile".into(),
+        target_kind: target.kind().into(),
+        target_name: target.name(),
+        version: Some(row.version),
+        request_id: crate::error::current_request_id(),
+        job_id: Some(job.id),
+        outcome: "accepted".into(),
+        ..Default::default()
+    };
+    audit::append(&mut tx, &event).await?;
+    tx.commit().await?;
+    state.notifier.notify();
+    let row = row.with_job(&job);
+    let location = format!("/operations/{}", job.id);
+    let body = serde_json::json!({
+        "changed": false,
+        "detail": format!("reconcile of version {} queued; poll {location}", row.version),
+        "target": render(target, &row),
+    });
+    let mut response = (StatusCode::ACCEPTED, Json(body)).into_response();
+    if let Ok(v) = HeaderValue::from_str(&location) {
+        response.headers_mut().insert("location", v);
+    }
+    Ok(response)
+}
+
+/// A list request, checked.
+pub struct ListRequest {
+    pub phase: Option<String>,
+    /// Stored-name prefix to filter on.
+    pub name_prefix: Option<String>,
+    pub limit: Option<i64>,
+    pub cursor: Option<String>,
+}
+
+/// One page of targets of `kind`, by stored name, rendered.
+pub async fn list(
+    state: &AppState,
+    kind: TargetKind,
+    q: ListRequest,
+) -> Result<Page<Value>, ApiError> {
+    const PHASES: [&str; 5] = ["pending", "applying", "ready", "failed", "disabled"];
+    if let Some(p) = &q.phase {
+        if !PHASES.contains(&p.as_str()) {
+            return Err(ApiError::invalid_field(
+                "phase",
+                format!("must be one of {}", PHASES.join(", ")),
+            ));
+        }
+    }
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=500).contains(&limit) {
+        return Err(ApiError::invalid_field(
+            "limit",
+            "must be between 1 and 500",
+        ));
+    }
+    let filter = targets::TargetFilter {
+        phase: q.phase,
+        name_prefix: super::extract::text_filter("prefix", q.name_prefix)?,
+        after: super::extract::text_filter("cursor", q.cursor.filter(|c| !c.is_empty()))?,
+        limit: limit + 1,
+    };
+    let mut rows = targets::list(&state.pool, kind.as_str(), &filter).await?;
+    let next_cursor = (rows.len() as i64 > limit).then(|| {
+        rows.truncate(limit as usize);
+        rows.last().map(|r| r.name.clone()).unwrap_or_default()
+    });
+    let items = rows
+        .iter()
+        .filter_map(|row| {
+            let target = TargetRef::from_stored(&row.kind, &row.name).ok()?;
+            Some(render(&target, row))
+        })
+        .collect();
+    Ok(Page { items, next_cursor })
+}

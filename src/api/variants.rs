@@ -1,0 +1,268 @@
+//! `/endpoints/{endpoint}/variants/{variant}`: the desired scale-to-zero state of async-inference
+//! endpoint variants (seed 001). Same machinery as components, through `targets`.
+
+use axum::{
+    extract::{Path, Query, State},
+    http::HeaderMap,
+    response::Response,
+    Json,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
+
+use super::{
+    auth::{Reader, Writer},
+    extract::OptionalJson,
+    targets::{self, EnableQuery, ListRequest},
+    views::{Page, TargetState},
+    AppState,
+};
+use crate::{
+    domain::{EndpointName, TargetKind, TargetRef, TargetSpec, VariantName, VariantSpec},
+    error::{ApiError, Problem},
+    store::targets::TargetRow,
+};
+
+/// An async endpoint variant's desired state and where it stands.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VariantStatus {
+    /// The endpoint's name.
+    #[schema(example = "demo-async-endpoint")]
+    pub endpoint: String,
+    /// The production variant's name.
+    #[schema(example = "AllTraffic")]
+    pub variant: String,
+    /// The desired configuration (defaults filled in).
+    pub spec: VariantSpec,
+    #[serde(flatten)]
+    pub state: TargetState,
+}
+
+/// The answer to a write.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VariantChange {
+    /// False when the request matched the current version (no new version, no job).
+    pub changed: bool,
+    /// What happened, in words.
+    pub detail: String,
+    /// The variant after the change.
+    pub target: VariantStatus,
+}
+
+/// A 200 from the enable route: an unchanged write, or a dry run's verdict.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum VariantEnableOk {
+    /// Identical to the current version.
+    Unchanged(Box<VariantChange>),
+    /// `dry_run=true`: the verdict and plan.
+    DryRun(crate::reconcile::DryRun),
+}
+
+fn parse(endpoint: &str, variant: &str) -> Result<TargetRef, ApiError> {
+    Ok(TargetRef::EndpointVariant {
+        endpoint: EndpointName::parse(endpoint)
+            .map_err(|m| ApiError::invalid_field("endpoint", m))?,
+        variant: VariantName::parse(variant).map_err(|m| ApiError::invalid_field("variant", m))?,
+    })
+}
+
+/// A variant's status from its stored row.
+pub fn status(target: &TargetRef, row: &TargetRow) -> VariantStatus {
+    let (endpoint, variant) = match target {
+        TargetRef::EndpointVariant { endpoint, variant } => {
+            (endpoint.to_string(), variant.to_string())
+        }
+        TargetRef::Component(_) => (String::new(), String::new()),
+    };
+    VariantStatus {
+        endpoint,
+        variant,
+        spec: serde_json::from_value(row.spec.clone()).unwrap_or_default(),
+        state: TargetState::new(row, target.owned_names()),
+    }
+}
+
+/// Enable or update scale-to-zero for a variant of an async-inference endpoint.
+///
+/// Records a new desired version and queues the job that registers the variant with
+/// MinCapacity 0, puts target tracking on `ApproximateBacklogSizePerInstance`, and puts the
+/// step policy and `HasBacklogWithoutCapacity` alarm that bring it back from zero (seed 001).
+/// With no body, every setting takes its default. Re-posting the current spec changes nothing.
+#[utoipa::path(post, path = "/endpoints/{endpoint}/variants/{variant}/scale-to-zero", tag = "endpoints",
+    params(
+        ("endpoint" = String, Path, description = "Async-inference endpoint name", example = "demo-async-endpoint", pattern = "^[a-zA-Z0-9]([-a-zA-Z0-9]*[a-zA-Z0-9])?$", max_length = 63),
+        ("variant" = String, Path, description = "Production variant name", example = "AllTraffic", pattern = "^[a-zA-Z0-9]([-a-zA-Z0-9]*[a-zA-Z0-9])?$", max_length = 63),
+        EnableQuery,
+        ("Idempotency-Key" = Option<String>, Header, nullable = false, description = "Makes retries safe: same key and body replay the first answer", pattern = "^[!-~]{1,255}$"),
+        ("If-Match" = Option<String>, Header, nullable = false, description = "Apply only if the variant is at this version (its ETag)", pattern = "^(\\*|(W/)?\"[0-9]+\")$"),
+        ("X-On-Behalf-Of" = Option<String>, Header, nullable = false, description = "The portal user this call is made for (audited)", min_length = 1, max_length = 256, pattern = "^[^\\x00-\\x1f\\x7f]+$"),
+    ),
+    request_body(content = Option<VariantSpec>, description = "Desired settings; omit for all defaults",
+        example = json!({"max_capacity": 4})),
+    responses(
+        (status = 202, description = "Accepted as a new version; poll the operation in Location", body = VariantChange,
+            headers(("Location" = String, description = "The operation"), ("ETag" = String, description = "The new version"))),
+        (status = 200, description = "Identical to the current version: nothing to do; or, with dry_run, the verdict and plan", body = VariantEnableOk),
+        (status = 400, description = "Malformed JSON or headers", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or unknown token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Token lacks the write scope", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A request with this Idempotency-Key is in flight", body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = "If-Match does not match the current version", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Body is not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid names or settings, Idempotency-Key reused with another body, or the endpoint name is an inference component (code wrong_target_kind)", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Dry run: AWS unavailable", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn enable(
+    State(state): State<AppState>,
+    Writer(caller): Writer,
+    Path((endpoint, variant)): Path<(String, String)>,
+    query: Result<Query<EnableQuery>, axum::extract::rejection::QueryRejection>,
+    headers: HeaderMap,
+    OptionalJson(spec): OptionalJson<VariantSpec>,
+) -> Result<Response, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let target = parse(&endpoint, &variant)?;
+    spec.validate().map_err(targets::invalid_spec)?;
+    let dry_run = q.dry_run.unwrap_or(false);
+    targets::enable(
+        &state,
+        &caller,
+        target,
+        TargetSpec::Variant(spec),
+        dry_run,
+        &headers,
+    )
+    .await
+}
+
+/// Turn scale-to-zero off for an async endpoint variant.
+///
+/// The job removes the alarm and policies zeroscale created and restores the scalable target's
+/// capacity from before zeroscale (or `restore_min_capacity`).
+#[utoipa::path(delete, path = "/endpoints/{endpoint}/variants/{variant}/scale-to-zero", tag = "endpoints",
+    params(
+        ("endpoint" = String, Path, description = "Async-inference endpoint name", pattern = "^[a-zA-Z0-9]([-a-zA-Z0-9]*[a-zA-Z0-9])?$", max_length = 63),
+        ("variant" = String, Path, description = "Production variant name", pattern = "^[a-zA-Z0-9]([-a-zA-Z0-9]*[a-zA-Z0-9])?$", max_length = 63),
+        ("Idempotency-Key" = Option<String>, Header, nullable = false, description = "Makes retries safe", pattern = "^[!-~]{1,255}$"),
+        ("If-Match" = Option<String>, Header, nullable = false, description = "Apply only at this version", pattern = "^(\\*|(W/)?\"[0-9]+\")$"),
+        ("X-On-Behalf-Of" = Option<String>, Header, nullable = false, description = "The portal user this call is made for", min_length = 1, max_length = 256, pattern = "^[^\\x00-\\x1f\\x7f]+$"),
+    ),
+    responses(
+        (status = 202, description = "Accepted; poll the operation in Location", body = VariantChange),
+        (status = 200, description = "Already off: nothing to do", body = VariantChange),
+        (status = 400, description = "Malformed headers", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or unknown token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Token lacks the write scope", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Not managed by zeroscale", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Idempotency-Key in flight", body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = "Stale If-Match", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid names", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn disable(
+    State(state): State<AppState>,
+    Writer(caller): Writer,
+    Path((endpoint, variant)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    targets::disable(&state, &caller, parse(&endpoint, &variant)?, &headers).await
+}
+
+/// Read one async endpoint variant: spec, version (also the ETag), phase, conditions (with the
+/// last failed or not-scaled scaling activity, in AWS's words), owned AWS objects and the last
+/// operation.
+#[utoipa::path(get, path = "/endpoints/{endpoint}/variants/{variant}", tag = "endpoints",
+    params(
+        ("endpoint" = String, Path, description = "Async-inference endpoint name", pattern = "^[a-zA-Z0-9]([-a-zA-Z0-9]*[a-zA-Z0-9])?$", max_length = 63),
+        ("variant" = String, Path, description = "Production variant name", pattern = "^[a-zA-Z0-9]([-a-zA-Z0-9]*[a-zA-Z0-9])?$", max_length = 63),
+    ),
+    responses(
+        (status = 200, description = "The variant", body = VariantStatus,
+            headers(("ETag" = String, description = "The current version"))),
+        (status = 401, description = "Missing or unknown token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Token lacks the read scope", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Not managed by zeroscale", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid names", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn get_one(
+    State(state): State<AppState>,
+    Reader(_caller): Reader,
+    Path((endpoint, variant)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    targets::get_one(&state, &parse(&endpoint, &variant)?).await
+}
+
+/// Re-observe a variant now and repair whatever differs from its current version; also
+/// refreshes the scaling-activity findings in its status.
+#[utoipa::path(post, path = "/endpoints/{endpoint}/variants/{variant}/reconcile", tag = "endpoints",
+    params(
+        ("endpoint" = String, Path, description = "Async-inference endpoint name", pattern = "^[a-zA-Z0-9]([-a-zA-Z0-9]*[a-zA-Z0-9])?$", max_length = 63),
+        ("variant" = String, Path, description = "Production variant name", pattern = "^[a-zA-Z0-9]([-a-zA-Z0-9]*[a-zA-Z0-9])?$", max_length = 63),
+    ),
+    responses(
+        (status = 202, description = "Queued; poll the operation in Location", body = VariantChange),
+        (status = 401, description = "Missing or unknown token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Token lacks the write scope", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Not managed by zeroscale", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid names", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn reconcile(
+    State(state): State<AppState>,
+    Writer(caller): Writer,
+    Path((endpoint, variant)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    targets::reconcile(&state, &caller, &parse(&endpoint, &variant)?).await
+}
+
+/// Filters and paging for the list.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    /// Only variants in this phase.
+    #[param(value_type = Option<super::views::Phase>)]
+    phase: Option<String>,
+    /// Only endpoints whose name starts with this.
+    prefix: Option<String>,
+    /// Page size, 1-500 (default 100).
+    #[param(minimum = 1, maximum = 500)]
+    limit: Option<i64>,
+    /// `next_cursor` from the previous page.
+    cursor: Option<String>,
+}
+
+/// List managed async endpoint variants, by endpoint then variant, with filters and cursor
+/// pagination.
+#[utoipa::path(get, path = "/endpoints", tag = "endpoints",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "A page of endpoint variants", body = Page<VariantStatus>),
+        (status = 400, description = "Bad query", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or unknown token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Token lacks the read scope", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid filter", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn list(
+    State(state): State<AppState>,
+    Reader(_caller): Reader,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Page<Value>>, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let request = ListRequest {
+        phase: q.phase,
+        // Stored names are the ResourceId, `endpoint/<endpoint>/variant/<variant>`.
+        name_prefix: q.prefix.map(|p| format!("endpoint/{p}")),
+        limit: q.limit,
+        cursor: q.cursor,
+    };
+    Ok(Json(
+        targets::list(&state, TargetKind::EndpointVariant, request).await?,
+    ))
+}

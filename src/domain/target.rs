@@ -1,0 +1,238 @@
+//! What a desired state, a job and an audit event are about: an inference component (seed 000)
+//! or an async-inference endpoint variant (seed 001), and the AWS objects zeroscale owns for it.
+
+use std::fmt;
+
+use serde::Serialize;
+
+use super::{
+    names::{ComponentName, EndpointName, VariantName},
+    spec::ComponentSpec,
+    variant_spec::VariantSpec,
+};
+
+/// The two kinds of target, as stored in Postgres (`target_kind`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TargetKind {
+    /// An inference component: scales copies (`DesiredCopyCount`).
+    Component,
+    /// A variant of an async-inference endpoint: scales instances (`DesiredInstanceCount`).
+    EndpointVariant,
+}
+
+impl TargetKind {
+    /// The `target_kind` value stored in Postgres.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TargetKind::Component => "component",
+            TargetKind::EndpointVariant => "endpoint_variant",
+        }
+    }
+}
+
+/// One managed target.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum TargetRef {
+    /// An inference component (seed 000).
+    Component(ComponentName),
+    /// A production variant of an async-inference endpoint (seed 001).
+    EndpointVariant {
+        endpoint: EndpointName,
+        variant: VariantName,
+    },
+}
+
+impl TargetRef {
+    /// Rebuilds a target from its stored kind and name (names were validated on the way in).
+    pub fn from_stored(kind: &str, name: &str) -> Result<Self, String> {
+        match kind {
+            "component" => Ok(TargetRef::Component(ComponentName::parse(name)?)),
+            "endpoint_variant" => {
+                let rest = name
+                    .strip_prefix("endpoint/")
+                    .ok_or_else(|| format!("stored variant name {name:?} is malformed"))?;
+                let (endpoint, variant) = rest
+                    .split_once("/variant/")
+                    .ok_or_else(|| format!("stored variant name {name:?} is malformed"))?;
+                Ok(TargetRef::EndpointVariant {
+                    endpoint: EndpointName::parse(endpoint)?,
+                    variant: VariantName::parse(variant)?,
+                })
+            }
+            other => Err(format!("unknown target kind {other:?}")),
+        }
+    }
+
+    /// Which kind of target this is.
+    pub fn target_kind(&self) -> TargetKind {
+        match self {
+            TargetRef::Component(_) => TargetKind::Component,
+            TargetRef::EndpointVariant { .. } => TargetKind::EndpointVariant,
+        }
+    }
+
+    /// The `target_kind` value stored in Postgres.
+    pub fn kind(&self) -> &'static str {
+        self.target_kind().as_str()
+    }
+
+    /// The stored name (unique per kind): the component name, or the variant's ResourceId.
+    pub fn name(&self) -> String {
+        match self {
+            TargetRef::Component(n) => n.to_string(),
+            TargetRef::EndpointVariant { .. } => self.resource_id(),
+        }
+    }
+
+    /// The Application Auto Scaling ResourceId (aws-facts.md, "What scale to zero means").
+    pub fn resource_id(&self) -> String {
+        match self {
+            TargetRef::Component(n) => format!("inference-component/{n}"),
+            TargetRef::EndpointVariant { endpoint, variant } => {
+                format!("endpoint/{endpoint}/variant/{variant}")
+            }
+        }
+    }
+
+    /// The job-engine target key: one running job per key. It is the AWS ResourceId, so two
+    /// kinds can never collide on one key.
+    pub fn job_target(&self) -> String {
+        self.resource_id()
+    }
+
+    /// The API path of the target's resource.
+    pub fn api_path(&self) -> String {
+        match self {
+            TargetRef::Component(n) => format!("/components/{n}"),
+            TargetRef::EndpointVariant { endpoint, variant } => {
+                format!("/endpoints/{endpoint}/variants/{variant}")
+            }
+        }
+    }
+
+    /// Names of the AWS objects zeroscale creates for this target. Deterministic, so every run
+    /// and every replica finds the same objects.
+    pub fn owned_names(&self) -> OwnedNames {
+        let (dimension, stem, alarm) = match self {
+            TargetRef::Component(n) => (
+                "sagemaker:inference-component:DesiredCopyCount",
+                format!("zeroscale-{n}"),
+                format!("zeroscale-{n}-no-capacity"),
+            ),
+            TargetRef::EndpointVariant { endpoint, variant } => (
+                "sagemaker:variant:DesiredInstanceCount",
+                format!("zeroscale-{endpoint}-{variant}"),
+                format!("zeroscale-{endpoint}-{variant}-backlog-without-capacity"),
+            ),
+        };
+        OwnedNames {
+            service_namespace: "sagemaker".into(),
+            resource_id: self.resource_id(),
+            scalable_dimension: dimension.into(),
+            target_tracking_policy: format!("{stem}-target-tracking"),
+            step_policy: format!("{stem}-scale-from-zero"),
+            alarm,
+        }
+    }
+}
+
+impl fmt::Display for TargetRef {
+    /// How messages name the target.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TargetRef::Component(n) => write!(f, "inference component {n:?}"),
+            TargetRef::EndpointVariant { endpoint, variant } => {
+                write!(f, "variant {variant:?} of endpoint {endpoint:?}")
+            }
+        }
+    }
+}
+
+/// The AWS objects zeroscale owns for a target.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct OwnedNames {
+    /// Application Auto Scaling service namespace.
+    pub service_namespace: String,
+    /// Scalable target resource id.
+    pub resource_id: String,
+    /// Scalable dimension.
+    pub scalable_dimension: String,
+    /// The target-tracking policy's name.
+    pub target_tracking_policy: String,
+    /// The step policy's name (scale out of zero).
+    pub step_policy: String,
+    /// The CloudWatch alarm that fires the step policy.
+    pub alarm: String,
+}
+
+/// A stored desired spec, read according to its target's kind.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TargetSpec {
+    Component(ComponentSpec),
+    Variant(VariantSpec),
+}
+
+impl TargetSpec {
+    /// Reads the stored spec of a target of `kind`.
+    pub fn from_stored(kind: TargetKind, spec: &serde_json::Value) -> Result<Self, String> {
+        let read = |e: serde_json::Error| format!("stored spec unreadable: {e}");
+        Ok(match kind {
+            TargetKind::Component => {
+                TargetSpec::Component(serde_json::from_value(spec.clone()).map_err(read)?)
+            }
+            TargetKind::EndpointVariant => {
+                TargetSpec::Variant(serde_json::from_value(spec.clone()).map_err(read)?)
+            }
+        })
+    }
+
+    /// The requested max capacity, if any (copies or instances).
+    pub fn max_capacity(&self) -> Option<i32> {
+        let max = match self {
+            TargetSpec::Component(s) => s.max_capacity,
+            TargetSpec::Variant(s) => s.max_capacity,
+        };
+        max.map(|m| m as i32)
+    }
+
+    /// MinCapacity restored on disable when the original was not captured.
+    pub fn restore_min_capacity(&self) -> i32 {
+        match self {
+            TargetSpec::Component(s) => s.restore_min_capacity as i32,
+            TargetSpec::Variant(s) => s.restore_min_capacity as i32,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn variant() -> TargetRef {
+        TargetRef::EndpointVariant {
+            endpoint: EndpointName::parse("ep").unwrap(),
+            variant: VariantName::parse("AllTraffic").unwrap(),
+        }
+    }
+
+    #[test]
+    fn stored_names_round_trip() {
+        let c = TargetRef::Component(ComponentName::parse("ic").unwrap());
+        for t in [c, variant()] {
+            assert_eq!(TargetRef::from_stored(t.kind(), &t.name()).unwrap(), t);
+        }
+        assert!(TargetRef::from_stored("endpoint_variant", "ep/AllTraffic").is_err());
+        assert!(TargetRef::from_stored("endpoint_variant", "endpoint/e/variant/a_b").is_err());
+    }
+
+    #[test]
+    fn variants_own_seed_001_objects() {
+        let n = variant().owned_names();
+        assert_eq!(n.resource_id, "endpoint/ep/variant/AllTraffic");
+        assert_eq!(
+            n.scalable_dimension,
+            "sagemaker:variant:DesiredInstanceCount"
+        );
+        assert_eq!(n.alarm, "zeroscale-ep-AllTraffic-backlog-without-capacity");
+    }
+}

@@ -1,0 +1,108 @@
+//! Telling a user who named the wrong kind of target what they meant: an endpoint sent to a
+//! component route, or a component sent to a variant route. Both are SageMaker names of the
+//! same shape, so only AWS can tell them apart.
+
+use crate::{
+    aws::{AwsClients, AwsFailure, FailureKind},
+    domain::TargetRef,
+};
+
+/// Whether `op` failed because the resource does not exist (SageMaker answers a missing
+/// endpoint or component with a ValidationException "Could not find ...").
+fn not_found(f: &AwsFailure) -> bool {
+    f.kind == FailureKind::Permanent && f.message.contains("Could not find")
+}
+
+/// Whether a resource exists, as far as AWS said.
+enum Exists {
+    /// It does (for endpoints: with these variant names).
+    Yes(Vec<String>),
+    /// AWS said it does not.
+    No,
+    /// AWS could not say (throttled, unavailable, denied).
+    Unknown,
+}
+
+fn answer<T>(r: Result<T, AwsFailure>, found: impl FnOnce(T) -> Vec<String>) -> Exists {
+    match r {
+        Ok(v) => Exists::Yes(found(v)),
+        Err(f) if not_found(&f) => Exists::No,
+        Err(_) => Exists::Unknown,
+    }
+}
+
+async fn endpoint_named(aws: &AwsClients, name: &str) -> Exists {
+    aws.pace().await;
+    let r = aws
+        .sagemaker
+        .describe_endpoint()
+        .endpoint_name(name)
+        .send()
+        .await
+        .map_err(|e| AwsFailure::from_sdk("sagemaker", "DescribeEndpoint", e));
+    answer(r, |ep| {
+        ep.production_variants()
+            .iter()
+            .filter_map(|v| v.variant_name().map(str::to_string))
+            .collect()
+    })
+}
+
+async fn component_named(aws: &AwsClients, name: &str) -> Exists {
+    aws.pace().await;
+    let r = aws
+        .sagemaker
+        .describe_inference_component()
+        .inference_component_name(name)
+        .send()
+        .await
+        .map_err(|e| AwsFailure::from_sdk("sagemaker", "DescribeInferenceComponent", e));
+    answer(r, |_| Vec::new())
+}
+
+/// For a component that does not exist: a hint if `name` is an endpoint (empty otherwise).
+pub async fn component_is_elsewhere(aws: &AwsClients, name: &str) -> String {
+    match endpoint_named(aws, name).await {
+        Exists::Yes(variants) => format!(
+            ". {name:?} is an endpoint: for an async-inference endpoint use \
+             POST /endpoints/{name}/variants/{{variant}}/scale-to-zero (its variants: {}); for a \
+             real-time endpoint, enable each inference component it hosts",
+            variants.join(", ")
+        ),
+        Exists::No | Exists::Unknown => String::new(),
+    }
+}
+
+/// For an endpoint that does not exist: a hint if `name` is an inference component.
+pub async fn endpoint_is_elsewhere(aws: &AwsClients, name: &str) -> String {
+    if let Exists::Yes(_) = component_named(aws, name).await {
+        format!(". {name:?} is an inference component: use POST /components/{name}/scale-to-zero")
+    } else {
+        String::new()
+    }
+}
+
+/// Before the first enable of `target`: `Some(message)` when AWS has no resource of this kind
+/// under that name but has one of the other kind (the caller used the wrong route). `None`
+/// when it exists, when neither exists (the job's preflight reports that), or when AWS cannot
+/// answer now: the check must never block a write on a transient failure.
+pub async fn wrong_kind(aws: &AwsClients, target: &TargetRef) -> Option<String> {
+    match target {
+        TargetRef::Component(name) => {
+            let name = name.as_str();
+            if !matches!(component_named(aws, name).await, Exists::No) {
+                return None;
+            }
+            let hint = component_is_elsewhere(aws, name).await;
+            (!hint.is_empty()).then(|| format!("no inference component is named {name:?}{hint}"))
+        }
+        TargetRef::EndpointVariant { endpoint, .. } => {
+            let name = endpoint.as_str();
+            if !matches!(endpoint_named(aws, name).await, Exists::No) {
+                return None;
+            }
+            let hint = endpoint_is_elsewhere(aws, name).await;
+            (!hint.is_empty()).then(|| format!("no endpoint is named {name:?}{hint}"))
+        }
+    }
+}

@@ -1,0 +1,127 @@
+//! What a reconcile did (the operation's output) and the conditions it implies.
+
+use chrono::Utc;
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use super::{objects::StepRecord, plan, Warning};
+
+/// What a reconcile did, stored as the operation's output.
+#[derive(Debug, Default, Serialize)]
+pub struct Report {
+    pub version: i32,
+    pub enabled: bool,
+    pub preflight: Option<Value>,
+    pub warnings: Vec<Warning>,
+    pub resolved_max_capacity: Option<i32>,
+    pub original_capacity: Option<(i32, i32)>,
+    pub plan: Vec<plan::Step>,
+    pub steps: Vec<StepRecord>,
+    pub target_tracking_policy_arn: Option<String>,
+    pub step_policy_arn: Option<String>,
+    pub foreign_policies: Vec<String>,
+    pub last_scaling_failure: Option<Value>,
+    pub error: Option<String>,
+    /// Why the job ran: change, drift or manual.
+    pub reason: String,
+}
+
+impl Report {
+    /// On a drift check or manual reconcile, any write means AWS had drifted from what zeroscale
+    /// last applied.
+    pub fn drift(&self) -> Option<String> {
+        if self.reason == "change" || self.plan.is_empty() {
+            return None;
+        }
+        let what: Vec<String> = self
+            .plan
+            .iter()
+            .map(|s| {
+                serde_json::to_value(s)
+                    .ok()
+                    .and_then(|v| v["call"].as_str().map(str::to_string))
+                    .unwrap_or_default()
+            })
+            .collect();
+        Some(format!(
+            "AWS differed from version {} and was repaired with: {}",
+            self.version,
+            what.join(", ")
+        ))
+    }
+}
+
+fn condition(kind: &str, ok: bool, reason: &str, message: String) -> Value {
+    json!({"type": kind, "status": if ok { "True" } else { "False" }, "reason": reason, "message": message, "last_transition_time": Utc::now()})
+}
+
+/// The conditions a report implies.
+pub fn conditions(report: &Report, error: Option<&str>) -> Vec<Value> {
+    let mut out = Vec::new();
+    if let Some(e) = error {
+        out.push(condition("Ready", false, "ReconcileFailed", e.to_string()));
+        return out;
+    }
+    if report.enabled {
+        let max = report.resolved_max_capacity.unwrap_or(0);
+        out.push(condition(
+            "Registered",
+            true,
+            "ScalableTarget",
+            format!("scalable target registered with MinCapacity 0, MaxCapacity {max}"),
+        ));
+        out.push(condition(
+            "PoliciesApplied",
+            true,
+            "TargetTrackingAndStep",
+            "target-tracking and step policies are in place".into(),
+        ));
+        out.push(condition(
+            "AlarmArmed",
+            true,
+            "AlarmPointsAtStepPolicy",
+            "the scale-from-zero alarm's action is the step policy".into(),
+        ));
+        out.push(condition(
+            "Ready",
+            true,
+            "Converged",
+            format!("AWS matches version {}", report.version),
+        ));
+    } else {
+        out.push(condition(
+            "Ready",
+            true,
+            "Disabled",
+            "scale-to-zero is off; zeroscale's alarm and policies are removed".into(),
+        ));
+    }
+    for w in &report.warnings {
+        out.push(condition("Degraded", true, &w.reason, w.message.clone()));
+    }
+    if !report.foreign_policies.is_empty() {
+        out.push(condition("Degraded", true, "ForeignScalingPolicies", format!(
+            "policies zeroscale did not create are on the target ({}); scale-in needs every target-tracking policy to agree, so they can keep it from reaching zero. zeroscale leaves them alone",
+            report.foreign_policies.join(", "))));
+    }
+    if let Some(d) = report.drift() {
+        out.push(condition("Drifted", true, "RepairedOutsideChange", d));
+    }
+    if let Some(f) = &report.last_scaling_failure {
+        let reason = if f["status"] == "Failed" {
+            "ScalingActivityFailed"
+        } else {
+            "ScalingActivityNotScaled"
+        };
+        out.push(condition(
+            "Degraded",
+            true,
+            reason,
+            f["message"]
+                .as_str()
+                .unwrap_or("a scaling activity failed")
+                .to_string(),
+        ));
+    }
+    out
+}

@@ -1,0 +1,118 @@
+//! Async-inference endpoint variants (seed 001): the checks that must pass before any write.
+
+use super::{kinds, Preflight};
+use crate::{
+    aws::{AwsClients, AwsFailure, FailureKind},
+    domain::{EndpointName, VariantName},
+    jobs::JobError,
+};
+
+fn permanent(msg: String) -> JobError {
+    JobError::permanent(msg)
+}
+
+/// Checks, before any write, that `variant` of `endpoint` can scale to zero: the endpoint
+/// exists, is InService and is an async-inference endpoint (only those can run at zero
+/// instances and queue requests meanwhile), and the variant is one of its production variants
+/// with an instance type. Settings come from the endpoint's current EndpointConfig, the
+/// authoritative record; counts from DescribeEndpoint (aws-facts.md, "Quotas").
+pub async fn preflight(
+    aws: &AwsClients,
+    endpoint: &EndpointName,
+    variant: &VariantName,
+) -> Result<Preflight, JobError> {
+    let (endpoint, variant) = (endpoint.as_str(), variant.as_str());
+    aws.pace().await;
+    let ep = match aws
+        .sagemaker
+        .describe_endpoint()
+        .endpoint_name(endpoint)
+        .send()
+        .await
+    {
+        Ok(ep) => ep,
+        Err(e) => {
+            let f = AwsFailure::from_sdk("sagemaker", "DescribeEndpoint", e);
+            if f.kind == FailureKind::Permanent && f.message.contains("Could not find") {
+                let hint = kinds::endpoint_is_elsewhere(aws, endpoint).await;
+                return Err(permanent(format!("endpoint {endpoint:?} does not exist in this account and region: check the name and the region zeroscale uses{hint}")));
+            }
+            return Err(f.into_job_error());
+        }
+    };
+    let status = ep
+        .endpoint_status()
+        .map(|s| s.as_str().to_string())
+        .unwrap_or_default();
+    if status != "InService" {
+        return Err(permanent(format!("endpoint {endpoint:?} is {status}, not InService: wait until it is InService, then retry")));
+    }
+    let config_name = ep.endpoint_config_name().unwrap_or_default().to_string();
+    aws.pace().await;
+    let config = aws
+        .sagemaker
+        .describe_endpoint_config()
+        .endpoint_config_name(&config_name)
+        .send()
+        .await
+        .map_err(|e| {
+            AwsFailure::from_sdk("sagemaker", "DescribeEndpointConfig", e).into_job_error()
+        })?;
+    if config.async_inference_config().is_none() {
+        return Err(permanent(format!(
+            "endpoint {endpoint:?} is a real-time endpoint (its config {config_name:?} has no AsyncInferenceConfig). \
+             Only async-inference endpoints queue requests while at zero instances; a real-time endpoint scales to zero \
+             through the inference components it hosts: use POST /components/{{component}}/scale-to-zero for each of them"
+        )));
+    }
+    let variants: Vec<&str> = config
+        .production_variants()
+        .iter()
+        .filter_map(|v| v.variant_name())
+        .collect();
+    let pv = config
+        .production_variants()
+        .iter()
+        .find(|v| v.variant_name() == Some(variant))
+        .ok_or_else(|| {
+            permanent(format!(
+                "endpoint {endpoint:?} has no production variant {variant:?}; its variants are: {}",
+                variants.join(", ")
+            ))
+        })?;
+    let instance_type = pv
+        .instance_type()
+        .map(|t| t.as_str().to_string())
+        .ok_or_else(|| {
+            permanent(format!(
+                "variant {variant:?} of endpoint {endpoint:?} has no instance type (a serverless variant?): \
+                 only instance-based variants are scaled with Application Auto Scaling"
+            ))
+        })?;
+    let current_instances = ep
+        .production_variants()
+        .iter()
+        .find(|v| v.variant_name() == Some(variant))
+        .and_then(|v| v.current_instance_count())
+        .unwrap_or(0);
+    Ok(Preflight {
+        endpoint: endpoint.to_string(),
+        variant: variant.to_string(),
+        instance_type,
+        max_instance_count: None,
+        current_capacity: current_instances,
+        warnings: Vec::new(),
+    })
+}
+
+/// Why a max capacity above the instance quota is refused, for an async variant: the error
+/// names the quota, its value, the requested max, and how to raise it (seed 001, pitfall 2).
+pub fn quota_refusal(pre: &Preflight, max_instances: i32, quota: f64) -> String {
+    let (itype, endpoint, variant) = (&pre.instance_type, &pre.endpoint, &pre.variant);
+    format!(
+        "max_capacity {max_instances} is above the account's quota '{itype} for endpoint usage', which is {quota} instances. \
+         AWS would accept it and then fail every scale-out of variant {variant:?} of endpoint {endpoint:?} past {quota}, \
+         visible only in the scaling activities. Lower max_capacity to at most {quota}, or request an increase of the quota \
+         '{itype} for endpoint usage' (service code sagemaker) in Service Quotas and retry once it is granted"
+    )
+}
