@@ -7,148 +7,20 @@ use std::time::Duration;
 
 use aws_sdk_applicationautoscaling::types::{ScalableDimension, ServiceNamespace};
 use aws_sdk_cloudwatch::types::{ComparisonOperator, Statistic};
-use common::{aws::SandboxEnv, spawn_app, TestApp};
+use common::{
+    aws::SandboxEnv,
+    reconcile::{clients, env, fast_worker_config, WRITES},
+    spawn_app,
+};
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 use zeroscale::{
-    aws::AwsClients,
-    config::AwsArgs,
-    jobs::{Registry, RetryPolicy, Worker, WorkerConfig},
+    jobs::{Registry, Worker, WorkerConfig},
     reconcile::Reconciler,
 };
 
 const DIM: ScalableDimension = ScalableDimension::SageMakerInferenceComponentDesiredCopyCount;
 const RID: &str = "inference-component/demo-component";
-const WRITES: [&str; 6] = [
-    "RegisterScalableTarget",
-    "PutScalingPolicy",
-    "PutMetricAlarm",
-    "DeleteAlarms",
-    "DeleteScalingPolicy",
-    "DeregisterScalableTarget",
-];
-
-struct Env {
-    app: TestApp,
-    sb: SandboxEnv,
-    token: String,
-    stop: CancellationToken,
-}
-
-impl Drop for Env {
-    fn drop(&mut self) {
-        self.stop.cancel();
-    }
-}
-
-async fn env() -> Env {
-    let sb = SandboxEnv::demo().await;
-    let app = spawn_app().await;
-    let token = app.token("portal", "read,write").await;
-    // SDK retries off: every fault reaches the job engine, whose retries the operation counts.
-    let aws = AwsClients::from_shared(&common::aws::sdk_config(&sb.url).await, &AwsArgs::default());
-    let pool = sqlx::postgres::PgPoolOptions::new()
-        .max_connections(5)
-        .connect(&app.db.url)
-        .await
-        .unwrap();
-    let registry = Reconciler {
-        aws,
-        pool: pool.clone(),
-    }
-    .register(Registry::new());
-    let config = WorkerConfig {
-        concurrency: 4,
-        poll_interval: Duration::from_millis(50),
-        lease: Duration::from_secs(10),
-        job_timeout: Duration::from_secs(30),
-        retry: RetryPolicy {
-            base: Duration::from_millis(50),
-            cap: Duration::from_millis(500),
-            jitter: 0.1,
-        },
-        shutdown_grace: Duration::from_secs(5),
-        retention: Duration::from_secs(3600),
-        maintenance_interval: Duration::from_millis(200),
-    };
-    let stop = CancellationToken::new();
-    tokio::spawn(Worker::new(pool, registry, config).run(stop.clone()));
-    Env {
-        app,
-        sb,
-        token,
-        stop,
-    }
-}
-
-impl Env {
-    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
-        let mut r = self
-            .app
-            .client
-            .request(method, self.app.url(path))
-            .bearer_auth(&self.token);
-        if let Some(b) = body {
-            r = r.json(&b);
-        }
-        let resp = r.send().await.unwrap();
-        let status = resp.status().as_u16();
-        (status, resp.json().await.unwrap_or(Value::Null))
-    }
-
-    /// Posts a change and waits for its operation to finish; returns the operation.
-    async fn converge(&self, method: reqwest::Method, name: &str, body: Option<Value>) -> Value {
-        let (status, out) = self
-            .call(method, &format!("/components/{name}/scale-to-zero"), body)
-            .await;
-        assert_eq!(status, 202, "{out}");
-        let op = out["target"]["last_operation"]["url"]
-            .as_str()
-            .unwrap()
-            .to_string();
-        self.wait(&op).await
-    }
-
-    async fn wait(&self, op: &str) -> Value {
-        for _ in 0..300 {
-            let (_, o) = self.call(reqwest::Method::GET, op, None).await;
-            if o["state"] == "completed" || o["state"] == "discarded" {
-                return o;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("operation {op} did not finish");
-    }
-
-    async fn component(&self, name: &str) -> Value {
-        self.call(reqwest::Method::GET, &format!("/components/{name}"), None)
-            .await
-            .1
-    }
-
-    async fn writes_since(&self, seq: u64) -> Vec<String> {
-        let calls = self
-            .sb
-            .control("GET", &format!("/calls?since={seq}"), json!({}))
-            .await;
-        calls["calls"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|c| WRITES.contains(&c["operation"].as_str().unwrap()))
-            .map(|c| c["operation"].as_str().unwrap().to_string())
-            .collect()
-    }
-
-    async fn last_seq(&self) -> u64 {
-        self.sb
-            .calls()
-            .await
-            .last()
-            .map(|c| c["seq"].as_u64().unwrap())
-            .unwrap_or(0)
-    }
-}
 
 #[tokio::test]
 async fn enabling_produces_seed_000s_objects_and_a_request_at_zero_brings_a_copy_back() {
@@ -662,7 +534,7 @@ async fn manual_reconcile_repairs_now() {
 #[tokio::test]
 async fn dry_run_shows_the_verdict_and_plan_and_writes_nothing() {
     let sb = SandboxEnv::demo().await;
-    let aws = AwsClients::from_shared(&common::aws::sdk_config(&sb.url).await, &AwsArgs::default());
+    let aws = clients(&sb.url).await;
     let app = common::spawn_app_with(common::TestOptions {
         aws: Some(aws),
         ..Default::default()
@@ -814,7 +686,7 @@ async fn start_worker(
     db: &str,
     lease_ms: u64,
 ) -> tokio::task::JoinHandle<anyhow::Result<()>> {
-    let aws = AwsClients::from_shared(&common::aws::sdk_config(url).await, &AwsArgs::default());
+    let aws = clients(url).await;
     let pool = sqlx::postgres::PgPoolOptions::new()
         .max_connections(3)
         .connect(db)
@@ -827,17 +699,9 @@ async fn start_worker(
     .register(Registry::new());
     let config = WorkerConfig {
         concurrency: 2,
-        poll_interval: Duration::from_millis(50),
         lease: Duration::from_millis(lease_ms),
-        job_timeout: Duration::from_secs(30),
-        retry: RetryPolicy {
-            base: Duration::from_millis(50),
-            cap: Duration::from_millis(500),
-            jitter: 0.1,
-        },
-        shutdown_grace: Duration::from_secs(5),
-        retention: Duration::from_secs(3600),
         maintenance_interval: Duration::from_millis(100),
+        ..fast_worker_config()
     };
     tokio::spawn(Worker::new(pool, registry, config).run(CancellationToken::new()))
 }

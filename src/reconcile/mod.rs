@@ -150,6 +150,9 @@ impl Reconciler {
                 report.error = Some(e.message.clone());
                 let _ = ctx.record_output(&json!(report)).await;
                 if final_failure {
+                    // The activity history is often what explains a failure (seed 001).
+                    report.last_scaling_failure =
+                        objects::last_scaling_problem(&self.aws, &target.owned_names()).await;
                     self.finish(&ctx, &target, &row, &report, Some(&e.message))
                         .await;
                 }

@@ -312,13 +312,13 @@ pub async fn last_scaling_problem(aws: &AwsClients, names: &OwnedNames) -> Optio
         return None;
     }
     let message = match (failed, not_scaled.first()) {
-        (true, _) | (false, None) => latest.status_message().unwrap_or_default().to_string(),
         (false, Some(r)) => format!(
-            "not scaled: {} (wanted {} -> {})",
+            "{} Not scaled: {} (current capacity {})",
+            latest.description(),
             r.code(),
-            r.current_capacity().unwrap_or_default(),
-            r.max_capacity().or(r.min_capacity()).unwrap_or_default()
+            r.current_capacity().unwrap_or_default()
         ),
+        _ => latest.status_message().unwrap_or_default().to_string(),
     };
     Some(json!({
         "status": latest.status_code().as_str(),

@@ -60,6 +60,7 @@ pub fn conditions(report: &Report, error: Option<&str>) -> Vec<Value> {
     let mut out = Vec::new();
     if let Some(e) = error {
         out.push(condition("Ready", false, "ReconcileFailed", e.to_string()));
+        out.extend(scaling_problem(report));
         return out;
     }
     if report.enabled {
@@ -107,21 +108,21 @@ pub fn conditions(report: &Report, error: Option<&str>) -> Vec<Value> {
     if let Some(d) = report.drift() {
         out.push(condition("Drifted", true, "RepairedOutsideChange", d));
     }
-    if let Some(f) = &report.last_scaling_failure {
-        let reason = if f["status"] == "Failed" {
-            "ScalingActivityFailed"
-        } else {
-            "ScalingActivityNotScaled"
-        };
-        out.push(condition(
-            "Degraded",
-            true,
-            reason,
-            f["message"]
-                .as_str()
-                .unwrap_or("a scaling activity failed")
-                .to_string(),
-        ));
-    }
+    out.extend(scaling_problem(report));
     out
+}
+
+/// A Degraded condition for the latest failed or not-scaled scaling activity, in AWS's words.
+fn scaling_problem(report: &Report) -> Option<Value> {
+    let f = report.last_scaling_failure.as_ref()?;
+    let reason = if f["status"] == "Failed" {
+        "ScalingActivityFailed"
+    } else {
+        "ScalingActivityNotScaled"
+    };
+    let message = f["message"]
+        .as_str()
+        .unwrap_or("a scaling activity failed")
+        .to_string();
+    Some(condition("Degraded", true, reason, message))
 }

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod proxy;
+pub mod reconcile;
 
 use std::{net::SocketAddr, sync::Once, time::Duration};
 

@@ -1,0 +1,188 @@
+//! The whole stack for reconcile tests: the API, a job worker running the reconciler, and a
+//! sandbox seeded with the demo world, talked to over HTTP with the real SDK clients.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use tokio_util::sync::CancellationToken;
+use zeroscale::{
+    aws::AwsClients,
+    config::AwsArgs,
+    jobs::{Registry, RetryPolicy, Worker, WorkerConfig},
+    reconcile::Reconciler,
+};
+
+use super::{aws::SandboxEnv, spawn_app_with, TestApp, TestOptions};
+
+/// AWS operations that write.
+pub const WRITES: [&str; 6] = [
+    "RegisterScalableTarget",
+    "PutScalingPolicy",
+    "PutMetricAlarm",
+    "DeleteAlarms",
+    "DeleteScalingPolicy",
+    "DeregisterScalableTarget",
+];
+
+/// An app whose API has AWS access (as `serve` has), a sandbox seeded with the demo world, a
+/// worker running the reconciler, and a read-write token.
+pub struct Env {
+    pub app: TestApp,
+    pub sb: SandboxEnv,
+    pub token: String,
+    pub stop: CancellationToken,
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+/// Job-engine settings for tests: fast polls and retries, leases long enough not to expire.
+pub fn fast_worker_config() -> WorkerConfig {
+    WorkerConfig {
+        concurrency: 4,
+        poll_interval: Duration::from_millis(50),
+        lease: Duration::from_secs(10),
+        job_timeout: Duration::from_secs(30),
+        retry: RetryPolicy {
+            base: Duration::from_millis(50),
+            cap: Duration::from_millis(500),
+            jitter: 0.1,
+        },
+        shutdown_grace: Duration::from_secs(5),
+        retention: Duration::from_secs(3600),
+        maintenance_interval: Duration::from_millis(200),
+    }
+}
+
+/// Clients for the sandbox at `url`, SDK retries off: every fault reaches the job engine,
+/// whose retries the operation counts.
+pub async fn clients(url: &str) -> AwsClients {
+    AwsClients::from_shared(&super::aws::sdk_config(url).await, &AwsArgs::default())
+}
+
+/// The whole stack against the demo world.
+pub async fn env() -> Env {
+    let sb = SandboxEnv::demo().await;
+    let app = spawn_app_with(TestOptions {
+        aws: Some(clients(&sb.url).await),
+        ..Default::default()
+    })
+    .await;
+    let token = app.token("portal", "read,write").await;
+    let aws = clients(&sb.url).await;
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(5)
+        .connect(&app.db.url)
+        .await
+        .unwrap();
+    let registry = Reconciler {
+        aws,
+        pool: pool.clone(),
+    }
+    .register(Registry::new());
+    let config = fast_worker_config();
+    let stop = CancellationToken::new();
+    tokio::spawn(Worker::new(pool, registry, config).run(stop.clone()));
+    Env {
+        app,
+        sb,
+        token,
+        stop,
+    }
+}
+
+impl Env {
+    /// Calls the API with the token; the status and the JSON body (Null if none).
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut r = self
+            .app
+            .client
+            .request(method, self.app.url(path))
+            .bearer_auth(&self.token);
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        let resp = r.send().await.unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Posts a change to a component and waits for its operation; returns the operation.
+    pub async fn converge(
+        &self,
+        method: reqwest::Method,
+        name: &str,
+        body: Option<Value>,
+    ) -> Value {
+        self.converge_at(method, &format!("/components/{name}/scale-to-zero"), body)
+            .await
+    }
+
+    /// Sends a change to `path` and waits for its operation to finish; returns the operation.
+    pub async fn converge_at(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Value {
+        let (status, out) = self.call(method, path, body).await;
+        assert_eq!(status, 202, "{out}");
+        let op = out["target"]["last_operation"]["url"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        self.wait(&op).await
+    }
+
+    /// Polls an operation until it is completed or discarded.
+    pub async fn wait(&self, op: &str) -> Value {
+        for _ in 0..300 {
+            let (_, o) = self.call(reqwest::Method::GET, op, None).await;
+            if o["state"] == "completed" || o["state"] == "discarded" {
+                return o;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("operation {op} did not finish");
+    }
+
+    /// GET /components/{name}.
+    pub async fn component(&self, name: &str) -> Value {
+        self.call(reqwest::Method::GET, &format!("/components/{name}"), None)
+            .await
+            .1
+    }
+
+    /// The AWS writes the sandbox received after call `seq`.
+    pub async fn writes_since(&self, seq: u64) -> Vec<String> {
+        let calls = self
+            .sb
+            .control("GET", &format!("/calls?since={seq}"), json!({}))
+            .await;
+        calls["calls"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| WRITES.contains(&c["operation"].as_str().unwrap()))
+            .map(|c| c["operation"].as_str().unwrap().to_string())
+            .collect()
+    }
+
+    /// The sequence number of the last AWS call so far.
+    pub async fn last_seq(&self) -> u64 {
+        self.sb
+            .calls()
+            .await
+            .last()
+            .map(|c| c["seq"].as_u64().unwrap())
+            .unwrap_or(0)
+    }
+}
