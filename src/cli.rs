@@ -26,8 +26,7 @@ fn start_drift(
 }
 
 /// The job handlers this build knows, with the AWS clients they use.
-async fn registry(pool: &sqlx::PgPool, aws: &crate::config::AwsArgs) -> Registry {
-    let clients = crate::aws::AwsClients::from_args(aws).await;
+fn registry(pool: &sqlx::PgPool, clients: crate::aws::AwsClients) -> Registry {
     crate::reconcile::Reconciler {
         aws: clients,
         pool: pool.clone(),
@@ -72,14 +71,17 @@ async fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
         args.aws.endpoint_url = Some(url);
         args.aws.sandbox_credentials = true;
     }
+    // One set of clients for the API's checks and the workers: one pacer (so the process stays
+    // under --aws-rate-limit) and one quota cache.
     let clients = crate::aws::AwsClients::from_args(&args.aws).await;
-    let state = crate::api::AppState::new(pool.clone()).with_aws(clients);
+    let state = crate::api::AppState::new(pool.clone()).with_aws(clients.clone());
     let app = Application::build(&args.http, state, None).await?;
     let worker = if args.no_worker {
         None
     } else {
         let config = WorkerConfig::from_settings(&args.worker, args.http.shutdown_grace);
-        let registry = registry(&pool, &args.aws).await;
+        let registry = registry(&pool, clients);
+        start_drift(&pool, &args.worker, &shutdown);
         Some(tokio::spawn(
             Worker::new(pool, registry, config).run(shutdown.clone()),
         ))
@@ -98,7 +100,7 @@ async fn worker(args: WorkerArgs) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     cancel_on_signal(shutdown.clone());
     let config = WorkerConfig::from_settings(&args.worker, args.shutdown_grace);
-    let registry = registry(&pool, &args.aws).await;
+    let registry = registry(&pool, crate::aws::AwsClients::from_args(&args.aws).await);
     start_drift(&pool, &args.worker, &shutdown);
     Worker::new(pool, registry, config).run(shutdown).await
 }

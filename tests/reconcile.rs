@@ -821,3 +821,45 @@ async fn foreign_policies_are_reported_and_left_alone_and_disable_restores_the_o
         assert!(still.contains(a), "{a} is still there: {still:?}");
     }
 }
+
+/// The AWS request rate is the account's, shared with everything else in it: a first enable
+/// makes the API's one-read kind check, the three describes the preflight needs, one describe of
+/// the target (nothing else can exist without it), one quota read per instance type (then
+/// cached), and the four writes. No policy, alarm or activity reads.
+#[tokio::test]
+async fn a_first_enable_makes_only_the_calls_it_needs() {
+    let e = env().await;
+    let before = e.last_seq().await;
+    let op = e
+        .converge(
+            reqwest::Method::POST,
+            "demo-component",
+            Some(json!({"max_capacity": 2})),
+        )
+        .await;
+    assert_eq!(op["state"], "completed", "{op}");
+    let calls =
+        e.sb.control("GET", &format!("/calls?since={before}"), json!({}))
+            .await;
+    let ops: Vec<&str> = calls["calls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["operation"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ops,
+        [
+            "DescribeInferenceComponent",
+            "DescribeInferenceComponent",
+            "DescribeEndpoint",
+            "DescribeEndpointConfig",
+            "DescribeScalableTargets",
+            "ListServiceQuotas",
+            "RegisterScalableTarget",
+            "PutScalingPolicy",
+            "PutScalingPolicy",
+            "PutMetricAlarm",
+        ]
+    );
+}

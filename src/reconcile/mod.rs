@@ -23,6 +23,7 @@ use crate::{
     jobs::{ErrorClass, JobContext, JobError, Registry},
     store::{audit, targets},
 };
+use objects::Purpose;
 use plan::{Desired, Observed};
 pub use report::Report;
 
@@ -78,7 +79,7 @@ pub async fn prepare(
             variant::preflight(aws, endpoint, variant).await?
         }
     };
-    let observed = objects::observe(aws, &target.owned_names()).await?;
+    let observed = objects::observe(aws, &target.owned_names(), Purpose::Enable).await?;
     // An unset max keeps the target's current MaxCapacity, else the running capacity.
     let max = spec
         .max_capacity()
@@ -187,7 +188,7 @@ impl Reconciler {
                 .await?;
             p.observed
         } else {
-            let observed = objects::observe(&self.aws, &names).await?;
+            let observed = objects::observe(&self.aws, &names, Purpose::Disable).await?;
             report.original_capacity = captured.flatten();
             let restore_min = spec.restore_min_capacity();
             let restore = report.original_capacity.unwrap_or_else(|| {
@@ -201,7 +202,11 @@ impl Reconciler {
             observed
         };
         report.foreign_policies = observed.foreign_policies.clone();
-        report.last_scaling_failure = objects::last_scaling_problem(&self.aws, &names).await;
+        // A target this run registered has no scaling history of its own yet; the next drift
+        // check reads it. Saves one call per new target when many are enabled at once.
+        if observed.target.is_some() {
+            report.last_scaling_failure = objects::last_scaling_problem(&self.aws, &names).await;
+        }
         Ok(())
     }
 

@@ -27,8 +27,25 @@ fn dimension(names: &OwnedNames) -> ScalableDimension {
     ScalableDimension::from(names.scalable_dimension.as_str())
 }
 
-/// Reads the scalable target, every policy on it and our alarm.
-pub async fn observe(aws: &AwsClients, names: &OwnedNames) -> Result<Observed, JobError> {
+/// Why a target is observed, which decides what is worth reading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// Enabling: the plan re-puts the alarm whenever the step policy is put, so the alarm is
+    /// read only when the step policy exists.
+    Enable,
+    /// Disabling: our alarm is read whatever else exists, since deregistering a target deletes
+    /// its policies but not the alarm that pointed at the step policy (aws-facts.md).
+    Disable,
+}
+
+/// Reads the scalable target, every policy on it and our alarm, skipping reads whose answer is
+/// known: a target that does not exist has no policies (DeregisterScalableTarget deletes them),
+/// which keeps a first enable at one describe (AWS's request rate is shared by the account).
+pub async fn observe(
+    aws: &AwsClients,
+    names: &OwnedNames,
+    purpose: Purpose,
+) -> Result<Observed, JobError> {
     let aas = &aws.autoscaling;
     aws.pace().await;
     let targets = aas
@@ -46,8 +63,28 @@ pub async fn observe(aws: &AwsClients, names: &OwnedNames) -> Result<Observed, J
         .scalable_targets()
         .first()
         .map(|t| (t.min_capacity(), t.max_capacity()));
+    let mut observed = Observed {
+        target,
+        ..Default::default()
+    };
+    if target.is_some() {
+        read_policies(aws, names, &mut observed).await?;
+    }
+    if purpose == Purpose::Disable || observed.step.is_some() {
+        observed.alarm = read_alarm(aws, names).await?;
+    }
+    Ok(observed)
+}
+
+/// Sorts the target's policies into ours (by name) and foreign ones.
+async fn read_policies(
+    aws: &AwsClients,
+    names: &OwnedNames,
+    observed: &mut Observed,
+) -> Result<(), JobError> {
     aws.pace().await;
-    let policies = aas
+    let policies = aws
+        .autoscaling
         .describe_scaling_policies()
         .service_namespace(ServiceNamespace::Sagemaker)
         .resource_id(&names.resource_id)
@@ -58,10 +95,6 @@ pub async fn observe(aws: &AwsClients, names: &OwnedNames) -> Result<Observed, J
             AwsFailure::from_sdk("application-autoscaling", "DescribeScalingPolicies", e)
                 .into_job_error()
         })?;
-    let mut observed = Observed {
-        target,
-        ..Default::default()
-    };
     for p in policies.scaling_policies() {
         let arn = p.policy_arn().to_string();
         if p.policy_name() == names.target_tracking_policy {
@@ -91,6 +124,14 @@ pub async fn observe(aws: &AwsClients, names: &OwnedNames) -> Result<Observed, J
             ));
         }
     }
+    Ok(())
+}
+
+/// Our alarm's comparable configuration, if it exists.
+async fn read_alarm(
+    aws: &AwsClients,
+    names: &OwnedNames,
+) -> Result<Option<ObservedAlarm>, JobError> {
     aws.pace().await;
     let alarms = aws
         .cloudwatch
@@ -99,7 +140,7 @@ pub async fn observe(aws: &AwsClients, names: &OwnedNames) -> Result<Observed, J
         .send()
         .await
         .map_err(|e| AwsFailure::from_sdk("monitoring", "DescribeAlarms", e).into_job_error())?;
-    observed.alarm = alarms.metric_alarms().first().map(|a| ObservedAlarm { config: json!({
+    Ok(alarms.metric_alarms().first().map(|a| ObservedAlarm { config: json!({
         "MetricName": a.metric_name(),
         "Namespace": a.namespace(),
         "Statistic": a.statistic().map(|s| s.as_str()),
@@ -111,8 +152,7 @@ pub async fn observe(aws: &AwsClients, names: &OwnedNames) -> Result<Observed, J
         "ComparisonOperator": a.comparison_operator().map(|c| c.as_str()),
         "TreatMissingData": a.treat_missing_data().unwrap_or("missing"),
         "AlarmActions": a.alarm_actions(),
-    })});
-    Ok(observed)
+    })}))
 }
 
 /// One applied step: the call, its parameters, AWS's request id and what came back.
