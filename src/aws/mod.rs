@@ -77,6 +77,12 @@ impl AwsClients {
         self.pacer.until_ready().await;
     }
 
+    /// Takes permission for `n` calls only if it is there now: for optional calls (the API's
+    /// kind check) that must never wait behind the workers' budget.
+    pub fn try_pace(&self, n: u32) -> bool {
+        std::num::NonZeroU32::new(n).is_some_and(|n| matches!(self.pacer.check_n(n), Ok(Ok(()))))
+    }
+
     /// Builds the clients from an SDK config, applying the per-service overrides in `args`.
     pub fn from_shared(shared: &aws_config::SdkConfig, args: &AwsArgs) -> Self {
         let pick = |specific: &Option<String>| specific.clone();

@@ -31,8 +31,8 @@ fn answer<T>(r: Result<T, AwsFailure>, found: impl FnOnce(T) -> Vec<String>) -> 
     }
 }
 
+/// DescribeEndpoint, unpaced: callers take the pacer's permission.
 async fn endpoint_named(aws: &AwsClients, name: &str) -> Exists {
-    aws.pace().await;
     let r = aws
         .sagemaker
         .describe_endpoint()
@@ -48,8 +48,8 @@ async fn endpoint_named(aws: &AwsClients, name: &str) -> Exists {
     })
 }
 
+/// DescribeInferenceComponent, unpaced: callers take the pacer's permission.
 async fn component_named(aws: &AwsClients, name: &str) -> Exists {
-    aws.pace().await;
     let r = aws
         .sagemaker
         .describe_inference_component()
@@ -62,21 +62,31 @@ async fn component_named(aws: &AwsClients, name: &str) -> Exists {
 
 /// For a component that does not exist: a hint if `name` is an endpoint (empty otherwise).
 pub async fn component_is_elsewhere(aws: &AwsClients, name: &str) -> String {
+    aws.pace().await;
     match endpoint_named(aws, name).await {
-        Exists::Yes(variants) => format!(
-            ". {name:?} is an endpoint: for an async-inference endpoint use \
-             POST /endpoints/{name}/variants/{{variant}}/scale-to-zero (its variants: {}); for a \
-             real-time endpoint, enable each inference component it hosts",
-            variants.join(", ")
-        ),
+        Exists::Yes(variants) => endpoint_hint(name, &variants),
         Exists::No | Exists::Unknown => String::new(),
     }
 }
 
+fn endpoint_hint(name: &str, variants: &[String]) -> String {
+    format!(
+        ". {name:?} is an endpoint: for an async-inference endpoint use \
+         POST /endpoints/{name}/variants/{{variant}}/scale-to-zero (its variants: {}); for a \
+         real-time endpoint, enable each inference component it hosts",
+        variants.join(", ")
+    )
+}
+
+fn component_hint(name: &str) -> String {
+    format!(". {name:?} is an inference component: use POST /components/{name}/scale-to-zero")
+}
+
 /// For an endpoint that does not exist: a hint if `name` is an inference component.
 pub async fn endpoint_is_elsewhere(aws: &AwsClients, name: &str) -> String {
+    aws.pace().await;
     if let Exists::Yes(_) = component_named(aws, name).await {
-        format!(". {name:?} is an inference component: use POST /components/{name}/scale-to-zero")
+        component_hint(name)
     } else {
         String::new()
     }
@@ -84,25 +94,40 @@ pub async fn endpoint_is_elsewhere(aws: &AwsClients, name: &str) -> String {
 
 /// Before the first enable of `target`: `Some(message)` when AWS has no resource of this kind
 /// under that name but has one of the other kind (the caller used the wrong route). `None`
-/// when it exists, when neither exists (the job's preflight reports that), or when AWS cannot
-/// answer now: the check must never block a write on a transient failure.
+/// when it exists, when neither exists (the job's preflight reports that), when AWS cannot
+/// answer now, or when the pacer has no budget for the two reads right now (a burst of enables
+/// must not queue behind the workers' calls; the job's preflight gives the same hint): the check
+/// must never block or slow a valid write.
 pub async fn wrong_kind(aws: &AwsClients, target: &TargetRef) -> Option<String> {
+    if !aws.try_pace(2) {
+        return None;
+    }
     match target {
         TargetRef::Component(name) => {
             let name = name.as_str();
-            if !matches!(component_named(aws, name).await, Exists::No) {
+            let Exists::No = component_named(aws, name).await else {
                 return None;
-            }
-            let hint = component_is_elsewhere(aws, name).await;
-            (!hint.is_empty()).then(|| format!("no inference component is named {name:?}{hint}"))
+            };
+            let Exists::Yes(variants) = endpoint_named(aws, name).await else {
+                return None;
+            };
+            Some(format!(
+                "no inference component is named {name:?}{}",
+                endpoint_hint(name, &variants)
+            ))
         }
         TargetRef::EndpointVariant { endpoint, .. } => {
             let name = endpoint.as_str();
-            if !matches!(endpoint_named(aws, name).await, Exists::No) {
+            let Exists::No = endpoint_named(aws, name).await else {
                 return None;
-            }
-            let hint = endpoint_is_elsewhere(aws, name).await;
-            (!hint.is_empty()).then(|| format!("no endpoint is named {name:?}{hint}"))
+            };
+            let Exists::Yes(_) = component_named(aws, name).await else {
+                return None;
+            };
+            Some(format!(
+                "no endpoint is named {name:?}{}",
+                component_hint(name)
+            ))
         }
     }
 }
