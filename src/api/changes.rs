@@ -12,11 +12,9 @@ use super::{auth::Caller, AppState};
 use crate::{
     domain::TargetRef,
     error::{current_request_id, ApiError},
-    jobs,
     store::{
-        audit::NewAuditEvent,
         idempotency::{self, KeyScope},
-        targets::{self, TargetRow},
+        targets::TargetRow,
     },
 };
 
@@ -121,58 +119,62 @@ pub async fn record(
     change: Change<'_>,
     render: Render,
 ) -> Result<ChangeReply, ApiError> {
-    let body_sha256 = Sha256::digest(
-        serde_json::to_vec(&json!([change.enabled, change.spec])).unwrap_or_default(),
-    )
-    .to_vec();
-    let mut tx = state.pool.begin().await?;
     let key = change.idempotency_key.as_deref().map(|key| KeyScope {
         actor: &change.caller.token_name,
         method: change.method,
         path: &change.path,
         key,
     });
-    if let Some(k) = &key {
-        if !idempotency::try_lock(&mut tx, k).await? {
-            return Err(ApiError::Conflict {
-                code: "idempotency_key_in_flight",
-                detail:
-                    "a request with this Idempotency-Key is still being processed; retry shortly"
-                        .into(),
-            });
+    let Some(k) = key else {
+        // No key: one statement in autocommit, one round trip.
+        let mut conn = state.pool.acquire().await?;
+        let reply = apply(&mut conn, &change, render).await?;
+        if reply.status == StatusCode::ACCEPTED {
+            state.notifier.notify();
         }
-        if let Some(stored) = idempotency::find(&mut tx, k).await? {
-            if stored.body_sha256 != body_sha256 {
-                return Err(ApiError::IdempotencyKeyReused(
-                    "this Idempotency-Key was already used with a different request body; use a new key for a new request".into(),
-                ));
-            }
-            let etag = stored
-                .response
-                .pointer("/target/version")
-                .and_then(Value::as_i64)
-                .map(|v| format!("\"{v}\""));
-            return Ok(ChangeReply {
-                status: StatusCode::from_u16(stored.status as u16).unwrap_or(StatusCode::OK),
-                body: stored.response,
-                location: stored.location,
-                etag,
-                replayed: true,
-            });
+        return Ok(reply);
+    };
+    let body_sha256 = Sha256::digest(
+        serde_json::to_vec(&json!([change.enabled, change.spec])).unwrap_or_default(),
+    )
+    .to_vec();
+    let mut tx = state.pool.begin().await?;
+    if !idempotency::try_lock(&mut tx, &k).await? {
+        return Err(ApiError::Conflict {
+            code: "idempotency_key_in_flight",
+            detail: "a request with this Idempotency-Key is still being processed; retry shortly"
+                .into(),
+        });
+    }
+    if let Some(stored) = idempotency::find(&mut tx, &k).await? {
+        if stored.body_sha256 != body_sha256 {
+            return Err(ApiError::IdempotencyKeyReused(
+                "this Idempotency-Key was already used with a different request body; use a new key for a new request".into(),
+            ));
         }
+        let etag = stored
+            .response
+            .pointer("/target/version")
+            .and_then(Value::as_i64)
+            .map(|v| format!("\"{v}\""));
+        return Ok(ChangeReply {
+            status: StatusCode::from_u16(stored.status as u16).unwrap_or(StatusCode::OK),
+            body: stored.response,
+            location: stored.location,
+            etag,
+            replayed: true,
+        });
     }
     let reply = apply(&mut tx, &change, render).await?;
-    if let Some(k) = &key {
-        idempotency::store(
-            &mut tx,
-            k,
-            &body_sha256,
-            reply.status.as_u16(),
-            &reply.body,
-            reply.location.as_deref(),
-        )
-        .await?;
-    }
+    idempotency::store(
+        &mut tx,
+        &k,
+        &body_sha256,
+        reply.status.as_u16(),
+        &reply.body,
+        reply.location.as_deref(),
+    )
+    .await?;
     tx.commit().await?;
     if reply.status == StatusCode::ACCEPTED {
         state.notifier.notify();
@@ -180,119 +182,90 @@ pub async fn record(
     Ok(reply)
 }
 
-async fn lock_or_create(
-    tx: &mut sqlx::PgConnection,
-    change: &Change<'_>,
-    spec: &Value,
-) -> Result<(Option<TargetRow>, bool), ApiError> {
-    let (kind, name) = (change.target.kind(), change.target.name());
-    if let Some(row) = targets::lock(tx, kind, &name).await? {
-        return Ok((Some(row), false));
-    }
-    if !change.enabled {
-        return Err(ApiError::NotFound(format!(
-            "{} is not managed by zeroscale",
-            change.target
-        )));
-    }
-    if let Some(IfMatch::Any | IfMatch::Version(_)) = change.if_match {
-        return Err(ApiError::PreconditionFailed(format!(
-            "If-Match was given but {} is not managed by zeroscale yet",
-            change.target
-        )));
-    }
-    match targets::insert(tx, kind, &name, true, spec).await? {
-        Some(row) => Ok((Some(row), true)),
-        // A concurrent request created it first; take its row like any other update.
-        None => Ok((targets::lock(tx, kind, &name).await?, false)),
-    }
+/// What `zs_record_change` answered.
+#[derive(sqlx::FromRow)]
+struct Recorded {
+    outcome: String,
+    #[sqlx(flatten)]
+    row: TargetRow,
 }
 
+/// Records the change with one call of `zs_record_change` (migrations/..._record_change.sql):
+/// lock or create the target, check `If-Match`, and unless nothing changed, supersede the
+/// queued job, enqueue the reconcile job and write the version, its history row and the
+/// `accepted` audit event. `conn` is a pooled connection (autocommit: the function is atomic)
+/// or the idempotency key's transaction.
 async fn apply(
-    tx: &mut sqlx::PgConnection,
+    conn: &mut sqlx::PgConnection,
     change: &Change<'_>,
     render: Render,
 ) -> Result<ChangeReply, ApiError> {
-    let placeholder = change.spec.clone().unwrap_or(Value::Null);
-    let (row, created) = lock_or_create(tx, change, &placeholder).await?;
-    let current = row.ok_or_else(|| anyhow::anyhow!("target vanished while locked"))?;
-    if !created {
-        match change.if_match {
-            Some(IfMatch::Version(v)) if v != current.version => {
-                return Err(ApiError::PreconditionFailed(format!(
-                    "If-Match \"{v}\" is stale: the current version is {}; GET it again and retry",
-                    current.version
-                )));
-            }
-            _ => {}
-        }
-    }
-    let spec = change.spec.clone().unwrap_or_else(|| current.spec.clone());
-    if !created && current.enabled == change.enabled && current.spec == spec {
-        let body = json!({
-            "changed": false,
-            "detail": format!("identical to the current version {}: no new version and no new job", current.version),
-            "target": render(&change.target, &current),
-        });
-        return Ok(ChangeReply {
-            status: StatusCode::OK,
-            location: current.last_job_id.map(|id| format!("/operations/{id}")),
-            etag: Some(format!("\"{}\"", current.version)),
-            body,
-            replayed: false,
-        });
-    }
-    let version = if created { 1 } else { current.version + 1 };
-    let job = jobs::enqueue(
-        tx,
-        &jobs::new_job(
-            RECONCILE_JOB,
-            Some(change.target.job_target()),
-            json!({"kind": change.target.kind(), "name": change.target.name(), "version": version}),
-        ),
+    let if_match = match change.if_match {
+        None => None,
+        Some(IfMatch::Any) => Some(-1),
+        Some(IfMatch::Version(v)) => Some(v.max(0)),
+    };
+    let caller = change.caller;
+    let recorded: Option<Recorded> = sqlx::query_as(
+        "SELECT * FROM zs_record_change($1::target_kind, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
     )
+    .bind(change.target.kind())
+    .bind(change.target.name())
+    .bind(change.enabled)
+    .bind(&change.spec)
+    .bind(if_match)
+    .bind(RECONCILE_JOB)
+    .bind(change.target.job_target())
+    .bind(&caller.token_name)
+    .bind(&caller.on_behalf_of)
+    .bind(&caller.source_ip)
+    .bind(&caller.user_agent)
+    .bind(current_request_id())
+    .fetch_optional(conn)
     .await?;
-    let action = match (change.enabled, created || !current.enabled) {
-        (false, _) => "disable",
-        (true, true) => "enable",
-        (true, false) => "update",
+    let Some(Recorded { outcome, row }) = recorded else {
+        return Err(if change.enabled {
+            ApiError::PreconditionFailed(format!(
+                "If-Match was given but {} is not managed by zeroscale yet",
+                change.target
+            ))
+        } else {
+            ApiError::NotFound(format!("{} is not managed by zeroscale", change.target))
+        });
     };
-    let before = (!created).then(
-        || json!({"version": current.version, "enabled": current.enabled, "spec": current.spec}),
-    );
-    let event = NewAuditEvent {
-        actor: change.caller.token_name.clone(),
-        on_behalf_of: change.caller.on_behalf_of.clone(),
-        source_ip: change.caller.source_ip.clone(),
-        user_agent: change.caller.user_agent.clone(),
-        action: action.into(),
-        request_id: current_request_id(),
-        before,
-        after: Some(json!({"version": version, "enabled": change.enabled, "spec": spec})),
-        ..Default::default()
-    };
-    let updated = targets::record_version(
-        tx,
-        current.id,
-        version,
-        change.enabled,
-        &spec,
-        job.id,
-        &event,
-    )
-    .await?
-    .with_job(&job);
-    let location = format!("/operations/{}", job.id);
-    let body = json!({
-        "changed": true,
-        "detail": format!("accepted as version {version}; poll {location} to follow it"),
-        "target": render(&change.target, &updated),
-    });
-    Ok(ChangeReply {
-        status: StatusCode::ACCEPTED,
-        body,
-        location: Some(location),
-        etag: Some(format!("\"{version}\"")),
-        replayed: false,
-    })
+    let etag = Some(format!("\"{}\"", row.version));
+    let location = row.last_job_id.map(|id| format!("/operations/{id}"));
+    match outcome.as_str() {
+        "stale" => Err(ApiError::PreconditionFailed(format!(
+            "If-Match \"{}\" is stale: the current version is {}; GET it again and retry",
+            if_match.unwrap_or_default(),
+            row.version
+        ))),
+        "unchanged" => Ok(ChangeReply {
+            status: StatusCode::OK,
+            body: json!({
+                "changed": false,
+                "detail": format!("identical to the current version {}: no new version and no new job", row.version),
+                "target": render(&change.target, &row),
+            }),
+            location,
+            etag,
+            replayed: false,
+        }),
+        _ => Ok(ChangeReply {
+            status: StatusCode::ACCEPTED,
+            body: json!({
+                "changed": true,
+                "detail": format!(
+                    "accepted as version {}; poll {} to follow it",
+                    row.version,
+                    location.as_deref().unwrap_or_default()
+                ),
+                "target": render(&change.target, &row),
+            }),
+            location,
+            etag,
+            replayed: false,
+        }),
+    }
 }

@@ -4,10 +4,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::{PgConnection, PgPool};
 
-use super::{
-    audit::NewAuditEvent,
-    jobs::{JobRow, JobState},
-};
+use super::jobs::{JobRow, JobState};
 
 /// A row of `targets`.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -70,76 +67,6 @@ pub async fn lock(
     .bind(kind)
     .bind(name)
     .fetch_optional(conn)
-    .await
-}
-
-/// Creates a target at version 1; None if a concurrent transaction created it first (the
-/// caller then locks the winner's row).
-pub async fn insert(
-    conn: &mut PgConnection,
-    kind: &str,
-    name: &str,
-    enabled: bool,
-    spec: &Value,
-) -> sqlx::Result<Option<TargetRow>> {
-    sqlx::query_as(&format!(
-        "INSERT INTO targets (kind, name, enabled, version, spec) VALUES ($1::target_kind, $2, $3, 1, $4) \
-         ON CONFLICT (kind, name) DO NOTHING RETURNING {COLUMNS}"
-    ))
-    .bind(kind)
-    .bind(name)
-    .bind(enabled)
-    .bind(spec)
-    .fetch_optional(conn)
-    .await
-}
-
-/// Who made a version, for its history row.
-pub struct VersionAuthor<'a> {
-    pub actor: &'a str,
-    pub on_behalf_of: Option<&'a str>,
-    pub request_id: Option<&'a str>,
-}
-
-/// Moves a locked target to a new desired version and, in the same statement, appends the
-/// version row and the `accepted` audit event (one round trip instead of three; the row lock
-/// the caller holds keeps versions gapless).
-pub async fn record_version(
-    conn: &mut PgConnection,
-    id: i64,
-    version: i32,
-    enabled: bool,
-    spec: &Value,
-    job_id: i64,
-    audit: &NewAuditEvent,
-) -> sqlx::Result<TargetRow> {
-    sqlx::query_as(&format!(
-        "WITH updated AS ( \
-           UPDATE targets SET version = $2, enabled = $3, spec = $4, last_job_id = $5, \
-             phase = 'pending', updated_at = now() WHERE id = $1 RETURNING {COLUMNS}), \
-         version_row AS ( \
-           INSERT INTO target_versions (target_id, version, enabled, spec, actor, on_behalf_of, request_id, job_id) \
-           SELECT id, version, enabled, spec, $6, $7, $10, $5 FROM updated), \
-         audit_row AS ( \
-           INSERT INTO audit_log (actor, on_behalf_of, source_ip, user_agent, action, target_kind, \
-             target_name, version, request_id, job_id, before, after, outcome) \
-           SELECT $6, $7, $8, $9, $11, kind::target_kind, name, version, $10, $5, $12, $13, 'accepted' FROM updated) \
-         SELECT * FROM updated"
-    ))
-    .bind(id)
-    .bind(version)
-    .bind(enabled)
-    .bind(spec)
-    .bind(job_id)
-    .bind(&audit.actor)
-    .bind(&audit.on_behalf_of)
-    .bind(&audit.source_ip)
-    .bind(&audit.user_agent)
-    .bind(&audit.request_id)
-    .bind(&audit.action)
-    .bind(&audit.before)
-    .bind(&audit.after)
-    .fetch_one(conn)
     .await
 }
 

@@ -1,0 +1,119 @@
+-- One statement per desired-state change. The API's write path used to take six round trips
+-- (BEGIN, lock the target, lock the job key, enqueue, version + audit, COMMIT); on a 2-core
+-- machine every round trip costs a backend wake-up, so a change now runs as one function call:
+-- in autocommit when there is no Idempotency-Key, inside the caller's transaction when there is.
+-- Semantics are those of api::changes (docs: shared/docs/api-and-jobs.md):
+--   * the target row is locked (created on a first enable), which keeps versions gapless;
+--   * If-Match (p_if_match: NULL none, -1 '*', n a version) is checked against the locked row;
+--   * an identical change (same enabled flag and spec) writes nothing;
+--   * otherwise: the target's queued job is cancelled as superseded, a reconcile job is
+--     enqueued, and the new version, its history row and the `accepted` audit event are written.
+-- Returns no row when the target does not exist and cannot be created here (a disable, or an
+-- enable with If-Match); otherwise one row: the outcome ('stale', 'unchanged', 'accepted') and
+-- the target joined with its last job, as `store::targets` reads it.
+CREATE FUNCTION zs_record_change(
+    p_kind          target_kind,
+    p_name          text,
+    p_enabled       boolean,
+    p_spec          jsonb,
+    p_if_match      integer,
+    p_job_kind      text,
+    p_job_target    text,
+    p_actor         text,
+    p_on_behalf_of  text,
+    p_source_ip     text,
+    p_user_agent    text,
+    p_request_id    text
+) RETURNS TABLE (
+    outcome        text,
+    id             bigint,
+    kind           text,
+    name           text,
+    enabled        boolean,
+    version        integer,
+    spec           jsonb,
+    phase          text,
+    conditions     jsonb,
+    observed       jsonb,
+    last_job_id    bigint,
+    created_at     timestamptz,
+    updated_at     timestamptz,
+    job_state      job_state,
+    job_attempt    integer,
+    job_last_error text
+) LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+DECLARE
+    t        targets%ROWTYPE;
+    created  boolean := false;
+    v_spec   jsonb;
+    v_ver    integer;
+    v_job    bigint;
+    v_action text;
+    v_out    text;
+BEGIN
+    SELECT * INTO t FROM targets WHERE targets.kind = p_kind AND targets.name = p_name FOR UPDATE;
+    IF NOT FOUND THEN
+        IF NOT p_enabled OR p_if_match IS NOT NULL THEN
+            RETURN;
+        END IF;
+        INSERT INTO targets AS n (kind, name, enabled, version, spec)
+        VALUES (p_kind, p_name, true, 1, p_spec)
+        ON CONFLICT ON CONSTRAINT targets_kind_name_key DO NOTHING
+        RETURNING * INTO t;
+        IF FOUND THEN
+            created := true;
+        ELSE
+            -- A concurrent first enable won; take its row like any other update.
+            SELECT * INTO t FROM targets
+            WHERE targets.kind = p_kind AND targets.name = p_name FOR UPDATE;
+        END IF;
+    END IF;
+
+    v_spec := COALESCE(p_spec, t.spec);
+    IF NOT created AND p_if_match IS NOT NULL AND p_if_match >= 0 AND p_if_match <> t.version THEN
+        v_out := 'stale';
+    ELSIF NOT created AND t.enabled = p_enabled AND t.spec = v_spec THEN
+        v_out := 'unchanged';
+    ELSE
+        v_out := 'accepted';
+        v_ver := CASE WHEN created THEN 1 ELSE t.version + 1 END;
+        -- Serialise enqueues per job key with every other enqueuer (store::jobs::enqueue).
+        PERFORM pg_advisory_xact_lock(hashtextextended('zeroscale.job.' || p_job_target, 0));
+        UPDATE jobs SET state = 'cancelled', finalized_at = now(),
+            errors = jobs.errors || jsonb_build_array(jsonb_build_object(
+                'attempt', jobs.attempt, 'at', now(),
+                'error', 'superseded by a newer job for this target', 'permanent', true))
+        WHERE jobs.target = p_job_target AND jobs.state IN ('available', 'retryable');
+        INSERT INTO jobs (kind, target, args)
+        VALUES (p_job_kind, p_job_target,
+                jsonb_build_object('kind', p_kind, 'name', p_name, 'version', v_ver))
+        RETURNING jobs.id INTO v_job;
+        v_action := CASE
+            WHEN NOT p_enabled THEN 'disable'
+            WHEN created OR NOT t.enabled THEN 'enable'
+            ELSE 'update' END;
+        UPDATE targets SET version = v_ver, enabled = p_enabled, spec = v_spec,
+            last_job_id = v_job, phase = 'pending', updated_at = now()
+        WHERE targets.id = t.id;
+        INSERT INTO target_versions (target_id, version, enabled, spec, actor, on_behalf_of,
+                                     request_id, job_id)
+        VALUES (t.id, v_ver, p_enabled, v_spec, p_actor, p_on_behalf_of, p_request_id, v_job);
+        INSERT INTO audit_log (actor, on_behalf_of, source_ip, user_agent, action, target_kind,
+                               target_name, version, request_id, job_id, before, after, outcome)
+        VALUES (p_actor, p_on_behalf_of, p_source_ip, p_user_agent, v_action, p_kind, p_name,
+                v_ver, p_request_id, v_job,
+                CASE WHEN created THEN NULL ELSE jsonb_build_object(
+                    'version', t.version, 'enabled', t.enabled, 'spec', t.spec) END,
+                jsonb_build_object('version', v_ver, 'enabled', p_enabled, 'spec', v_spec),
+                'accepted');
+    END IF;
+
+    RETURN QUERY
+    SELECT v_out, x.id, x.kind::text, x.name, x.enabled, x.version, x.spec, x.phase::text,
+           x.conditions, x.observed, x.last_job_id, x.created_at, x.updated_at,
+           j.state, j.attempt, j.errors->-1->>'error'
+    FROM targets x LEFT JOIN jobs j ON j.id = x.last_job_id
+    WHERE x.id = t.id;
+END;
+$$;
