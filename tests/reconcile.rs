@@ -9,7 +9,7 @@ use aws_sdk_applicationautoscaling::types::{ScalableDimension, ServiceNamespace}
 use aws_sdk_cloudwatch::types::{ComparisonOperator, Statistic};
 use common::{
     aws::SandboxEnv,
-    reconcile::{clients, env, fast_worker_config, WRITES},
+    reconcile::{clients, env, fast_worker_config, step_calls, WRITES},
     spawn_app,
 };
 use serde_json::{json, Value};
@@ -33,14 +33,8 @@ async fn enabling_produces_seed_000s_objects_and_a_request_at_zero_brings_a_copy
         )
         .await;
     assert_eq!(op["state"], "completed", "{op}");
-    let steps: Vec<&str> = op["output"]["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["step"]["call"].as_str().unwrap())
-        .collect();
     assert_eq!(
-        steps,
+        step_calls(&op),
         [
             "RegisterScalableTarget",
             "PutTargetTrackingPolicy",

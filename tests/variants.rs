@@ -7,7 +7,7 @@ use aws_sdk_applicationautoscaling::types::{ScalableDimension, ServiceNamespace}
 use aws_sdk_cloudwatch::types::{ComparisonOperator, StateValue, Statistic};
 use common::{
     aws::SandboxEnv,
-    reconcile::{env, Env},
+    reconcile::{env, step_calls, Env},
 };
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -77,14 +77,8 @@ async fn enabling_produces_seed_001s_objects_and_a_backlog_at_zero_brings_an_ins
         )
         .await;
     assert_eq!(op["state"], "completed", "{op}");
-    let steps: Vec<&str> = op["output"]["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["step"]["call"].as_str().unwrap())
-        .collect();
     assert_eq!(
-        steps,
+        step_calls(&op),
         [
             "RegisterScalableTarget",
             "PutTargetTrackingPolicy",

@@ -6,14 +6,14 @@ use axum::{
     response::Response,
     Json,
 };
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::Value;
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 
 use super::{
     auth::{Reader, Writer},
     extract::OptionalJson,
-    targets::{self, EnableQuery, ListRequest},
+    targets::{self, EnableQuery, ListQuery, ListRequest},
     views::{Page, TargetState},
     AppState,
 };
@@ -195,23 +195,6 @@ pub async fn get_one(
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
     targets::get_one(&state, &parse_name(&name)?).await
-}
-
-/// Filters and paging for the list.
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-#[serde(deny_unknown_fields)]
-pub struct ListQuery {
-    /// Only components in this phase.
-    #[param(value_type = Option<super::views::Phase>)]
-    phase: Option<String>,
-    /// Only names starting with this.
-    prefix: Option<String>,
-    /// Page size, 1-500 (default 100).
-    #[param(minimum = 1, maximum = 500)]
-    limit: Option<i64>,
-    /// `next_cursor` from the previous page.
-    cursor: Option<String>,
 }
 
 /// List components, by name, with filters and cursor pagination.

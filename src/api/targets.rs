@@ -276,6 +276,23 @@ pub async fn reconcile(
     Ok(response)
 }
 
+/// Filters and paging of the list routes.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    /// Only targets in this phase.
+    #[param(value_type = Option<super::views::Phase>)]
+    pub phase: Option<String>,
+    /// Only names starting with this (`/endpoints`: endpoint names).
+    pub prefix: Option<String>,
+    /// Page size, 1-500 (default 100).
+    #[param(minimum = 1, maximum = 500)]
+    pub limit: Option<i64>,
+    /// `next_cursor` from the previous page.
+    pub cursor: Option<String>,
+}
+
 /// A list request, checked.
 pub struct ListRequest {
     pub phase: Option<String>,

@@ -7,14 +7,14 @@ use axum::{
     response::Response,
     Json,
 };
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::Value;
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 
 use super::{
     auth::{Reader, Writer},
     extract::OptionalJson,
-    targets::{self, EnableQuery, ListRequest},
+    targets::{self, EnableQuery, ListQuery, ListRequest},
     views::{Page, TargetState},
     AppState,
 };
@@ -218,23 +218,6 @@ pub async fn reconcile(
     Path((endpoint, variant)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
     targets::reconcile(&state, &caller, &parse(&endpoint, &variant)?).await
-}
-
-/// Filters and paging for the list.
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-#[serde(deny_unknown_fields)]
-pub struct ListQuery {
-    /// Only variants in this phase.
-    #[param(value_type = Option<super::views::Phase>)]
-    phase: Option<String>,
-    /// Only endpoints whose name starts with this.
-    prefix: Option<String>,
-    /// Page size, 1-500 (default 100).
-    #[param(minimum = 1, maximum = 500)]
-    limit: Option<i64>,
-    /// `next_cursor` from the previous page.
-    cursor: Option<String>,
 }
 
 /// List managed async endpoint variants, by endpoint then variant, with filters and cursor

@@ -176,6 +176,25 @@ where
     move |e| AwsFailure::from_sdk(service, op, e).into_job_error()
 }
 
+/// A PutScalingPolicy on the target, paced, awaiting its configuration. The whole
+/// configuration is sent every time (aws-facts.md: PutScalingPolicy replaces it).
+async fn put_policy(
+    aws: &AwsClients,
+    names: &OwnedNames,
+    policy_name: &str,
+    policy_type: PolicyType,
+) -> aws_sdk_applicationautoscaling::operation::put_scaling_policy::builders::PutScalingPolicyFluentBuilder
+{
+    aws.pace().await;
+    aws.autoscaling
+        .put_scaling_policy()
+        .policy_name(policy_name)
+        .service_namespace(ServiceNamespace::Sagemaker)
+        .resource_id(&names.resource_id)
+        .scalable_dimension(dimension(names))
+        .policy_type(policy_type)
+}
+
 /// Applies one step. `step_arn` carries the step policy's ARN to the alarm put after it.
 pub async fn apply(
     aws: &AwsClients,
@@ -209,15 +228,10 @@ pub async fn apply(
         }
         Step::PutTargetTrackingPolicy { policy_name, .. } => {
             let cfg = target_tracking_input(&d.target_tracking)?;
-            aws.pace().await;
-            let out = aas
-                .put_scaling_policy()
-                .policy_name(policy_name)
-                .service_namespace(ServiceNamespace::Sagemaker)
-                .resource_id(&names.resource_id)
-                .scalable_dimension(dimension(names))
-                .policy_type(PolicyType::TargetTrackingScaling)
-                .target_tracking_scaling_policy_configuration(cfg)
+            let put = put_policy(aws, names, policy_name, PolicyType::TargetTrackingScaling)
+                .await
+                .target_tracking_scaling_policy_configuration(cfg);
+            let out = put
                 .send()
                 .await
                 .map_err(fail("application-autoscaling", "PutScalingPolicy"))?;
@@ -239,15 +253,10 @@ pub async fn apply(
                         .map_err(|e| JobError::permanent(e.to_string()))?,
                 )
                 .build();
-            aws.pace().await;
-            let out = aas
-                .put_scaling_policy()
-                .policy_name(policy_name)
-                .service_namespace(ServiceNamespace::Sagemaker)
-                .resource_id(&names.resource_id)
-                .scalable_dimension(dimension(names))
-                .policy_type(PolicyType::StepScaling)
-                .step_scaling_policy_configuration(cfg)
+            let put = put_policy(aws, names, policy_name, PolicyType::StepScaling)
+                .await
+                .step_scaling_policy_configuration(cfg);
+            let out = put
                 .send()
                 .await
                 .map_err(fail("application-autoscaling", "PutScalingPolicy"))?;

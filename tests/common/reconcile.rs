@@ -186,3 +186,16 @@ impl Env {
             .unwrap_or(0)
     }
 }
+
+/// The AWS calls an operation made, in order (`output.steps[].step.call`).
+pub fn step_calls(op: &Value) -> Vec<String> {
+    op["output"]["steps"]
+        .as_array()
+        .map(|steps| {
+            steps
+                .iter()
+                .filter_map(|s| s["step"]["call"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
