@@ -11,6 +11,35 @@
 -- Returns no row when the target does not exist and cannot be created here (a disable, or an
 -- enable with If-Match); otherwise one row: the outcome ('stale', 'unchanged', 'accepted') and
 -- the target joined with its last job, as `store::targets` reads it.
+-- Enqueues a job, cancelling the queued job of the same target as superseded (at most one
+-- queued job per target: jobs_one_queued_per_target). Enqueues of one target are serialised by
+-- a transaction-level advisory lock, so the cancellation and the insert never race another
+-- enqueuer. The one implementation behind store::jobs::enqueue and zs_record_change.
+CREATE FUNCTION zs_enqueue_job(
+    p_kind         text,
+    p_target       text,
+    p_args         jsonb,
+    p_max_attempts integer DEFAULT 20,
+    p_scheduled_at timestamptz DEFAULT NULL
+) RETURNS jobs LANGUAGE plpgsql AS $$
+DECLARE
+    j jobs%ROWTYPE;
+BEGIN
+    IF p_target IS NOT NULL THEN
+        PERFORM pg_advisory_xact_lock(hashtextextended('zeroscale.job.' || p_target, 0));
+        UPDATE jobs SET state = 'cancelled', finalized_at = now(),
+            errors = jobs.errors || jsonb_build_array(jsonb_build_object(
+                'attempt', jobs.attempt, 'at', now(),
+                'error', 'superseded by a newer job for this target', 'permanent', true))
+        WHERE jobs.target = p_target AND jobs.state IN ('available', 'retryable');
+    END IF;
+    INSERT INTO jobs (kind, target, args, max_attempts, scheduled_at)
+    VALUES (p_kind, p_target, p_args, p_max_attempts, COALESCE(p_scheduled_at, now()))
+    RETURNING * INTO j;
+    RETURN j;
+END;
+$$;
+
 CREATE FUNCTION zs_record_change(
     p_kind          target_kind,
     p_name          text,
@@ -78,17 +107,8 @@ BEGIN
     ELSE
         v_out := 'accepted';
         v_ver := CASE WHEN created THEN 1 ELSE t.version + 1 END;
-        -- Serialise enqueues per job key with every other enqueuer (store::jobs::enqueue).
-        PERFORM pg_advisory_xact_lock(hashtextextended('zeroscale.job.' || p_job_target, 0));
-        UPDATE jobs SET state = 'cancelled', finalized_at = now(),
-            errors = jobs.errors || jsonb_build_array(jsonb_build_object(
-                'attempt', jobs.attempt, 'at', now(),
-                'error', 'superseded by a newer job for this target', 'permanent', true))
-        WHERE jobs.target = p_job_target AND jobs.state IN ('available', 'retryable');
-        INSERT INTO jobs (kind, target, args)
-        VALUES (p_job_kind, p_job_target,
-                jsonb_build_object('kind', p_kind, 'name', p_name, 'version', v_ver))
-        RETURNING jobs.id INTO v_job;
+        v_job := (zs_enqueue_job(p_job_kind, p_job_target,
+                  jsonb_build_object('kind', p_kind, 'name', p_name, 'version', v_ver))).id;
         v_action := CASE
             WHEN NOT p_enabled THEN 'disable'
             WHEN created OR NOT t.enabled THEN 'enable'

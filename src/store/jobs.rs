@@ -63,6 +63,7 @@ pub struct NewJob {
     pub scheduled_at: Option<DateTime<Utc>>,
 }
 
+/// Serialises work on one job key with every enqueuer (the same lock as zs_enqueue_job).
 async fn lock_target(conn: &mut PgConnection, target: &str) -> sqlx::Result<()> {
     sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('zeroscale.job.' || $1, 0))")
         .bind(target)
@@ -78,23 +79,10 @@ async fn lock_target(conn: &mut PgConnection, target: &str) -> sqlx::Result<()> 
 /// coalescing `jobs::Notifier`); workers also poll. A queued job for the same target is
 /// cancelled as superseded by this one.
 pub async fn enqueue(tx: &mut PgConnection, job: &NewJob) -> sqlx::Result<JobRow> {
-    if let Some(target) = &job.target {
-        lock_target(tx, target).await?;
-    }
-    // One statement after the lock: cancel the queued job of the target, insert, notify. The
-    // insert reads the cancellation's row count, so it runs after it and the partial unique
-    // index sees the old job as already cancelled.
+    // One round trip: the lock, the supersede and the insert are in zs_enqueue_job
+    // (migrations/..._record_change.sql), which the API's change function uses too.
     sqlx::query_as(&format!(
-        "WITH cancelled AS ( \
-           UPDATE jobs SET state = 'cancelled', finalized_at = now(), \
-             errors = errors || jsonb_build_array(jsonb_build_object( \
-               'attempt', attempt, 'at', now(), 'error', 'superseded by a newer job for this target', \
-               'permanent', true)) \
-           WHERE $2::text IS NOT NULL AND target = $2 AND state IN ('available', 'retryable') \
-           RETURNING id), \
-         gate AS (SELECT count(*) AS n FROM cancelled) \
-         INSERT INTO jobs (kind, target, args, max_attempts, scheduled_at) \
-         SELECT $1, $2, $3, $4, COALESCE($5, now()) FROM gate RETURNING {COLUMNS}"
+        "SELECT {COLUMNS} FROM zs_enqueue_job($1, $2, $3, $4, $5)"
     ))
     .bind(&job.kind)
     .bind(&job.target)
