@@ -550,3 +550,66 @@ async fn the_wrong_kind_of_name_gets_a_clear_answer() {
         "{v}"
     );
 }
+
+/// Status surfaces a not-scaled activity too: with dynamic scale-out suspended on the target
+/// (someone paused it), a backlog at zero fires the alarm but nothing scales, and the variant
+/// says why in AWS's terms.
+#[tokio::test]
+async fn a_not_scaled_activity_shows_in_the_status() {
+    let e = env().await;
+    let op = e
+        .converge_at(
+            Method::POST,
+            &scale_to_zero(),
+            Some(json!({"max_capacity": 2})),
+        )
+        .await;
+    assert_eq!(op["state"], "completed", "{op}");
+    e.sb.advance(120.0).await;
+    assert_eq!(instances(&e.sb).await, (0, 0));
+    e.sb.aas
+        .register_scalable_target()
+        .service_namespace(ServiceNamespace::Sagemaker)
+        .resource_id(RID)
+        .scalable_dimension(DIM)
+        .suspended_state(
+            aws_sdk_applicationautoscaling::types::SuspendedState::builder()
+                .dynamic_scaling_out_suspended(true)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    e.sb.control(
+        "POST",
+        "/invoke",
+        json!({"endpoint": "demo-async-endpoint", "count": 3}),
+    )
+    .await;
+    e.sb.advance(120.0).await;
+    assert_eq!(alarm_state(&e.sb).await, Some(StateValue::Alarm));
+    assert_eq!(instances(&e.sb).await, (0, 0), "scale-out is suspended");
+
+    let (_, out) = e
+        .call(Method::POST, &format!("{PATH}/reconcile"), None)
+        .await;
+    wait_for(&e, &out).await;
+    let (_, v) = e.call(Method::GET, PATH, None).await;
+    let degraded = v["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["reason"] == "ScalingActivityNotScaled")
+        .unwrap_or_else(|| panic!("no not-scaled condition: {v}"));
+    assert!(
+        degraded["message"]
+            .as_str()
+            .unwrap()
+            .contains("Not scaled: DynamicScalingOutSuspended"),
+        "{degraded}"
+    );
+    assert_eq!(
+        v["observed"]["last_scaling_failure"]["not_scaled_reasons"],
+        json!(["DynamicScalingOutSuspended"])
+    );
+}
