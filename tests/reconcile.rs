@@ -478,6 +478,29 @@ async fn drift_is_detected_repaired_shown_and_audited() {
         .call(reqwest::Method::GET, "/audit?action=drift-repair", None)
         .await;
     assert_eq!(audit["items"][0]["outcome"], "applied");
+    // Checks that find nothing to repair refresh the status but add no audit rows.
+    let events = e.app.count("audit_log").await;
+    let checks = || async {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT count(*) FROM jobs WHERE args->>'reason' = 'drift' AND state = 'completed'",
+        )
+        .fetch_one(&e.app.pool)
+        .await
+        .unwrap()
+    };
+    let before = checks().await;
+    for _ in 0..100 {
+        if checks().await >= before + 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(checks().await >= before + 2, "drift checks kept running");
+    assert_eq!(
+        e.app.count("audit_log").await,
+        events,
+        "quiet checks are not audited"
+    );
     assert_eq!(audit["items"][0]["target_name"], "demo-component");
 }
 
