@@ -3,11 +3,13 @@
 //! the truth in the target's phase and conditions and in the audit log. Every kind of target
 //! goes through the same flow; only its preflight (and `plan::desired_for`) differ.
 
+pub mod apply;
 pub mod component;
 pub mod drift;
 pub mod kinds;
-pub mod objects;
+pub mod observe;
 pub mod plan;
+pub mod prepare;
 pub mod quotas;
 pub mod report;
 pub mod variant;
@@ -23,8 +25,9 @@ use crate::{
     jobs::{ErrorClass, JobContext, JobError, Registry},
     store::{audit, targets},
 };
-use objects::Purpose;
+use observe::Purpose;
 use plan::{Desired, Observed};
+pub use prepare::{dry_run, prepare, DryRun, Preflight, Prepared};
 pub use report::Report;
 
 /// A non-blocking finding (shown as a Degraded condition).
@@ -42,63 +45,6 @@ impl Warning {
             message,
         }
     }
-}
-
-/// What a kind's preflight learned (no writes were made to learn it).
-#[derive(Debug, Clone, Serialize)]
-pub struct Preflight {
-    pub endpoint: String,
-    pub variant: String,
-    pub instance_type: String,
-    /// Components: the variant's MaxInstanceCount, which the instance quota also bounds.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub max_instance_count: Option<i32>,
-    /// Copies (components) or instances (variants) running now: the last fallback for an
-    /// unset max capacity.
-    pub current_capacity: i32,
-    pub warnings: Vec<Warning>,
-}
-
-/// Everything an enable needs before its first write.
-pub struct Prepared {
-    pub preflight: Preflight,
-    pub observed: Observed,
-    pub desired: Desired,
-}
-
-/// Preflight, observe and resolve the desired objects of an enabled target. Reads only: a
-/// refusal here means nothing was written to AWS.
-pub async fn prepare(
-    aws: &AwsClients,
-    target: &TargetRef,
-    spec: &TargetSpec,
-) -> Result<Prepared, JobError> {
-    let mut pre = match target {
-        TargetRef::Component(name) => component::preflight(aws, name.as_str()).await?,
-        TargetRef::EndpointVariant { endpoint, variant } => {
-            variant::preflight(aws, endpoint, variant).await?
-        }
-    };
-    let observed = objects::observe(aws, &target.owned_names(), Purpose::Enable).await?;
-    // An unset max keeps the target's current MaxCapacity, else the running capacity.
-    let max = spec
-        .max_capacity()
-        .or(observed.target.map(|t| t.1))
-        .unwrap_or(pre.current_capacity)
-        .max(1);
-    let need = max.max(pre.max_instance_count.unwrap_or(0));
-    let warnings = quotas::check(aws, &pre.instance_type, need, |quota| match target {
-        TargetRef::Component(_) => component::quota_refusal(&pre, max, quota),
-        TargetRef::EndpointVariant { .. } => variant::quota_refusal(&pre, max, quota),
-    })
-    .await?;
-    pre.warnings.extend(warnings);
-    let desired = plan::desired_for(target, spec, max).map_err(JobError::permanent)?;
-    Ok(Prepared {
-        preflight: pre,
-        observed,
-        desired,
-    })
 }
 
 /// The reconcile job handler.
@@ -153,7 +99,7 @@ impl Reconciler {
                 if final_failure {
                     // The activity history is often what explains a failure (seed 001).
                     report.last_scaling_failure =
-                        objects::last_scaling_problem(&self.aws, &target.owned_names()).await;
+                        observe::last_scaling_problem(&self.aws, &target.owned_names()).await;
                     self.finish(&ctx, &target, &row, &report, Some(&e.message))
                         .await;
                 }
@@ -188,7 +134,7 @@ impl Reconciler {
                 .await?;
             p.observed
         } else {
-            let observed = objects::observe(&self.aws, &names, Purpose::Disable).await?;
+            let observed = observe::observe(&self.aws, &names, Purpose::Disable).await?;
             report.original_capacity = captured.flatten();
             let restore_min = spec.restore_min_capacity();
             let restore = report.original_capacity.unwrap_or_else(|| {
@@ -205,7 +151,7 @@ impl Reconciler {
         // A target this run registered has no scaling history of its own yet; the next drift
         // check reads it. Saves one call per new target when many are enabled at once.
         if observed.target.is_some() {
-            report.last_scaling_failure = objects::last_scaling_problem(&self.aws, &names).await;
+            report.last_scaling_failure = observe::last_scaling_problem(&self.aws, &names).await;
         }
         Ok(())
     }
@@ -224,7 +170,7 @@ impl Reconciler {
         report.target_tracking_policy_arn =
             observed.target_tracking.as_ref().map(|p| p.arn.clone());
         for step in &steps {
-            let record = objects::apply(&self.aws, desired, step, &mut step_arn).await?;
+            let record = apply::apply(&self.aws, desired, step, &mut step_arn).await?;
             if let plan::Step::PutTargetTrackingPolicy { .. } = step {
                 report.target_tracking_policy_arn =
                     record.result["PolicyARN"].as_str().map(str::to_string);
@@ -322,53 +268,5 @@ impl Reconciler {
 async fn set_applying(pool: &PgPool, id: i64, version: i32) {
     if let Ok(mut conn) = pool.acquire().await {
         let _ = targets::set_status(&mut conn, id, version, Some("applying"), None, None).await;
-    }
-}
-
-/// The verdict of a dry run: what the preflight says and the exact writes a job would make.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct DryRun {
-    /// `ok` when a job would proceed, `blocked` when the preflight refuses.
-    #[schema(example = "ok")]
-    pub verdict: String,
-    /// Why it is blocked and what to change (when blocked).
-    pub message: Option<String>,
-    /// Non-blocking findings.
-    #[schema(value_type = Vec<Object>)]
-    pub warnings: Vec<Warning>,
-    /// Policies on the target that zeroscale did not create.
-    pub foreign_policies: Vec<String>,
-    /// The max capacity the job would use.
-    pub resolved_max_capacity: Option<i32>,
-    /// The AWS calls, in order, with their parameters (empty: nothing to change).
-    #[schema(value_type = Vec<Object>)]
-    pub plan: Vec<plan::Step>,
-}
-
-/// Preflight, observe and plan an enable without writing anything anywhere. A permanent
-/// preflight failure is a `blocked` verdict; a transient AWS failure is an error.
-pub async fn dry_run(
-    aws: &AwsClients,
-    target: &TargetRef,
-    spec: &TargetSpec,
-) -> Result<DryRun, JobError> {
-    match prepare(aws, target, spec).await {
-        Ok(p) => Ok(DryRun {
-            verdict: "ok".into(),
-            message: None,
-            warnings: p.preflight.warnings,
-            foreign_policies: p.observed.foreign_policies.clone(),
-            resolved_max_capacity: Some(p.desired.max_capacity),
-            plan: plan::plan_enable(&p.desired, &p.observed),
-        }),
-        Err(e) if e.class == ErrorClass::Permanent => Ok(DryRun {
-            verdict: "blocked".into(),
-            message: Some(e.message),
-            warnings: vec![],
-            foreign_policies: vec![],
-            resolved_max_capacity: None,
-            plan: vec![],
-        }),
-        Err(e) => Err(e),
     }
 }

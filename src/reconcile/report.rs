@@ -4,7 +4,7 @@ use chrono::Utc;
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use super::{objects::StepRecord, plan, Warning};
+use super::{apply::StepRecord, plan, Warning};
 
 /// What a reconcile did, stored as the operation's output.
 #[derive(Debug, Default, Serialize)]

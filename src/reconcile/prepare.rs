@@ -1,0 +1,123 @@
+//! Everything an enable needs before its first write, for either kind of target: the kind's
+//! preflight, one observation, the resolved max capacity, the quota check and the desired
+//! objects. Reads only, so a refusal here means nothing was written to AWS; a dry run is this
+//! plus the plan.
+
+use serde::Serialize;
+
+use super::{
+    component,
+    observe::{self, Purpose},
+    plan::{self, Desired, Observed},
+    quotas, variant, Warning,
+};
+use crate::{
+    aws::AwsClients,
+    domain::{TargetRef, TargetSpec},
+    jobs::{ErrorClass, JobError},
+};
+
+/// What a kind's preflight learned (no writes were made to learn it).
+#[derive(Debug, Clone, Serialize)]
+pub struct Preflight {
+    pub endpoint: String,
+    pub variant: String,
+    pub instance_type: String,
+    /// Components: the variant's MaxInstanceCount, which the instance quota also bounds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_instance_count: Option<i32>,
+    /// Copies (components) or instances (variants) running now: the last fallback for an
+    /// unset max capacity.
+    pub current_capacity: i32,
+    pub warnings: Vec<Warning>,
+}
+
+/// Everything an enable needs before its first write.
+pub struct Prepared {
+    pub preflight: Preflight,
+    pub observed: Observed,
+    pub desired: Desired,
+}
+
+/// Preflight, observe and resolve the desired objects of an enabled target. Reads only: a
+/// refusal here means nothing was written to AWS.
+pub async fn prepare(
+    aws: &AwsClients,
+    target: &TargetRef,
+    spec: &TargetSpec,
+) -> Result<Prepared, JobError> {
+    let mut pre = match target {
+        TargetRef::Component(name) => component::preflight(aws, name.as_str()).await?,
+        TargetRef::EndpointVariant { endpoint, variant } => {
+            variant::preflight(aws, endpoint, variant).await?
+        }
+    };
+    let observed = observe::observe(aws, &target.owned_names(), Purpose::Enable).await?;
+    // An unset max keeps the target's current MaxCapacity, else the running capacity.
+    let max = spec
+        .max_capacity()
+        .or(observed.target.map(|t| t.1))
+        .unwrap_or(pre.current_capacity)
+        .max(1);
+    let need = max.max(pre.max_instance_count.unwrap_or(0));
+    let warnings = quotas::check(aws, &pre.instance_type, need, |quota| match target {
+        TargetRef::Component(_) => component::quota_refusal(&pre, max, quota),
+        TargetRef::EndpointVariant { .. } => variant::quota_refusal(&pre, max, quota),
+    })
+    .await?;
+    pre.warnings.extend(warnings);
+    let desired = plan::desired_for(target, spec, max).map_err(JobError::permanent)?;
+    Ok(Prepared {
+        preflight: pre,
+        observed,
+        desired,
+    })
+}
+
+/// The verdict of a dry run: what the preflight says and the exact writes a job would make.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct DryRun {
+    /// `ok` when a job would proceed, `blocked` when the preflight refuses.
+    #[schema(example = "ok")]
+    pub verdict: String,
+    /// Why it is blocked and what to change (when blocked).
+    pub message: Option<String>,
+    /// Non-blocking findings.
+    #[schema(value_type = Vec<Object>)]
+    pub warnings: Vec<Warning>,
+    /// Policies on the target that zeroscale did not create.
+    pub foreign_policies: Vec<String>,
+    /// The max capacity the job would use.
+    pub resolved_max_capacity: Option<i32>,
+    /// The AWS calls, in order, with their parameters (empty: nothing to change).
+    #[schema(value_type = Vec<Object>)]
+    pub plan: Vec<plan::Step>,
+}
+
+/// Preflight, observe and plan an enable without writing anything anywhere. A permanent
+/// preflight failure is a `blocked` verdict; a transient AWS failure is an error.
+pub async fn dry_run(
+    aws: &AwsClients,
+    target: &TargetRef,
+    spec: &TargetSpec,
+) -> Result<DryRun, JobError> {
+    match prepare(aws, target, spec).await {
+        Ok(p) => Ok(DryRun {
+            verdict: "ok".into(),
+            message: None,
+            warnings: p.preflight.warnings,
+            foreign_policies: p.observed.foreign_policies.clone(),
+            resolved_max_capacity: Some(p.desired.max_capacity),
+            plan: plan::plan_enable(&p.desired, &p.observed),
+        }),
+        Err(e) if e.class == ErrorClass::Permanent => Ok(DryRun {
+            verdict: "blocked".into(),
+            message: Some(e.message),
+            warnings: vec![],
+            foreign_policies: vec![],
+            resolved_max_capacity: None,
+            plan: vec![],
+        }),
+        Err(e) => Err(e),
+    }
+}
