@@ -6,8 +6,9 @@
 --   * the target row is locked (created on a first enable), which keeps versions gapless;
 --   * If-Match (p_if_match: NULL none, -1 '*', n a version) is checked against the locked row;
 --   * an identical change (same enabled flag and spec) writes nothing;
---   * otherwise: the target's queued job is cancelled as superseded, a reconcile job is
---     enqueued, and the new version, its history row and the `accepted` audit event are written.
+--   * otherwise: the target's queued, never-attempted reconcile job is retargeted at the new
+--     version (else a new job supersedes whatever is queued), and the new version, its history
+--     row and the `accepted` audit event are written.
 -- Returns no row when the target does not exist and cannot be created here (a disable, or an
 -- enable with If-Match); otherwise one row: the outcome ('stale', 'unchanged', 'accepted') and
 -- the target joined with its last job, as `store::targets` reads it.
@@ -107,8 +108,20 @@ BEGIN
     ELSE
         v_out := 'accepted';
         v_ver := CASE WHEN created THEN 1 ELSE t.version + 1 END;
-        v_job := (zs_enqueue_job(p_job_kind, p_job_target,
-                  jsonb_build_object('kind', p_kind, 'name', p_name, 'version', v_ver))).id;
+        -- Changes made before the job starts fold into one operation: a queued job that has
+        -- never been attempted is retargeted at the new version (an update of `args` alone,
+        -- which Postgres makes in place, with no index writes). A job already attempted keeps
+        -- its errors with its version and is superseded by a new one (zs_enqueue_job). A worker
+        -- that claimed the job first has moved it to 'running', so it no longer matches.
+        UPDATE jobs
+        SET args = jsonb_build_object('kind', p_kind, 'name', p_name, 'version', v_ver)
+        WHERE jobs.target = p_job_target AND jobs.kind = p_job_kind
+          AND jobs.state = 'available' AND jobs.attempt = 0
+        RETURNING jobs.id INTO v_job;
+        IF NOT FOUND THEN
+            v_job := (zs_enqueue_job(p_job_kind, p_job_target,
+                      jsonb_build_object('kind', p_kind, 'name', p_name, 'version', v_ver))).id;
+        END IF;
         v_action := CASE
             WHEN NOT p_enabled THEN 'disable'
             WHEN created OR NOT t.enabled THEN 'enable'

@@ -142,17 +142,18 @@ async fn an_update_is_a_new_version_and_supersedes_the_queued_job() {
     assert_eq!(resp.status(), 202);
     let v2 = json_of(resp).await;
     assert_eq!(v2["target"]["version"], 2);
-    let old = json_of(
-        api.req(
-            Method::GET,
-            &format!("/operations/{}", v1["target"]["last_operation"]["id"]),
-        )
-        .send()
+    // Not started yet: the one queued operation now converges to version 2.
+    let op = &v2["target"]["last_operation"]["id"];
+    assert_eq!(
+        op, &v1["target"]["last_operation"]["id"],
+        "folded into one operation"
+    );
+    let args: Vec<Value> = sqlx::query_scalar("SELECT args FROM jobs")
+        .fetch_all(&api.app.pool)
         .await
-        .unwrap(),
-    )
-    .await;
-    assert_eq!(old["state"], "cancelled", "superseded, not piled up");
+        .unwrap();
+    assert_eq!(args.len(), 1, "not piled up");
+    assert_eq!(args[0]["version"], 2);
     let audit = json_of(
         api.req(Method::GET, "/audit?action=update")
             .send()
@@ -162,6 +163,30 @@ async fn an_update_is_a_new_version_and_supersedes_the_queued_job() {
     .await;
     assert_eq!(audit["items"][0]["before"]["version"], 1);
     assert_eq!(audit["items"][0]["after"]["spec"]["max_capacity"], 8);
+
+    // Once attempted (here: failed and waiting to retry), the job keeps its errors with its
+    // version and a new job supersedes it.
+    sqlx::query(
+        "UPDATE jobs SET state = 'retryable', attempt = 1, errors = jsonb_build_array( \
+           jsonb_build_object('attempt', 1, 'at', now(), 'error', 'throttled', 'permanent', false))",
+    )
+    .execute(&api.app.pool)
+    .await
+    .unwrap();
+    let v3 = json_of(api.post("ic-b", Some(json!({"max_capacity": 9}))).await).await;
+    assert_ne!(v3["target"]["last_operation"]["id"], *op);
+    let old = json_of(
+        api.req(Method::GET, &format!("/operations/{op}"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(old["state"], "cancelled", "superseded");
+    assert_eq!(
+        old["errors"][0]["error"], "throttled",
+        "its errors stay with it"
+    );
 }
 
 #[tokio::test]
