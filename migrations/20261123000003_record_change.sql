@@ -10,8 +10,9 @@
 --     version (else a new job supersedes whatever is queued), and the new version, its history
 --     row and the `accepted` audit event are written.
 -- Returns no row when the target does not exist and cannot be created here (a disable, or an
--- enable with If-Match); otherwise one row: the outcome ('stale', 'unchanged', 'accepted') and
--- the target joined with its last job, as `store::targets` reads it.
+-- enable with If-Match); one row with outcome 'absent' and nothing else when it does not exist
+-- and p_create is false (nothing written); otherwise one row: the outcome ('stale',
+-- 'unchanged', 'accepted') and the target joined with its last job, as `store::targets` reads it.
 -- Enqueues a job, cancelling the queued job of the same target as superseded (at most one
 -- queued job per target: jobs_one_queued_per_target). Enqueues of one target are serialised by
 -- a transaction-level advisory lock, so the cancellation and the insert never race another
@@ -53,7 +54,8 @@ CREATE FUNCTION zs_record_change(
     p_on_behalf_of  text,
     p_source_ip     text,
     p_user_agent    text,
-    p_request_id    text
+    p_request_id    text,
+    p_create        boolean DEFAULT true
 ) RETURNS TABLE (
     outcome        text,
     id             bigint,
@@ -85,6 +87,14 @@ BEGIN
     SELECT * INTO t FROM targets WHERE targets.kind = p_kind AND targets.name = p_name FOR UPDATE;
     IF NOT FOUND THEN
         IF NOT p_enabled OR p_if_match IS NOT NULL THEN
+            RETURN;
+        END IF;
+        IF NOT p_create THEN
+            -- The caller checks something first (api::changes: the kind of a new target).
+            RETURN QUERY SELECT 'absent'::text, NULL::bigint, NULL::text, NULL::text,
+                NULL::boolean, NULL::integer, NULL::jsonb, NULL::text, NULL::jsonb, NULL::jsonb,
+                NULL::bigint, NULL::timestamptz, NULL::timestamptz, NULL::job_state,
+                NULL::integer, NULL::text;
             RETURN;
         END IF;
         INSERT INTO targets AS n (kind, name, enabled, version, spec)

@@ -7,6 +7,8 @@ use axum::{
 };
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
+use sqlx::{FromRow, Row};
+use std::time::Duration;
 
 use super::{auth::Caller, AppState};
 use crate::{
@@ -126,9 +128,9 @@ pub async fn record(
         key,
     });
     let Some(k) = key else {
-        // No key: one statement in autocommit, one round trip.
+        // No key: one statement in autocommit, one round trip (two for a new target).
         let mut conn = state.pool.acquire().await?;
-        let reply = apply(&mut conn, &change, render).await?;
+        let reply = apply_checked(state, &mut conn, &change, render).await?;
         if reply.status == StatusCode::ACCEPTED {
             state.notifier.notify();
         }
@@ -165,7 +167,7 @@ pub async fn record(
             replayed: true,
         });
     }
-    let reply = apply(&mut tx, &change, render).await?;
+    let reply = apply_checked(state, &mut tx, &change, render).await?;
     idempotency::store(
         &mut tx,
         &k,
@@ -182,32 +184,57 @@ pub async fn record(
     Ok(reply)
 }
 
-/// What `zs_record_change` answered.
-#[derive(sqlx::FromRow)]
-struct Recorded {
-    outcome: String,
-    #[sqlx(flatten)]
-    row: TargetRow,
-}
-
 /// Records the change with one call of `zs_record_change` (migrations/..._record_change.sql):
 /// lock or create the target, check `If-Match`, and unless nothing changed, supersede the
 /// queued job, enqueue the reconcile job and write the version, its history row and the
 /// `accepted` audit event. `conn` is a pooled connection (autocommit: the function is atomic)
 /// or the idempotency key's transaction.
-async fn apply(
+/// How long the first enable of a target waits for AWS to tell the kinds apart.
+const KIND_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Records the change; a target that does not exist yet is first checked for being the other
+/// kind (an async endpoint sent to a component route, or the reverse), so the caller gets a 422
+/// naming the right route instead of a job that fails later. Only a first enable pays for it:
+/// the change function answers `absent` without writing, and is called again to create.
+async fn apply_checked(
+    state: &AppState,
     conn: &mut sqlx::PgConnection,
     change: &Change<'_>,
     render: Render,
 ) -> Result<ChangeReply, ApiError> {
+    let Some(aws) = &state.aws else {
+        return apply(conn, change, render, true).await?.ok_or_else(absent);
+    };
+    if let Some(reply) = apply(conn, change, render, false).await? {
+        return Ok(reply);
+    }
+    // Skipped when AWS is slow, failing or out of budget: it must never block a valid write.
+    let check = crate::reconcile::kinds::wrong_kind(aws, &change.target);
+    if let Ok(Some(message)) = tokio::time::timeout(KIND_CHECK_TIMEOUT, check).await {
+        return Err(ApiError::WrongTargetKind(message));
+    }
+    apply(conn, change, render, true).await?.ok_or_else(absent)
+}
+
+fn absent() -> ApiError {
+    anyhow::anyhow!("the change function reported an absent target it was asked to create").into()
+}
+
+/// Runs `zs_record_change`; `None` when the target does not exist and `create` is false.
+async fn apply(
+    conn: &mut sqlx::PgConnection,
+    change: &Change<'_>,
+    render: Render,
+    create: bool,
+) -> Result<Option<ChangeReply>, ApiError> {
     let if_match = match change.if_match {
         None => None,
         Some(IfMatch::Any) => Some(-1),
         Some(IfMatch::Version(v)) => Some(v.max(0)),
     };
     let caller = change.caller;
-    let recorded: Option<Recorded> = sqlx::query_as(
-        "SELECT * FROM zs_record_change($1::target_kind, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+    let recorded: Option<sqlx::postgres::PgRow> = sqlx::query(
+        "SELECT * FROM zs_record_change($1::target_kind, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
     )
     .bind(change.target.kind())
     .bind(change.target.name())
@@ -221,17 +248,31 @@ async fn apply(
     .bind(&caller.source_ip)
     .bind(&caller.user_agent)
     .bind(current_request_id())
+    .bind(create)
     .fetch_optional(conn)
     .await?;
-    let Some(Recorded { outcome, row }) = recorded else {
-        return Err(if change.enabled {
-            ApiError::PreconditionFailed(format!(
-                "If-Match was given but {} is not managed by zeroscale yet",
-                change.target
-            ))
-        } else {
-            ApiError::NotFound(format!("{} is not managed by zeroscale", change.target))
-        });
+    let recorded = recorded
+        .map(|r| -> sqlx::Result<Option<(String, TargetRow)>> {
+            let outcome: String = r.try_get("outcome")?;
+            if outcome == "absent" {
+                return Ok(None);
+            }
+            Ok(Some((outcome, TargetRow::from_row(&r)?)))
+        })
+        .transpose()?;
+    let (outcome, row) = match recorded {
+        Some(Some(found)) => found,
+        Some(None) => return Ok(None),
+        None => {
+            return Err(if change.enabled {
+                ApiError::PreconditionFailed(format!(
+                    "If-Match was given but {} is not managed by zeroscale yet",
+                    change.target
+                ))
+            } else {
+                ApiError::NotFound(format!("{} is not managed by zeroscale", change.target))
+            })
+        }
     };
     let etag = Some(format!("\"{}\"", row.version));
     let location = row.last_job_id.map(|id| format!("/operations/{id}"));
@@ -241,7 +282,7 @@ async fn apply(
             if_match.unwrap_or_default(),
             row.version
         ))),
-        "unchanged" => Ok(ChangeReply {
+        "unchanged" => Ok(Some(ChangeReply {
             status: StatusCode::OK,
             body: json!({
                 "changed": false,
@@ -251,8 +292,8 @@ async fn apply(
             location,
             etag,
             replayed: false,
-        }),
-        _ => Ok(ChangeReply {
+        })),
+        _ => Ok(Some(ChangeReply {
             status: StatusCode::ACCEPTED,
             body: json!({
                 "changed": true,
@@ -266,6 +307,6 @@ async fn apply(
             location,
             etag,
             replayed: false,
-        }),
+        })),
     }
 }

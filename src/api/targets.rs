@@ -2,8 +2,6 @@
 //! `variants`) parse their path and spec, carry the OpenAPI description, and call these, so
 //! idempotency, concurrency, audit, status and dry runs behave the same for both kinds.
 
-use std::time::Duration;
-
 use axum::{
     http::{HeaderMap, HeaderValue, StatusCode},
     response::{IntoResponse, Response},
@@ -74,7 +72,6 @@ pub async fn enable(
     if dry_run {
         return run_dry(state, &target, &spec).await;
     }
-    reject_wrong_kind(state, &target).await?;
     let spec = match &spec {
         TargetSpec::Component(s) => serde_json::to_value(s),
         TargetSpec::Variant(s) => serde_json::to_value(s),
@@ -93,32 +90,6 @@ pub async fn enable(
     Ok(changes::record(state, change, render)
         .await?
         .into_response())
-}
-
-/// How long the first enable waits for AWS to tell the kinds apart before accepting anyway.
-const KIND_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// On the first enable of a target, refuses a name that AWS knows only as the other kind (an
-/// async endpoint sent to a component route, or the reverse), naming the right route. Skipped
-/// when the API has no AWS access, the target is already managed, AWS is slow or failing, or
-/// neither resource exists (the job's preflight says so): it must never block a valid write.
-async fn reject_wrong_kind(state: &AppState, target: &TargetRef) -> Result<(), ApiError> {
-    let Some(aws) = &state.aws else { return Ok(()) };
-    if targets::get(&state.pool, target.kind(), &target.name())
-        .await?
-        .is_some()
-    {
-        return Ok(());
-    }
-    match tokio::time::timeout(
-        KIND_CHECK_TIMEOUT,
-        crate::reconcile::kinds::wrong_kind(aws, target),
-    )
-    .await
-    {
-        Ok(Some(message)) => Err(ApiError::WrongTargetKind(message)),
-        _ => Ok(()),
-    }
 }
 
 async fn run_dry(
