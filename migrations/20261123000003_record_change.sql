@@ -116,7 +116,6 @@ BEGIN
     ELSIF NOT created AND t.enabled = p_enabled AND t.spec = v_spec THEN
         v_out := 'unchanged';
     ELSE
-        v_out := 'accepted';
         v_ver := CASE WHEN created THEN 1 ELSE t.version + 1 END;
         -- Changes made before the job starts fold into one operation: a queued job that has
         -- never been attempted is retargeted at the new version (an update of `args` alone,
@@ -150,6 +149,12 @@ BEGIN
                     'version', t.version, 'enabled', t.enabled, 'spec', t.spec) END,
                 jsonb_build_object('version', v_ver, 'enabled', p_enabled, 'spec', v_spec),
                 'accepted');
+        -- Everything the answer needs is known here; no need to read the rows back. The job is
+        -- queued and never attempted, whichever branch above supplied it.
+        RETURN QUERY SELECT 'accepted'::text, t.id, p_kind::text, p_name, p_enabled, v_ver,
+            v_spec, 'pending'::text, t.conditions, t.observed, v_job, t.created_at, now(),
+            'available'::job_state, 0, NULL::text;
+        RETURN;
     END IF;
 
     RETURN QUERY
