@@ -9,10 +9,11 @@
 --   * otherwise: the target's queued, never-attempted reconcile job is retargeted at the new
 --     version (else a new job supersedes whatever is queued), and the new version, its history
 --     row and the `accepted` audit event are written.
--- Returns no row when the target does not exist and cannot be created here (a disable, or an
--- enable with If-Match); one row with outcome 'absent' and nothing else when it does not exist
--- and p_create is false (nothing written); otherwise one row: the outcome ('stale',
--- 'unchanged', 'accepted') and the target joined with its last job, as `store::targets` reads it.
+-- Returns one row (OUT parameters, so no result set is materialised): outcome 'missing' when
+-- the target does not exist and cannot be created here (a disable, or an enable with If-Match);
+-- 'absent' when it does not exist and p_create is false (nothing written); otherwise 'stale',
+-- 'unchanged' or 'accepted' with the target joined with its last job, as `store::targets` reads
+-- it.
 -- Enqueues a job, cancelling the queued job of the same target as superseded (at most one
 -- queued job per target: jobs_one_queued_per_target). Enqueues of one target are serialised by
 -- a transaction-level advisory lock, so the cancellation and the insert never race another
@@ -43,36 +44,35 @@ END;
 $$;
 
 CREATE FUNCTION zs_record_change(
-    p_kind          target_kind,
-    p_name          text,
-    p_enabled       boolean,
-    p_spec          jsonb,
-    p_if_match      integer,
-    p_job_kind      text,
-    p_job_target    text,
-    p_actor         text,
-    p_on_behalf_of  text,
-    p_source_ip     text,
-    p_user_agent    text,
-    p_request_id    text,
-    p_create        boolean DEFAULT true
-) RETURNS TABLE (
-    outcome        text,
-    id             bigint,
-    kind           text,
-    name           text,
-    enabled        boolean,
-    version        integer,
-    spec           jsonb,
-    phase          text,
-    conditions     jsonb,
-    observed       jsonb,
-    last_job_id    bigint,
-    created_at     timestamptz,
-    updated_at     timestamptz,
-    job_state      job_state,
-    job_attempt    integer,
-    job_last_error text
+    p_kind              target_kind,
+    p_name              text,
+    p_enabled           boolean,
+    p_spec              jsonb,
+    p_if_match          integer,
+    p_job_kind          text,
+    p_job_target        text,
+    p_actor             text,
+    p_on_behalf_of      text,
+    p_source_ip         text,
+    p_user_agent        text,
+    p_request_id        text,
+    p_create            boolean,
+    OUT outcome         text,
+    OUT id              bigint,
+    OUT kind            text,
+    OUT name            text,
+    OUT enabled         boolean,
+    OUT version         integer,
+    OUT spec            jsonb,
+    OUT phase           text,
+    OUT conditions      jsonb,
+    OUT observed        jsonb,
+    OUT last_job_id     bigint,
+    OUT created_at      timestamptz,
+    OUT updated_at      timestamptz,
+    OUT job_state       job_state,
+    OUT job_attempt     integer,
+    OUT job_last_error  text
 ) LANGUAGE plpgsql AS $$
 #variable_conflict use_column
 DECLARE
@@ -82,19 +82,16 @@ DECLARE
     v_ver    integer;
     v_job    bigint;
     v_action text;
-    v_out    text;
 BEGIN
     SELECT * INTO t FROM targets WHERE targets.kind = p_kind AND targets.name = p_name FOR UPDATE;
     IF NOT FOUND THEN
         IF NOT p_enabled OR p_if_match IS NOT NULL THEN
+            outcome := 'missing';
             RETURN;
         END IF;
         IF NOT p_create THEN
             -- The caller checks something first (api::changes: the kind of a new target).
-            RETURN QUERY SELECT 'absent'::text, NULL::bigint, NULL::text, NULL::text,
-                NULL::boolean, NULL::integer, NULL::jsonb, NULL::text, NULL::jsonb, NULL::jsonb,
-                NULL::bigint, NULL::timestamptz, NULL::timestamptz, NULL::job_state,
-                NULL::integer, NULL::text;
+            outcome := 'absent';
             RETURN;
         END IF;
         INSERT INTO targets AS n (kind, name, enabled, version, spec)
@@ -112,9 +109,9 @@ BEGIN
 
     v_spec := COALESCE(p_spec, t.spec);
     IF NOT created AND p_if_match IS NOT NULL AND p_if_match >= 0 AND p_if_match <> t.version THEN
-        v_out := 'stale';
+        outcome := 'stale';
     ELSIF NOT created AND t.enabled = p_enabled AND t.spec = v_spec THEN
-        v_out := 'unchanged';
+        outcome := 'unchanged';
     ELSE
         v_ver := CASE WHEN created THEN 1 ELSE t.version + 1 END;
         -- Changes made before the job starts fold into one operation: a queued job that has
@@ -151,16 +148,20 @@ BEGIN
                 'accepted');
         -- Everything the answer needs is known here; no need to read the rows back. The job is
         -- queued and never attempted, whichever branch above supplied it.
-        RETURN QUERY SELECT 'accepted'::text, t.id, p_kind::text, p_name, p_enabled, v_ver,
-            v_spec, 'pending'::text, t.conditions, t.observed, v_job, t.created_at, now(),
-            'available'::job_state, 0, NULL::text;
+        outcome := 'accepted';
+        id := t.id; kind := p_kind::text; name := p_name; enabled := p_enabled;
+        version := v_ver; spec := v_spec; phase := 'pending'; conditions := t.conditions;
+        observed := t.observed; last_job_id := v_job; created_at := t.created_at;
+        updated_at := now(); job_state := 'available'; job_attempt := 0;
         RETURN;
     END IF;
 
-    RETURN QUERY
-    SELECT v_out, x.id, x.kind::text, x.name, x.enabled, x.version, x.spec, x.phase::text,
+    -- Stale or unchanged: the target as it is, with its last job.
+    SELECT x.id, x.kind::text, x.name, x.enabled, x.version, x.spec, x.phase::text,
            x.conditions, x.observed, x.last_job_id, x.created_at, x.updated_at,
            j.state, j.attempt, j.errors->-1->>'error'
+    INTO id, kind, name, enabled, version, spec, phase, conditions, observed, last_job_id,
+         created_at, updated_at, job_state, job_attempt, job_last_error
     FROM targets x LEFT JOIN jobs j ON j.id = x.last_job_id
     WHERE x.id = t.id;
 END;

@@ -233,7 +233,7 @@ async fn apply(
         Some(IfMatch::Version(v)) => Some(v.max(0)),
     };
     let caller = change.caller;
-    let recorded: Option<sqlx::postgres::PgRow> = sqlx::query(
+    let recorded: sqlx::postgres::PgRow = sqlx::query(
         "SELECT * FROM zs_record_change($1::target_kind, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
     )
     .bind(change.target.kind())
@@ -249,21 +249,12 @@ async fn apply(
     .bind(&caller.user_agent)
     .bind(current_request_id())
     .bind(create)
-    .fetch_optional(conn)
+    .fetch_one(conn)
     .await?;
-    let recorded = recorded
-        .map(|r| -> sqlx::Result<Option<(String, TargetRow)>> {
-            let outcome: String = r.try_get("outcome")?;
-            if outcome == "absent" {
-                return Ok(None);
-            }
-            Ok(Some((outcome, TargetRow::from_row(&r)?)))
-        })
-        .transpose()?;
-    let (outcome, row) = match recorded {
-        Some(Some(found)) => found,
-        Some(None) => return Ok(None),
-        None => {
+    let outcome: String = recorded.try_get("outcome")?;
+    let row = match outcome.as_str() {
+        "absent" => return Ok(None),
+        "missing" => {
             return Err(if change.enabled {
                 ApiError::PreconditionFailed(format!(
                     "If-Match was given but {} is not managed by zeroscale yet",
@@ -273,6 +264,7 @@ async fn apply(
                 ApiError::NotFound(format!("{} is not managed by zeroscale", change.target))
             })
         }
+        _ => TargetRow::from_row(&recorded)?,
     };
     let etag = Some(format!("\"{}\"", row.version));
     let location = row.last_job_id.map(|id| format!("/operations/{id}"));
