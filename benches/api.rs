@@ -94,7 +94,12 @@ async fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(5);
     let db = common::BenchDb::create("zs_bench_api").await;
-    let pool = db.pool(16).await;
+    // The service's pool (`--db-pool-size`, default 10); `BENCH_POOL` to try others.
+    let pool_size: u32 = std::env::var("BENCH_POOL")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10);
+    let pool = db.pool(pool_size).await;
     sqlx::query("CREATE TABLE bench_kv (id bigint PRIMARY KEY, v jsonb NOT NULL)")
         .execute(&pool)
         .await
