@@ -3,12 +3,22 @@
 //! and `GET /components/{name}`, next to pgbench single-row INSERT and primary-key SELECT rates
 //! measured against the same Postgres in the same run.
 //!
-//! Run: `cargo bench --bench api` (env `BENCH_SECONDS`, default 5).
+//! Each figure is the median over `BENCH_ROUNDS` (default 3) rounds; a round runs the pgbench
+//! baseline and then the HTTP load for `BENCH_SECONDS` (default 5) each, so every ratio compares
+//! runs seconds apart on a noisy machine.
+//!
+//! Run: `cargo bench --bench api`.
 
 #[path = "common/mod.rs"]
 mod common;
 
-use std::time::{Duration, Instant};
+use std::{
+    sync::{
+        atomic::{AtomicU32, Ordering},
+        Arc,
+    },
+    time::{Duration, Instant},
+};
 
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
@@ -23,7 +33,16 @@ struct Figures {
     errors: usize,
 }
 
-async fn drive(base: &str, token: &str, secs: u64, post: bool) -> Figures {
+/// Drives one endpoint for `secs`. Client `c` works on component `bench-{c}` and flips its
+/// `max_capacity` on every POST (`flips[c]` carries the flip over from one run to the next), so
+/// every POST is a real change: a new version, job and audit event.
+async fn drive(
+    base: &str,
+    token: &str,
+    secs: u64,
+    post: bool,
+    flips: &Arc<Vec<AtomicU32>>,
+) -> (Figures, Vec<Duration>) {
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(CLIENTS)
         .build()
@@ -32,18 +51,17 @@ async fn drive(base: &str, token: &str, secs: u64, post: bool) -> Figures {
     let mut set = tokio::task::JoinSet::new();
     for c in 0..CLIENTS {
         let (client, base, token) = (client.clone(), base.to_string(), token.to_string());
+        let flips = flips.clone();
         set.spawn(async move {
             let mut lat = Vec::new();
             let mut errors = 0;
-            let mut i = 0u32;
             while Instant::now() < deadline {
-                i += 1;
                 let started = Instant::now();
                 let resp = if post {
                     client
                         .post(format!("{base}/components/bench-{c}/scale-to-zero"))
                         .bearer_auth(&token)
-                        .json(&json!({"max_capacity": 1 + (i % 2) * 3}))
+                        .json(&json!({"max_capacity": 1 + (flips[c].fetch_add(1, Ordering::Relaxed) % 2) * 3}))
                         .send()
                         .await
                 } else {
@@ -76,6 +94,10 @@ async fn drive(base: &str, token: &str, secs: u64, post: bool) -> Figures {
         all.extend(lat);
         errors += e;
     }
+    (figures_of(all.clone(), secs, errors), all)
+}
+
+fn figures_of(mut all: Vec<Duration>, secs: u64, errors: usize) -> Figures {
     all.sort();
     let pct =
         |p: f64| all[((all.len() as f64 * p) as usize).min(all.len() - 1)].as_secs_f64() * 1000.0;
@@ -87,12 +109,79 @@ async fn drive(base: &str, token: &str, secs: u64, post: bool) -> Figures {
     }
 }
 
+/// One endpoint's runs, each next to the pgbench baseline measured just before it.
+struct Compared {
+    rounds: Vec<(Figures, Option<f64>)>,
+    /// Latencies over every round, for the percentiles.
+    all: Figures,
+}
+
+/// Alternates `rounds` pgbench baselines (INSERT for POST, primary-key SELECT for GET) with
+/// HTTP runs of the same length, so each ratio compares runs seconds apart on a noisy machine.
+async fn compare(
+    db: &common::BenchDb,
+    base: &str,
+    token: &str,
+    secs: u64,
+    rounds: usize,
+    post: bool,
+    flips: &Arc<Vec<AtomicU32>>,
+) -> Compared {
+    let script = if post {
+        "INSERT INTO bench_ins (v) VALUES ('{\"a\": 1}');\n"
+    } else {
+        "\\set id random(1, 10000)\nSELECT v FROM bench_kv WHERE id = :id;\n"
+    };
+    let mut out = Vec::new();
+    let mut latencies = Vec::new();
+    for _ in 0..rounds {
+        let baseline = common::pgbench(db, script, CLIENTS as u32, secs as u32);
+        let (figures, lat) = drive(base, token, secs, post, flips).await;
+        latencies.extend(lat);
+        out.push((figures, baseline));
+    }
+    Compared {
+        rounds: out,
+        all: figures_of(latencies, secs * rounds as u64, 0),
+    }
+}
+
+fn show(name: &str, c: &Compared, base_name: &str) {
+    let mut ratios = Vec::new();
+    for (i, (f, baseline)) in c.rounds.iter().enumerate() {
+        let ratio = baseline.map(|b| 100.0 * f.rps / b);
+        ratios.extend(ratio);
+        println!(
+            "  round {}: {name} {:>6.0} req/s, errors {}; pgbench {base_name} {}; ratio {}",
+            i + 1,
+            f.rps,
+            f.errors,
+            baseline.map_or("missing".into(), |b| format!("{b:.0}/s")),
+            ratio.map_or("-".into(), |r| format!("{r:.1} %")),
+        );
+    }
+    ratios.sort_by(f64::total_cmp);
+    let median = ratios
+        .get(ratios.len() / 2)
+        .map_or("pgbench missing".into(), |r| {
+            format!("median {r:.0} % of pgbench {base_name}")
+        });
+    println!(
+        "{name:<40} {:>6.0} req/s  p50 {:>5.2} ms  p99 {:>6.2} ms  = {median}",
+        c.all.rps, c.all.p50_ms, c.all.p99_ms
+    );
+}
+
 #[tokio::main]
 async fn main() {
     let secs: u64 = std::env::var("BENCH_SECONDS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(5);
+    let rounds: usize = std::env::var("BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
     let db = common::BenchDb::create("zs_bench_api").await;
     // The service's pool (`--db-pool-size`, default 10); `BENCH_POOL` to try others.
     let pool_size: u32 = std::env::var("BENCH_POOL")
@@ -140,48 +229,21 @@ async fn main() {
             .unwrap();
     }
 
-    println!("API benchmark: {CLIENTS} concurrent clients, {secs} s per run, same Postgres for every figure");
-    let insert = common::pgbench(
-        &db,
-        "INSERT INTO bench_ins (v) VALUES ('{\"a\": 1}');\n",
-        CLIENTS as u32,
-        secs as u32,
+    println!(
+        "API benchmark: {CLIENTS} concurrent clients, {rounds} rounds of {secs} s, each HTTP run \
+         right after its pgbench baseline on the same Postgres"
     );
-    let post = drive(&base, &token, secs, true).await;
-    let select = common::pgbench(
-        &db,
-        "\\set id random(1, 10000)\nSELECT v FROM bench_kv WHERE id = :id;\n",
-        CLIENTS as u32,
-        secs as u32,
-    );
-    let get = drive(&base, &token, secs, false).await;
-
-    let show = |name: &str, f: &Figures, base_name: &str, base: Option<f64>| {
-        let ratio = base
-            .map(|b| {
-                format!(
-                    "{:.0} % of pgbench {base_name} ({b:.0}/s)",
-                    100.0 * f.rps / b
-                )
-            })
-            .unwrap_or_else(|| "pgbench missing".into());
-        println!(
-            "{name:<44} {:>7.0} req/s  p50 {:>5.2} ms  p99 {:>6.2} ms  errors {}  = {ratio}",
-            f.rps, f.p50_ms, f.p99_ms, f.errors
-        );
-    };
+    // Every component was created above with the default spec (max_capacity unset), so the
+    // first POST of each client is already a change.
+    let flips = Arc::new((0..CLIENTS).map(|_| AtomicU32::new(0)).collect::<Vec<_>>());
+    let post = compare(&db, &base, &token, secs, rounds, true, &flips).await;
+    let get = compare(&db, &base, &token, secs, rounds, false, &flips).await;
     show(
         "POST /components/{name}/scale-to-zero",
         &post,
         "single-row INSERT",
-        insert,
     );
-    show(
-        "GET  /components/{name}",
-        &get,
-        "primary-key SELECT",
-        select,
-    );
+    show("GET  /components/{name}", &get, "primary-key SELECT");
     stop.cancel();
     let _ = server.await;
 }

@@ -90,9 +90,10 @@ async fn bare_post_enables_with_defaults_and_queues_one_job() {
     let op = json_of(api.req(Method::GET, &location).send().await.unwrap()).await;
     assert_eq!(op["kind"], "reconcile");
     assert_eq!(op["state"], "available");
+    // The operation converges its target to the current desired version when it runs.
     assert_eq!(
         op["args"],
-        json!({"kind": "component", "name": "demo-component", "version": 1})
+        json!({"kind": "component", "name": "demo-component"})
     );
     assert_eq!(op["target"], "inference-component/demo-component");
 
@@ -142,7 +143,8 @@ async fn an_update_is_a_new_version_and_supersedes_the_queued_job() {
     assert_eq!(resp.status(), 202);
     let v2 = json_of(resp).await;
     assert_eq!(v2["target"]["version"], 2);
-    // Not started yet: the one queued operation now converges to version 2.
+    // Not started yet: the one queued operation now converges to version 2 (a reconcile job
+    // converges to the target's current version when it runs, so it names only the target).
     let op = &v2["target"]["last_operation"]["id"];
     assert_eq!(
         op, &v1["target"]["last_operation"]["id"],
@@ -153,7 +155,16 @@ async fn an_update_is_a_new_version_and_supersedes_the_queued_job() {
         .await
         .unwrap();
     assert_eq!(args.len(), 1, "not piled up");
-    assert_eq!(args[0]["version"], 2);
+    assert_eq!(args[0], json!({"kind": "component", "name": "ic-b"}));
+    let folded: Vec<i64> = sqlx::query_scalar("SELECT job_id FROM audit_log ORDER BY id")
+        .fetch_all(&api.app.pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        folded,
+        vec![op.as_i64().unwrap(); 2],
+        "both versions name it"
+    );
     let audit = json_of(
         api.req(Method::GET, "/audit?action=update")
             .send()
@@ -711,20 +722,26 @@ async fn fifty_concurrent_writes_get_gapless_versions_and_one_job() {
         .await
         .unwrap();
     assert_eq!(events, 50);
-    let queued: Vec<Value> = sqlx::query_scalar("SELECT args FROM jobs WHERE state = 'available'")
-        .fetch_all(&api.app.pool)
-        .await
-        .unwrap();
+    let queued: Vec<(i64, i32)> =
+        sqlx::query_as("SELECT id, attempt FROM jobs WHERE state = 'available'")
+            .fetch_all(&api.app.pool)
+            .await
+            .unwrap();
     assert_eq!(queued.len(), 1, "exactly one job left");
-    assert_eq!(
-        queued[0]["version"], 50,
-        "and it converges to the last version"
-    );
-    let current: i32 = sqlx::query_scalar("SELECT version FROM targets")
+    assert_eq!(queued[0].1, 0, "never attempted");
+    // A reconcile job converges to the target's current version when it runs: the target is
+    // at version 50 and names that job, as does the version-50 event.
+    let (current, last_job): (i32, i64) =
+        sqlx::query_as("SELECT version, last_job_id FROM targets")
+            .fetch_one(&api.app.pool)
+            .await
+            .unwrap();
+    assert_eq!((current, last_job), (50, queued[0].0));
+    let last_event_job: i64 = sqlx::query_scalar("SELECT job_id FROM audit_log WHERE version = 50")
         .fetch_one(&api.app.pool)
         .await
         .unwrap();
-    assert_eq!(current, 50);
+    assert_eq!(last_event_job, queued[0].0);
 }
 
 #[tokio::test]
@@ -752,4 +769,85 @@ async fn the_audit_log_is_append_only_even_for_the_service() {
     assert!(err.to_string().contains("append-only"), "{err}");
     drop(tx);
     assert_eq!(api.app.count("audit_log").await, 1);
+}
+
+#[tokio::test]
+async fn a_change_supersedes_a_queued_drift_check_instead_of_folding_into_it() {
+    let api = Api::new().await;
+    let first = json_of(api.post("ic-drift", None).await).await;
+    let first_op = first["target"]["last_operation"]["id"].as_i64().unwrap();
+    let job_target: String = sqlx::query_scalar("SELECT target FROM jobs WHERE id = $1")
+        .bind(first_op)
+        .fetch_one(&api.app.pool)
+        .await
+        .unwrap();
+    assert!(zeroscale::store::jobs::cancel(&api.app.pool, first_op)
+        .await
+        .unwrap());
+    assert!(zeroscale::reconcile::drift::enqueue_if_idle(
+        &api.app.pool,
+        "component",
+        "ic-drift",
+        &job_target,
+        "drift"
+    )
+    .await
+    .unwrap());
+    let resp = api.post("ic-drift", Some(json!({"max_capacity": 2}))).await;
+    assert_eq!(resp.status(), StatusCode::ACCEPTED);
+    let op = json_of(resp).await["target"]["last_operation"]["id"]
+        .as_i64()
+        .unwrap();
+    let jobs: Vec<(i64, String, Value)> =
+        sqlx::query_as("SELECT id, state::text, args FROM jobs ORDER BY id")
+            .fetch_all(&api.app.pool)
+            .await
+            .unwrap();
+    assert_eq!(jobs.len(), 3, "{jobs:?}");
+    assert_eq!(jobs[1].1, "cancelled", "the drift check is superseded");
+    assert_eq!(jobs[1].2["reason"], "drift");
+    assert_eq!(
+        (jobs[2].0, jobs[2].1.as_str()),
+        (op, "available"),
+        "the change has its own operation"
+    );
+    assert!(jobs[2].2.get("reason").is_none());
+}
+
+#[tokio::test]
+async fn a_worker_cannot_claim_a_job_while_a_change_folding_into_it_commits() {
+    let api = Api::new().await;
+    let first = json_of(api.post("ic-fold", None).await).await;
+    let op = first["target"]["last_operation"]["id"].as_i64().unwrap();
+    // A change inside an open transaction (as with an Idempotency-Key) folds into the queued job.
+    let mut tx = api.app.pool.begin().await.unwrap();
+    let (outcome, job): (String, i64) = sqlx::query_as(
+        "SELECT outcome, last_job_id FROM zs_record_change('component', 'ic-fold', true, \
+         '{\"max_capacity\": 5}', NULL, 'reconcile', $1, 'test', NULL, NULL, NULL, NULL, true)",
+    )
+    .bind(
+        sqlx::query_scalar::<_, String>("SELECT target FROM jobs WHERE id = $1")
+            .bind(op)
+            .fetch_one(&api.app.pool)
+            .await
+            .unwrap(),
+    )
+    .fetch_one(&mut *tx)
+    .await
+    .unwrap();
+    assert_eq!((outcome.as_str(), job), ("accepted", op));
+    let lease = std::time::Duration::from_secs(30);
+    let claimed = zeroscale::store::jobs::claim(&api.app.pool, "w1", 10, lease)
+        .await
+        .unwrap();
+    assert!(
+        claimed.is_empty(),
+        "claimed before the version it must converge to was visible"
+    );
+    tx.commit().await.unwrap();
+    let claimed = zeroscale::store::jobs::claim(&api.app.pool, "w1", 10, lease)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].id, op);
 }

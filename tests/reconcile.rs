@@ -184,7 +184,7 @@ async fn rerunning_a_converged_job_only_describes() {
         &zeroscale::jobs::new_job(
             "reconcile",
             Some(RID.into()),
-            json!({"kind": "component", "name": "demo-component", "version": 1}),
+            json!({"kind": "component", "name": "demo-component"}),
         ),
     )
     .await

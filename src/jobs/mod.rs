@@ -153,6 +153,10 @@ pub async fn enqueue(tx: &mut PgConnection, job: &NewJob) -> sqlx::Result<JobRow
     crate::store::jobs::enqueue(tx, job).await
 }
 
+/// Changes committed within this window share one wake-up of the workers (a `pg_notify`
+/// transaction each): at a few thousand changes a second, 50 notifications instead of thousands.
+const NOTIFY_COALESCE: Duration = Duration::from_millis(20);
+
 /// Wakes workers after jobs were committed, coalescing bursts: however many callers signal
 /// within a few milliseconds, one `pg_notify` goes out, off the request path.
 #[derive(Clone)]
@@ -172,7 +176,7 @@ impl Notifier {
                     tracing::debug!(error = %e, "could not notify workers; they will poll");
                 }
                 // Coalescing window: signals arriving meanwhile share the next notification.
-                tokio::time::sleep(Duration::from_millis(5)).await;
+                tokio::time::sleep(NOTIFY_COALESCE).await;
             }
         });
         Self { signal }

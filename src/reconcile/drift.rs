@@ -17,7 +17,6 @@ pub async fn enqueue_if_idle(
     kind: &str,
     name: &str,
     job_target: &str,
-    version: i32,
     reason: &str,
 ) -> sqlx::Result<bool> {
     let done = sqlx::query(
@@ -28,7 +27,7 @@ pub async fn enqueue_if_idle(
     )
     .bind(RECONCILE_JOB)
     .bind(job_target)
-    .bind(json!({"kind": kind, "name": name, "version": version, "reason": reason}))
+    .bind(json!({"kind": kind, "name": name, "reason": reason}))
     .execute(pool)
     .await?;
     Ok(done.rows_affected() == 1)
@@ -38,8 +37,8 @@ pub async fn enqueue_if_idle(
 /// per target, `interval / n` apart.
 pub async fn run(pool: PgPool, interval: Duration, stop: CancellationToken) {
     loop {
-        let targets: Vec<(String, String, i32)> = match sqlx::query_as(
-            "SELECT kind::text, name, version FROM targets WHERE enabled AND phase IN ('ready', 'failed') ORDER BY name",
+        let targets: Vec<(String, String)> = match sqlx::query_as(
+            "SELECT kind::text, name FROM targets WHERE enabled AND phase IN ('ready', 'failed') ORDER BY name",
         )
         .fetch_all(&pool)
         .await
@@ -51,13 +50,13 @@ pub async fn run(pool: PgPool, interval: Duration, stop: CancellationToken) {
             }
         };
         let gap = interval / (targets.len().max(1) as u32);
-        for (kind, name, version) in &targets {
+        for (kind, name) in &targets {
             let Ok(target) = crate::domain::TargetRef::from_stored(kind, name) else {
                 tracing::warn!(kind = %kind, target = %name, "drift: unreadable stored target");
                 continue;
             };
             let job_target = target.job_target();
-            match enqueue_if_idle(&pool, kind, name, &job_target, *version, "drift").await {
+            match enqueue_if_idle(&pool, kind, name, &job_target, "drift").await {
                 Ok(true) => {
                     let _ = crate::store::jobs::notify_workers(&pool).await;
                 }

@@ -2,13 +2,13 @@
 //! functions per table. Functions take an executor or a transaction so callers choose the
 //! transaction boundaries.
 
-use std::str::FromStr;
+use std::{str::FromStr, time::Duration};
 
 use anyhow::Context;
 use sqlx::{
     migrate::MigrateDatabase,
     postgres::{PgConnectOptions, PgPoolOptions},
-    PgPool, Postgres,
+    Connection, PgPool, Postgres,
 };
 
 use crate::config::DbArgs;
@@ -43,6 +43,9 @@ pub async fn ensure_database(db: &DbArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// How long a pooled connection may sit idle before it is pinged on its way out.
+const PING_IF_IDLE_FOR: Duration = Duration::from_secs(1);
+
 /// Opens the connection pool.
 pub async fn connect(db: &DbArgs) -> anyhow::Result<PgPool> {
     let options = PgConnectOptions::from_str(db.database_url.expose())
@@ -51,6 +54,19 @@ pub async fn connect(db: &DbArgs) -> anyhow::Result<PgPool> {
     PgPoolOptions::new()
         .max_connections(db.db_pool_size)
         .acquire_timeout(db.db_acquire_timeout)
+        // sqlx pings every connection it hands out by default: one more round trip to
+        // Postgres for each request. A connection back in the pool within the last second
+        // has just worked, so only one that sat idle longer is pinged (a broken one is then
+        // replaced before anyone uses it).
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for > PING_IF_IDLE_FOR {
+                    conn.ping().await?;
+                }
+                Ok(true)
+            })
+        })
         .connect_with(options)
         .await
         .with_context(|| format!("cannot connect to {}", db.database_url.redacted()))

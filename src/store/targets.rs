@@ -1,4 +1,5 @@
-//! Desired state per target (`targets`) and its version history (`target_versions`).
+//! Desired state per target (`targets`). Its version history is the `target_versions` view over
+//! the audit log's accepted changes (migrations/..._lighter_change.sql).
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
