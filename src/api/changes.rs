@@ -184,11 +184,6 @@ pub async fn record(
     Ok(reply)
 }
 
-/// Records the change with one call of `zs_record_change` (migrations/..._record_change.sql):
-/// lock or create the target, check `If-Match`, and unless nothing changed, supersede the
-/// queued job, enqueue the reconcile job and write the version, its history row and the
-/// `accepted` audit event. `conn` is a pooled connection (autocommit: the function is atomic)
-/// or the idempotency key's transaction.
 /// How long the first enable of a target waits for AWS to tell the kinds apart.
 const KIND_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -220,7 +215,12 @@ fn absent() -> ApiError {
     anyhow::anyhow!("the change function reported an absent target it was asked to create").into()
 }
 
-/// Runs `zs_record_change`; `None` when the target does not exist and `create` is false.
+/// Records the change with one call of `zs_record_change` (migrations/..._lighter_change.sql):
+/// lock or create the target, check `If-Match`, and unless nothing changed, fold into the
+/// target's queued reconcile job or enqueue one, then write the new version and its `accepted`
+/// audit event (which is also its history row). `conn` is a pooled connection (autocommit: the
+/// function is atomic) or the idempotency key's transaction. `None` when the target does not
+/// exist and `create` is false.
 async fn apply(
     conn: &mut sqlx::PgConnection,
     change: &Change<'_>,
