@@ -97,6 +97,19 @@ async fn bare_post_enables_with_defaults_and_queues_one_job() {
     );
     assert_eq!(op["target"], "inference-component/demo-component");
 
+    // The component's read shows the same operation, where it stands, and (none yet) its error.
+    let read = api
+        .req(Method::GET, "/components/demo-component")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(read.status(), StatusCode::OK);
+    assert_eq!(read.headers()["etag"], "\"1\"");
+    let read = json_of(read).await;
+    assert_eq!(read["last_operation"], t["last_operation"]);
+    assert_eq!(read["last_operation"]["state"], "available");
+    assert_eq!(read["last_operation"]["url"], location.as_str());
+
     let audit = json_of(api.req(Method::GET, "/audit").send().await.unwrap()).await;
     let e = &audit["items"][0];
     assert_eq!(e["action"], "enable");

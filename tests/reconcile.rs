@@ -237,6 +237,12 @@ async fn preflight_failures_fail_fast_write_nothing_and_say_what_to_change() {
             .as_str()
             .unwrap()
             .contains(needle));
+        assert_eq!(c["last_operation"]["id"], op["id"]);
+        assert_eq!(c["last_operation"]["state"], "discarded");
+        assert!(c["last_operation"]["last_error"]
+            .as_str()
+            .unwrap()
+            .contains(needle));
         let (_, audit) = e
             .call(
                 reqwest::Method::GET,

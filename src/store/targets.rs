@@ -50,12 +50,6 @@ const JOINED: &str = "t.id, t.kind::text AS kind, t.name, t.enabled, t.version, 
     t.phase::text AS phase, t.conditions, t.observed, t.last_job_id, t.created_at, t.updated_at, \
     j.state AS job_state, j.attempt AS job_attempt, j.errors->-1->>'error' AS job_last_error";
 const FROM_JOINED: &str = "targets t LEFT JOIN jobs j ON j.id = t.last_job_id";
-/// Columns of a target alone (RETURNING clauses), last-job fields empty.
-const COLUMNS: &str =
-    "id, kind::text AS kind, name, enabled, version, spec, phase::text AS phase, \
-    conditions, observed, last_job_id, created_at, updated_at, NULL::job_state AS job_state, \
-    NULL::integer AS job_attempt, NULL::text AS job_last_error";
-
 /// Reads a target and locks it for the rest of the transaction (serialises writers per target).
 pub async fn lock(
     conn: &mut PgConnection,
@@ -71,10 +65,10 @@ pub async fn lock(
     .await
 }
 
-/// One target by kind and name.
+/// One target by kind and name, with its last job.
 pub async fn get(pool: &PgPool, kind: &str, name: &str) -> sqlx::Result<Option<TargetRow>> {
     sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM targets WHERE kind = $1::target_kind AND name = $2"
+        "SELECT {JOINED} FROM {FROM_JOINED} WHERE t.kind = $1::target_kind AND t.name = $2"
     ))
     .bind(kind)
     .bind(name)
