@@ -2,7 +2,7 @@
 
 use super::{kinds, Preflight};
 use crate::{
-    aws::{AwsClients, AwsFailure, FailureKind},
+    aws::{AwsClients, AwsFailure},
     jobs::JobError,
 };
 
@@ -24,9 +24,12 @@ pub async fn preflight(aws: &AwsClients, name: &str) -> Result<Preflight, JobErr
         Ok(ic) => ic,
         Err(e) => {
             let f = AwsFailure::from_sdk("sagemaker", "DescribeInferenceComponent", e);
-            if f.kind == FailureKind::Permanent && f.message.contains("Could not find") {
+            if kinds::not_found(&f) {
                 let hint = kinds::component_is_elsewhere(aws, name).await;
-                return Err(permanent(format!("inference component {name:?} does not exist in this account and region: check the name and the region zeroscale uses{hint}")));
+                return Err(kinds::does_not_exist(
+                    &format!("inference component {name:?}"),
+                    &hint,
+                ));
             }
             return Err(f.into_job_error());
         }

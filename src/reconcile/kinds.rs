@@ -5,12 +5,21 @@
 use crate::{
     aws::{AwsClients, AwsFailure, FailureKind},
     domain::TargetRef,
+    jobs::JobError,
 };
 
 /// Whether `op` failed because the resource does not exist (SageMaker answers a missing
 /// endpoint or component with a ValidationException "Could not find ...").
-fn not_found(f: &AwsFailure) -> bool {
+pub(crate) fn not_found(f: &AwsFailure) -> bool {
     f.kind == FailureKind::Permanent && f.message.contains("Could not find")
+}
+
+/// The permanent error of a preflight whose target's own resource is missing, with `hint` (a
+/// pointer to the other kind's route, or empty) appended.
+pub(crate) fn does_not_exist(what: &str, hint: &str) -> JobError {
+    JobError::permanent(format!(
+        "{what} does not exist in this account and region: check the name and the region zeroscale uses{hint}"
+    ))
 }
 
 /// Whether a resource exists, as far as AWS said.

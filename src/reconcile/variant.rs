@@ -2,7 +2,7 @@
 
 use super::{kinds, Preflight};
 use crate::{
-    aws::{AwsClients, AwsFailure, FailureKind},
+    aws::{AwsClients, AwsFailure},
     domain::{EndpointName, VariantName},
     jobs::JobError,
 };
@@ -33,9 +33,12 @@ pub async fn preflight(
         Ok(ep) => ep,
         Err(e) => {
             let f = AwsFailure::from_sdk("sagemaker", "DescribeEndpoint", e);
-            if f.kind == FailureKind::Permanent && f.message.contains("Could not find") {
+            if kinds::not_found(&f) {
                 let hint = kinds::endpoint_is_elsewhere(aws, endpoint).await;
-                return Err(permanent(format!("endpoint {endpoint:?} does not exist in this account and region: check the name and the region zeroscale uses{hint}")));
+                return Err(kinds::does_not_exist(
+                    &format!("endpoint {endpoint:?}"),
+                    &hint,
+                ));
             }
             return Err(f.into_job_error());
         }
