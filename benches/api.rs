@@ -94,10 +94,11 @@ async fn drive(
         all.extend(lat);
         errors += e;
     }
-    (figures_of(all.clone(), secs, errors), all)
+    (figures_of(&mut all, secs, errors), all)
 }
 
-fn figures_of(mut all: Vec<Duration>, secs: u64, errors: usize) -> Figures {
+/// Rate and percentiles of `all` (sorted in place) over `secs`.
+fn figures_of(all: &mut [Duration], secs: u64, errors: usize) -> Figures {
     all.sort();
     let pct =
         |p: f64| all[((all.len() as f64 * p) as usize).min(all.len() - 1)].as_secs_f64() * 1000.0;
@@ -140,9 +141,10 @@ async fn compare(
         latencies.extend(lat);
         out.push((figures, baseline));
     }
+    let errors = out.iter().map(|(f, _)| f.errors).sum();
     Compared {
+        all: figures_of(&mut latencies, secs * rounds as u64, errors),
         rounds: out,
-        all: figures_of(latencies, secs * rounds as u64, 0),
     }
 }
 
@@ -167,8 +169,8 @@ fn show(name: &str, c: &Compared, base_name: &str) {
             format!("median {r:.0} % of pgbench {base_name}")
         });
     println!(
-        "{name:<40} {:>6.0} req/s  p50 {:>5.2} ms  p99 {:>6.2} ms  = {median}",
-        c.all.rps, c.all.p50_ms, c.all.p99_ms
+        "{name:<40} {:>6.0} req/s  p50 {:>5.2} ms  p99 {:>6.2} ms  errors {}  = {median}",
+        c.all.rps, c.all.p50_ms, c.all.p99_ms, c.all.errors
     );
 }
 

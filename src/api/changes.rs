@@ -23,6 +23,14 @@ use crate::{
 /// The job kind that converges a target to its desired version.
 pub const RECONCILE_JOB: &str = "reconcile";
 
+/// The arguments of a reconcile job that is not a user's change (a drift check, a manual
+/// reconcile): its target and why it runs. A change's job (written by `zs_record_change`) has no
+/// `reason`, and only such a job has later changes folded into it. Every reconcile job
+/// converges its target to the current desired version when it runs.
+pub fn reconcile_args(kind: &str, name: &str, reason: &str) -> Value {
+    json!({"kind": kind, "name": name, "reason": reason})
+}
+
 /// `If-Match` as sent by the caller.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IfMatch {

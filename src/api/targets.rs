@@ -212,7 +212,7 @@ pub async fn reconcile(
         &crate::jobs::new_job(
             changes::RECONCILE_JOB,
             Some(target.job_target()),
-            serde_json::json!({"kind": target.kind(), "name": target.name(), "reason": "manual"}),
+            changes::reconcile_args(target.kind(), &target.name(), "manual"),
         ),
     )
     .await?;

@@ -5,11 +5,10 @@
 
 use std::time::Duration;
 
-use serde_json::json;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
-use crate::api::changes::RECONCILE_JOB;
+use crate::api::changes::{reconcile_args, RECONCILE_JOB};
 
 /// Queues a drift check for one target unless it already has work; true when queued.
 pub async fn enqueue_if_idle(
@@ -27,7 +26,7 @@ pub async fn enqueue_if_idle(
     )
     .bind(RECONCILE_JOB)
     .bind(job_target)
-    .bind(json!({"kind": kind, "name": name, "reason": reason}))
+    .bind(reconcile_args(kind, name, reason))
     .execute(pool)
     .await?;
     Ok(done.rows_affected() == 1)
