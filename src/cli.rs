@@ -176,7 +176,8 @@ async fn token(args: TokenArgs) -> anyhow::Result<()> {
 /// endpoint (seed 001), both ml.g5.xlarge with an instance quota of 4.
 pub fn demo_world() -> serde_json::Value {
     serde_json::json!({
-        "quotas": {"ml.g5.xlarge": 4},
+        // The account never raised its quota: AWS's default is what is in force.
+        "default_quotas": {"ml.g5.xlarge": 4},
         "endpoints": [
             {"name": "demo-endpoint", "variant": "AllTraffic", "instance_type": "ml.g5.xlarge",
              "min_instances": 0, "max_instances": 4, "initial_instances": 1},

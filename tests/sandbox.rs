@@ -29,17 +29,34 @@ fn code<E: ProvideErrorMetadata>(e: &E) -> String {
     e.code().unwrap_or("<none>").to_string()
 }
 
+/// Registers a target and, as a client of AWS must (registration is eventually consistent),
+/// waits until DescribeScalableTargets lists it before anything else uses it.
 async fn register(env: &SandboxEnv, rid: &str, dim: ScalableDimension, min: i32, max: i32) {
     env.aas
         .register_scalable_target()
         .service_namespace(ServiceNamespace::Sagemaker)
         .resource_id(rid)
-        .scalable_dimension(dim)
+        .scalable_dimension(dim.clone())
         .min_capacity(min)
         .max_capacity(max)
         .send()
         .await
         .unwrap();
+    for _ in 0..5 {
+        let listed = env
+            .aas
+            .describe_scalable_targets()
+            .service_namespace(ServiceNamespace::Sagemaker)
+            .resource_ids(rid)
+            .scalable_dimension(dim.clone())
+            .send()
+            .await
+            .unwrap();
+        if !listed.scalable_targets().is_empty() {
+            return;
+        }
+    }
+    panic!("{rid} never became visible");
 }
 
 fn step_config(
@@ -125,13 +142,24 @@ async fn sagemaker_operations_over_json_1_1() {
         .send()
         .await
         .unwrap();
+    let status = |ep: &aws_sdk_sagemaker::operation::describe_endpoint::DescribeEndpointOutput| {
+        ep.endpoint_status().unwrap().as_str().to_string()
+    };
     let ep = sm
         .describe_endpoint()
         .endpoint_name("ep")
         .send()
         .await
         .unwrap();
-    assert_eq!(ep.endpoint_status().unwrap().as_str(), "InService");
+    assert_eq!(status(&ep), "Creating", "as on AWS, creation takes a while");
+    env.advance(60.0).await;
+    let ep = sm
+        .describe_endpoint()
+        .endpoint_name("ep")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(status(&ep), "InService");
     assert_eq!(
         ep.production_variants()[0].current_instance_count(),
         Some(1)
@@ -611,7 +639,11 @@ async fn cloudwatch_alarms_over_cbor() {
         .send()
         .await
         .unwrap_err();
-    assert_eq!(code(&bad), "ValidationException");
+    assert_eq!(
+        code(&bad),
+        "ValidationError",
+        "CloudWatch's code, not the JSON services'"
+    );
     let missing = cw
         .delete_alarms()
         .alarm_names("nope")
@@ -646,6 +678,42 @@ async fn cloudwatch_alarms_over_cbor() {
 #[tokio::test]
 async fn service_quotas_by_name_and_code() {
     let env = SandboxEnv::demo().await;
+    // The demo account never applied a quota: only AWS's defaults exist.
+    let applied = env
+        .sq
+        .list_service_quotas()
+        .service_code("sagemaker")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        applied.quotas().is_empty(),
+        "ListServiceQuotas lists applied values only"
+    );
+    let defaults = env
+        .sq
+        .list_aws_default_service_quotas()
+        .service_code("sagemaker")
+        .send()
+        .await
+        .unwrap();
+    let d = defaults
+        .quotas()
+        .iter()
+        .find(|q| q.quota_name() == Some("ml.g5.xlarge for endpoint usage"))
+        .expect("the default is listed by name");
+    assert_eq!(d.value(), Some(4.0));
+    let default = env
+        .sq
+        .get_aws_default_service_quota()
+        .service_code("sagemaker")
+        .quota_code(d.quota_code().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(default.quota().unwrap().value(), Some(4.0));
+    // The account raises it: now there is an applied value.
+    env.control("PUT", "/quotas/ml.g5.xlarge", json!({"value": 4})).await;
     let list = env
         .sq
         .list_service_quotas()
@@ -746,12 +814,31 @@ async fn seed_000_scale_to_zero_and_back() {
         .await
         .unwrap();
 
-    // Idle: target tracking sees 0 invocations per copy and scales in to zero.
-    env.advance(120.0).await;
+    // Idle: target tracking sees 0 invocations per copy; its low alarm needs 15 of 15 one-minute
+    // datapoints (as AWS makes it), so the component reaches zero after about 15 minutes.
+    env.advance(14.0 * 60.0).await;
+    assert_eq!(
+        env.copies("demo-component").await,
+        (1, 1),
+        "14 idle minutes are not enough"
+    );
+    env.advance(60.0).await;
     assert_eq!(
         env.copies("demo-component").await,
         (0, 0),
-        "scaled in to zero"
+        "scaled in to zero after 15"
+    );
+    let ep = env
+        .sm
+        .describe_endpoint()
+        .endpoint_name("demo-endpoint")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        ep.endpoint_status().unwrap().as_str(),
+        "Updating",
+        "a capacity change leaves the endpoint Updating, as on AWS"
     );
 
     // Two failed requests at zero copies (GreaterThanThreshold 1 needs two).
@@ -896,7 +983,9 @@ async fn seed_001_async_backlog_brings_the_endpoint_back() {
         .send()
         .await
         .unwrap();
-    env.advance(120.0).await;
+    env.advance(14.0 * 60.0).await;
+    assert_eq!(instances(&env).await, (1, 1), "not yet: 15 of 15 needed");
+    env.advance(60.0).await;
     assert_eq!(instances(&env).await, (0, 0), "idle: scaled in to zero");
 
     env.control(
@@ -1062,16 +1151,19 @@ async fn injected_throttling_and_failures_reach_the_sdk() {
 }
 
 #[tokio::test]
-async fn eventual_consistency_after_register_can_be_switched_on() {
+async fn eventual_consistency_after_register_is_on_by_default() {
     let env = SandboxEnv::demo().await;
-    env.control(
-        "PUT",
-        "/settings",
-        json!({"provisioning_delay_seconds": 60.0, "eventual_consistency": true}),
-    )
-    .await;
     let rid = "inference-component/demo-component";
-    register(&env, rid, IC_DIM, 0, 2).await;
+    env.aas
+        .register_scalable_target()
+        .service_namespace(ServiceNamespace::Sagemaker)
+        .resource_id(rid)
+        .scalable_dimension(IC_DIM)
+        .min_capacity(0)
+        .max_capacity(2)
+        .send()
+        .await
+        .unwrap();
     let first = env
         .aas
         .put_scaling_policy()
@@ -1088,6 +1180,18 @@ async fn eventual_consistency_after_register_can_be_switched_on() {
         code(&first),
         "ObjectNotFoundException",
         "right after registering"
+    );
+    let unlisted = env
+        .aas
+        .describe_scalable_targets()
+        .service_namespace(ServiceNamespace::Sagemaker)
+        .resource_ids(rid)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        unlisted.scalable_targets().is_empty(),
+        "nor listed by the first describe"
     );
     put_step(
         &env,
@@ -1120,7 +1224,7 @@ async fn responses_carry_request_ids_in_every_protocol() {
         .send()
         .await
         .unwrap();
-    assert_eq!(json10.status(), 400);
+    assert_eq!(json10.status(), 404, "CloudWatch's ResourceNotFound is a 404");
     assert_eq!(
         json10.headers()["x-amzn-query-error"],
         "ResourceNotFound;Sender"

@@ -5,7 +5,7 @@
 use serde_json::{json, Value};
 
 use super::{
-    params::{check_enum, opt_f64, opt_str, opt_u32, req_str, str_list},
+    params::{check_enum, opt_f64, opt_str, opt_u32, page, req_str, str_list, with_token},
     protocol::{ts, AwsError},
     world::{arn, Alarm, Policy, ScalableTarget, TargetKey, World},
 };
@@ -153,7 +153,8 @@ fn register(w: &mut World, p: &Value) -> Result<Value, AwsError> {
     };
     w.targets.insert(key.clone(), target);
     if existing.is_none() && w.settings.eventual_consistency {
-        w.fresh_registrations.push(rid);
+        w.fresh_registrations.push(rid.clone());
+        w.unlisted_registrations.push(rid);
     }
     super::sim::clamp_to_bounds(w, &key, "registering the scalable target");
     Ok(json!({"ScalableTargetARN": target_arn}))
@@ -180,16 +181,47 @@ fn target_view(t: &ScalableTarget) -> Value {
 fn describe_targets(w: &mut World, p: &Value) -> Result<Value, AwsError> {
     let ns = req_str(p, "ServiceNamespace")?;
     let ids = str_list(p, "ResourceIds");
+    if ids.len() > 50 {
+        return Err(AwsError::validation(
+            "1 validation error detected: Value at 'resourceIds' failed to satisfy constraint: Member must have length less than or equal to 50",
+        ));
+    }
     let dim = opt_str(p, "ScalableDimension");
+    // Eventual consistency: a target registered a moment ago is not listed by the next describe;
+    // once a describe has listed it, policies can be put on it too.
+    let unlisted = std::mem::take(&mut w.unlisted_registrations);
+    let listed: Vec<String> = w
+        .fresh_registrations
+        .iter()
+        .filter(|r| !unlisted.contains(r))
+        .cloned()
+        .collect();
+    w.fresh_registrations.retain(|r| !listed.contains(r));
     let items: Vec<Value> = w
         .targets
         .values()
         .filter(|t| t.namespace == ns)
+        .filter(|t| !unlisted.contains(&t.resource_id))
         .filter(|t| ids.is_empty() || ids.contains(&t.resource_id))
         .filter(|t| dim.as_ref().is_none_or(|d| &t.dimension == d))
         .map(target_view)
         .collect();
-    Ok(json!({"ScalableTargets": items}))
+    let (items, next) = page(items, p, "MaxResults", 50, 50, "InvalidNextTokenException")?;
+    Ok(with_token(json!({"ScalableTargets": items}), next))
+}
+
+/// Removes a deleted policy's ARN from every alarm's actions (DeleteScalingPolicy and
+/// DeregisterScalableTarget do this on AWS; the alarms themselves stay).
+fn unhook(w: &mut World, policy_arn: &str) {
+    for a in w.alarms.values_mut() {
+        if let Some(actions) = a
+            .config
+            .get_mut("AlarmActions")
+            .and_then(Value::as_array_mut)
+        {
+            actions.retain(|x| x.as_str() != Some(policy_arn));
+        }
+    }
 }
 
 fn deregister(w: &mut World, p: &Value) -> Result<Value, AwsError> {
@@ -210,6 +242,7 @@ fn deregister(w: &mut World, p: &Value) -> Result<Value, AwsError> {
             for alarm in policy.owned_alarms {
                 w.alarms.remove(&alarm);
             }
+            unhook(w, &policy.arn);
         }
     }
     Ok(json!({}))
@@ -382,13 +415,13 @@ fn put_policy(w: &mut World, p: &Value) -> Result<Value, AwsError> {
     for a in owned_alarms.drain(..) {
         w.alarms.remove(&a);
     }
-    if tt.is_some() {
+    if let Some(cfg) = &tt {
         let suffix = w.id();
         for side in ["AlarmHigh", "AlarmLow"] {
             let alarm_name = format!("TargetTracking-{}-{side}-{suffix}", key.1);
             w.alarms.insert(
                 alarm_name.clone(),
-                aws_owned_alarm(&alarm_name, &policy_arn, now),
+                aws_owned_alarm(&alarm_name, &policy_arn, now, side, cfg, &key.1),
             );
             owned_alarms.push(alarm_name);
         }
@@ -406,6 +439,7 @@ fn put_policy(w: &mut World, p: &Value) -> Result<Value, AwsError> {
         owned_alarms: owned_alarms.clone(),
         last_scale_out: existing.as_ref().and_then(|e| e.last_scale_out),
         last_scale_in: existing.as_ref().and_then(|e| e.last_scale_in),
+        samples: existing.as_ref().map(|e| e.samples.clone()).unwrap_or_default(),
     };
     w.policies.insert((key, name), policy);
     let alarms: Vec<Value> = owned_alarms
@@ -415,11 +449,49 @@ fn put_policy(w: &mut World, p: &Value) -> Result<Value, AwsError> {
     Ok(json!({"PolicyARN": policy_arn, "Alarms": alarms}))
 }
 
-fn aws_owned_alarm(name: &str, policy_arn: &str, now: f64) -> Alarm {
+/// One of the two alarms AWS makes for a target-tracking policy: AlarmHigh on 3 of 3 one-minute
+/// datapoints above the target, AlarmLow on 15 of 15 below 90 % of it (aws-facts.md; the sim
+/// evaluates them in `sim::target_tracking`).
+fn aws_owned_alarm(
+    name: &str,
+    policy_arn: &str,
+    now: f64,
+    side: &str,
+    cfg: &Value,
+    resource_id: &str,
+) -> Alarm {
+    let target = cfg["TargetValue"].as_f64().unwrap_or(1.0);
+    let high = side == "AlarmHigh";
+    let (metric, dims) = match cfg.get("CustomizedMetricSpecification") {
+        Some(c) => (
+            c["MetricName"].as_str().unwrap_or_default().to_string(),
+            c["Dimensions"].clone(),
+        ),
+        None => (
+            "InvocationsPerCopy".to_string(),
+            json!([{"Name": "InferenceComponentName", "Value": resource_id.trim_start_matches("inference-component/")}]),
+        ),
+    };
+    let n = if high { 3 } else { 15 };
     Alarm {
         name: name.into(),
         arn: arn("cloudwatch", &format!("alarm:{name}")),
-        config: json!({"AlarmName": name, "AlarmActions": [policy_arn], "AlarmDescription": "DO NOT EDIT OR DELETE. For TargetTrackingScaling policy."}),
+        config: json!({
+            "AlarmName": name,
+            "AlarmDescription": format!("DO NOT EDIT OR DELETE. For TargetTrackingScaling policy {policy_arn}."),
+            "ActionsEnabled": true,
+            "AlarmActions": [policy_arn],
+            "MetricName": metric,
+            "Namespace": "AWS/SageMaker",
+            "Statistic": "Average",
+            "Dimensions": dims,
+            "Period": 60,
+            "EvaluationPeriods": n,
+            "DatapointsToAlarm": n,
+            "Threshold": if high { target } else { target * 0.9 },
+            "ComparisonOperator": if high { "GreaterThanThreshold" } else { "LessThanThreshold" },
+            "TreatMissingData": "missing",
+        }),
         state: "INSUFFICIENT_DATA".into(),
         reason: "Unchecked: Initial alarm creation".into(),
         updated: now,
@@ -429,7 +501,22 @@ fn aws_owned_alarm(name: &str, policy_arn: &str, now: f64) -> Alarm {
     }
 }
 
-fn policy_view(p: &Policy) -> Value {
+fn policy_view(w: &World, p: &Policy) -> Value {
+    // A step policy lists the CloudWatch alarms whose actions invoke it; a target-tracking
+    // policy the alarms AWS made for it.
+    let alarms: Vec<Value> = if p.step.is_some() {
+        w.alarms
+            .values()
+            .filter(|a| {
+                a.config["AlarmActions"]
+                    .as_array()
+                    .is_some_and(|x| x.iter().any(|v| v.as_str() == Some(p.arn.as_str())))
+            })
+            .map(|a| json!({"AlarmName": a.name, "AlarmARN": a.arn}))
+            .collect()
+    } else {
+        p.owned_alarms.iter().map(|a| json!({"AlarmName": a, "AlarmARN": arn("cloudwatch", &format!("alarm:{a}"))})).collect()
+    };
     let mut out = json!({
         "PolicyARN": p.arn,
         "PolicyName": p.name,
@@ -438,7 +525,7 @@ fn policy_view(p: &Policy) -> Value {
         "ScalableDimension": p.dimension,
         "PolicyType": p.policy_type,
         "CreationTime": ts(p.created),
-        "Alarms": p.owned_alarms.iter().map(|a| json!({"AlarmName": a, "AlarmARN": arn("cloudwatch", &format!("alarm:{a}"))})).collect::<Vec<_>>(),
+        "Alarms": alarms,
     });
     if let Some(s) = &p.step {
         out["StepScalingPolicyConfiguration"] = s.clone();
@@ -461,9 +548,11 @@ fn describe_policies(w: &mut World, p: &Value) -> Result<Value, AwsError> {
         .filter(|x| names.is_empty() || names.contains(&x.name))
         .filter(|x| rid.as_ref().is_none_or(|r| &x.resource_id == r))
         .filter(|x| dim.as_ref().is_none_or(|d| &x.dimension == d))
-        .map(policy_view)
+        .map(|x| policy_view(w, x))
         .collect();
-    Ok(json!({"ScalingPolicies": items}))
+    // The model: MaxResults between 1 and 10, default 10.
+    let (items, next) = page(items, p, "MaxResults", 10, 10, "InvalidNextTokenException")?;
+    Ok(with_token(json!({"ScalingPolicies": items}), next))
 }
 
 fn delete_policy(w: &mut World, p: &Value) -> Result<Value, AwsError> {
@@ -477,6 +566,7 @@ fn delete_policy(w: &mut World, p: &Value) -> Result<Value, AwsError> {
     for alarm in policy.owned_alarms {
         w.alarms.remove(&alarm);
     }
+    unhook(w, &policy.arn);
     Ok(json!({}))
 }
 
@@ -488,7 +578,6 @@ fn describe_activities(w: &mut World, p: &Value) -> Result<Value, AwsError> {
         .get("IncludeNotScaledActivities")
         .and_then(Value::as_bool)
         .unwrap_or(false);
-    let max = opt_u32(p, "MaxResults")?.unwrap_or(50) as usize;
     let items: Vec<Value> = w
         .activities
         .iter()
@@ -497,7 +586,6 @@ fn describe_activities(w: &mut World, p: &Value) -> Result<Value, AwsError> {
         .filter(|a| rid.as_ref().is_none_or(|r| &a.resource_id == r))
         .filter(|a| dim.as_ref().is_none_or(|d| &a.dimension == d))
         .filter(|a| include_not_scaled || a.not_scaled.is_none())
-        .take(max)
         .map(|a| {
             let mut out = json!({
                 "ActivityId": a.id,
@@ -509,13 +597,17 @@ fn describe_activities(w: &mut World, p: &Value) -> Result<Value, AwsError> {
                 "StartTime": ts(a.start),
                 "EndTime": ts(a.end),
                 "StatusCode": a.status,
-                "StatusMessage": a.message,
             });
+            // A not-scaled activity has reasons and no message (aws-facts.md, "Not scaled").
+            if !a.message.is_empty() {
+                out["StatusMessage"] = json!(a.message);
+            }
             if let Some(r) = &a.not_scaled {
                 out["NotScaledReasons"] = r.clone();
             }
             out
         })
         .collect();
-    Ok(json!({"ScalingActivities": items}))
+    let (items, next) = page(items, p, "MaxResults", 50, 50, "InvalidNextTokenException")?;
+    Ok(with_token(json!({"ScalingActivities": items}), next))
 }

@@ -4,24 +4,44 @@
 use serde_json::{json, Map, Value};
 
 use super::{
-    params::{check_enum, opt_str, req_str, str_list},
+    params::{check_enum, opt_str, page, req_str, str_list, with_token},
     protocol::{ts, AwsError},
     world::{arn, Alarm, World},
 };
 
-/// Runs one CloudWatch operation.
+/// Runs one CloudWatch operation. CloudWatch's validation errors are `ValidationError` (a
+/// query-protocol code), not the JSON services' `ValidationException` (aws-facts.md).
 pub fn handle(w: &mut World, op: &str, p: &Value) -> Result<Value, AwsError> {
-    match op {
+    let out = match op {
         "PutMetricAlarm" => put_alarm(w, p),
+        "PutCompositeAlarm" => put_composite(w, p),
         "DescribeAlarms" => describe_alarms(w, p),
         "DeleteAlarms" => delete_alarms(w, p),
         "SetAlarmState" => set_state(w, p),
+        "DisableAlarmActions" => alarm_actions(w, p, false),
+        "EnableAlarmActions" => alarm_actions(w, p, true),
         "PutMetricData" => put_data(w, p),
         "DescribeAlarmHistory" => history(w, p),
         other => Err(AwsError::client(
             "InvalidAction",
             format!("the sandbox does not implement CloudWatch {other}"),
         )),
+    };
+    out.map_err(|e| match e.code {
+        "ValidationException" => AwsError {
+            code: "ValidationError",
+            ..e
+        },
+        _ => e,
+    })
+}
+
+/// `ResourceNotFound`, which CloudWatch answers with HTTP 404.
+fn not_found(message: String) -> AwsError {
+    AwsError {
+        code: "ResourceNotFound",
+        status: axum::http::StatusCode::NOT_FOUND,
+        message,
     }
 }
 
@@ -155,33 +175,95 @@ pub fn alarm_view(a: &Alarm) -> Value {
 
 fn describe_alarms(w: &mut World, p: &Value) -> Result<Value, AwsError> {
     let names = str_list(p, "AlarmNames");
-    let prefix = opt_str(p, "AlarmNamePrefix");
-    let state = opt_str(p, "StateValue");
-    let items: Vec<Value> = w
-        .alarms
-        .values()
-        .filter(|a| names.is_empty() || names.contains(&a.name))
-        .filter(|a| {
-            prefix
-                .as_ref()
-                .is_none_or(|x| a.name.starts_with(x.as_str()))
-        })
-        .filter(|a| state.as_ref().is_none_or(|s| &a.state == s))
-        .map(alarm_view)
-        .collect();
-    Ok(json!({"MetricAlarms": items, "CompositeAlarms": []}))
-}
-
-fn delete_alarms(w: &mut World, p: &Value) -> Result<Value, AwsError> {
-    let names = str_list(p, "AlarmNames");
-    if let Some(missing) = names.iter().find(|n| !w.alarms.contains_key(n.as_str())) {
-        return Err(AwsError::client(
-            "ResourceNotFound",
-            format!("Alarm {missing} does not exist"),
+    if names.len() > 100 {
+        return Err(AwsError::validation(
+            "The collection AlarmNames must not have a size greater than 100.",
         ));
     }
+    let prefix = opt_str(p, "AlarmNamePrefix");
+    let state = opt_str(p, "StateValue");
+    // Without AlarmTypes, DescribeAlarms returns metric alarms only.
+    let types = str_list(p, "AlarmTypes");
+    let wants = |t: &str| (types.is_empty() && t == "MetricAlarm") || types.iter().any(|x| x == t);
+    let selected = |name: &str| {
+        (names.is_empty() || names.iter().any(|n| n == name))
+            && prefix.as_ref().is_none_or(|x| name.starts_with(x.as_str()))
+    };
+    let mut items: Vec<Value> = Vec::new();
+    if wants("MetricAlarm") {
+        items.extend(
+            w.alarms
+                .values()
+                .filter(|a| selected(&a.name))
+                .filter(|a| state.as_ref().is_none_or(|s| &a.state == s))
+                .map(|a| json!({"metric": alarm_view(a)})),
+        );
+    }
+    if wants("CompositeAlarm") {
+        items.extend(
+            w.composite_alarms
+                .iter()
+                .filter(|(n, _)| selected(n))
+                .map(|(n, rule)| json!({"composite": {"AlarmName": n, "AlarmArn": arn("cloudwatch", &format!("alarm:{n}")), "AlarmRule": rule, "StateValue": "OK"}})),
+        );
+    }
+    // Pages hold 50 alarms unless MaxRecords (1-100) says otherwise.
+    let (items, next) = page(items, p, "MaxRecords", 50, 100, "InvalidNextToken")?;
+    let pick = |k: &str| -> Vec<Value> { items.iter().filter_map(|i| i.get(k).cloned()).collect() };
+    Ok(with_token(
+        json!({"MetricAlarms": pick("metric"), "CompositeAlarms": pick("composite")}),
+        next,
+    ))
+}
+
+/// PutCompositeAlarm: stores the rule (composite alarms cannot trigger scaling policies, so the
+/// sandbox never evaluates them).
+fn put_composite(w: &mut World, p: &Value) -> Result<Value, AwsError> {
+    let name = req_str(p, "AlarmName")?;
+    let rule = req_str(p, "AlarmRule")?;
+    w.composite_alarms.insert(name, rule);
+    Ok(json!({}))
+}
+
+/// DeleteAlarms: deletes the named alarms that exist, refuses (deleting nothing) when a
+/// composite alarm's rule depends on one of them, and reports names that did not exist with
+/// ResourceNotFound after deleting the rest (aws-facts.md, "Deletes").
+fn delete_alarms(w: &mut World, p: &Value) -> Result<Value, AwsError> {
+    let names = str_list(p, "AlarmNames");
+    for n in &names {
+        let dependents: Vec<&String> = w
+            .composite_alarms
+            .iter()
+            .filter(|(c, rule)| !names.contains(c) && rule.contains(&format!("\"{n}\"")))
+            .map(|(c, _)| c)
+            .collect();
+        if let Some(c) = dependents.first() {
+            return Err(AwsError::validation(format!(
+                "Alarm {n} cannot be deleted because it is referenced by the composite alarm {c}."
+            )));
+        }
+    }
+    let mut missing = Vec::new();
     for n in names {
-        w.alarms.remove(&n);
+        if w.alarms.remove(&n).is_none() && w.composite_alarms.remove(&n).is_none() {
+            missing.push(n);
+        }
+    }
+    if !missing.is_empty() {
+        return Err(not_found(format!(
+            "Could not find alarms: {}",
+            missing.join(", ")
+        )));
+    }
+    Ok(json!({}))
+}
+
+/// DisableAlarmActions / EnableAlarmActions: the alarm stays, its actions stop (or resume).
+fn alarm_actions(w: &mut World, p: &Value, enabled: bool) -> Result<Value, AwsError> {
+    for n in str_list(p, "AlarmNames") {
+        if let Some(a) = w.alarms.get_mut(&n) {
+            a.config["ActionsEnabled"] = json!(enabled);
+        }
     }
     Ok(json!({}))
 }
@@ -192,10 +274,7 @@ fn set_state(w: &mut World, p: &Value) -> Result<Value, AwsError> {
     check_enum("StateValue", &state, &["OK", "ALARM", "INSUFFICIENT_DATA"])?;
     let reason = req_str(p, "StateReason")?;
     if !w.alarms.contains_key(&name) {
-        return Err(AwsError::client(
-            "ResourceNotFound",
-            format!("Alarm {name} does not exist"),
-        ));
+        return Err(not_found(format!("Alarm {name} does not exist")));
     }
     let now = w.now();
     let entering_alarm =
@@ -266,5 +345,6 @@ fn history(w: &mut World, p: &Value) -> Result<Value, AwsError> {
             })
         })
         .collect();
-    Ok(json!({"AlarmHistoryItems": items}))
+    let (items, next) = page(items, p, "MaxRecords", 50, 100, "InvalidNextToken")?;
+    Ok(with_token(json!({ "AlarmHistoryItems": items }), next))
 }

@@ -37,12 +37,18 @@ pub(super) fn routes() -> Router<Sandbox> {
 }
 
 /// Seeds endpoints (with one variant each), components and quotas:
-/// `{"endpoints": [{"name", "variant", "instance_type", "min_instances", "max_instances",
-/// "initial_instances", "async"}], "components": [{"name", "endpoint", "variant", "copies"}],
+/// `{"endpoints": [{"name", "variant", "instance_type", "instance_pools", "min_instances",
+/// "max_instances", "initial_instances", "async"}], "components": [{"name", "endpoint", "variant", "copies"}],
 /// "quotas": {"ml.g5.xlarge": 4}}`. Goes through the same code as the SageMaker API.
 pub(super) fn seed(w: &mut World, doc: &Value) -> Result<Value, String> {
+    // `quotas`: values the account has applied (raised or lowered); `default_quotas`: AWS's
+    // defaults, in force where the account never applied one.
     for (itype, v) in doc["quotas"].as_object().into_iter().flatten() {
         w.quotas
+            .insert(itype.clone(), v.as_f64().ok_or("quota values are numbers")?);
+    }
+    for (itype, v) in doc["default_quotas"].as_object().into_iter().flatten() {
+        w.default_quotas
             .insert(itype.clone(), v.as_f64().ok_or("quota values are numbers")?);
     }
     for e in doc["endpoints"].as_array().into_iter().flatten() {
@@ -54,6 +60,15 @@ pub(super) fn seed(w: &mut World, doc: &Value) -> Result<Value, String> {
             "InstanceType": e["instance_type"].as_str().unwrap_or("ml.g5.xlarge"),
             "InitialInstanceCount": e["initial_instances"].as_u64().unwrap_or(1),
         });
+        // `instance_pools: ["ml.g5.xlarge", ...]`: a heterogeneous variant with no InstanceType.
+        if let Some(pools) = e["instance_pools"].as_array() {
+            pv.as_object_mut().map(|m| m.remove("InstanceType"));
+            pv["InstancePools"] = pools
+                .iter()
+                .enumerate()
+                .map(|(i, t)| json!({"InstanceType": t, "Priority": i + 1}))
+                .collect();
+        }
         if !is_async {
             pv["ManagedInstanceScaling"] = json!({
                 "Status": "ENABLED",
@@ -75,6 +90,11 @@ pub(super) fn seed(w: &mut World, doc: &Value) -> Result<Value, String> {
             &json!({"EndpointName": name, "EndpointConfigName": format!("{name}-config")}),
         )
         .map_err(|e| e.message)?;
+        // A seeded world already exists: its endpoints are past `Creating`.
+        if let Some(ep) = w.endpoints.get_mut(name) {
+            ep.status = "InService".into();
+            ep.status_until = None;
+        }
     }
     for c in doc["components"].as_array().into_iter().flatten() {
         let req = json!({
@@ -86,9 +106,13 @@ pub(super) fn seed(w: &mut World, doc: &Value) -> Result<Value, String> {
             "RuntimeConfig": {"CopyCount": c["copies"].as_u64().unwrap_or(1)},
         });
         sagemaker::handle(w, "CreateInferenceComponent", &req).map_err(|e| e.message)?;
+        if let Some(c) = c["name"].as_str().and_then(|n| w.components.get_mut(n)) {
+            c.status = "InService".into();
+            c.status_until = None;
+        }
     }
     Ok(
-        json!({"endpoints": w.endpoints.len(), "components": w.components.len(), "quotas": w.quotas}),
+        json!({"endpoints": w.endpoints.len(), "components": w.components.len(), "quotas": w.quotas, "default_quotas": w.default_quotas}),
     )
 }
 
@@ -244,5 +268,7 @@ async fn state(State(sb): State<Sandbox>) -> Json<Value> {
         "alarms": w.alarms,
         "activities": w.activities,
         "quotas": w.quotas,
+        "default_quotas": w.default_quotas,
+        "composite_alarms": w.composite_alarms,
     }))
 }

@@ -154,10 +154,10 @@ fn take_fault(w: &mut World, req: &AwsRequest) -> (Option<AwsError>, u64) {
             }
             if f.fail > 0 {
                 f.fail -= 1;
-                let code = if req.service == Service::AutoScaling {
-                    "InternalServiceException"
-                } else {
-                    "InternalFailure"
+                let code = match req.service {
+                    Service::AutoScaling => "InternalServiceException",
+                    Service::CloudWatch => "InternalServiceError",
+                    _ => "InternalFailure",
                 };
                 return (
                     Some(AwsError {
@@ -217,6 +217,7 @@ async fn aws(State(sb): State<Sandbox>, uri: Uri, headers: HeaderMap, body: Byte
         params: req.params.clone(),
         error: result.as_ref().err().map(|e| e.code.to_string()),
         request_id: request_id.clone(),
+        response: result.as_ref().ok().cloned(),
     });
     drop(w);
     match result {

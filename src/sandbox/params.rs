@@ -69,3 +69,47 @@ pub fn check_enum(key: &str, value: &str, allowed: &[&str]) -> Result<(), AwsErr
         )))
     }
 }
+
+/// One page of `items` as AWS pages them: `limit_key` (MaxResults / MaxRecords) between 1 and
+/// `max`, `default` when absent, and an opaque NextToken naming where the next page starts.
+/// A token that did not come from here is refused with `bad_token` (AWS services differ).
+pub fn page(
+    items: Vec<Value>,
+    p: &Value,
+    limit_key: &str,
+    default: usize,
+    max: usize,
+    bad_token: &'static str,
+) -> Result<(Vec<Value>, Option<String>), AwsError> {
+    let limit = match p.get(limit_key) {
+        None | Some(Value::Null) => default,
+        Some(v) => match v.as_u64() {
+            Some(n) if n >= 1 && n as usize <= max => n as usize,
+            _ => {
+                return Err(AwsError::validation(format!(
+                    "1 validation error detected: Value '{v}' at '{}' failed to satisfy constraint: Member must be between 1 and {max}",
+                    lower_first(limit_key)
+                )))
+            }
+        },
+    };
+    let start = match p.get("NextToken").and_then(Value::as_str) {
+        None | Some("") => 0,
+        Some(t) => t
+            .strip_prefix("sbx-page-")
+            .and_then(|n| n.parse::<usize>().ok())
+            .filter(|n| *n <= items.len())
+            .ok_or_else(|| AwsError::client(bad_token, "The NextToken is invalid."))?,
+    };
+    let end = (start + limit).min(items.len());
+    let next = (end < items.len()).then(|| format!("sbx-page-{end}"));
+    Ok((items[start..end].to_vec(), next))
+}
+
+/// Adds `NextToken` to an output when there is a next page.
+pub fn with_token(mut out: Value, next: Option<String>) -> Value {
+    if let Some(t) = next {
+        out["NextToken"] = Value::String(t);
+    }
+    out
+}

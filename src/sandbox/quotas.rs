@@ -1,45 +1,55 @@
 //! Service Quotas for SageMaker: `<instance type> for endpoint usage`, looked up by name with
 //! ListServiceQuotas or by code with GetServiceQuota.
 
+use std::collections::BTreeMap;
+
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use super::{
-    params::req_str,
+    params::{page, req_str, with_token},
     protocol::AwsError,
     world::{arn, World},
 };
 
-/// Runs one Service Quotas operation.
+/// Runs one Service Quotas operation. As on AWS (aws-facts.md, "Quotas"), ListServiceQuotas
+/// and GetServiceQuota see only values the account applied; AWS's defaults come from
+/// ListAWSDefaultServiceQuotas and GetAWSDefaultServiceQuota.
 pub fn handle(w: &mut World, op: &str, p: &Value) -> Result<Value, AwsError> {
     match op {
-        "ListServiceQuotas" => {
-            check_service(p)?;
-            Ok(
-                json!({"Quotas": w.quotas.iter().map(|(t, v)| quota_view(t, *v)).collect::<Vec<_>>()}),
-            )
-        }
-        "GetServiceQuota" => {
-            check_service(p)?;
-            let code = req_str(p, "QuotaCode")?;
-            w.quotas
-                .iter()
-                .find(|(t, _)| quota_code(t) == code)
-                .map(|(t, v)| json!({"Quota": quota_view(t, *v)}))
-                .ok_or_else(|| {
-                    AwsError::client(
-                        "NoSuchResourceException",
-                        format!(
-                            "The request failed because the specified quota {code} does not exist."
-                        ),
-                    )
-                })
-        }
+        "ListServiceQuotas" => list(&w.quotas, p),
+        "ListAWSDefaultServiceQuotas" => list(&w.default_quotas, p),
+        "GetServiceQuota" => get(&w.quotas, p),
+        "GetAWSDefaultServiceQuota" => get(&w.default_quotas, p),
         other => Err(AwsError::client(
             "UnknownOperationException",
             format!("the sandbox does not implement ServiceQuotasV20190624.{other}"),
         )),
     }
+}
+
+fn list(quotas: &BTreeMap<String, f64>, p: &Value) -> Result<Value, AwsError> {
+    check_service(p)?;
+    let items = quotas.iter().map(|(t, v)| quota_view(t, *v)).collect();
+    // The default page size is not documented ("a value appropriate to the operation"); the
+    // sandbox assumes 100, the documented maximum.
+    let (items, next) = page(items, p, "MaxResults", 100, 100, "InvalidPaginationTokenException")?;
+    Ok(with_token(json!({ "Quotas": items }), next))
+}
+
+fn get(quotas: &BTreeMap<String, f64>, p: &Value) -> Result<Value, AwsError> {
+    check_service(p)?;
+    let code = req_str(p, "QuotaCode")?;
+    quotas
+        .iter()
+        .find(|(t, _)| quota_code(t) == code)
+        .map(|(t, v)| json!({"Quota": quota_view(t, *v)}))
+        .ok_or_else(|| {
+            AwsError::client(
+                "NoSuchResourceException",
+                format!("The request failed because the specified quota {code} does not exist."),
+            )
+        })
 }
 
 fn check_service(p: &Value) -> Result<(), AwsError> {

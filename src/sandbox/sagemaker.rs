@@ -6,7 +6,7 @@
 use serde_json::{json, Value};
 
 use super::{
-    params::{opt_str, req_str},
+    params::{opt_str, page, req_str, with_token},
     protocol::{ts, AwsError},
     world::{arn, Component, Endpoint, Variant, World},
 };
@@ -19,6 +19,8 @@ pub fn handle(w: &mut World, op: &str, p: &Value) -> Result<Value, AwsError> {
         "CreateEndpoint" => create_endpoint(w, p),
         "DescribeEndpoint" => describe_endpoint(w, p),
         "DeleteEndpoint" => delete_endpoint(w, p),
+        "UpdateEndpoint" => update_endpoint(w, p),
+        "ListEndpoints" => list_endpoints(w, p),
         "CreateInferenceComponent" => create_component(w, p),
         "DescribeInferenceComponent" => describe_component(w, p),
         "ListInferenceComponents" => list_components(w, p),
@@ -103,8 +105,11 @@ fn create_endpoint(w: &mut World, p: &Value) -> Result<Value, AwsError> {
                 .unwrap_or(1) as u32;
             Variant {
                 name: v["VariantName"].as_str().unwrap_or_default().to_string(),
+                // A variant with InstancePools has no InstanceType; its instances come from the
+                // first pool (the sandbox's simplification).
                 instance_type: v["InstanceType"]
                     .as_str()
+                    .or_else(|| v.pointer("/InstancePools/0/InstanceType")?.as_str())
                     .unwrap_or("ml.m5.large")
                     .to_string(),
                 current_instances: initial,
@@ -116,20 +121,36 @@ fn create_endpoint(w: &mut World, p: &Value) -> Result<Value, AwsError> {
         .collect();
     let endpoint_arn = arn("sagemaker", &format!("endpoint/{}", name.to_lowercase()));
     let created = w.now();
+    let (status, status_until) = creating(w, created);
     w.endpoints.insert(
         name.clone(),
         Endpoint {
             name,
             arn: endpoint_arn.clone(),
             config_name,
-            status: "InService".into(),
+            status,
+            status_until,
             created,
+            modified: created,
             variants,
             async_config: config.get("AsyncInferenceConfig").cloned(),
             backlog: 0,
         },
     );
     Ok(json!({"EndpointArn": endpoint_arn}))
+}
+
+/// A new endpoint or component is `Creating` for the provisioning delay (when status
+/// transitions are on, as on AWS), then InService.
+fn creating(w: &World, now: f64) -> (String, Option<f64>) {
+    if w.settings.status_transitions {
+        (
+            "Creating".into(),
+            Some(now + w.settings.provisioning_delay_seconds),
+        )
+    } else {
+        ("InService".into(), None)
+    }
 }
 
 fn not_found_endpoint(name: &str) -> AwsError {
@@ -165,7 +186,7 @@ pub fn endpoint_view(e: &Endpoint) -> Value {
         "EndpointStatus": e.status,
         "ProductionVariants": variants,
         "CreationTime": ts(e.created),
-        "LastModifiedTime": ts(e.created),
+        "LastModifiedTime": ts(e.modified),
     });
     if let Some(a) = &e.async_config {
         out["AsyncInferenceConfig"] = a.clone();
@@ -188,10 +209,129 @@ fn delete_endpoint(w: &mut World, p: &Value) -> Result<Value, AwsError> {
             "Endpoint {name} still hosts inference components; delete them first."
         )));
     }
-    w.endpoints
+    let e = w
+        .endpoints
         .remove(&name)
         .ok_or_else(|| not_found_endpoint(&name))?;
+    // Deleting an endpoint deregisters its variants' scalable targets (aws-facts.md).
+    for v in &e.variants {
+        deregister(w, &format!("endpoint/{name}/variant/{}", v.name));
+    }
     Ok(json!({}))
+}
+
+/// Deregisters a resource's scalable target, as SageMaker does when the resource goes away.
+fn deregister(w: &mut World, resource_id: &str) {
+    let keys: Vec<_> = w
+        .targets
+        .keys()
+        .filter(|k| k.1 == resource_id)
+        .cloned()
+        .collect();
+    for k in keys {
+        let _ = super::autoscaling::handle(
+            w,
+            "DeregisterScalableTarget",
+            &json!({"ServiceNamespace": k.0, "ResourceId": k.1, "ScalableDimension": k.2}),
+        );
+    }
+}
+
+/// The instance type of a configured variant (its first pool's, for InstancePools).
+fn config_instance_type(v: &Value) -> Option<&str> {
+    v["InstanceType"]
+        .as_str()
+        .or_else(|| v.pointer("/InstancePools/0/InstanceType")?.as_str())
+}
+
+/// UpdateEndpoint: deploys another endpoint config. As on AWS (SageMaker guide, "Update
+/// endpoints that use auto scaling"), it fails when it would change the instance type of a
+/// variant registered as a scalable target; changing only the model is allowed.
+fn update_endpoint(w: &mut World, p: &Value) -> Result<Value, AwsError> {
+    let name = req_str(p, "EndpointName")?;
+    let config_name = req_str(p, "EndpointConfigName")?;
+    let e = w
+        .endpoints
+        .get(&name)
+        .cloned()
+        .ok_or_else(|| not_found_endpoint(&name))?;
+    if e.status != "InService" {
+        return Err(AwsError::validation(format!(
+            "Cannot update in-progress endpoint \"{}\".",
+            e.arn
+        )));
+    }
+    let config = describe_endpoint_config(w, &json!({"EndpointConfigName": config_name}))?;
+    let new_variants: Vec<Value> = config["ProductionVariants"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let blocked: Vec<String> = e
+        .variants
+        .iter()
+        .filter(|v| {
+            let rid = format!("endpoint/{name}/variant/{}", v.name);
+            w.targets.keys().any(|k| k.1 == rid)
+                && new_variants.iter().any(|n| {
+                    n["VariantName"].as_str() == Some(v.name.as_str())
+                        && config_instance_type(n) != Some(v.instance_type.as_str())
+                })
+        })
+        .map(|v| v.name.clone())
+        .collect();
+    if !blocked.is_empty() {
+        return Err(AwsError::validation(format!(
+            "The variant(s) \"[{}]\" must be deregistered as scalable targets with AWS Application Auto Scaling before they can have their instance type updated.",
+            blocked.join(", ")
+        )));
+    }
+    let now = w.now();
+    let until = now + w.settings.provisioning_delay_seconds;
+    let transitions = w.settings.status_transitions;
+    let Some(ep) = w.endpoints.get_mut(&name) else {
+        return Err(not_found_endpoint(&name));
+    };
+    ep.config_name = config_name;
+    ep.async_config = config.get("AsyncInferenceConfig").cloned();
+    for v in &mut ep.variants {
+        if let Some(n) = new_variants
+            .iter()
+            .find(|n| n["VariantName"].as_str() == Some(v.name.as_str()))
+        {
+            if let Some(t) = config_instance_type(n) {
+                v.instance_type = t.to_string();
+            }
+            v.managed = n.get("ManagedInstanceScaling").cloned();
+        }
+    }
+    let arn = ep.arn.clone();
+    if transitions {
+        super::sim::updating(w, &name, now, until);
+    }
+    Ok(json!({"EndpointArn": arn}))
+}
+
+fn list_endpoints(w: &mut World, p: &Value) -> Result<Value, AwsError> {
+    let contains = opt_str(p, "NameContains");
+    let status = opt_str(p, "StatusEquals");
+    let items: Vec<Value> = w
+        .endpoints
+        .values()
+        .filter(|e| contains.as_ref().is_none_or(|s| e.name.contains(s.as_str())))
+        .filter(|e| status.as_ref().is_none_or(|s| &e.status == s))
+        .map(|e| {
+            json!({
+                "EndpointName": e.name,
+                "EndpointArn": e.arn,
+                "CreationTime": ts(e.created),
+                "LastModifiedTime": ts(e.modified),
+                "EndpointStatus": e.status,
+            })
+        })
+        .collect();
+    // The model: MaxResults 1-100, default 10.
+    let (items, next) = page(items, p, "MaxResults", 10, 100, "ValidationException")?;
+    Ok(with_token(json!({"Endpoints": items}), next))
 }
 
 fn create_component(w: &mut World, p: &Value) -> Result<Value, AwsError> {
@@ -232,6 +372,7 @@ fn create_component(w: &mut World, p: &Value) -> Result<Value, AwsError> {
         &format!("inference-component/{}", name.to_lowercase()),
     );
     let created = w.now();
+    let (status, status_until) = creating(w, created);
     w.components.insert(
         name.clone(),
         Component {
@@ -239,7 +380,8 @@ fn create_component(w: &mut World, p: &Value) -> Result<Value, AwsError> {
             arn: component_arn.clone(),
             endpoint,
             variant,
-            status: "InService".into(),
+            status,
+            status_until,
             created,
             desired_copies: copies as u32,
             current_copies: copies as u32,
@@ -307,7 +449,8 @@ fn list_components(w: &mut World, p: &Value) -> Result<Value, AwsError> {
             })
         })
         .collect();
-    Ok(json!({"InferenceComponents": items}))
+    let (items, next) = page(items, p, "MaxResults", 10, 100, "ValidationException")?;
+    Ok(with_token(json!({"InferenceComponents": items}), next))
 }
 
 fn delete_component(w: &mut World, p: &Value) -> Result<Value, AwsError> {
@@ -315,6 +458,7 @@ fn delete_component(w: &mut World, p: &Value) -> Result<Value, AwsError> {
     w.components.remove(&name).ok_or_else(|| {
         AwsError::validation(format!("Could not find inference component \"{name}\"."))
     })?;
+    deregister(w, &format!("inference-component/{name}"));
     super::sim::sync_component_instances(w);
     Ok(json!({}))
 }

@@ -73,6 +73,7 @@ pub fn invoke(
 }
 
 fn complete_provisioning(w: &mut World, until: f64) {
+    settle_statuses(w, until);
     for c in w.components.values_mut() {
         let (ready, waiting): (Vec<_>, Vec<_>) =
             c.provisioning.drain(..).partition(|(at, _)| *at <= until);
@@ -398,13 +399,9 @@ fn step_scale(w: &mut World, policy: &super::world::Policy, breach: f64, cause: 
     };
     let new = wanted.clamp(i64::from(target.min), i64::from(target.max)) as u32;
     let out = new > current;
+    // Suspended dynamic scaling: the policy does not run and no activity is recorded (the
+    // suspension is visible only in the target's SuspendedState).
     if (out && target.suspended_out) || (!out && new < current && target.suspended_in) {
-        let code = if out {
-            "DynamicScalingOutSuspended"
-        } else {
-            "DynamicScalingInSuspended"
-        };
-        not_scaled(w, &key, cause, at, code, new, current);
         return;
     }
     if new == current {
@@ -447,6 +444,19 @@ fn not_scaled(
     current: u32,
 ) {
     let id = w.id();
+    let (min, max) = w
+        .targets
+        .get(key)
+        .map(|t| (t.min, t.max))
+        .unwrap_or_default();
+    // AWS's shape (aws-facts.md, "Not scaled"): StatusCode Failed, NotScaledReasons, and no
+    // StatusMessage.
+    let mut reason = json!({"Code": code, "CurrentCapacity": current});
+    match code {
+        "AlreadyAtMaxCapacity" => reason["MaxCapacity"] = json!(max),
+        "AlreadyAtMinCapacity" => reason["MinCapacity"] = json!(min),
+        _ => {}
+    }
     w.activities.push(Activity {
         id,
         namespace: key.0.clone(),
@@ -456,9 +466,9 @@ fn not_scaled(
         cause: cause.into(),
         start: at,
         end: at,
-        status: "Successful".into(),
-        message: format!("Not scaled: {code}"),
-        not_scaled: Some(json!([{"Code": code, "CurrentCapacity": current}])),
+        status: "Failed".into(),
+        message: String::new(),
+        not_scaled: Some(json!([reason])),
     });
 }
 
@@ -496,7 +506,7 @@ pub fn set_capacity(w: &mut World, key: &TargetKey, new: u32, cause: &str, at: f
     };
     if let (Some(itype), true) = (&instance_type, extra_instances > 0) {
         let used = w.instances_in_use(itype);
-        if let Some(quota) = w.quotas.get(itype).copied() {
+        if let Some(quota) = w.quota(itype) {
             if f64::from(used + extra_instances) > quota {
                 activity.status = "Failed".into();
                 activity.message = format!(
@@ -541,8 +551,20 @@ fn instance_delta(w: &World, rid: &str, current: u32, new: u32) -> (Option<Strin
 
 fn apply_capacity(w: &mut World, rid: &str, current: u32, new: u32, at: f64) {
     let ready_at = at + w.settings.provisioning_delay_seconds;
+    let transitions = w.settings.status_transitions;
     if let Some(name) = rid.strip_prefix("inference-component/") {
         if let Some(c) = w.components.get_mut(name) {
+            // UpdateInferenceComponentRuntimeConfig: the component, and the endpoint whose
+            // instances follow it, are Updating while the change runs (aws-facts.md).
+            if transitions {
+                c.status = "Updating".into();
+                c.status_until = Some(ready_at);
+                let endpoint = c.endpoint.clone();
+                updating(w, &endpoint, at, ready_at);
+            }
+            let Some(c) = w.components.get_mut(name) else {
+                return;
+            };
             c.desired_copies = new;
             if new > current {
                 c.provisioning.push((ready_at, new - current));
@@ -557,6 +579,11 @@ fn apply_capacity(w: &mut World, rid: &str, current: u32, new: u32, at: f64) {
     let parts: Vec<String> = rid.split('/').map(str::to_string).collect();
     if let [a, ep, b, var] = &parts[..] {
         if a == "endpoint" && b == "variant" {
+            // UpdateEndpointWeightsAndCapacities: "SageMaker sets the endpoint status to
+            // Updating" until the capacity is in service (aws-facts.md).
+            if transitions {
+                updating(w, ep, at, ready_at);
+            }
             if let Some(v) = w
                 .endpoints
                 .get_mut(ep)
@@ -574,6 +601,31 @@ fn apply_capacity(w: &mut World, rid: &str, current: u32, new: u32, at: f64) {
     }
 }
 
+/// Puts an endpoint in `Updating` until `until` (or later, if it already is).
+pub fn updating(w: &mut World, endpoint: &str, at: f64, until: f64) {
+    if let Some(e) = w.endpoints.get_mut(endpoint) {
+        e.status = "Updating".into();
+        e.status_until = Some(e.status_until.map_or(until, |u| u.max(until)));
+        e.modified = at;
+    }
+}
+
+/// Transitional statuses whose time has come become InService.
+fn settle_statuses(w: &mut World, until: f64) {
+    for e in w.endpoints.values_mut() {
+        if e.status_until.is_some_and(|t| t <= until) {
+            e.status = "InService".into();
+            e.status_until = None;
+        }
+    }
+    for c in w.components.values_mut() {
+        if c.status_until.is_some_and(|t| t <= until) {
+            c.status = "InService".into();
+            c.status_until = None;
+        }
+    }
+}
+
 /// After (re-)registration, capacity outside [min, max] is brought inside, as AWS does.
 pub fn clamp_to_bounds(w: &mut World, key: &TargetKey, cause: &str) {
     let (Some(t), Some(current)) = (w.targets.get(key).cloned(), capacity(w, &key.1)) else {
@@ -586,107 +638,181 @@ pub fn clamp_to_bounds(w: &mut World, key: &TargetKey, cause: &str) {
     }
 }
 
-/// Target tracking on each policy's metric for the minute that just ended.
+/// Datapoints of a target-tracking policy's own alarms (aws-facts.md, for one-minute
+/// metrics): AlarmHigh scales out after 3 of 3 breaching minutes, AlarmLow scales in after 15
+/// of 15. The low threshold is 90 % of the target value (an approximation of AWS's).
+const HIGH_DATAPOINTS: usize = 3;
+const LOW_DATAPOINTS: usize = 15;
+const LOW_FRACTION: f64 = 0.9;
+
+/// Where a target-tracking policy's alarms stand after the minute that just ended.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Tracking {
+    /// Not enough datapoints (at zero capacity there is no per-unit value at all).
+    Insufficient,
+    Ok,
+    /// AlarmHigh in ALARM: scale out to this capacity.
+    High(u32),
+    /// AlarmLow in ALARM: scale in to this capacity.
+    Low(u32),
+}
+
+/// Target tracking, through its own alarms: each minute records the per-unit value (none at
+/// zero capacity), the alarms evaluate their datapoints, and an alarm in ALARM scales.
 fn target_tracking(w: &mut World, boundary: f64) {
-    let policies: Vec<_> = w
+    let keys: Vec<(TargetKey, String)> = w
         .policies
-        .values()
-        .filter(|p| p.target_tracking.is_some())
-        .cloned()
+        .iter()
+        .filter(|(_, p)| p.target_tracking.is_some())
+        .map(|(k, _)| k.clone())
         .collect();
-    for p in &policies {
-        let key = key_of(p);
-        let (Some(target), Some(current)) = (w.targets.get(&key).cloned(), capacity(w, &key.1))
-        else {
+    let mut verdicts = Vec::new();
+    for k in &keys {
+        let Some(p) = w.policies.get(k).cloned() else {
             continue;
         };
-        // With no capacity there is no per-copy or per-instance value: target tracking does
-        // nothing, which is why both seeds add a step policy.
-        if current == 0 {
+        let Some(current) = capacity(w, &k.0 .1) else {
             continue;
-        }
-        let Some(desired) = tracked_desired(w, p, current, boundary) else {
+        };
+        let sample = if current == 0 {
+            None
+        } else {
+            per_unit(w, &p, current, boundary)
+        };
+        let Some(pp) = w.policies.get_mut(k) else {
+            continue;
+        };
+        pp.samples.push(sample);
+        let excess = pp.samples.len().saturating_sub(LOW_DATAPOINTS);
+        pp.samples.drain(..excess);
+        let verdict = tracking(&pp.clone(), current);
+        set_tracking_alarms(w, &p, verdict, boundary);
+        verdicts.push((k.clone(), p, current, verdict));
+    }
+    for (k, p, current, verdict) in verdicts.iter().cloned() {
+        let Some(target) = w.targets.get(&k.0).cloned() else {
             continue;
         };
         let cfg = p.target_tracking.clone().unwrap_or_default();
-        let cause = format!(
-            "monitor alarm TargetTracking-{} in state ALARM triggered policy {}",
-            key.1, p.name
-        );
-        if desired > current && !target.suspended_out {
-            let cooldown = cfg["ScaleOutCooldown"].as_f64().unwrap_or(300.0);
-            if p.last_scale_out
-                .is_none_or(|(t, _)| boundary >= t + cooldown)
-            {
+        let alarm = |side: &str| {
+            p.owned_alarms
+                .iter()
+                .find(|a| a.contains(side))
+                .cloned()
+                .unwrap_or_default()
+        };
+        match verdict {
+            Tracking::High(desired) if !target.suspended_out => {
+                let cooldown = cfg["ScaleOutCooldown"].as_f64().unwrap_or(300.0);
                 let new = desired.min(target.max);
-                if new > current && set_capacity(w, &key, new, &cause, boundary) {
-                    if let Some(pp) = w.policies.get_mut(&(key.clone(), p.name.clone())) {
+                let cooled = p.last_scale_out.is_none_or(|(t, _)| boundary >= t + cooldown);
+                let cause = format!(
+                    "monitor alarm {} in state ALARM triggered policy {}",
+                    alarm("AlarmHigh"),
+                    p.name
+                );
+                if cooled && new > current && set_capacity(w, &k.0, new, &cause, boundary) {
+                    if let Some(pp) = w.policies.get_mut(&k) {
                         pp.last_scale_out = Some((boundary, current));
                     }
                 }
             }
-        } else if desired < current && !target.suspended_in {
-            let cooldown = cfg["ScaleInCooldown"].as_f64().unwrap_or(300.0);
-            let cooled = p.last_scale_in.is_none_or(|t| boundary >= t + cooldown)
-                && p.last_scale_out
-                    .is_none_or(|(t, _)| boundary >= t + cooldown);
-            // Scale-in happens only when every target-tracking policy on the target agrees.
-            let all_agree = policies
-                .iter()
-                .filter(|o| key_of(o) == key)
-                .all(|o| tracked_desired(w, o, current, boundary).is_some_and(|d| d < current));
-            let new = desired.max(target.min);
-            if cooled
-                && all_agree
-                && new < current
-                && set_capacity(
-                    w,
-                    &key,
-                    new,
-                    &cause.replace("AlarmHigh", "AlarmLow"),
-                    boundary,
-                )
-            {
-                if let Some(pp) = w.policies.get_mut(&(key.clone(), p.name.clone())) {
-                    pp.last_scale_in = Some(boundary);
+            Tracking::Low(desired) if !target.suspended_in => {
+                let cooldown = cfg["ScaleInCooldown"].as_f64().unwrap_or(300.0);
+                let cooled = p.last_scale_in.is_none_or(|t| boundary >= t + cooldown)
+                    && p.last_scale_out.is_none_or(|(t, _)| boundary >= t + cooldown);
+                // Scale-in happens only when every target-tracking policy on the target agrees.
+                let all_agree = verdicts
+                    .iter()
+                    .filter(|(o, ..)| o.0 == k.0)
+                    .all(|(.., v)| matches!(v, Tracking::Low(_)));
+                let new = desired.max(target.min);
+                let cause = format!(
+                    "monitor alarm {} in state ALARM triggered policy {}",
+                    alarm("AlarmLow"),
+                    p.name
+                );
+                if cooled
+                    && all_agree
+                    && new < current
+                    && set_capacity(w, &k.0, new, &cause, boundary)
+                {
+                    if let Some(pp) = w.policies.get_mut(&k) {
+                        pp.last_scale_in = Some(boundary);
+                    }
                 }
             }
+            _ => {}
         }
     }
 }
 
-fn tracked_desired(
-    w: &World,
-    p: &super::world::Policy,
-    current: u32,
-    boundary: f64,
-) -> Option<u32> {
+/// The alarms' verdict over a policy's recorded minutes.
+fn tracking(p: &super::world::Policy, current: u32) -> Tracking {
+    let target_value = p
+        .target_tracking
+        .as_ref()
+        .and_then(|c| c["TargetValue"].as_f64())
+        .unwrap_or(1.0)
+        .max(1e-9);
+    let last = |n: usize| -> Option<Vec<f64>> {
+        (p.samples.len() >= n).then(|| p.samples[p.samples.len() - n..].to_vec())?
+            .into_iter()
+            .collect()
+    };
+    let Some(Some(latest)) = p.samples.last().copied() else {
+        return Tracking::Insufficient;
+    };
+    let desired = (f64::from(current) * latest / target_value).ceil() as u32;
+    if last(HIGH_DATAPOINTS).is_some_and(|v| v.iter().all(|x| *x > target_value)) {
+        return Tracking::High(desired);
+    }
+    if last(LOW_DATAPOINTS).is_some_and(|v| v.iter().all(|x| *x < LOW_FRACTION * target_value)) {
+        return Tracking::Low(desired);
+    }
+    Tracking::Ok
+}
+
+/// Shows the verdict on the policy's two alarms (AWS's own; nobody else may edit them).
+fn set_tracking_alarms(w: &mut World, p: &super::world::Policy, verdict: Tracking, at: f64) {
+    for name in &p.owned_alarms {
+        let high = name.contains("AlarmHigh");
+        let state = match verdict {
+            Tracking::Insufficient => "INSUFFICIENT_DATA",
+            Tracking::High(_) if high => "ALARM",
+            Tracking::Low(_) if !high => "ALARM",
+            _ => "OK",
+        };
+        let reason = format!("Target tracking: {state} after the minute ending {at}");
+        transition(w, name, state, &reason, at);
+    }
+}
+
+/// The tracked metric per unit of capacity over the minute that just ended.
+fn per_unit(w: &World, p: &super::world::Policy, current: u32, boundary: f64) -> Option<f64> {
     let cfg = p.target_tracking.as_ref()?;
-    let target_value = cfg["TargetValue"].as_f64()?.max(1e-9);
     let start = boundary - 60.0;
-    let per_unit = if let Some(custom) = cfg.get("CustomizedMetricSpecification") {
+    if let Some(custom) = cfg.get("CustomizedMetricSpecification") {
         let alarm_like = json!({
             "Namespace": custom["Namespace"], "MetricName": custom["MetricName"],
             "Dimensions": custom["Dimensions"], "Statistic": custom["Statistic"],
         });
-        period_value(w, &alarm_like, start, 60.0).unwrap_or(0.0)
-    } else {
-        let name = p.resource_id.strip_prefix("inference-component/")?;
-        let sum: f64 = w
-            .metrics
-            .iter()
-            .filter(|d| d.metric == "Invocations" && d.at >= start && d.at < boundary)
-            .filter(|d| {
-                d.dimensions
-                    .get("InferenceComponentName")
-                    .map(String::as_str)
-                    == Some(name)
-            })
-            .map(|d| d.value)
-            .sum();
-        sum / f64::from(current)
-    };
-    Some((f64::from(current) * per_unit / target_value).ceil() as u32)
+        return Some(period_value(w, &alarm_like, start, 60.0).unwrap_or(0.0));
+    }
+    let name = p.resource_id.strip_prefix("inference-component/")?;
+    let sum: f64 = w
+        .metrics
+        .iter()
+        .filter(|d| d.metric == "Invocations" && d.at >= start && d.at < boundary)
+        .filter(|d| {
+            d.dimensions
+                .get("InferenceComponentName")
+                .map(String::as_str)
+                == Some(name)
+        })
+        .map(|d| d.value)
+        .sum();
+    Some(sum / f64::from(current))
 }
 
 #[cfg(test)]
@@ -708,6 +834,9 @@ mod tests {
         )
         .unwrap();
         w.settings.provisioning_delay_seconds = 0.0;
+        // Kinder than AWS on purpose: these tests exercise the scaling arithmetic on a target
+        // registered a moment ago; eventual consistency has its own tests (tests/sandbox.rs).
+        w.settings.eventual_consistency = false;
         autoscaling::handle(&mut w, "RegisterScalableTarget", &json!({"ServiceNamespace": "sagemaker",
             "ResourceId": "endpoint/ep/variant/AllTraffic", "ScalableDimension": "sagemaker:variant:DesiredInstanceCount",
             "MinCapacity": 0, "MaxCapacity": 50})).unwrap();
@@ -811,7 +940,7 @@ mod tests {
     }
 
     #[test]
-    fn suspended_scale_out_records_a_not_scaled_activity() {
+    fn suspended_scale_out_does_not_scale_and_records_no_activity() {
         let mut w = world();
         autoscaling::handle(&mut w, "RegisterScalableTarget", &json!({"ServiceNamespace": "sagemaker",
             "ResourceId": "endpoint/ep/variant/AllTraffic", "ScalableDimension": "sagemaker:variant:DesiredInstanceCount",
@@ -819,12 +948,13 @@ mod tests {
         let arn = step_policy(&mut w, 1, 60);
         let policy = w.policies.values().find(|p| p.arn == arn).cloned().unwrap();
         let now = w.now();
+        let before = w.activities.len();
         step_scale(&mut w, &policy, 1.0, "test", now);
         assert_eq!(instances(&w), 1);
-        let last = w.activities.last().unwrap();
         assert_eq!(
-            last.not_scaled.as_ref().unwrap()[0]["Code"],
-            "DynamicScalingOutSuspended"
+            w.activities.len(),
+            before,
+            "suspension is not a NotScaledReason: it shows only in SuspendedState"
         );
     }
 
@@ -837,9 +967,12 @@ mod tests {
         step_scale(&mut w, &policy, 1.0, "test", now);
         assert_eq!(instances(&w), 50, "MaxCapacity bounds scale-out");
         step_scale(&mut w, &policy, 1.0, "test", now + 10.0);
+        let last = w.activities.last().unwrap();
         assert_eq!(
-            w.activities.last().unwrap().not_scaled.as_ref().unwrap()[0]["Code"],
-            "AlreadyAtMaxCapacity"
+            last.not_scaled.as_ref().unwrap()[0],
+            json!({"Code": "AlreadyAtMaxCapacity", "CurrentCapacity": 50, "MaxCapacity": 50})
         );
+        assert_eq!(last.status, "Failed", "AWS's shape for a not-scaled activity");
+        assert!(last.message.is_empty(), "and no StatusMessage");
     }
 }

@@ -63,7 +63,10 @@ pub struct Endpoint {
     pub arn: String,
     pub config_name: String,
     pub status: String,
+    /// When a transitional status (Creating, Updating) ends and the endpoint is InService.
+    pub status_until: Option<f64>,
     pub created: f64,
+    pub modified: f64,
     pub variants: Vec<Variant>,
     /// AsyncInferenceConfig, for async endpoints.
     pub async_config: Option<Value>,
@@ -79,6 +82,8 @@ pub struct Component {
     pub endpoint: String,
     pub variant: String,
     pub status: String,
+    /// When a transitional status (Creating, Updating) ends and the component is InService.
+    pub status_until: Option<f64>,
     pub created: f64,
     pub desired_copies: u32,
     pub current_copies: u32,
@@ -124,6 +129,10 @@ pub struct Policy {
     /// The last scale-out this policy made: (time, capacity before it).
     pub last_scale_out: Option<(f64, u32)>,
     pub last_scale_in: Option<f64>,
+    /// Target tracking: the tracked metric per unit of capacity, one per minute, newest last
+    /// (None: no capacity, so no datapoint). What its own alarms evaluate.
+    #[serde(default)]
+    pub samples: Vec<Option<f64>>,
 }
 
 /// One state change of an alarm (what DescribeAlarmHistory would show).
@@ -189,6 +198,8 @@ pub struct CallRecord {
     /// The error code answered, if any.
     pub error: Option<String>,
     pub request_id: String,
+    /// The output answered (None for an error), in the model's shape, for conformance checks.
+    pub response: Option<Value>,
 }
 
 /// Faults to inject into an operation.
@@ -205,14 +216,22 @@ pub struct Fault {
     pub latency_ms: u64,
 }
 
-/// Behaviour switches.
+/// Behaviour switches. The defaults are AWS's behaviour; turning `eventual_consistency` or
+/// `status_transitions` off makes the sandbox kinder than AWS, which only a test that needs it
+/// may do (and must say why).
 #[derive(Debug, Clone, Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct Settings {
     /// Seconds new capacity takes to become InService (minutes on AWS).
     pub provisioning_delay_seconds: f64,
-    /// When on, PutScalingPolicy right after RegisterScalableTarget fails once with
-    /// ObjectNotFoundException, as AWS's eventual consistency does.
+    /// As AWS's eventual consistency after RegisterScalableTarget (aws-facts.md): the first
+    /// PutScalingPolicy on a new target fails with ObjectNotFoundException and the first
+    /// DescribeScalableTargets that follows does not list it. On by default.
     pub eventual_consistency: bool,
+    /// As AWS: creating an endpoint or component goes through `Creating`, and every capacity
+    /// change (UpdateEndpointWeightsAndCapacities, UpdateInferenceComponentRuntimeConfig) puts
+    /// the endpoint (and the component) in `Updating` for the provisioning delay. On by default.
+    pub status_transitions: bool,
     /// The account's Application Auto Scaling request rate (calls per second, bursts of the
     /// same size); calls beyond it get ThrottlingException. None: unlimited.
     #[serde(default)]
@@ -223,7 +242,8 @@ impl Default for Settings {
     fn default() -> Self {
         Self {
             provisioning_delay_seconds: 60.0,
-            eventual_consistency: false,
+            eventual_consistency: true,
+            status_transitions: true,
             autoscaling_requests_per_second: None,
         }
     }
@@ -243,12 +263,21 @@ pub struct World {
     pub alarms: BTreeMap<String, Alarm>,
     pub metrics: Vec<Datapoint>,
     pub activities: Vec<Activity>,
-    /// Instance quotas by instance type (`<type> for endpoint usage`).
+    /// Applied instance quotas by instance type (`<type> for endpoint usage`): only where the
+    /// account has set one (ListServiceQuotas lists only these).
     pub quotas: BTreeMap<String, f64>,
+    /// AWS's default instance quotas (ListAWSDefaultServiceQuotas); in force where no applied
+    /// value exists.
+    pub default_quotas: BTreeMap<String, f64>,
+    /// Composite alarms: name -> AlarmRule.
+    pub composite_alarms: BTreeMap<String, String>,
     pub calls: Vec<CallRecord>,
     pub faults: HashMap<String, Fault>,
     /// Resource ids registered while eventual consistency is on, whose next policy put fails.
     pub fresh_registrations: Vec<String>,
+    /// Resource ids registered while eventual consistency is on, which the next
+    /// DescribeScalableTargets does not list yet.
+    pub unlisted_registrations: Vec<String>,
     /// Application Auto Scaling rate bucket: (tokens, last refill in real seconds).
     #[serde(skip)]
     pub autoscaling_bucket: (f64, f64),
@@ -298,6 +327,14 @@ impl World {
             at,
             value,
         });
+    }
+
+    /// The instance quota in force for a type: the applied value, else AWS's default.
+    pub fn quota(&self, instance_type: &str) -> Option<f64> {
+        self.quotas
+            .get(instance_type)
+            .or_else(|| self.default_quotas.get(instance_type))
+            .copied()
     }
 
     /// Instances of a type in use across the account (serving or provisioning), for quotas.
