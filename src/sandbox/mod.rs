@@ -131,6 +131,14 @@ fn over_account_rate(w: &mut World, req: &AwsRequest) -> bool {
     }
 }
 
+/// An injected bare status (empty body) for this call, if any.
+fn take_bare_status(w: &mut World, req: &AwsRequest) -> Option<StatusCode> {
+    let f = w.faults.get_mut(req.operation.as_str())?;
+    let status = f.status.filter(|_| f.times > 0)?;
+    f.times -= 1;
+    StatusCode::from_u16(status).ok()
+}
+
 /// Injected fault for this call, if any (and the latency to add).
 fn take_fault(w: &mut World, req: &AwsRequest) -> (Option<AwsError>, u64) {
     if over_account_rate(w, req) {
@@ -186,6 +194,9 @@ async fn aws(State(sb): State<Sandbox>, uri: Uri, headers: HeaderMap, body: Byte
                 .into_response();
         }
     };
+    if let Some(status) = take_bare_status(&mut sb.world(), &req) {
+        return (status, [("x-amzn-requestid", request_id)]).into_response();
+    }
     let (fault, latency) = take_fault(&mut sb.world(), &req);
     if latency > 0 {
         tokio::time::sleep(Duration::from_millis(latency)).await;

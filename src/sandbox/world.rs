@@ -214,6 +214,12 @@ pub struct Fault {
     /// Delay every call by this many milliseconds.
     #[serde(default)]
     pub latency_ms: u64,
+    /// Answer the next `times` calls with this HTTP status and an empty body (as a proxy or a
+    /// denied request without an error document would).
+    #[serde(default)]
+    pub status: Option<u16>,
+    #[serde(default)]
+    pub times: u32,
 }
 
 /// Behaviour switches. The defaults are AWS's behaviour; turning `eventual_consistency` or

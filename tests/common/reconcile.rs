@@ -199,3 +199,43 @@ pub fn step_calls(op: &Value) -> Vec<String> {
         })
         .unwrap_or_default()
 }
+
+impl Env {
+    /// GET of a target's resource (`/components/{name}` or `/endpoints/{e}/variants/{v}`).
+    pub async fn target(&self, path: &str) -> Value {
+        self.call(reqwest::Method::GET, path, None).await.1
+    }
+
+    /// `POST {path}/reconcile` and waits for its operation.
+    pub async fn reconcile(&self, path: &str) -> Value {
+        let (status, out) = self
+            .call(reqwest::Method::POST, &format!("{path}/reconcile"), None)
+            .await;
+        assert_eq!(status, 202, "{out}");
+        self.wait(out["target"]["last_operation"]["url"].as_str().unwrap())
+            .await
+    }
+
+    /// Operations of every AWS call the sandbox received after `seq`.
+    pub async fn ops_since(&self, seq: u64) -> Vec<String> {
+        let calls = self
+            .sb
+            .control("GET", &format!("/calls?since={seq}"), json!({}))
+            .await;
+        calls["calls"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["operation"].as_str().unwrap().to_string())
+            .collect()
+    }
+}
+
+/// The target's condition of `kind` with `reason`, if any.
+pub fn condition(target: &Value, kind: &str, reason: &str) -> Option<Value> {
+    target["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == kind && c["reason"] == reason)
+        .cloned()
+}
