@@ -105,26 +105,33 @@ async fn seed_components(sb: &SandboxEnv, n: usize) -> Vec<String> {
 }
 
 async fn assert_no_duplicates(sb: &SandboxEnv, n: usize) {
+    // Every list pages (10 policies, 50 targets and alarms a page): follow NextToken.
     let targets = sb
         .aas
         .describe_scalable_targets()
         .service_namespace(ServiceNamespace::Sagemaker)
+        .into_paginator()
+        .items()
         .send()
+        .collect::<Result<Vec<_>, _>>()
         .await
         .unwrap();
-    assert_eq!(targets.scalable_targets().len(), n);
+    assert_eq!(targets.len(), n);
     let policies = sb
         .aas
         .describe_scaling_policies()
         .service_namespace(ServiceNamespace::Sagemaker)
+        .into_paginator()
+        .items()
         .send()
+        .collect::<Result<Vec<_>, _>>()
         .await
         .unwrap();
-    assert_eq!(policies.scaling_policies().len(), 2 * n);
+    assert_eq!(policies.len(), 2 * n);
     let alarms = sb
         .cw
         .describe_alarms()
-        .alarm_name_prefix("zeroscale-")
+        .alarm_name_prefix("zeroscale/")
         .send()
         .await
         .unwrap();

@@ -37,6 +37,16 @@ async fn target(e: &Env, rid: &str) -> Option<(i32, i32)> {
         .map(|t| (t.min_capacity(), t.max_capacity()))
 }
 
+/// Waits until a registration (eventually consistent) is listed, as a client of AWS must.
+async fn visible(e: &Env, rid: &str) {
+    for _ in 0..3 {
+        if target(e, rid).await.is_some() {
+            return;
+        }
+    }
+    panic!("{rid} never became visible");
+}
+
 async fn enable(e: &Env, path: &str, body: Value) -> Value {
     e.converge_at(Method::POST, &format!("{path}/scale-to-zero"), Some(body))
         .await
@@ -86,7 +96,8 @@ async fn a_retried_first_enable_keeps_the_capacity_from_before_zeroscale() {
         "no target existed before zeroscale: disable deregisters it"
     );
 
-    // A variant the team had registered at (1, 3): retried enable, then disable restores it.
+    // A variant the team had registered at (1, 3) (long ago: visible by now), a retried
+    // enable, then disable restores it.
     e.sb.aas
         .register_scalable_target()
         .service_namespace(ServiceNamespace::Sagemaker)
@@ -97,6 +108,7 @@ async fn a_retried_first_enable_keeps_the_capacity_from_before_zeroscale() {
         .send()
         .await
         .unwrap();
+    visible(&e, VARIANT_RID).await;
     e.sb.control(
         "PUT",
         "/faults/PutScalingPolicy",
@@ -186,7 +198,7 @@ async fn a_components_quota_check_counts_instances_not_copies() {
         .expect("another endpoint already runs an instance of the type");
     let msg = headroom["message"].as_str().unwrap();
     assert!(msg.contains("ep-other"), "{msg}");
-    let op = enable(&e, "/components/ic-three", json!({"max_capacity": 1})).await;
+    let op = enable(&e, "/components/ic-three", json!({"max_capacity": 8})).await;
     assert_eq!(op["state"], "discarded", "{op}");
     let msg = op["errors"][0]["error"].as_str().unwrap();
     assert!(msg.contains("MaxInstanceCount 3"), "{msg}");
@@ -207,15 +219,7 @@ async fn policies_on_a_later_page_are_found() {
         .send()
         .await
         .unwrap();
-    for _ in 0..2 {
-        // Registration is eventually consistent: wait until it is listed.
-        let _ =
-            e.sb.aas
-                .describe_scalable_targets()
-                .service_namespace(ServiceNamespace::Sagemaker)
-                .send()
-                .await;
-    }
+    visible(&e, IC_RID).await;
     for i in 0..10 {
         e.sb.aas
             .put_scaling_policy()
@@ -620,23 +624,24 @@ async fn pools_composite_alarms_gone_alarms_and_quota_errors() {
     // Our alarm disappears between the observation and the delete: not an error.
     e.sb.control("PUT", "/faults/DeleteAlarms", json!({"latency_ms": 1500}))
         .await;
+    let seq = e.last_seq().await;
     let (status, out) = e
-        .call(Method::DELETE, &format!("{IC}/scale-to-zero"), None)
+        .call(Method::POST, &format!("{IC}/reconcile"), None)
         .await;
     assert_eq!(status, 202, "{out}");
     let op_url = out["target"]["last_operation"]["url"]
         .as_str()
         .unwrap()
         .to_string();
+    // The DeleteAlarms call is in flight (delayed) once the observation is done.
     for _ in 0..100 {
-        let ops = e.ops_since(0).await;
-        if ops.iter().filter(|o| *o == "DeleteAlarms").count() >= 1
-            && ops.last().map(String::as_str) != Some("DescribeAlarms")
-        {
+        let ops = e.ops_since(seq).await;
+        if ops.iter().any(|o| o == "DescribeAlarms") {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     let gone = e.sb.sandbox.world().alarms.remove(IC_ALARM);
     assert!(gone.is_some(), "deleted behind zeroscale's back");
     let op = e.wait(&op_url).await;

@@ -90,6 +90,21 @@ async fn seed_000_cli_commands_against_the_sandbox() {
         "--max-capacity",
         "2",
     ]);
+    // Registration is eventually consistent: wait until a describe lists the target, as AWS
+    // advises, before putting policies on it.
+    let listed = |v: &Value| v["ScalableTargets"].as_array().is_some_and(|t| !t.is_empty());
+    let describe = || {
+        cli.run(&[
+            "application-autoscaling",
+            "describe-scalable-targets",
+            "--service-namespace",
+            "sagemaker",
+            "--resource-ids",
+            &rid,
+        ])
+    };
+    assert!(!listed(&describe()), "not listed right after registering");
+    assert!(listed(&describe()));
     cli.run(&[
         "application-autoscaling",
         "put-scaling-policy",

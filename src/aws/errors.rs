@@ -43,11 +43,18 @@ impl AwsFailure {
             SdkError::ServiceError(se) => {
                 let e = se.err();
                 let raw = se.raw();
+                let status = raw.status().as_u16();
+                // An answer without an error code (a proxy's page, a bare 403) is described by
+                // what came back, not as "Unknown" with an empty message.
+                let (code, message) = match e.code() {
+                    Some(code) => (code.to_string(), e.message().unwrap_or_default().to_string()),
+                    None => (format!("HTTP {status}"), body_excerpt(raw.body().bytes())),
+                };
                 (
-                    e.code().unwrap_or("Unknown").to_string(),
-                    e.message().unwrap_or_default().to_string(),
+                    code,
+                    message,
                     raw.headers().get("x-amzn-requestid").map(str::to_string),
-                    Some(raw.status().as_u16()),
+                    Some(status),
                 )
             }
             SdkError::TimeoutError(_) => {
@@ -81,6 +88,18 @@ impl AwsFailure {
         match self.kind {
             FailureKind::Retryable | FailureKind::NotFound => JobError::retryable(text),
             FailureKind::Permanent => JobError::permanent(text),
+        }
+    }
+}
+
+/// What an answer without an error code carried, for logs and messages.
+fn body_excerpt(body: Option<&[u8]>) -> String {
+    match body {
+        None | Some([]) => "an empty body".into(),
+        Some(b) => {
+            let text = String::from_utf8_lossy(b);
+            let text: String = text.chars().take(200).collect();
+            format!("body {text:?}")
         }
     }
 }

@@ -18,7 +18,42 @@ pub use errors::{AwsFailure, FailureKind};
 use crate::config::AwsArgs;
 
 /// Instance quotas by instance type, with when they were read.
-pub type QuotaCache = Arc<Mutex<HashMap<String, (Option<f64>, Instant)>>>;
+pub type QuotaCache = Arc<Mutex<HashMap<String, (Option<Quota>, Instant)>>>;
+
+/// The account's instances by instance type, (endpoint, instances), with when it was read.
+pub type UsageCache = Arc<Mutex<Option<(Instant, HashMap<String, Vec<(String, i32)>>)>>>;
+
+/// Endpoint configs' variant instance types (configs are immutable under their name).
+pub type ConfigCache = Arc<Mutex<HashMap<String, HashMap<String, Option<String>>>>>;
+
+/// Where a quota's value came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QuotaSource {
+    /// The value the account applied (ListServiceQuotas).
+    Applied,
+    /// AWS's default: the account never applied one (ListAWSDefaultServiceQuotas).
+    Default,
+}
+
+impl std::fmt::Display for QuotaSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            QuotaSource::Applied => "the value applied in this account, from Service Quotas",
+            QuotaSource::Default => {
+                "the AWS default, from Service Quotas: this account never applied a value"
+            }
+        })
+    }
+}
+
+/// An instance quota's value and where it came from.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Quota {
+    pub value: f64,
+    pub source: QuotaSource,
+}
+
+
 
 /// The four clients a reconcile needs, and the quota cache that goes with them.
 #[derive(Clone, Debug)]
@@ -28,6 +63,10 @@ pub struct AwsClients {
     pub cloudwatch: aws_sdk_cloudwatch::Client,
     pub quotas: aws_sdk_servicequotas::Client,
     pub quota_cache: QuotaCache,
+    /// What other endpoints run, for the quota check.
+    pub usage_cache: UsageCache,
+    /// Endpoint configs already read.
+    pub config_cache: ConfigCache,
     /// Paces AWS calls across every worker of this process, so a burst of changes stays under
     /// the account's request rate instead of meeting ThrottlingException.
     pub pacer: Arc<governor::DefaultDirectRateLimiter>,
@@ -124,6 +163,8 @@ impl AwsClients {
             cloudwatch,
             quotas,
             quota_cache: QuotaCache::default(),
+            usage_cache: UsageCache::default(),
+            config_cache: ConfigCache::default(),
             pacer: pacer(args.rate_limit),
         }
     }

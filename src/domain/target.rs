@@ -112,26 +112,40 @@ impl TargetRef {
 
     /// Names of the AWS objects zeroscale creates for this target. Deterministic, so every run
     /// and every replica finds the same objects.
+    ///
+    /// Alarm names are unique per account and Region, so the alarm's name is derived
+    /// injectively: `zeroscale/` + the ResourceId + `/` + its purpose. SageMaker names cannot
+    /// contain `/`, so the name can be split back into its parts (aws-facts.md, "Names"). The
+    /// old scheme joined endpoint and variant with `-` and collided (`a-b`/`c` and `a`/`b-c`);
+    /// `legacy_alarm` keeps it so that targets enabled under it are moved. Policy names are
+    /// unique per scalable target only, so theirs never collided and are unchanged.
     pub fn owned_names(&self) -> OwnedNames {
-        let (dimension, stem, alarm) = match self {
+        let (dimension, stem, purpose, legacy_alarm, alarm_dimension) = match self {
             TargetRef::Component(n) => (
                 "sagemaker:inference-component:DesiredCopyCount",
                 format!("zeroscale-{n}"),
+                "no-capacity",
                 format!("zeroscale-{n}-no-capacity"),
+                ("InferenceComponentName".to_string(), n.to_string()),
             ),
             TargetRef::EndpointVariant { endpoint, variant } => (
                 "sagemaker:variant:DesiredInstanceCount",
                 format!("zeroscale-{endpoint}-{variant}"),
+                "backlog-without-capacity",
                 format!("zeroscale-{endpoint}-{variant}-backlog-without-capacity"),
+                ("EndpointName".to_string(), endpoint.to_string()),
             ),
         };
+        let resource_id = self.resource_id();
         OwnedNames {
             service_namespace: "sagemaker".into(),
-            resource_id: self.resource_id(),
+            alarm: format!("{ALARM_PREFIX}{resource_id}/{purpose}"),
+            resource_id,
             scalable_dimension: dimension.into(),
             target_tracking_policy: format!("{stem}-target-tracking"),
             step_policy: format!("{stem}-scale-from-zero"),
-            alarm,
+            legacy_alarm,
+            alarm_dimension,
         }
     }
 }
@@ -148,6 +162,9 @@ impl fmt::Display for TargetRef {
     }
 }
 
+/// Every alarm zeroscale names starts with this (DescribeAlarms' AlarmNamePrefix selects ours).
+pub const ALARM_PREFIX: &str = "zeroscale/";
+
 /// The AWS objects zeroscale owns for a target.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct OwnedNames {
@@ -163,6 +180,13 @@ pub struct OwnedNames {
     pub step_policy: String,
     /// The CloudWatch alarm that fires the step policy.
     pub alarm: String,
+    /// The alarm's name under the old, colliding scheme (moved to `alarm` on the next run).
+    #[serde(skip)]
+    pub legacy_alarm: String,
+    /// The (name, value) of the alarm's metric dimension: how an alarm under the legacy name is
+    /// told to be this target's (the colliding targets differ in it).
+    #[serde(skip)]
+    pub alarm_dimension: (String, String),
 }
 
 /// A stored desired spec, read according to its target's kind.
@@ -233,6 +257,26 @@ mod tests {
             n.scalable_dimension,
             "sagemaker:variant:DesiredInstanceCount"
         );
-        assert_eq!(n.alarm, "zeroscale-ep-AllTraffic-backlog-without-capacity");
+        assert_eq!(
+            n.alarm,
+            "zeroscale/endpoint/ep/variant/AllTraffic/backlog-without-capacity"
+        );
+        assert_eq!(
+            n.legacy_alarm,
+            "zeroscale-ep-AllTraffic-backlog-without-capacity"
+        );
+    }
+
+    #[test]
+    fn alarm_names_are_injective() {
+        let v = |e: &str, v: &str| TargetRef::EndpointVariant {
+            endpoint: EndpointName::parse(e).unwrap(),
+            variant: VariantName::parse(v).unwrap(),
+        };
+        let (one, two) = (v("a-b", "c").owned_names(), v("a", "b-c").owned_names());
+        assert_eq!(one.legacy_alarm, two.legacy_alarm, "the old scheme collided");
+        assert_ne!(one.alarm, two.alarm);
+        let ic = TargetRef::Component(ComponentName::parse("a-b-c").unwrap());
+        assert_ne!(ic.owned_names().alarm, one.alarm);
     }
 }

@@ -20,6 +20,9 @@ pub enum ErrorClass {
     Retryable,
     /// Will not fix itself (validation, access denied, failed precondition): stop now.
     Permanent,
+    /// AWS is busy with the resource (an endpoint `Updating` while it scales): retried with
+    /// backoff like a transient failure, but shown as waiting rather than as an error.
+    Wait,
 }
 
 /// A handler's failure: its class and a message for humans (kept on the job and shown to users).
@@ -30,6 +33,8 @@ pub struct JobError {
     pub class: ErrorClass,
     /// What went wrong and, for permanent errors, what to change.
     pub message: String,
+    /// For a wait: a machine-readable reason (for example `EndpointUpdating`).
+    pub reason: Option<String>,
 }
 
 impl JobError {
@@ -38,6 +43,16 @@ impl JobError {
         Self {
             class: ErrorClass::Retryable,
             message: message.into(),
+            reason: None,
+        }
+    }
+
+    /// Not a failure: the resource is in a transitional state; try again later.
+    pub fn wait(reason: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            class: ErrorClass::Wait,
+            message: message.into(),
+            reason: Some(reason.into()),
         }
     }
 
@@ -46,6 +61,7 @@ impl JobError {
         Self {
             class: ErrorClass::Permanent,
             message: message.into(),
+            reason: None,
         }
     }
 }

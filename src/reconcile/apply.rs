@@ -7,7 +7,8 @@ use aws_sdk_applicationautoscaling::{
     types::{
         AdjustmentType, CustomizedMetricSpecification, MetricAggregationType, MetricDimension,
         MetricStatistic, MetricType, PolicyType, PredefinedMetricSpecification, ServiceNamespace,
-        StepAdjustment, StepScalingPolicyConfiguration, TargetTrackingScalingPolicyConfiguration,
+        StepAdjustment, StepScalingPolicyConfiguration, SuspendedState,
+        TargetTrackingScalingPolicyConfiguration,
     },
 };
 use aws_sdk_cloudwatch::types::{ComparisonOperator, Dimension, Statistic};
@@ -44,16 +45,17 @@ where
     move |e| AwsFailure::from_sdk(service, op, e).into_job_error()
 }
 
-/// A PutScalingPolicy on the target, paced, awaiting its configuration. The whole
-/// configuration is sent every time (aws-facts.md: PutScalingPolicy replaces it).
-async fn put_policy(
+type PutPolicy =
+    aws_sdk_applicationautoscaling::operation::put_scaling_policy::builders::PutScalingPolicyFluentBuilder;
+
+/// A PutScalingPolicy on the target, awaiting its configuration. The whole configuration is
+/// sent every time (aws-facts.md: PutScalingPolicy replaces it).
+fn put_policy(
     aws: &AwsClients,
     names: &OwnedNames,
     policy_name: &str,
     policy_type: PolicyType,
-) -> aws_sdk_applicationautoscaling::operation::put_scaling_policy::builders::PutScalingPolicyFluentBuilder
-{
-    aws.pace().await;
+) -> PutPolicy {
     aws.autoscaling
         .put_scaling_policy()
         .policy_name(policy_name)
@@ -61,6 +63,40 @@ async fn put_policy(
         .resource_id(&names.resource_id)
         .scalable_dimension(dimension(names))
         .policy_type(policy_type)
+}
+
+/// Sends a PutScalingPolicy, paced. Registration is eventually consistent (aws-facts.md): right
+/// after RegisterScalableTarget the put can answer ObjectNotFoundException, so that answer is
+/// retried here with a short backoff (about 3 s in all) instead of failing the whole run, which
+/// would describe everything again.
+async fn send_policy(
+    aws: &AwsClients,
+    put: PutPolicy,
+) -> Result<(Option<String>, String), JobError> {
+    use aws_sdk_applicationautoscaling::operation::RequestId as _;
+    use backon::Retryable as _;
+    let out = (|| {
+        let put = put.clone();
+        async move {
+            aws.pace().await;
+            put.send().await
+        }
+    })
+    .retry(
+        backon::ExponentialBuilder::default()
+            .with_min_delay(std::time::Duration::from_millis(200))
+            .with_max_times(4),
+    )
+    .when(|e| {
+        e.as_service_error()
+            .is_some_and(|se| se.is_object_not_found_exception())
+    })
+    .await
+    .map_err(fail("application-autoscaling", "PutScalingPolicy"))?;
+    Ok((
+        out.request_id().map(str::to_string),
+        out.policy_arn().to_string(),
+    ))
 }
 
 /// Applies one step. `step_arn` carries the step policy's ARN to the alarm put after it.
@@ -77,8 +113,17 @@ pub async fn apply(
         Step::RegisterScalableTarget {
             min_capacity,
             max_capacity,
+            suspended_state,
         } => {
             aws.pace().await;
+            let flag = |k: &str| suspended_state.as_ref().and_then(|s| s[k].as_bool());
+            let suspended = suspended_state.as_ref().map(|_| {
+                SuspendedState::builder()
+                    .set_dynamic_scaling_in_suspended(flag("DynamicScalingInSuspended"))
+                    .set_dynamic_scaling_out_suspended(flag("DynamicScalingOutSuspended"))
+                    .set_scheduled_scaling_suspended(flag("ScheduledScalingSuspended"))
+                    .build()
+            });
             let out = aas
                 .register_scalable_target()
                 .service_namespace(ServiceNamespace::Sagemaker)
@@ -86,6 +131,7 @@ pub async fn apply(
                 .scalable_dimension(dimension(names))
                 .min_capacity(*min_capacity)
                 .max_capacity(*max_capacity)
+                .set_suspended_state(suspended)
                 .send()
                 .await
                 .map_err(fail("application-autoscaling", "RegisterScalableTarget"))?;
@@ -94,19 +140,30 @@ pub async fn apply(
                 json!({"ScalableTargetARN": out.scalable_target_arn()}),
             )
         }
+        Step::DeregisterScalableTarget => {
+            aws.pace().await;
+            let out = aas
+                .deregister_scalable_target()
+                .service_namespace(ServiceNamespace::Sagemaker)
+                .resource_id(&names.resource_id)
+                .scalable_dimension(dimension(names))
+                .send()
+                .await;
+            match out {
+                Ok(out) => (out.request_id().map(str::to_string), json!({})),
+                // Already gone (DeleteEndpoint deregisters it too): what disable wanted.
+                Err(e) if e.as_service_error().is_some_and(|se| se.is_object_not_found_exception()) => {
+                    (e.request_id().map(str::to_string), json!({"already_gone": true}))
+                }
+                Err(e) => return Err(fail("application-autoscaling", "DeregisterScalableTarget")(e)),
+            }
+        }
         Step::PutTargetTrackingPolicy { policy_name, .. } => {
             let cfg = target_tracking_input(&d.target_tracking)?;
             let put = put_policy(aws, names, policy_name, PolicyType::TargetTrackingScaling)
-                .await
                 .target_tracking_scaling_policy_configuration(cfg);
-            let out = put
-                .send()
-                .await
-                .map_err(fail("application-autoscaling", "PutScalingPolicy"))?;
-            (
-                out.request_id().map(str::to_string),
-                json!({"PolicyARN": out.policy_arn()}),
-            )
+            let (request_id, arn) = send_policy(aws, put).await?;
+            (request_id, json!({"PolicyARN": arn}))
         }
         Step::PutStepScalingPolicy { policy_name, .. } => {
             let cfg = StepScalingPolicyConfiguration::builder()
@@ -122,18 +179,11 @@ pub async fn apply(
                 )
                 .build();
             let put = put_policy(aws, names, policy_name, PolicyType::StepScaling)
-                .await
                 .step_scaling_policy_configuration(cfg);
-            let out = put
-                .send()
-                .await
-                .map_err(fail("application-autoscaling", "PutScalingPolicy"))?;
+            let (request_id, arn) = send_policy(aws, put).await?;
             // Store the ARN from every put: it is not assumed stable across updates.
-            *step_arn = Some(out.policy_arn().to_string());
-            (
-                out.request_id().map(str::to_string),
-                json!({"PolicyARN": out.policy_arn()}),
-            )
+            *step_arn = Some(arn.clone());
+            (request_id, json!({"PolicyARN": arn}))
         }
         Step::PutMetricAlarm { alarm_name, .. } => {
             let arn = step_arn.clone().ok_or_else(|| {
@@ -161,6 +211,7 @@ pub async fn apply(
                 .threshold(z.threshold)
                 .comparison_operator(ComparisonOperator::from(z.comparison.as_str()))
                 .treat_missing_data("missing")
+                .actions_enabled(true)
                 .alarm_actions(&arn)
                 .send()
                 .await
@@ -170,17 +221,7 @@ pub async fn apply(
                 json!({"AlarmActions": [arn]}),
             )
         }
-        Step::DeleteAlarm { alarm_name } => {
-            aws.pace().await;
-            let out = aws
-                .cloudwatch
-                .delete_alarms()
-                .alarm_names(alarm_name)
-                .send()
-                .await
-                .map_err(fail("monitoring", "DeleteAlarms"))?;
-            (out.request_id().map(str::to_string), json!({}))
-        }
+        Step::DeleteAlarm { alarm_name } => delete_alarm(aws, alarm_name).await?,
         Step::DeleteScalingPolicy { policy_name } => {
             aws.pace().await;
             let out = aas
@@ -190,9 +231,14 @@ pub async fn apply(
                 .resource_id(&names.resource_id)
                 .scalable_dimension(dimension(names))
                 .send()
-                .await
-                .map_err(fail("application-autoscaling", "DeleteScalingPolicy"))?;
-            (out.request_id().map(str::to_string), json!({}))
+                .await;
+            match out {
+                Ok(out) => (out.request_id().map(str::to_string), json!({})),
+                Err(e) if e.as_service_error().is_some_and(|se| se.is_object_not_found_exception()) => {
+                    (e.request_id().map(str::to_string), json!({"already_gone": true}))
+                }
+                Err(e) => return Err(fail("application-autoscaling", "DeleteScalingPolicy")(e)),
+            }
         }
     };
     Ok(StepRecord {
@@ -200,6 +246,56 @@ pub async fn apply(
         request_id,
         result,
     })
+}
+
+/// DeleteAlarms of one of ours. An alarm already gone is what was wanted (AWS answers
+/// ResourceNotFound for it); a composite alarm that depends on ours makes AWS refuse, and the
+/// error names the composite alarms to change (aws-facts.md, "Deletes").
+async fn delete_alarm(aws: &AwsClients, alarm_name: &str) -> Result<(Option<String>, Value), JobError> {
+    use aws_sdk_cloudwatch::operation::RequestId as _;
+    aws.pace().await;
+    match aws.cloudwatch.delete_alarms().alarm_names(alarm_name).send().await {
+        Ok(out) => Ok((out.request_id().map(str::to_string), json!({}))),
+        Err(e) => {
+            let request_id = e.request_id().map(str::to_string);
+            let f = AwsFailure::from_sdk("monitoring", "DeleteAlarms", e);
+            match f.code.as_str() {
+                "ResourceNotFound" => Ok((request_id, json!({"already_gone": true}))),
+                "ValidationError" => {
+                    let dependents = composites_naming(aws, alarm_name).await;
+                    Err(JobError::permanent(format!(
+                        "CloudWatch refused to delete alarm {alarm_name:?}: composite alarm(s) depend on it ({}; AWS said: {}). \
+                         Remove {alarm_name:?} from their AlarmRule (or delete them), then disable again",
+                        if dependents.is_empty() { "see AWS's message".to_string() } else { dependents.join(", ") },
+                        f.message
+                    )))
+                }
+                _ => Err(f.into_job_error()),
+            }
+        }
+    }
+}
+
+/// Composite alarms whose rule names `alarm` (first five pages; best effort, for a message).
+async fn composites_naming(aws: &AwsClients, alarm: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut pages = aws
+        .cloudwatch
+        .describe_alarms()
+        .alarm_types(aws_sdk_cloudwatch::types::AlarmType::CompositeAlarm)
+        .into_paginator()
+        .send();
+    for _ in 0..5 {
+        aws.pace().await;
+        let Some(Ok(page)) = pages.next().await else { break };
+        out.extend(
+            page.composite_alarms()
+                .iter()
+                .filter(|c| c.alarm_rule().is_some_and(|r| r.contains(&format!("\"{alarm}\""))))
+                .filter_map(|c| c.alarm_name().map(str::to_string)),
+        );
+    }
+    out
 }
 
 /// The SDK input of the target-tracking policy.

@@ -1,6 +1,6 @@
 //! Inference components (seed 000): the checks that must pass before any write.
 
-use super::{kinds, Preflight};
+use super::{kinds, quotas, Preflight};
 use crate::{
     aws::{AwsClients, AwsFailure},
     jobs::JobError,
@@ -38,9 +38,11 @@ pub async fn preflight(aws: &AwsClients, name: &str) -> Result<Preflight, JobErr
         .inference_component_status()
         .map(|s| s.as_str().to_string())
         .unwrap_or_default();
-    if status != "InService" {
-        return Err(permanent(format!("inference component {name:?} is {status}, not InService: wait for it to finish deploying, then retry")));
-    }
+    kinds::status_check(
+        "InferenceComponent",
+        &format!("inference component {name:?}"),
+        &status,
+    )?;
     let endpoint = ic.endpoint_name().unwrap_or_default().to_string();
     let variant = ic.variant_name().unwrap_or_default().to_string();
     let current_copies = ic
@@ -59,9 +61,7 @@ pub async fn preflight(aws: &AwsClients, name: &str) -> Result<Preflight, JobErr
         .endpoint_status()
         .map(|s| s.as_str().to_string())
         .unwrap_or_default();
-    if ep_status != "InService" {
-        return Err(permanent(format!("endpoint {endpoint:?} is {ep_status}, not InService: scale to zero needs an InService endpoint")));
-    }
+    kinds::status_check("Endpoint", &format!("endpoint {endpoint:?}"), &ep_status)?;
     // The endpoint config is the authoritative record of the variant's settings.
     let config_name = ep.endpoint_config_name().unwrap_or_default().to_string();
     aws.pace().await;
@@ -103,29 +103,32 @@ pub async fn preflight(aws: &AwsClients, name: &str) -> Result<Preflight, JobErr
             max_instances.max(1)
         )));
     }
-    let instance_type = pv
-        .instance_type()
-        .map(|t| t.as_str().to_string())
-        .unwrap_or_default();
+    let (instance_type, instance_pools) = quotas::instance_types(pv);
     Ok(Preflight {
         endpoint,
         variant,
+        config_name,
         instance_type,
+        instance_pools,
         max_instance_count: Some(max_instances),
         current_capacity: current_copies,
         warnings: Vec::new(),
     })
 }
 
-/// Why a max capacity above the instance quota is refused, for a component. The quota bounds
-/// instances, not copies: the variant's MaxInstanceCount, and (one instance per copy, the
-/// simple model; more may fit) the copies max_capacity allows.
-pub fn quota_refusal(pre: &Preflight, max_copies: i32, quota: f64) -> String {
-    let (itype, variant) = (&pre.instance_type, &pre.variant);
+/// The instances a component's scale-out may need, and how that was derived. The quota bounds
+/// instances, not copies (aws-facts.md, "Quotas"): copies pack onto instances by their
+/// ComputeResourceRequirements, so `max_copies` copies need at most that many instances, and
+/// managed instance scaling never grows the variant past its MaxInstanceCount.
+pub fn instance_need(pre: &Preflight, max_copies: i32) -> (i32, String, String) {
     let max_instances = pre.max_instance_count.unwrap_or(0);
-    format!(
-        "the account's quota '{itype} for endpoint usage' is {quota} instances, but variant {variant:?} may use {max_instances} \
-         (its MaxInstanceCount) and max_capacity {max_copies} copies need {max_copies} (one instance per copy). AWS would accept this and then fail every \
-         scale-out past {quota}: lower max_capacity / MaxInstanceCount to at most {quota}, or request a quota increase in Service Quotas"
-    )
+    let need = max_copies.min(max_instances).max(1);
+    let why = format!(
+        "inference component copies run on variant {:?} of endpoint {:?}, which may use up to {need} instances: \
+         managed instance scaling stops at MaxInstanceCount {max_instances} (endpoint config {:?}), and max_capacity \
+         {max_copies} copies need at most {max_copies} (copies pack onto instances)",
+        pre.variant, pre.endpoint, pre.config_name
+    );
+    let fix = "Lower max_capacity, or the variant's MaxInstanceCount (a new endpoint config and UpdateEndpoint), to at most the quota".to_string();
+    (need, why, fix)
 }

@@ -22,6 +22,27 @@ pub(crate) fn does_not_exist(what: &str, hint: &str) -> JobError {
     ))
 }
 
+/// What a SageMaker status means for a run (aws-facts.md, "Statuses move"): InService goes on;
+/// Creating, Updating, SystemUpdating and RollingBack are transitional (every scale-out from zero
+/// leaves the endpoint Updating for minutes), so the run waits and retries; Failed,
+/// OutOfService, Deleting and UpdateRollbackFailed will not fix themselves.
+pub(crate) fn status_check(kind: &str, what: &str, status: &str) -> Result<(), JobError> {
+    match status {
+        "InService" => Ok(()),
+        "Creating" | "Updating" | "SystemUpdating" | "RollingBack" => Err(JobError::wait(
+            format!("{kind}{status}"),
+            format!(
+                "{what} is {status}: AWS is changing it (scaling capacity keeps it Updating for \
+                 minutes); zeroscale waits and retries until it is InService"
+            ),
+        )),
+        other => Err(JobError::permanent(format!(
+            "{what} is {other}, not InService: scale to zero needs it InService; fix or \
+             recreate it, then retry"
+        ))),
+    }
+}
+
 /// Whether a resource exists, as far as AWS said.
 enum Exists {
     /// It does (for endpoints: with these variant names).

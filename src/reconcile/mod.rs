@@ -26,7 +26,7 @@ use crate::{
     store::{audit, targets},
 };
 use observe::Purpose;
-use plan::{Desired, Observed};
+use plan::{Baseline, Desired, Observed};
 pub use prepare::{dry_run, prepare, DryRun, Preflight, Prepared};
 pub use report::Report;
 
@@ -92,6 +92,14 @@ impl Reconciler {
                 self.finish(&ctx, &target, &row, &report, None).await;
                 Ok(Some(json!(report)))
             }
+            // AWS is changing the resource (an endpoint Updating while it scales): not a
+            // failure. The target keeps its phase and shows what it waits for; the job retries.
+            Err(e) if e.class == ErrorClass::Wait && !last_attempt => {
+                report.waiting = Some(e.message.clone());
+                let _ = ctx.record_output(&json!(report)).await;
+                self.show_waiting(&row, &e).await;
+                Err(e)
+            }
             Err(e) => {
                 let final_failure = e.class == ErrorClass::Permanent || last_attempt;
                 report.error = Some(e.message.clone());
@@ -118,42 +126,97 @@ impl Reconciler {
         let names = target.owned_names();
         let spec = TargetSpec::from_stored(target.target_kind(), &row.spec)
             .map_err(JobError::permanent)?;
-        let captured: Option<Option<(i32, i32)>> = row
-            .observed
-            .get("original_capacity")
-            .map(|v| serde_json::from_value(v.clone()).unwrap_or(None));
+        let stored = targets::baseline(&self.pool, row.id)
+            .await
+            .map_err(|e| JobError::retryable(format!("database: {e}")))?
+            .and_then(|b| Baseline::from_json(&b));
         let observed = if row.enabled {
             let p = prepare(&self.aws, target, &spec).await?;
             report.warnings = p.preflight.warnings.clone();
             report.preflight = Some(json!(p.preflight));
             report.resolved_max_capacity = Some(p.desired.max_capacity);
-            // The capacity the target had before zeroscale first enabled it, restored on disable.
-            report.original_capacity = captured.unwrap_or(p.observed.target);
+            let baseline = match stored {
+                Some(b) => b,
+                None => self.capture_baseline(row.id, &p.observed).await?,
+            };
+            report.baseline = Some(baseline.to_json());
+            report.original_capacity = baseline.capacity();
+            if p.observed.target.is_some_and(|t| t.suspended_in) {
+                report.warnings.push(Warning::new("ScaleInSuspended", "dynamic scale-in is suspended on the scalable target (SuspendedState), so it will not scale in to zero; zeroscale leaves that to whoever suspended it. Resume it with RegisterScalableTarget".into()));
+            }
             let steps = plan::plan_enable(&p.desired, &p.observed);
             self.apply(ctx, &p.desired, steps, &p.observed, report)
                 .await?;
             p.observed
         } else {
             let observed = observe::observe(&self.aws, &names, Purpose::Disable).await?;
-            report.original_capacity = captured.flatten();
-            let restore_min = spec.restore_min_capacity();
-            let restore = report.original_capacity.unwrap_or_else(|| {
-                let max = observed.target.map(|t| t.1).unwrap_or(restore_min);
-                (restore_min, max.max(restore_min))
-            });
+            report.baseline = stored.map(Baseline::to_json);
+            report.original_capacity = stored.and_then(Baseline::capacity);
+            let max = observed.target.map(|t| t.max).unwrap_or(1);
             let desired =
-                plan::desired_for(target, &spec, restore.1).map_err(JobError::permanent)?;
-            let steps = plan::plan_disable(&names, &observed, restore);
+                plan::desired_for(target, &spec, max).map_err(JobError::permanent)?;
+            let (steps, warning) = plan::plan_disable(
+                &names,
+                &observed,
+                stored,
+                spec.restore_min_capacity(),
+            );
+            if let Some(w) = warning {
+                report.warnings.push(Warning::new("KeptRegistered", w));
+            }
             self.apply(ctx, &desired, steps, &observed, report).await?;
             observed
         };
         report.foreign_policies = observed.foreign_policies.clone();
         // A target this run registered has no scaling history of its own yet; the next drift
         // check reads it. Saves one call per new target when many are enabled at once.
-        if observed.target.is_some() {
+        if observed.target.is_some() && row.enabled {
             report.last_scaling_failure = observe::last_scaling_problem(&self.aws, &names).await;
         }
         Ok(())
+    }
+
+    /// Records, once and before zeroscale's first write, what AWS held for the target
+    /// (never zeroscale's own registration read back by a retried first enable).
+    async fn capture_baseline(
+        &self,
+        id: i64,
+        observed: &plan::Observed,
+    ) -> Result<Baseline, JobError> {
+        let captured = Baseline::capture(observed);
+        let stored = targets::capture_baseline(&self.pool, id, &captured.to_json())
+            .await
+            .map_err(|e| JobError::retryable(format!("database: {e}")))?;
+        Ok(Baseline::from_json(&stored).unwrap_or(captured))
+    }
+
+    /// While AWS changes the resource: the phase the target had, its conditions, and a
+    /// `Waiting` condition naming the status.
+    async fn show_waiting(&self, row: &targets::TargetRow, e: &JobError) {
+        let mut conditions: Vec<Value> = row
+            .conditions
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|c| c["type"] != "Waiting")
+            .collect();
+        conditions.push(report::waiting(
+            e.reason.as_deref().unwrap_or("Transitional"),
+            &e.message,
+        ));
+        let conditions = json!(conditions);
+        if let Ok(mut conn) = self.pool.acquire().await {
+            let _ = targets::set_status(
+                &mut conn,
+                row.id,
+                row.version,
+                Some(&row.phase),
+                Some(&conditions),
+                None,
+            )
+            .await;
+        }
     }
 
     async fn apply(
@@ -201,6 +264,7 @@ impl Reconciler {
         let observed = json!({
             "resolved_max_capacity": report.resolved_max_capacity,
             "original_capacity": report.original_capacity,
+            "baseline": report.baseline,
             "target_tracking_policy_arn": report.target_tracking_policy_arn,
             "step_policy_arn": report.step_policy_arn,
             "alarm_name": if row.enabled && error.is_none() { Some(names.alarm.clone()) } else { None },
@@ -254,6 +318,11 @@ impl Reconciler {
             .await?;
             if !quiet {
                 audit::append(&mut tx, &event).await?;
+            }
+            // A completed disable has restored what was there before zeroscale: a later
+            // enable captures afresh.
+            if !row.enabled && error.is_none() {
+                targets::clear_baseline(&mut tx, row.id).await?;
             }
             tx.commit().await
         }

@@ -5,7 +5,7 @@
 use aws_sdk_applicationautoscaling::types::{ScalableDimension, ServiceNamespace};
 use serde_json::{json, Value};
 
-use super::plan::{Observed, ObservedAlarm, ObservedPolicy};
+use super::plan::{Observed, ObservedAlarm, ObservedPolicy, ObservedTarget};
 use crate::{
     aws::{AwsClients, AwsFailure},
     domain::OwnedNames,
@@ -31,28 +31,39 @@ pub enum Purpose {
 /// Reads the scalable target, every policy on it and our alarm, skipping reads whose answer is
 /// known: a target that does not exist has no policies (DeregisterScalableTarget deletes them),
 /// which keeps a first enable at one describe (AWS's request rate is shared by the account).
+/// Every list follows NextToken (aws-facts.md, "Pages").
 pub async fn observe(
     aws: &AwsClients,
     names: &OwnedNames,
     purpose: Purpose,
 ) -> Result<Observed, JobError> {
-    let aas = &aws.autoscaling;
-    aws.pace().await;
-    let targets = aas
+    let mut pages = aws
+        .autoscaling
         .describe_scalable_targets()
         .service_namespace(ServiceNamespace::Sagemaker)
         .resource_ids(&names.resource_id)
         .scalable_dimension(dimension(names))
-        .send()
-        .await
-        .map_err(|e| {
+        .into_paginator()
+        .send();
+    let mut target = None;
+    loop {
+        aws.pace().await;
+        let Some(page) = pages.next().await else { break };
+        let page = page.map_err(|e| {
             AwsFailure::from_sdk("application-autoscaling", "DescribeScalableTargets", e)
                 .into_job_error()
         })?;
-    let target = targets
-        .scalable_targets()
-        .first()
-        .map(|t| (t.min_capacity(), t.max_capacity()));
+        if let Some(t) = page.scalable_targets().first() {
+            let s = t.suspended_state();
+            target = Some(ObservedTarget {
+                min: t.min_capacity(),
+                max: t.max_capacity(),
+                suspended_in: s.and_then(|s| s.dynamic_scaling_in_suspended()).unwrap_or(false),
+                suspended_out: s.and_then(|s| s.dynamic_scaling_out_suspended()).unwrap_or(false),
+                suspended_scheduled: s.and_then(|s| s.scheduled_scaling_suspended()).unwrap_or(false),
+            });
+        }
+    }
     let mut observed = Observed {
         target,
         ..Default::default()
@@ -61,133 +72,198 @@ pub async fn observe(
         read_policies(aws, names, &mut observed).await?;
     }
     if purpose == Purpose::Disable || observed.step.is_some() {
-        observed.alarm = read_alarm(aws, names).await?;
+        read_alarms(aws, names, &mut observed).await?;
     }
     Ok(observed)
 }
 
-/// Sorts the target's policies into ours (by name) and foreign ones.
+/// Sorts the target's policies into ours (by name) and foreign ones, page by page (10 a page:
+/// ours may well be on page 2 of a target with many policies).
 async fn read_policies(
     aws: &AwsClients,
     names: &OwnedNames,
     observed: &mut Observed,
 ) -> Result<(), JobError> {
-    aws.pace().await;
-    let policies = aws
+    let mut pages = aws
         .autoscaling
         .describe_scaling_policies()
         .service_namespace(ServiceNamespace::Sagemaker)
         .resource_id(&names.resource_id)
         .scalable_dimension(dimension(names))
-        .send()
-        .await
-        .map_err(|e| {
+        .max_results(10)
+        .into_paginator()
+        .send();
+    loop {
+        aws.pace().await;
+        let Some(page) = pages.next().await else { break };
+        let page = page.map_err(|e| {
             AwsFailure::from_sdk("application-autoscaling", "DescribeScalingPolicies", e)
                 .into_job_error()
         })?;
-    for p in policies.scaling_policies() {
-        let arn = p.policy_arn().to_string();
-        if p.policy_name() == names.target_tracking_policy {
-            observed.target_tracking = Some(ObservedPolicy {
-                arn,
-                config: target_tracking_read_back(p.target_tracking_scaling_policy_configuration()),
-            });
-        } else if p.policy_name() == names.step_policy {
-            let c = p.step_scaling_policy_configuration();
-            let steps: Vec<Value> = c.map(|c| c.step_adjustments()).unwrap_or_default().iter()
-                .map(|s| json!({"MetricIntervalLowerBound": s.metric_interval_lower_bound(), "ScalingAdjustment": s.scaling_adjustment()}))
-                .collect();
-            observed.step = Some(ObservedPolicy {
-                arn,
-                config: json!({
-                    "AdjustmentType": c.and_then(|c| c.adjustment_type()).map(|a| a.as_str()),
-                    "MetricAggregationType": c.and_then(|c| c.metric_aggregation_type()).map(|a| a.as_str()),
-                    "Cooldown": c.and_then(|c| c.cooldown()),
-                    "StepAdjustments": steps,
-                }),
-            });
-        } else {
-            observed.foreign_policies.push(format!(
-                "{} ({})",
-                p.policy_name(),
-                p.policy_type().as_str()
-            ));
+        for p in page.scaling_policies() {
+            sort_policy(names, p, observed);
         }
     }
     Ok(())
 }
 
-/// Our alarm's comparable configuration, if it exists.
-async fn read_alarm(
+fn sort_policy(
+    names: &OwnedNames,
+    p: &aws_sdk_applicationautoscaling::types::ScalingPolicy,
+    observed: &mut Observed,
+) {
+    let arn = p.policy_arn().to_string();
+    if p.policy_name() == names.target_tracking_policy {
+        observed.target_tracking = Some(ObservedPolicy {
+            arn,
+            config: target_tracking_read_back(p.target_tracking_scaling_policy_configuration()),
+        });
+    } else if p.policy_name() == names.step_policy {
+        observed.step = Some(ObservedPolicy {
+            arn,
+            config: step_read_back(p.step_scaling_policy_configuration()),
+        });
+    } else {
+        observed.foreign_policies.push(format!(
+            "{} ({})",
+            p.policy_name(),
+            p.policy_type().as_str()
+        ));
+    }
+}
+
+/// A step configuration as AWS returns it, in the shape `StepPolicy::config` produces.
+fn step_read_back(
+    c: Option<&aws_sdk_applicationautoscaling::types::StepScalingPolicyConfiguration>,
+) -> Value {
+    let steps: Vec<Value> = c
+        .map(|c| c.step_adjustments())
+        .unwrap_or_default()
+        .iter()
+        .map(|s| {
+            json!({
+                "MetricIntervalLowerBound": s.metric_interval_lower_bound(),
+                "MetricIntervalUpperBound": s.metric_interval_upper_bound(),
+                "ScalingAdjustment": s.scaling_adjustment(),
+            })
+        })
+        .collect();
+    json!({
+        "AdjustmentType": c.and_then(|c| c.adjustment_type()).map(|a| a.as_str()),
+        "MetricAggregationType": c.and_then(|c| c.metric_aggregation_type()).map(|a| a.as_str()),
+        "Cooldown": c.and_then(|c| c.cooldown()),
+        "MinAdjustmentMagnitude": c.and_then(|c| c.min_adjustment_magnitude()),
+        "StepAdjustments": steps,
+    })
+}
+
+/// Our alarm's comparable configuration, and whether this target's alarm under the legacy name
+/// is still there (one DescribeAlarms for both names).
+async fn read_alarms(
     aws: &AwsClients,
     names: &OwnedNames,
-) -> Result<Option<ObservedAlarm>, JobError> {
-    aws.pace().await;
-    let alarms = aws
+    observed: &mut Observed,
+) -> Result<(), JobError> {
+    let mut pages = aws
         .cloudwatch
         .describe_alarms()
         .alarm_names(&names.alarm)
-        .send()
-        .await
-        .map_err(|e| AwsFailure::from_sdk("monitoring", "DescribeAlarms", e).into_job_error())?;
-    Ok(alarms.metric_alarms().first().map(|a| ObservedAlarm { config: json!({
+        .alarm_names(&names.legacy_alarm)
+        .into_paginator()
+        .send();
+    loop {
+        aws.pace().await;
+        let Some(page) = pages.next().await else { break };
+        let page = page.map_err(|e| {
+            AwsFailure::from_sdk("monitoring", "DescribeAlarms", e).into_job_error()
+        })?;
+        for a in page.metric_alarms() {
+            let name = a.alarm_name().unwrap_or_default();
+            if name == names.alarm {
+                observed.alarm = Some(ObservedAlarm {
+                    config: alarm_read_back(a),
+                });
+            } else if name == names.legacy_alarm {
+                // The old scheme's names collided; the metric dimension tells whose it is.
+                let (k, v) = &names.alarm_dimension;
+                observed.legacy_alarm = a
+                    .dimensions()
+                    .iter()
+                    .any(|d| d.name() == Some(k.as_str()) && d.value() == Some(v.as_str()));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// An alarm as DescribeAlarms returns it, in the shape `Alarm::config` produces (plus its
+/// actions).
+fn alarm_read_back(a: &aws_sdk_cloudwatch::types::MetricAlarm) -> Value {
+    json!({
+        "AlarmDescription": a.alarm_description(),
+        "ActionsEnabled": a.actions_enabled().unwrap_or(true),
+        "OKActions": a.ok_actions(),
+        "InsufficientDataActions": a.insufficient_data_actions(),
         "MetricName": a.metric_name(),
         "Namespace": a.namespace(),
         "Statistic": a.statistic().map(|s| s.as_str()),
+        "ExtendedStatistic": a.extended_statistic(),
         "Dimensions": a.dimensions().iter().map(|d| json!({"Name": d.name(), "Value": d.value()})).collect::<Vec<_>>(),
         "Period": a.period(),
+        "Unit": a.unit().map(|u| u.as_str()),
         "EvaluationPeriods": a.evaluation_periods(),
         "DatapointsToAlarm": a.datapoints_to_alarm(),
         "Threshold": a.threshold(),
         "ComparisonOperator": a.comparison_operator().map(|c| c.as_str()),
         "TreatMissingData": a.treat_missing_data().unwrap_or("missing"),
+        "EvaluateLowSampleCountPercentile": a.evaluate_low_sample_count_percentile(),
+        "Metrics": a.metrics().len(),
+        "ThresholdMetricId": a.threshold_metric_id(),
         "AlarmActions": a.alarm_actions(),
-    })}))
+    })
 }
 
-/// The latest scaling activity that failed or did not scale, with AWS's message (seed 001:
-/// such failures are visible only here, never in the alarm history). None when the latest
-/// activities succeeded or the history cannot be read.
+/// The latest scaling activity that failed, with AWS's message (seed 001: such failures are
+/// visible only here, never in the alarm history). None when the latest one succeeded or the
+/// history cannot be read. Not-scaled activities (StatusCode Failed with NotScaledReasons and
+/// no message, such as AlreadyAtMaxCapacity) are routine and skipped (aws-facts.md,
+/// "Not scaled"); pages are followed until a finished activity is found (at most three).
 pub async fn last_scaling_problem(aws: &AwsClients, names: &OwnedNames) -> Option<Value> {
-    aws.pace().await;
-    let out = aws
-        .autoscaling
-        .describe_scaling_activities()
-        .service_namespace(ServiceNamespace::Sagemaker)
-        .resource_id(&names.resource_id)
-        .scalable_dimension(dimension(names))
-        .include_not_scaled_activities(true)
-        .max_results(10)
-        .send()
-        .await
-        .ok()?;
-    // Activities come newest first; a success after a failure means it has recovered.
-    let latest = out.scaling_activities().iter().find(|a| {
-        let code = a.status_code().as_str();
-        code != "InProgress" && code != "Pending"
-    })?;
-    let failed = latest.status_code().as_str() == "Failed";
-    let not_scaled = latest.not_scaled_reasons();
-    if !failed && not_scaled.is_empty() {
-        return None;
+    let mut token: Option<String> = None;
+    for _ in 0..3 {
+        aws.pace().await;
+        let out = aws
+            .autoscaling
+            .describe_scaling_activities()
+            .service_namespace(ServiceNamespace::Sagemaker)
+            .resource_id(&names.resource_id)
+            .scalable_dimension(dimension(names))
+            .include_not_scaled_activities(true)
+            .set_next_token(token.clone())
+            .send()
+            .await
+            .ok()?;
+        // Activities come newest first; a success after a failure means it has recovered.
+        let latest = out.scaling_activities().iter().find(|a| {
+            let code = a.status_code().as_str();
+            code != "InProgress" && code != "Pending" && a.not_scaled_reasons().is_empty()
+        });
+        if let Some(latest) = latest {
+            if latest.status_code().as_str() != "Failed" {
+                return None;
+            }
+            return Some(json!({
+                "status": latest.status_code().as_str(),
+                "description": latest.description(),
+                "message": latest.status_message().unwrap_or("the scaling activity failed without a message"),
+                "cause": latest.cause(),
+                "at": latest.start_time().secs(),
+            }));
+        }
+        token = out.next_token().filter(|t| !t.is_empty()).map(str::to_string);
+        token.as_ref()?;
     }
-    let message = match (failed, not_scaled.first()) {
-        (false, Some(r)) => format!(
-            "{} Not scaled: {} (current capacity {})",
-            latest.description(),
-            r.code(),
-            r.current_capacity().unwrap_or_default()
-        ),
-        _ => latest.status_message().unwrap_or_default().to_string(),
-    };
-    Some(json!({
-        "status": latest.status_code().as_str(),
-        "description": latest.description(),
-        "message": message,
-        "cause": latest.cause(),
-        "not_scaled_reasons": not_scaled.iter().map(|r| r.code()).collect::<Vec<_>>(),
-        "at": latest.start_time().secs(),
-    }))
+    None
 }
 
 /// A target-tracking configuration as AWS returns it, in the shape `TargetTracking::config`
@@ -200,10 +276,13 @@ fn target_tracking_read_back(
         "TargetValue": c.target_value(),
         "ScaleInCooldown": c.scale_in_cooldown(),
         "ScaleOutCooldown": c.scale_out_cooldown(),
+        "DisableScaleIn": c.disable_scale_in().unwrap_or(false),
     });
     if let Some(m) = c.predefined_metric_specification() {
-        out["PredefinedMetricSpecification"] =
-            json!({"PredefinedMetricType": m.predefined_metric_type().as_str()});
+        out["PredefinedMetricSpecification"] = json!({
+            "PredefinedMetricType": m.predefined_metric_type().as_str(),
+            "ResourceLabel": m.resource_label(),
+        });
     }
     if let Some(m) = c.customized_metric_specification() {
         out["CustomizedMetricSpecification"] = json!({
@@ -211,6 +290,8 @@ fn target_tracking_read_back(
             "Namespace": m.namespace(),
             "Dimensions": m.dimensions().iter().map(|d| json!({"Name": d.name(), "Value": d.value()})).collect::<Vec<_>>(),
             "Statistic": m.statistic().map(|s| s.as_str()),
+            "Unit": m.unit(),
+            "Metrics": m.metrics().len(),
         });
     }
     out

@@ -141,27 +141,115 @@ pub struct ObservedAlarm {
     pub config: Value,
 }
 
+/// The scalable target as observed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct ObservedTarget {
+    pub min: i32,
+    pub max: i32,
+    /// SuspendedState (aws-facts.md, "SuspendedState"): scale-out suspended means the step
+    /// policy cannot wake the target.
+    pub suspended_in: bool,
+    pub suspended_out: bool,
+    pub suspended_scheduled: bool,
+}
+
 /// What AWS holds now for the target's objects.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Observed {
-    /// (MinCapacity, MaxCapacity) of the scalable target.
-    pub target: Option<(i32, i32)>,
+    pub target: Option<ObservedTarget>,
     pub target_tracking: Option<ObservedPolicy>,
     pub step: Option<ObservedPolicy>,
     pub alarm: Option<ObservedAlarm>,
+    /// This target's alarm under the old, colliding name scheme is still there.
+    pub legacy_alarm: bool,
     /// Policies on the target that zeroscale did not create.
     pub foreign_policies: Vec<String>,
+}
+
+impl Observed {
+    /// (MinCapacity, MaxCapacity) of the scalable target, if registered.
+    pub fn capacity(&self) -> Option<(i32, i32)> {
+        self.target.map(|t| (t.min, t.max))
+    }
+
+    /// Whether any object zeroscale names exists.
+    pub fn owns_something(&self) -> bool {
+        self.target_tracking.is_some() || self.step.is_some() || self.alarm.is_some() || self.legacy_alarm
+    }
+}
+
+/// What AWS held for a target before zeroscale's first write to it (issue "Real-AWS
+/// behaviour", defect 1). Captured once, durably, before that write, and never from a target
+/// that already carries zeroscale's objects; disable restores it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Baseline {
+    /// No scalable target: disable deregisters the one zeroscale registered.
+    Absent,
+    /// A target with these capacities: disable restores them.
+    Existed { min: i32, max: i32 },
+    /// A target already carrying zeroscale's objects (an earlier zeroscale's): what came before
+    /// is unknown, so disable restores the spec's `restore_min_capacity`.
+    Unknown,
+}
+
+impl Baseline {
+    /// What `o` says about the state before zeroscale (to be recorded before any write).
+    pub fn capture(o: &Observed) -> Self {
+        match o.target {
+            None => Baseline::Absent,
+            Some(_) if o.owns_something() => Baseline::Unknown,
+            Some(t) => Baseline::Existed {
+                min: t.min,
+                max: t.max,
+            },
+        }
+    }
+
+    /// As stored (migrations/20261130000001_baseline.sql).
+    pub fn to_json(self) -> Value {
+        match self {
+            Baseline::Absent => json!({"existed": false}),
+            Baseline::Existed { min, max } => json!({"existed": true, "min": min, "max": max}),
+            Baseline::Unknown => json!({"existed": true, "unknown": true}),
+        }
+    }
+
+    /// Reads a stored baseline.
+    pub fn from_json(v: &Value) -> Option<Self> {
+        match (v["existed"].as_bool()?, v["min"].as_i64(), v["max"].as_i64()) {
+            (false, _, _) => Some(Baseline::Absent),
+            (true, Some(min), Some(max)) => Some(Baseline::Existed {
+                min: min as i32,
+                max: max as i32,
+            }),
+            (true, _, _) => Some(Baseline::Unknown),
+        }
+    }
+
+    /// The capacities from before zeroscale, when known.
+    pub fn capacity(self) -> Option<(i32, i32)> {
+        match self {
+            Baseline::Existed { min, max } => Some((min, max)),
+            _ => None,
+        }
+    }
 }
 
 /// One AWS write.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "call")]
 pub enum Step {
-    /// RegisterScalableTarget with these capacities.
+    /// RegisterScalableTarget with these capacities (and, to resume a suspended scale-out, the
+    /// whole SuspendedState).
     RegisterScalableTarget {
         min_capacity: i32,
         max_capacity: i32,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        suspended_state: Option<Value>,
     },
+    /// DeregisterScalableTarget: steps aside from a target zeroscale registered (its policies
+    /// go with it).
+    DeregisterScalableTarget,
     /// PutScalingPolicy (TargetTrackingScaling).
     PutTargetTrackingPolicy {
         policy_name: String,
@@ -187,14 +275,18 @@ pub enum Step {
 impl TargetTracking {
     /// The comparable configuration, in the shape `observe` reads it back.
     pub fn config(&self) -> Value {
+        // Every member zeroscale sets or leaves at its default, so that an edit to any of them
+        // is drift (aws-facts.md, "Alarm actions"; the alarm's promise "edits are reverted").
         let mut c = json!({
             "TargetValue": self.target_value,
             "ScaleInCooldown": self.scale_in_cooldown,
             "ScaleOutCooldown": self.scale_out_cooldown,
+            "DisableScaleIn": false,
         });
         match &self.metric {
             TrackedMetric::Predefined(t) => {
-                c["PredefinedMetricSpecification"] = json!({ "PredefinedMetricType": t });
+                c["PredefinedMetricSpecification"] =
+                    json!({ "PredefinedMetricType": t, "ResourceLabel": null });
             }
             TrackedMetric::Customized {
                 metric_name,
@@ -207,6 +299,8 @@ impl TargetTracking {
                     "Namespace": namespace,
                     "Dimensions": [{"Name": dimension.0, "Value": dimension.1}],
                     "Statistic": statistic,
+                    "Unit": null,
+                    "Metrics": 0,
                 });
             }
         }
@@ -222,38 +316,62 @@ impl StepPolicy {
             "AdjustmentType": "ChangeInCapacity",
             "MetricAggregationType": self.aggregation,
             "Cooldown": self.cooldown,
-            "StepAdjustments": [{"MetricIntervalLowerBound": 0.0, "ScalingAdjustment": self.adjustment}],
+            "MinAdjustmentMagnitude": null,
+            "StepAdjustments": [{"MetricIntervalLowerBound": 0.0, "MetricIntervalUpperBound": null, "ScalingAdjustment": self.adjustment}],
         })
     }
 }
 
 impl Alarm {
-    /// The comparable configuration, without the action.
+    /// The comparable configuration, without the action: every member PutMetricAlarm takes,
+    /// including the ones zeroscale leaves empty (an OK action or a unit added by hand is
+    /// drift too).
     pub fn config(&self) -> Value {
         let z = &self.settings;
         json!({
+            "AlarmDescription": self.description,
+            "ActionsEnabled": true,
+            "OKActions": [],
+            "InsufficientDataActions": [],
             "MetricName": self.metric_name,
             "Namespace": "AWS/SageMaker",
             "Statistic": self.statistic,
+            "ExtendedStatistic": null,
             "Dimensions": [{"Name": self.dimension.0, "Value": self.dimension.1}],
             "Period": z.period_seconds,
+            "Unit": null,
             "EvaluationPeriods": z.evaluation_periods,
             "DatapointsToAlarm": z.datapoints_to_alarm,
             "Threshold": z.threshold,
             "ComparisonOperator": z.comparison.as_str(),
             "TreatMissingData": "missing",
+            "EvaluateLowSampleCountPercentile": null,
+            "Metrics": 0,
+            "ThresholdMetricId": null,
         })
     }
 }
 
 /// The writes that enable scale-to-zero, in order; nothing already as desired is written again,
-/// and a changed step-policy ARN re-puts the alarm.
+/// and a changed step-policy ARN re-puts the alarm. A suspended scale-out is resumed (it keeps
+/// the step policy from waking the target), and this target's alarm under the old name is
+/// deleted once the new one is in place, so there is no moment without an alarm.
 pub fn plan_enable(d: &Desired, o: &Observed) -> Vec<Step> {
     let mut steps = Vec::new();
-    if o.target != Some((0, d.max_capacity)) {
+    let target_ok = o
+        .target
+        .is_some_and(|t| t.min == 0 && t.max == d.max_capacity && !t.suspended_out);
+    if !target_ok {
         steps.push(Step::RegisterScalableTarget {
             min_capacity: 0,
             max_capacity: d.max_capacity,
+            suspended_state: o.target.filter(|t| t.suspended_out).map(|t| {
+                json!({
+                    "DynamicScalingInSuspended": t.suspended_in,
+                    "DynamicScalingOutSuspended": false,
+                    "ScheduledScalingSuspended": t.suspended_scheduled,
+                })
+            }),
         });
     }
     let tt = d.target_tracking.config();
@@ -281,18 +399,50 @@ pub fn plan_enable(d: &Desired, o: &Observed) -> Vec<Step> {
             configuration: alarm,
         });
     }
+    if o.legacy_alarm {
+        steps.push(Step::DeleteAlarm {
+            alarm_name: d.names.legacy_alarm.clone(),
+        });
+    }
     steps
 }
 
-/// The writes that turn scale-to-zero off: our alarm, our policies, then the target back to the
-/// capacity it had before zeroscale (or `restore_min`). Objects zeroscale did not create are
-/// never touched; AWS's own `TargetTracking-*` alarms go with their policy, by AWS.
-pub fn plan_disable(names: &OwnedNames, o: &Observed, restore: (i32, i32)) -> Vec<Step> {
+/// The writes that turn scale-to-zero off: our alarms, then our policies and the target as
+/// they were before zeroscale (`baseline`): a target zeroscale registered is deregistered (its
+/// policies go with it), one that existed is restored to its capacities. Objects zeroscale did
+/// not create are never touched; a target zeroscale registered that now carries someone
+/// else's policies stays registered (at `restore_min`), with a warning. AWS's own
+/// `TargetTracking-*` alarms go with their policy, by AWS.
+pub fn plan_disable(
+    names: &OwnedNames,
+    o: &Observed,
+    baseline: Option<Baseline>,
+    restore_min: i32,
+) -> (Vec<Step>, Option<String>) {
     let mut steps = Vec::new();
     if o.alarm.is_some() {
         steps.push(Step::DeleteAlarm {
             alarm_name: names.alarm.clone(),
         });
+    }
+    if o.legacy_alarm {
+        steps.push(Step::DeleteAlarm {
+            alarm_name: names.legacy_alarm.clone(),
+        });
+    }
+    let Some(current) = o.target else {
+        return (steps, None);
+    };
+    // Never captured and nothing of ours there: the target was never touched by zeroscale.
+    let baseline = match baseline {
+        Some(b) => b,
+        None if o.owns_something() => Baseline::Unknown,
+        None => return (steps, None),
+    };
+    let mut warning = None;
+    if baseline == Baseline::Absent && o.foreign_policies.is_empty() {
+        steps.push(Step::DeregisterScalableTarget);
+        return (steps, None);
     }
     if o.step.is_some() {
         steps.push(Step::DeleteScalingPolicy {
@@ -304,15 +454,24 @@ pub fn plan_disable(names: &OwnedNames, o: &Observed, restore: (i32, i32)) -> Ve
             policy_name: names.target_tracking_policy.clone(),
         });
     }
-    if let Some(current) = o.target {
-        if current != restore {
-            steps.push(Step::RegisterScalableTarget {
-                min_capacity: restore.0,
-                max_capacity: restore.1,
-            });
-        }
+    let restore = match baseline {
+        Baseline::Existed { min, max } => (min, max),
+        Baseline::Absent | Baseline::Unknown => (restore_min, current.max.max(restore_min)),
+    };
+    if baseline == Baseline::Absent {
+        warning = Some(format!(
+            "zeroscale registered this scalable target, but policies it did not create are on it ({}): it stays registered (MinCapacity {}) so they keep working. Deregister it yourself to step aside completely (for example before an UpdateEndpoint that changes the instance type)",
+            o.foreign_policies.join(", "), restore.0
+        ));
     }
-    steps
+    if (current.min, current.max) != restore {
+        steps.push(Step::RegisterScalableTarget {
+            min_capacity: restore.0,
+            max_capacity: restore.1,
+            suspended_state: None,
+        });
+    }
+    (steps, warning)
 }
 
 #[cfg(test)]
@@ -329,7 +488,11 @@ mod tests {
         let mut alarm = d.alarm.config();
         alarm["AlarmActions"] = json!(["arn:step"]);
         Observed {
-            target: Some((0, 4)),
+            target: Some(ObservedTarget {
+                min: 0,
+                max: 4,
+                ..Default::default()
+            }),
             target_tracking: Some(ObservedPolicy {
                 arn: "arn:tt".into(),
                 config: d.target_tracking.config(),
@@ -339,6 +502,7 @@ mod tests {
                 config: d.step.config(),
             }),
             alarm: Some(ObservedAlarm { config: alarm }),
+            legacy_alarm: false,
             foreign_policies: vec![],
         }
     }
@@ -390,24 +554,75 @@ mod tests {
     #[test]
     fn disable_removes_ours_and_restores_the_target() {
         let d = desired();
-        let steps = plan_disable(&d.names, &converged(&d), (1, 4));
+        let existed = Some(Baseline::Existed { min: 1, max: 4 });
+        let (steps, _) = plan_disable(&d.names, &converged(&d), existed, 1);
         assert_eq!(steps.len(), 4);
         assert_eq!(
             steps[3],
             Step::RegisterScalableTarget {
                 min_capacity: 1,
-                max_capacity: 4
+                max_capacity: 4,
+                suspended_state: None,
             }
         );
-        assert!(plan_disable(
-            &d.names,
-            &Observed {
-                target: Some((1, 4)),
+        let restored = Observed {
+            target: Some(ObservedTarget {
+                min: 1,
+                max: 4,
                 ..Default::default()
-            },
-            (1, 4)
-        )
-        .is_empty());
+            }),
+            ..Default::default()
+        };
+        assert!(plan_disable(&d.names, &restored, existed, 1).0.is_empty());
+        assert!(
+            plan_disable(&d.names, &restored, None, 1).0.is_empty(),
+            "never captured, nothing of ours: not touched"
+        );
+    }
+
+    #[test]
+    fn disable_deregisters_a_target_zeroscale_registered() {
+        let d = desired();
+        let (steps, warning) =
+            plan_disable(&d.names, &converged(&d), Some(Baseline::Absent), 1);
+        assert!(matches!(
+            steps[..],
+            [Step::DeleteAlarm { .. }, Step::DeregisterScalableTarget]
+        ));
+        assert!(warning.is_none());
+        let mut shared = converged(&d);
+        shared.foreign_policies = vec!["team (StepScaling)".into()];
+        let (steps, warning) = plan_disable(&d.names, &shared, Some(Baseline::Absent), 1);
+        assert!(!steps.contains(&Step::DeregisterScalableTarget));
+        assert!(warning.unwrap().contains("team"));
+    }
+
+    #[test]
+    fn a_baseline_is_never_taken_from_zeroscales_own_target() {
+        let d = desired();
+        assert_eq!(Baseline::capture(&converged(&d)), Baseline::Unknown);
+        assert_eq!(Baseline::capture(&Observed::default()), Baseline::Absent);
+        for b in [Baseline::Absent, Baseline::Unknown, Baseline::Existed { min: 2, max: 3 }] {
+            assert_eq!(Baseline::from_json(&b.to_json()), Some(b));
+        }
+    }
+
+    #[test]
+    fn suspended_scale_out_is_resumed_and_an_old_alarm_moved_after_the_new_one() {
+        let d = desired();
+        let mut o = converged(&d);
+        o.target.as_mut().unwrap().suspended_out = true;
+        o.legacy_alarm = true;
+        let steps = plan_enable(&d, &o);
+        assert!(matches!(
+            &steps[..],
+            [Step::RegisterScalableTarget { suspended_state: Some(s), .. }, Step::DeleteAlarm { alarm_name }]
+                if s["DynamicScalingOutSuspended"] == false && *alarm_name == d.names.legacy_alarm
+        ));
+        o.alarm.as_mut().unwrap().config["ActionsEnabled"] = json!(false);
+        assert!(plan_enable(&d, &o)
+            .iter()
+            .any(|s| matches!(s, Step::PutMetricAlarm { .. })));
     }
 
     #[test]

@@ -22,7 +22,13 @@ use crate::{
 pub struct Preflight {
     pub endpoint: String,
     pub variant: String,
-    pub instance_type: String,
+    /// The endpoint's current config, the authoritative record of the variant's settings.
+    pub config_name: String,
+    /// The variant's instance type; None for a variant of instance pools.
+    pub instance_type: Option<String>,
+    /// The instance types of the variant's instance pools, if it has them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub instance_pools: Vec<String>,
     /// Components: the variant's MaxInstanceCount, which the instance quota also bounds.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_instance_count: Option<i32>,
@@ -56,15 +62,14 @@ pub async fn prepare(
     // An unset max keeps the target's current MaxCapacity, else the running capacity.
     let max = spec
         .max_capacity()
-        .or(observed.target.map(|t| t.1))
+        .or(observed.target.map(|t| t.max))
         .unwrap_or(pre.current_capacity)
         .max(1);
-    let need = max.max(pre.max_instance_count.unwrap_or(0));
-    let warnings = quotas::check(aws, &pre.instance_type, need, |quota| match target {
-        TargetRef::Component(_) => component::quota_refusal(&pre, max, quota),
-        TargetRef::EndpointVariant { .. } => variant::quota_refusal(&pre, max, quota),
-    })
-    .await?;
+    let (need, why, fix) = match target {
+        TargetRef::Component(_) => component::instance_need(&pre, max),
+        TargetRef::EndpointVariant { .. } => variant::instance_need(&pre, max),
+    };
+    let warnings = quotas::check(aws, &pre, need, &why, &fix).await?;
     pre.warnings.extend(warnings);
     let desired = plan::desired_for(target, spec, max).map_err(JobError::permanent)?;
     Ok(Prepared {

@@ -1,62 +1,43 @@
-//! The account's instance quota for an instance type, looked up by name (`<type> for endpoint
-//! usage`; the `L-...` codes are opaque) with ListServiceQuotas, and cached.
+//! The account's instance quota for an instance type (`<type> for endpoint usage`; the `L-...`
+//! codes are opaque, so it is looked up by name) and what other endpoints already use of it.
+//!
+//! aws-facts.md, "Quotas": ListServiceQuotas lists only quotas the account applied; an account
+//! that never raised one has only AWS's default (ListAWSDefaultServiceQuotas). The quota counts
+//! instances across the whole account and Region. Both reads are cached.
 
-use std::time::{Duration, Instant};
+use std::{
+    collections::HashMap,
+    time::{Duration, Instant},
+};
 
-use super::Warning;
+use aws_sdk_sagemaker::types::ProductionVariant;
+
+use super::{Preflight, Warning};
+pub use crate::aws::{Quota, QuotaSource};
 use crate::{
     aws::{AwsClients, AwsFailure},
     jobs::JobError,
 };
 
-/// How long a quota read is reused.
+/// How long a quota or usage read is reused.
 const TTL: Duration = Duration::from_secs(600);
 
-/// The quota's value; `Ok(None)` when no quota has that name; `Err` (with the reason) when
-/// Service Quotas cannot be read. aws-facts.md: an unreadable quota must not block an enable.
-pub async fn instance_quota(aws: &AwsClients, instance_type: &str) -> Result<Option<f64>, String> {
-    if let Some((value, at)) = aws
-        .quota_cache
-        .lock()
-        .expect("quota cache")
-        .get(instance_type)
-    {
+/// Instances of one type other endpoints run: (endpoint, instances).
+pub type Usage = Vec<(String, i32)>;
+
+/// The quota in force for `instance_type`: the applied value, else AWS's default. `Ok(None)`
+/// when neither exists; `Err` (what AWS answered) when Service Quotas cannot be read.
+pub async fn instance_quota(aws: &AwsClients, instance_type: &str) -> Result<Option<Quota>, String> {
+    if let Some((value, at)) = aws.quota_cache.lock().expect("quota cache").get(instance_type) {
         if at.elapsed() < TTL {
             return Ok(*value);
         }
     }
     let wanted = format!("{instance_type} for endpoint usage");
-    let mut token: Option<String> = None;
-    let mut found = None;
-    loop {
-        aws.pace().await;
-        let out = aws
-            .quotas
-            .list_service_quotas()
-            .service_code("sagemaker")
-            .set_next_token(token.clone())
-            .max_results(100)
-            .send()
-            .await
-            .map_err(|e| {
-                // Only the error code reaches users; AWS's text (ARNs, role names) stays in the log.
-                let f = AwsFailure::from_sdk("servicequotas", "ListServiceQuotas", e);
-                tracing::warn!(code = %f.code, error = %f.message, "Service Quotas unreadable");
-                f.code
-            })?;
-        if let Some(q) = out
-            .quotas()
-            .iter()
-            .find(|q| q.quota_name() == Some(wanted.as_str()))
-        {
-            found = q.value();
-            break;
-        }
-        match out.next_token() {
-            Some(t) if !t.is_empty() => token = Some(t.to_string()),
-            _ => break,
-        }
-    }
+    let found = match find_quota(aws, &wanted, QuotaSource::Applied).await? {
+        Some(v) => Some(v),
+        None => find_quota(aws, &wanted, QuotaSource::Default).await?,
+    };
     aws.quota_cache
         .lock()
         .expect("quota cache")
@@ -64,20 +45,217 @@ pub async fn instance_quota(aws: &AwsClients, instance_type: &str) -> Result<Opt
     Ok(found)
 }
 
-/// Refuses `need` instances of `instance_type` when the quota is read and is lower (AWS would
-/// accept the max and then fail every scale-out past the quota: seed 001, pitfall 2). An
-/// unknown or unreadable quota does not block: it becomes a warning that names the missing
-/// quota or permission. `refuse` words the refusal from the quota's value.
+/// Pages through the applied (or default) quotas of SageMaker for one by name.
+async fn find_quota(
+    aws: &AwsClients,
+    wanted: &str,
+    source: QuotaSource,
+) -> Result<Option<Quota>, String> {
+    let unreadable = |op: &'static str| {
+        move |f: AwsFailure| {
+            // What AWS actually answered goes to the log; users see the code (or HTTP status),
+            // not ARNs or role names.
+            tracing::warn!(operation = op, code = %f.code, error = %f.message, "Service Quotas unreadable");
+            format!("{op}: {}", f.code)
+        }
+    };
+    let mut token: Option<String> = None;
+    loop {
+        aws.pace().await;
+        let (quotas, next) = match source {
+            QuotaSource::Applied => {
+                let out = aws
+                    .quotas
+                    .list_service_quotas()
+                    .service_code("sagemaker")
+                    .set_next_token(token.clone())
+                    .max_results(100)
+                    .send()
+                    .await
+                    .map_err(|e| AwsFailure::from_sdk("servicequotas", "ListServiceQuotas", e))
+                    .map_err(unreadable("ListServiceQuotas"))?;
+                (out.quotas().to_vec(), out.next_token().map(str::to_string))
+            }
+            QuotaSource::Default => {
+                let out = aws
+                    .quotas
+                    .list_aws_default_service_quotas()
+                    .service_code("sagemaker")
+                    .set_next_token(token.clone())
+                    .max_results(100)
+                    .send()
+                    .await
+                    .map_err(|e| {
+                        AwsFailure::from_sdk("servicequotas", "ListAWSDefaultServiceQuotas", e)
+                    })
+                    .map_err(unreadable("ListAWSDefaultServiceQuotas"))?;
+                (out.quotas().to_vec(), out.next_token().map(str::to_string))
+            }
+        };
+        if let Some(q) = quotas.iter().find(|q| q.quota_name() == Some(wanted)) {
+            return Ok(q.value().map(|value| Quota { value, source }));
+        }
+        match next {
+            Some(t) if !t.is_empty() => token = Some(t),
+            _ => return Ok(None),
+        }
+    }
+}
+
+/// Instances of `instance_type` that endpoints other than `ours` run now, read with
+/// ListEndpoints and DescribeEndpoint (counts) and DescribeEndpointConfig (instance types;
+/// configs are immutable under their name, so cached for good). The whole account's usage is
+/// cached for 10 minutes: one sweep serves every instance type and target.
+pub async fn other_usage(aws: &AwsClients, instance_type: &str, ours: &str) -> Result<Usage, String> {
+    let cached = aws.usage_cache.lock().expect("usage cache").clone();
+    let all = match cached {
+        Some((at, all)) if at.elapsed() < TTL => all,
+        _ => {
+            let all = sweep(aws).await?;
+            *aws.usage_cache.lock().expect("usage cache") = Some((Instant::now(), all.clone()));
+            all
+        }
+    };
+    Ok(all
+        .get(instance_type)
+        .map(|u| u.iter().filter(|(e, n)| e != ours && *n > 0).cloned().collect())
+        .unwrap_or_default())
+}
+
+/// Every endpoint's instances by instance type.
+async fn sweep(aws: &AwsClients) -> Result<HashMap<String, Usage>, String> {
+    let failed = |op: &'static str| move |e| {
+        let f = AwsFailure::from_sdk("sagemaker", op, e);
+        tracing::warn!(operation = op, code = %f.code, error = %f.message, "endpoint usage unreadable");
+        format!("{op}: {}", f.code)
+    };
+    let mut names = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        aws.pace().await;
+        let out = aws
+            .sagemaker
+            .list_endpoints()
+            .max_results(100)
+            .set_next_token(token.clone())
+            .send()
+            .await
+            .map_err(failed("ListEndpoints"))?;
+        names.extend(
+            out.endpoints()
+                .iter()
+                .filter_map(|e| e.endpoint_name().map(str::to_string)),
+        );
+        match out.next_token() {
+            Some(t) if !t.is_empty() => token = Some(t.to_string()),
+            _ => break,
+        }
+    }
+    let mut usage: HashMap<String, Usage> = HashMap::new();
+    for name in names {
+        aws.pace().await;
+        let Ok(ep) = aws.sagemaker.describe_endpoint().endpoint_name(&name).send().await else {
+            continue; // deleted meanwhile
+        };
+        let config = ep.endpoint_config_name().unwrap_or_default();
+        let types = config_types(aws, config).await?;
+        for v in ep.production_variants() {
+            let n = v.current_instance_count().unwrap_or(0).max(v.desired_instance_count().unwrap_or(0));
+            let itype = types
+                .get(v.variant_name().unwrap_or_default())
+                .cloned()
+                .flatten();
+            if let Some(t) = itype {
+                usage.entry(t).or_default().push((name.clone(), n));
+            }
+        }
+    }
+    Ok(usage)
+}
+
+/// Variant name -> instance type of an endpoint config (None for instance pools).
+async fn config_types(
+    aws: &AwsClients,
+    config: &str,
+) -> Result<HashMap<String, Option<String>>, String> {
+    if let Some(t) = aws.config_cache.lock().expect("config cache").get(config) {
+        return Ok(t.clone());
+    }
+    aws.pace().await;
+    let out = aws
+        .sagemaker
+        .describe_endpoint_config()
+        .endpoint_config_name(config)
+        .send()
+        .await
+        .map_err(|e| {
+            let f = AwsFailure::from_sdk("sagemaker", "DescribeEndpointConfig", e);
+            format!("DescribeEndpointConfig: {}", f.code)
+        })?;
+    let types: HashMap<String, Option<String>> = out
+        .production_variants()
+        .iter()
+        .map(|v| (v.variant_name().unwrap_or_default().to_string(), instance_types(v).0))
+        .collect();
+    aws.config_cache
+        .lock()
+        .expect("config cache")
+        .insert(config.to_string(), types.clone());
+    Ok(types)
+}
+
+/// A configured variant's instance type, or the types of its instance pools (aws-facts.md: a
+/// variant may use InstancePools instead of one InstanceType).
+pub fn instance_types(v: &ProductionVariant) -> (Option<String>, Vec<String>) {
+    let pools = v
+        .instance_pools()
+        .iter()
+        .filter_map(|p| p.instance_type().map(|t| t.as_str().to_string()))
+        .collect();
+    (v.instance_type().map(|t| t.as_str().to_string()), pools)
+}
+
+/// Checks `need` instances (derived as `why` says) against the quota of the preflight's
+/// instance type. A quota that is read and too low refuses (AWS would accept the max and then
+/// fail every scale-out past the quota: seed 001, pitfall 2). What other endpoints run of the
+/// type only warns: it changes from minute to minute. An unknown or unreadable quota, or a
+/// variant of instance pools, warns and does not block (aws-facts.md).
 pub async fn check(
     aws: &AwsClients,
-    instance_type: &str,
+    pre: &Preflight,
     need: i32,
-    refuse: impl FnOnce(f64) -> String,
+    why: &str,
+    fix: &str,
 ) -> Result<Vec<Warning>, JobError> {
-    match instance_quota(aws, instance_type).await {
-        Ok(Some(quota)) if f64::from(need) > quota => Err(JobError::permanent(refuse(quota))),
-        Ok(Some(_)) => Ok(vec![]),
-        Ok(None) => Ok(vec![Warning::new("QuotaUnknown", format!("no Service Quotas entry named '{instance_type} for endpoint usage'; the max capacity could not be checked against it"))]),
-        Err(why) => Ok(vec![Warning::new("QuotaUnreadable", format!("Service Quotas could not be read ({why}); grant servicequotas:ListServiceQuotas so zeroscale can check the max capacity against the instance quota"))]),
+    let Some(itype) = pre.instance_type.as_deref() else {
+        return Ok(vec![Warning::new("QuotaNotChecked", format!(
+            "variant {:?} of endpoint {:?} uses instance pools ({}): its instances may be of any of these types, so zeroscale did not check max_capacity against a single instance quota; check the quotas '<type> for endpoint usage' of each in Service Quotas",
+            pre.variant, pre.endpoint, pre.instance_pools.join(", ")))]);
+    };
+    let name = format!("'{itype} for endpoint usage'");
+    let quota = match instance_quota(aws, itype).await {
+        Ok(Some(q)) => q,
+        Ok(None) => return Ok(vec![Warning::new("QuotaUnknown", format!("no Service Quotas entry (applied or AWS default) named {name}; max_capacity could not be checked against it"))]),
+        Err(what) => return Ok(vec![Warning::new("QuotaUnreadable", format!("Service Quotas could not be read ({what}); grant servicequotas:ListServiceQuotas and servicequotas:ListAWSDefaultServiceQuotas so zeroscale can check max_capacity against the instance quota"))]),
+    };
+    let q = quota.value;
+    if f64::from(need) > q {
+        return Err(JobError::permanent(format!(
+            "{why}, but the account's quota {name} is {q} instances ({}). AWS would accept this and then fail every scale-out past {q}, visible only in the scaling activities. {fix}, or request an increase of the quota {name} (service code sagemaker) in Service Quotas and retry once it is granted",
+            quota.source
+        )));
     }
+    let used = match other_usage(aws, itype, &pre.endpoint).await {
+        Ok(u) => u,
+        Err(what) => return Ok(vec![Warning::new("QuotaUsageUnreadable", format!(
+            "what other endpoints run of {itype} could not be read ({what}); only this target's own need ({need}) was checked against the quota {name} of {q}"))]),
+    };
+    let others: i32 = used.iter().map(|(_, n)| n).sum();
+    if f64::from(need + others) > q {
+        let list: Vec<String> = used.iter().map(|(e, n)| format!("{e}: {n}")).collect();
+        return Ok(vec![Warning::new("QuotaHeadroom", format!(
+            "the quota {name} is {q} instances ({}), and other endpoints run {others} of them now ({}; read with DescribeEndpoint, refreshed every 10 minutes). {why}: while they do, scale-outs past {} instances will fail",
+            quota.source, list.join(", "), (q - f64::from(others)).max(0.0)))]);
+    }
+    Ok(vec![])
 }

@@ -15,6 +15,11 @@ pub struct Report {
     pub warnings: Vec<Warning>,
     pub resolved_max_capacity: Option<i32>,
     pub original_capacity: Option<(i32, i32)>,
+    /// What AWS held before zeroscale's first write (restored on disable).
+    pub baseline: Option<Value>,
+    /// What the run waits for (an endpoint Updating), when it waits.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub waiting: Option<String>,
     pub plan: Vec<plan::Step>,
     pub steps: Vec<StepRecord>,
     pub target_tracking_policy_arn: Option<String>,
@@ -53,6 +58,11 @@ impl Report {
 
 fn condition(kind: &str, ok: bool, reason: &str, message: String) -> Value {
     json!({"type": kind, "status": if ok { "True" } else { "False" }, "reason": reason, "message": message, "last_transition_time": Utc::now()})
+}
+
+/// A `Waiting` condition: AWS is changing the resource; the job retries.
+pub fn waiting(reason: &str, message: &str) -> Value {
+    condition("Waiting", true, reason, message.to_string())
 }
 
 /// The conditions a report implies.
@@ -115,11 +125,7 @@ pub fn conditions(report: &Report, error: Option<&str>) -> Vec<Value> {
 /// A Degraded condition for the latest failed or not-scaled scaling activity, in AWS's words.
 fn scaling_problem(report: &Report) -> Option<Value> {
     let f = report.last_scaling_failure.as_ref()?;
-    let reason = if f["status"] == "Failed" {
-        "ScalingActivityFailed"
-    } else {
-        "ScalingActivityNotScaled"
-    };
+    let reason = "ScalingActivityFailed";
     let message = f["message"]
         .as_str()
         .unwrap_or("a scaling activity failed")

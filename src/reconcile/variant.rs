@@ -1,6 +1,6 @@
 //! Async-inference endpoint variants (seed 001): the checks that must pass before any write.
 
-use super::{kinds, Preflight};
+use super::{kinds, quotas, Preflight};
 use crate::{
     aws::{AwsClients, AwsFailure},
     domain::{EndpointName, VariantName},
@@ -47,9 +47,7 @@ pub async fn preflight(
         .endpoint_status()
         .map(|s| s.as_str().to_string())
         .unwrap_or_default();
-    if status != "InService" {
-        return Err(permanent(format!("endpoint {endpoint:?} is {status}, not InService: wait until it is InService, then retry")));
-    }
+    kinds::status_check("Endpoint", &format!("endpoint {endpoint:?}"), &status)?;
     let config_name = ep.endpoint_config_name().unwrap_or_default().to_string();
     aws.pace().await;
     let config = aws
@@ -83,15 +81,13 @@ pub async fn preflight(
                 variants.join(", ")
             ))
         })?;
-    let instance_type = pv
-        .instance_type()
-        .map(|t| t.as_str().to_string())
-        .ok_or_else(|| {
-            permanent(format!(
-                "variant {variant:?} of endpoint {endpoint:?} has no instance type (a serverless variant?): \
-                 only instance-based variants are scaled with Application Auto Scaling"
-            ))
-        })?;
+    let (instance_type, instance_pools) = quotas::instance_types(pv);
+    if instance_type.is_none() && instance_pools.is_empty() {
+        return Err(permanent(format!(
+            "variant {variant:?} of endpoint {endpoint:?} has no instance type or instance pools (a serverless variant?): \
+             only instance-based variants are scaled with Application Auto Scaling"
+        )));
+    }
     let current_instances = ep
         .production_variants()
         .iter()
@@ -101,21 +97,25 @@ pub async fn preflight(
     Ok(Preflight {
         endpoint: endpoint.to_string(),
         variant: variant.to_string(),
+        config_name,
         instance_type,
+        instance_pools,
         max_instance_count: None,
         current_capacity: current_instances,
         warnings: Vec::new(),
     })
 }
 
-/// Why a max capacity above the instance quota is refused, for an async variant: the error
-/// names the quota, its value, the requested max, and how to raise it (seed 001, pitfall 2).
-pub fn quota_refusal(pre: &Preflight, max_instances: i32, quota: f64) -> String {
-    let (itype, endpoint, variant) = (&pre.instance_type, &pre.endpoint, &pre.variant);
-    format!(
-        "max_capacity {max_instances} is above the account's quota '{itype} for endpoint usage', which is {quota} instances. \
-         AWS would accept it and then fail every scale-out of variant {variant:?} of endpoint {endpoint:?} past {quota}, \
-         visible only in the scaling activities. Lower max_capacity to at most {quota}, or request an increase of the quota \
-         '{itype} for endpoint usage' (service code sagemaker) in Service Quotas and retry once it is granted"
+/// The instances an async variant may need: its max_capacity (it scales instances directly),
+/// and how to say so (seed 001, pitfall 2).
+pub fn instance_need(pre: &Preflight, max_instances: i32) -> (i32, String, String) {
+    let why = format!(
+        "max_capacity {max_instances} lets variant {:?} of endpoint {:?} scale out to {max_instances} instances",
+        pre.variant, pre.endpoint
+    );
+    (
+        max_instances,
+        why,
+        "Lower max_capacity to at most the quota".into(),
     )
 }

@@ -187,16 +187,10 @@ fn describe_targets(w: &mut World, p: &Value) -> Result<Value, AwsError> {
         ));
     }
     let dim = opt_str(p, "ScalableDimension");
-    // Eventual consistency: a target registered a moment ago is not listed by the next describe;
-    // once a describe has listed it, policies can be put on it too.
+    // Eventual consistency: a target registered a moment ago is not listed by the next describe
+    // (one miss per registration, by a describe or a policy put, whichever comes first).
     let unlisted = std::mem::take(&mut w.unlisted_registrations);
-    let listed: Vec<String> = w
-        .fresh_registrations
-        .iter()
-        .filter(|r| !unlisted.contains(r))
-        .cloned()
-        .collect();
-    w.fresh_registrations.retain(|r| !listed.contains(r));
+    w.fresh_registrations.retain(|r| !unlisted.contains(r));
     let items: Vec<Value> = w
         .targets
         .values()
@@ -362,9 +356,11 @@ fn put_policy(w: &mut World, p: &Value) -> Result<Value, AwsError> {
     if !w.targets.contains_key(&key) {
         return Err(not_found(format!("No scalable target registered for service namespace: {}, resource ID: {}, scalable dimension: {}", key.0, key.1, key.2)));
     }
-    // Eventual consistency: the first policy put right after a registration misses the target.
+    // Eventual consistency: the first policy put right after a registration misses the target
+    // (one miss per registration, by a put or a describe, whichever comes first).
     if let Some(i) = w.fresh_registrations.iter().position(|r| r == &key.1) {
         w.fresh_registrations.remove(i);
+        w.unlisted_registrations.retain(|r| r != &key.1);
         return Err(not_found(format!("No scalable target registered for service namespace: {}, resource ID: {}, scalable dimension: {}", key.0, key.1, key.2)));
     }
     let (step, tt) = match policy_type.as_str() {

@@ -230,9 +230,11 @@ pub struct Fault {
 pub struct Settings {
     /// Seconds new capacity takes to become InService (minutes on AWS).
     pub provisioning_delay_seconds: f64,
-    /// As AWS's eventual consistency after RegisterScalableTarget (aws-facts.md): the first
-    /// PutScalingPolicy on a new target fails with ObjectNotFoundException and the first
-    /// DescribeScalableTargets that follows does not list it. On by default.
+    /// As AWS's eventual consistency after RegisterScalableTarget (aws-facts.md): the first call
+    /// that needs a new target misses it once: a PutScalingPolicy fails with
+    /// ObjectNotFoundException, or a DescribeScalableTargets does not list it (whichever comes
+    /// first; the sandbox counts calls rather than seconds so that tests are deterministic).
+    /// On by default.
     pub eventual_consistency: bool,
     /// As AWS: creating an endpoint or component goes through `Creating`, and every capacity
     /// change (UpdateEndpointWeightsAndCapacities, UpdateInferenceComponentRuntimeConfig) puts

@@ -130,3 +130,33 @@ pub async fn set_status(
     .await?;
     Ok(())
 }
+
+/// Records what AWS held before zeroscale's first write to the target, unless something was
+/// already recorded; returns what is recorded (the earlier capture wins: it was taken before
+/// any write of ours). See migrations/20261130000001_baseline.sql for the shape.
+pub async fn capture_baseline(pool: &PgPool, id: i64, baseline: &Value) -> sqlx::Result<Value> {
+    sqlx::query_scalar(
+        "UPDATE targets SET baseline = COALESCE(baseline, $2) WHERE id = $1 RETURNING baseline",
+    )
+    .bind(id)
+    .bind(baseline)
+    .fetch_one(pool)
+    .await
+}
+
+/// The recorded baseline, if any.
+pub async fn baseline(pool: &PgPool, id: i64) -> sqlx::Result<Option<Value>> {
+    sqlx::query_scalar("SELECT baseline FROM targets WHERE id = $1")
+        .bind(id)
+        .fetch_one(pool)
+        .await
+}
+
+/// Forgets the baseline once a disable has restored it (a later enable captures afresh).
+pub async fn clear_baseline(conn: &mut PgConnection, id: i64) -> sqlx::Result<()> {
+    sqlx::query("UPDATE targets SET baseline = NULL WHERE id = $1")
+        .bind(id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
