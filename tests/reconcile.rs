@@ -21,6 +21,7 @@ use zeroscale::{
 
 const DIM: ScalableDimension = ScalableDimension::SageMakerInferenceComponentDesiredCopyCount;
 const RID: &str = "inference-component/demo-component";
+const ALARM: &str = "zeroscale/inference-component/demo-component/no-capacity";
 
 #[tokio::test]
 async fn enabling_produces_seed_000s_objects_and_a_request_at_zero_brings_a_copy_back() {
@@ -103,7 +104,7 @@ async fn enabling_produces_seed_000s_objects_and_a_request_at_zero_brings_a_copy
     let alarms =
         e.sb.cw
             .describe_alarms()
-            .alarm_names("zeroscale-demo-component-no-capacity")
+            .alarm_names(ALARM)
             .send()
             .await
             .unwrap();
@@ -153,9 +154,11 @@ async fn enabling_produces_seed_000s_objects_and_a_request_at_zero_brings_a_copy
         4
     );
 
-    // Idle: target tracking scales it in to zero; one request at zero wakes it through the alarm.
-    e.sb.advance(120.0).await;
+    // Idle: target tracking's low alarm (15 of 15 minutes, as AWS makes it) scales it in to
+    // zero; one request at zero wakes it through the alarm.
+    e.sb.advance(15.0 * 60.0).await;
     assert_eq!(e.sb.copies("demo-component").await, (0, 0));
+    e.sb.advance(60.0).await; // the scale-in's Updating passes
     e.sb.control("POST", "/invoke", json!({"component": "demo-component"}))
         .await;
     e.sb.advance(60.0).await;
@@ -212,14 +215,16 @@ async fn rerunning_a_converged_job_only_describes() {
 async fn preflight_failures_fail_fast_write_nothing_and_say_what_to_change() {
     let e = env().await;
     e.sb.control("POST", "/seed", json!({
-        "endpoints": [{"name": "ep-min1", "instance_type": "ml.g5.xlarge", "min_instances": 1, "max_instances": 2}],
-        "components": [{"name": "ic-min1", "endpoint": "ep-min1"}]
+        "endpoints": [{"name": "ep-min1", "instance_type": "ml.g5.xlarge", "min_instances": 1, "max_instances": 2},
+                      {"name": "ep-big", "instance_type": "ml.g5.xlarge", "min_instances": 0, "max_instances": 8}],
+        "components": [{"name": "ic-min1", "endpoint": "ep-min1"}, {"name": "ic-big", "endpoint": "ep-big"}]
     })).await;
     let seq = e.last_seq().await;
     let cases = [
         ("ic-min1", json!({}), "MinInstanceCount 1"),
         (
-            "demo-component",
+            // 10 copies on a variant that may grow to 8 instances: 8 > the quota of 4.
+            "ic-big",
             json!({"max_capacity": 10}),
             "'ml.g5.xlarge for endpoint usage' is 4 instances",
         ),
@@ -288,6 +293,11 @@ async fn disabling_restores_capacity_and_leaves_what_is_not_ours() {
         .converge(reqwest::Method::DELETE, "demo-component", None)
         .await;
     assert_eq!(op["state"], "completed", "{op}");
+    assert_eq!(
+        step_calls(&op),
+        ["DeleteAlarm", "DeregisterScalableTarget"],
+        "zeroscale registered the target: it steps aside (the policies go with it)"
+    );
     let t =
         e.sb.aas
             .describe_scalable_targets()
@@ -296,12 +306,7 @@ async fn disabling_restores_capacity_and_leaves_what_is_not_ours() {
             .send()
             .await
             .unwrap();
-    let t = &t.scalable_targets()[0];
-    assert_eq!(
-        (t.min_capacity(), t.max_capacity()),
-        (1, 3),
-        "min capacity restored to 1"
-    );
+    assert!(t.scalable_targets().is_empty(), "deregistered");
     let p =
         e.sb.aas
             .describe_scaling_policies()
@@ -418,7 +423,7 @@ async fn drift_is_detected_repaired_shown_and_audited() {
         .to_string();
     e.sb.cw
         .put_metric_alarm()
-        .alarm_name("zeroscale-demo-component-no-capacity")
+        .alarm_name(ALARM)
         .metric_name("NoCapacityInvocationFailures")
         .namespace("AWS/SageMaker")
         .statistic(Statistic::Sum)
@@ -445,7 +450,7 @@ async fn drift_is_detected_repaired_shown_and_audited() {
         let a =
             e.sb.cw
                 .describe_alarms()
-                .alarm_names("zeroscale-demo-component-no-capacity")
+                .alarm_names(ALARM)
                 .send()
                 .await
                 .unwrap();
@@ -591,7 +596,24 @@ async fn dry_run_shows_the_verdict_and_plan_and_writes_nothing() {
         ]
     );
     assert_eq!(v["plan"][0]["max_capacity"], 2);
-    let blocked: Value = post(json!({"max_capacity": 9}))
+    // Copies pack onto at most the variant's MaxInstanceCount (4, the quota): any max fits.
+    let fits: Value = post(json!({"max_capacity": 9}))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(fits["verdict"], "ok", "{fits}");
+    sb.control("POST", "/seed", json!({
+        "endpoints": [{"name": "ep-big", "instance_type": "ml.g5.xlarge", "min_instances": 0, "max_instances": 8}],
+        "components": [{"name": "ic-big", "endpoint": "ep-big"}]
+    })).await;
+    let blocked: Value = app
+        .client
+        .post(app.url("/components/ic-big/scale-to-zero?dry_run=true"))
+        .bearer_auth(&token)
+        .json(&json!({"max_capacity": 9}))
+        .send()
         .await
         .unwrap()
         .json()
@@ -696,7 +718,7 @@ async fn a_worker_killed_between_steps_is_rescued_without_duplicates() {
     let alarms = sb
         .cw
         .describe_alarms()
-        .alarm_name_prefix("zeroscale-")
+        .alarm_name_prefix("zeroscale/")
         .send()
         .await
         .unwrap();
@@ -743,6 +765,19 @@ async fn foreign_policies_are_reported_and_left_alone_and_disable_restores_the_o
         .send()
         .await
         .unwrap();
+    // The team registered it long ago: by now the scale-out to its minimum of 2 is done (the
+    // component was Updating meanwhile) and the target is listed (registration is eventually
+    // consistent; the first describe right after it misses it).
+    e.sb.advance(60.0).await;
+    for _ in 0..2 {
+        e.sb.aas
+            .describe_scalable_targets()
+            .service_namespace(ServiceNamespace::Sagemaker)
+            .resource_ids(RID)
+            .send()
+            .await
+            .unwrap();
+    }
     let tt = aws_sdk_applicationautoscaling::types::TargetTrackingScalingPolicyConfiguration::builder()
         .target_value(10.0)
         .predefined_metric_specification(aws_sdk_applicationautoscaling::types::PredefinedMetricSpecification::builder()
@@ -847,8 +882,11 @@ async fn foreign_policies_are_reported_and_left_alone_and_disable_restores_the_o
 
 /// The AWS request rate is the account's, shared with everything else in it: a first enable
 /// makes the API's one-read kind check, the three describes the preflight needs, one describe of
-/// the target (nothing else can exist without it), one quota read per instance type (then
-/// cached), and the four writes. No policy, alarm or activity reads.
+/// the target (nothing else can exist without it), the quota (applied, else AWS's default: two
+/// reads per instance type, then cached), one sweep of the account's other endpoints for what
+/// they run of the type (cached; the endpoint config the preflight read is reused), and the four
+/// writes, the first policy put twice: registration is eventually consistent. No policy, alarm or
+/// activity reads.
 #[tokio::test]
 async fn a_first_enable_makes_only_the_calls_it_needs() {
     let e = env().await;
@@ -879,7 +917,13 @@ async fn a_first_enable_makes_only_the_calls_it_needs() {
             "DescribeEndpointConfig",
             "DescribeScalableTargets",
             "ListServiceQuotas",
+            "ListAWSDefaultServiceQuotas",
+            "ListEndpoints",
+            "DescribeEndpoint",
+            "DescribeEndpointConfig",
+            "DescribeEndpoint",
             "RegisterScalableTarget",
+            "PutScalingPolicy",
             "PutScalingPolicy",
             "PutScalingPolicy",
             "PutMetricAlarm",

@@ -1181,7 +1181,8 @@ async fn eventual_consistency_after_register_is_on_by_default() {
         "ObjectNotFoundException",
         "right after registering"
     );
-    let unlisted = env
+    // One miss per registration: now the target is there for every call.
+    let listed = env
         .aas
         .describe_scalable_targets()
         .service_namespace(ServiceNamespace::Sagemaker)
@@ -1189,9 +1190,30 @@ async fn eventual_consistency_after_register_is_on_by_default() {
         .send()
         .await
         .unwrap();
+    assert_eq!(listed.scalable_targets().len(), 1);
+    // Another registration: this time a describe comes first and misses it.
+    let other = "endpoint/demo-async-endpoint/variant/AllTraffic";
+    env.aas
+        .register_scalable_target()
+        .service_namespace(ServiceNamespace::Sagemaker)
+        .resource_id(other)
+        .scalable_dimension(VARIANT_DIM)
+        .min_capacity(0)
+        .max_capacity(2)
+        .send()
+        .await
+        .unwrap();
+    let unlisted = env
+        .aas
+        .describe_scalable_targets()
+        .service_namespace(ServiceNamespace::Sagemaker)
+        .resource_ids(other)
+        .send()
+        .await
+        .unwrap();
     assert!(
         unlisted.scalable_targets().is_empty(),
-        "nor listed by the first describe"
+        "not listed by the first describe"
     );
     put_step(
         &env,

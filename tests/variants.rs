@@ -15,7 +15,8 @@ use serde_json::{json, Value};
 const DIM: ScalableDimension = ScalableDimension::SageMakerVariantDesiredInstanceCount;
 const RID: &str = "endpoint/demo-async-endpoint/variant/AllTraffic";
 const PATH: &str = "/endpoints/demo-async-endpoint/variants/AllTraffic";
-const ALARM: &str = "zeroscale-demo-async-endpoint-AllTraffic-backlog-without-capacity";
+const ALARM: &str =
+    "zeroscale/endpoint/demo-async-endpoint/variant/AllTraffic/backlog-without-capacity";
 
 fn scale_to_zero() -> String {
     format!("{PATH}/scale-to-zero")
@@ -180,9 +181,10 @@ async fn enabling_produces_seed_001s_objects_and_a_backlog_at_zero_brings_an_ins
     assert_eq!(v["observed"]["step_policy_arn"], step.policy_arn());
     assert_eq!(v["observed"]["resolved_max_capacity"], 2);
 
-    // Idle: target tracking takes it to zero. Queued requests at zero breach the alarm; one
-    // datapoint is not enough (2 of 2), the second fires it and the step policy adds one.
-    e.sb.advance(120.0).await;
+    // Idle: target tracking takes it to zero (its low alarm needs 15 of 15 minutes). Queued
+    // requests at zero breach the alarm; one datapoint is not enough (2 of 2), the second fires
+    // it and the step policy adds one.
+    e.sb.advance(15.0 * 60.0).await;
     assert_eq!(instances(&e.sb).await, (0, 0), "idle: scaled in to zero");
     e.sb.control(
         "POST",
@@ -203,9 +205,12 @@ async fn enabling_produces_seed_001s_objects_and_a_backlog_at_zero_brings_an_ins
     e.sb.advance(60.0).await;
     assert_eq!(instances(&e.sb).await, (1, 1));
 
-    // Disable: our alarm and policies go, the target gets MinCapacity back.
+    // Disable: our alarm goes, and the target zeroscale registered is deregistered (its
+    // policies with it), so the endpoint can be updated freely.
+    e.sb.advance(60.0).await; // the scale-out's Updating passes
     let op = e.converge_at(Method::DELETE, &scale_to_zero(), None).await;
     assert_eq!(op["state"], "completed", "{op}");
+    assert_eq!(step_calls(&op), ["DeleteAlarm", "DeregisterScalableTarget"]);
     assert!(alarm_state(&e.sb).await.is_none(), "our alarm is gone");
     let p = aas
         .describe_scaling_policies()
@@ -271,11 +276,12 @@ async fn a_max_above_the_instance_quota_is_refused_before_any_write() {
 #[tokio::test]
 async fn a_scale_out_failure_after_the_quota_is_lowered_shows_in_the_status() {
     let e = env().await;
+    // 3 instances, plus the one demo-endpoint runs, fit the quota of 4.
     let op = e
         .converge_at(
             Method::POST,
             &scale_to_zero(),
-            Some(json!({"max_capacity": 4})),
+            Some(json!({"max_capacity": 3})),
         )
         .await;
     assert_eq!(op["state"], "completed", "{op}");
@@ -287,14 +293,17 @@ async fn a_scale_out_failure_after_the_quota_is_lowered_shows_in_the_status() {
     // Two instances are in use in the account (one per demo endpoint); the quota drops to 1.
     e.sb.control("PUT", "/quotas/ml.g5.xlarge", json!({"value": 1}))
         .await;
-    // A burst: backlog per instance 40 wants 8 instances, clamped to the max of 4: it fails.
-    e.sb.control(
-        "POST",
-        "/invoke",
-        json!({"endpoint": "demo-async-endpoint", "count": 40}),
-    )
-    .await;
-    e.sb.advance(60.0).await;
+    // A burst: backlog per instance 40 for 3 minutes (target tracking's high alarm needs 3 of 3)
+    // wants 8 instances, clamped to the max of 3: it fails.
+    for _ in 0..3 {
+        e.sb.control(
+            "POST",
+            "/invoke",
+            json!({"endpoint": "demo-async-endpoint", "count": 40}),
+        )
+        .await;
+        e.sb.advance(60.0).await;
+    }
     assert_eq!(instances(&e.sb).await, (1, 1), "nothing scaled");
 
     let (status, out) = e
@@ -411,7 +420,7 @@ async fn a_component_and_an_async_variant_enabled_at_once_converge_independently
     let alarms =
         e.sb.cw
             .describe_alarms()
-            .alarm_names("zeroscale-demo-component-no-capacity")
+            .alarm_names("zeroscale/inference-component/demo-component/no-capacity")
             .send()
             .await
             .unwrap();
@@ -551,11 +560,11 @@ async fn the_wrong_kind_of_name_gets_a_clear_answer() {
     );
 }
 
-/// Status surfaces a not-scaled activity too: with dynamic scale-out suspended on the target
-/// (someone paused it), a backlog at zero fires the alarm but nothing scales, and the variant
-/// says why in AWS's terms.
+/// Dynamic scale-out suspended on the target (someone paused it) means the step policy cannot
+/// wake it: AWS records no activity for it, so the target's SuspendedState is read and the
+/// suspension repaired as drift; the backlog then wakes the variant.
 #[tokio::test]
-async fn a_not_scaled_activity_shows_in_the_status() {
+async fn a_suspended_scale_out_is_repaired_as_drift() {
     let e = env().await;
     let op = e
         .converge_at(
@@ -565,7 +574,7 @@ async fn a_not_scaled_activity_shows_in_the_status() {
         )
         .await;
     assert_eq!(op["state"], "completed", "{op}");
-    e.sb.advance(120.0).await;
+    e.sb.advance(16.0 * 60.0).await;
     assert_eq!(instances(&e.sb).await, (0, 0));
     e.sb.aas
         .register_scalable_target()
@@ -593,23 +602,14 @@ async fn a_not_scaled_activity_shows_in_the_status() {
     let (_, out) = e
         .call(Method::POST, &format!("{PATH}/reconcile"), None)
         .await;
-    wait_for(&e, &out).await;
+    let op = wait_for(&e, &out).await;
+    assert_eq!(step_calls(&op), ["RegisterScalableTarget"], "{op}");
     let (_, v) = e.call(Method::GET, PATH, None).await;
-    let degraded = v["conditions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["reason"] == "ScalingActivityNotScaled")
-        .unwrap_or_else(|| panic!("no not-scaled condition: {v}"));
     assert!(
-        degraded["message"]
-            .as_str()
-            .unwrap()
-            .contains("Not scaled: DynamicScalingOutSuspended"),
-        "{degraded}"
+        conditions(&v).contains(&("Drifted".into(), "RepairedOutsideChange".into())),
+        "{v}"
     );
-    assert_eq!(
-        v["observed"]["last_scaling_failure"]["not_scaled_reasons"],
-        json!(["DynamicScalingOutSuspended"])
-    );
+    // The alarm is still in ALARM: its action runs again next period and wakes the variant.
+    e.sb.advance(60.0).await;
+    assert_eq!(instances(&e.sb).await.0, 1, "woken once resumed");
 }

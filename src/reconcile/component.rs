@@ -74,6 +74,7 @@ pub async fn preflight(aws: &AwsClients, name: &str) -> Result<Preflight, JobErr
         .map_err(|e| {
             AwsFailure::from_sdk("sagemaker", "DescribeEndpointConfig", e).into_job_error()
         })?;
+    quotas::remember_config(aws, &config_name, &config);
     let pv = config
         .production_variants()
         .iter()

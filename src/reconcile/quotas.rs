@@ -173,6 +173,26 @@ async fn sweep(aws: &AwsClients) -> Result<HashMap<String, Usage>, String> {
     Ok(usage)
 }
 
+/// Keeps an endpoint config a preflight read for the usage sweep (configs are immutable under
+/// their name, so it never goes stale).
+pub fn remember_config(
+    aws: &AwsClients,
+    name: &str,
+    config: &aws_sdk_sagemaker::operation::describe_endpoint_config::DescribeEndpointConfigOutput,
+) {
+    aws.config_cache
+        .lock()
+        .expect("config cache")
+        .insert(name.to_string(), variant_types(config.production_variants()));
+}
+
+fn variant_types(variants: &[ProductionVariant]) -> HashMap<String, Option<String>> {
+    variants
+        .iter()
+        .map(|v| (v.variant_name().unwrap_or_default().to_string(), instance_types(v).0))
+        .collect()
+}
+
 /// Variant name -> instance type of an endpoint config (None for instance pools).
 async fn config_types(
     aws: &AwsClients,
@@ -192,11 +212,7 @@ async fn config_types(
             let f = AwsFailure::from_sdk("sagemaker", "DescribeEndpointConfig", e);
             format!("DescribeEndpointConfig: {}", f.code)
         })?;
-    let types: HashMap<String, Option<String>> = out
-        .production_variants()
-        .iter()
-        .map(|v| (v.variant_name().unwrap_or_default().to_string(), instance_types(v).0))
-        .collect();
+    let types = variant_types(out.production_variants());
     aws.config_cache
         .lock()
         .expect("config cache")

@@ -59,6 +59,7 @@ pub async fn preflight(
         .map_err(|e| {
             AwsFailure::from_sdk("sagemaker", "DescribeEndpointConfig", e).into_job_error()
         })?;
+    quotas::remember_config(aws, &config_name, &config);
     if config.async_inference_config().is_none() {
         return Err(permanent(format!(
             "endpoint {endpoint:?} is a real-time endpoint (its config {config_name:?} has no AsyncInferenceConfig). \
