@@ -79,12 +79,8 @@ fn step_config(upper: Option<f64>) -> StepScalingPolicyConfiguration {
 async fn a_retried_first_enable_keeps_the_capacity_from_before_zeroscale() {
     let e = env().await;
     // The first policy put fails after the registration; the retry meets eventual consistency.
-    e.sb.control(
-        "PUT",
-        "/faults/PutScalingPolicy",
-        json!({"fail": 1}),
-    )
-    .await;
+    e.sb.control("PUT", "/faults/PutScalingPolicy", json!({"fail": 1}))
+        .await;
     let op = enable(&e, IC, json!({"max_capacity": 2})).await;
     assert_eq!(op["state"], "completed", "{op}");
     assert!(op["attempt"].as_i64().unwrap() >= 2, "it was retried: {op}");
@@ -109,12 +105,8 @@ async fn a_retried_first_enable_keeps_the_capacity_from_before_zeroscale() {
         .await
         .unwrap();
     visible(&e, VARIANT_RID).await;
-    e.sb.control(
-        "PUT",
-        "/faults/PutScalingPolicy",
-        json!({"fail": 1}),
-    )
-    .await;
+    e.sb.control("PUT", "/faults/PutScalingPolicy", json!({"fail": 1}))
+        .await;
     let op = enable(&e, VARIANT, json!({"max_capacity": 3})).await;
     assert_eq!(op["state"], "completed", "{op}");
     assert!(op["attempt"].as_i64().unwrap() >= 2, "{op}");
@@ -278,7 +270,10 @@ async fn alarm_names_are_injective_and_old_names_are_moved() {
     .await;
     let one = enable(&e, "/endpoints/a-b/variants/c", json!({"max_capacity": 1})).await;
     let two = enable(&e, "/endpoints/a/variants/b-c", json!({"max_capacity": 1})).await;
-    assert_eq!((&one["state"], &two["state"]), (&json!("completed"), &json!("completed")));
+    assert_eq!(
+        (&one["state"], &two["state"]),
+        (&json!("completed"), &json!("completed"))
+    );
     let alarms =
         e.sb.cw
             .describe_alarms()
@@ -330,7 +325,9 @@ async fn alarm_names_are_injective_and_old_names_are_moved() {
     // The new alarm is missing (an old zeroscale never made it): the move puts it first.
     e.sb.cw
         .delete_alarms()
-        .alarm_names("zeroscale/endpoint/demo-async-endpoint/variant/AllTraffic/backlog-without-capacity")
+        .alarm_names(
+            "zeroscale/endpoint/demo-async-endpoint/variant/AllTraffic/backlog-without-capacity",
+        )
         .send()
         .await
         .unwrap();
@@ -353,7 +350,8 @@ async fn alarm_names_are_injective_and_old_names_are_moved() {
 async fn a_routine_not_scaled_activity_is_not_a_failure() {
     let e = env().await;
     enable(&e, VARIANT, json!({"max_capacity": 1})).await;
-    let alarm = "zeroscale/endpoint/demo-async-endpoint/variant/AllTraffic/backlog-without-capacity";
+    let alarm =
+        "zeroscale/endpoint/demo-async-endpoint/variant/AllTraffic/backlog-without-capacity";
     e.sb.cw
         .set_alarm_state()
         .alarm_name(alarm)
@@ -589,7 +587,10 @@ async fn pools_composite_alarms_gone_alarms_and_quota_errors() {
     assert_eq!(op["state"], "completed", "{op}");
     let t = e.target("/endpoints/pooled/variants/AllTraffic").await;
     let w = condition(&t, "Degraded", "QuotaNotChecked").expect("says why");
-    assert!(w["message"].as_str().unwrap().contains("ml.g6.xlarge"), "{w}");
+    assert!(
+        w["message"].as_str().unwrap().contains("ml.g6.xlarge"),
+        "{w}"
+    );
     let calls =
         e.sb.control("GET", &format!("/calls?since={seq}"), json!({}))
             .await;
@@ -625,9 +626,7 @@ async fn pools_composite_alarms_gone_alarms_and_quota_errors() {
     e.sb.control("PUT", "/faults/DeleteAlarms", json!({"latency_ms": 1500}))
         .await;
     let seq = e.last_seq().await;
-    let (status, out) = e
-        .call(Method::POST, &format!("{IC}/reconcile"), None)
-        .await;
+    let (status, out) = e.call(Method::POST, &format!("{IC}/reconcile"), None).await;
     assert_eq!(status, 202, "{out}");
     let op_url = out["target"]["last_operation"]["url"]
         .as_str()
@@ -657,7 +656,12 @@ async fn pools_composite_alarms_gone_alarms_and_quota_errors() {
     )
     .await;
     e.sb.control("POST", "/seed", json!({"endpoints": [{"name": "ep-q", "instance_type": "ml.p4d.24xlarge", "initial_instances": 1, "async": true}]})).await;
-    let op = enable(&e, "/endpoints/ep-q/variants/AllTraffic", json!({"max_capacity": 1})).await;
+    let op = enable(
+        &e,
+        "/endpoints/ep-q/variants/AllTraffic",
+        json!({"max_capacity": 1}),
+    )
+    .await;
     assert_eq!(op["state"], "completed", "{op}");
     let t = e.target("/endpoints/ep-q/variants/AllTraffic").await;
     let w = condition(&t, "Degraded", "QuotaUnreadable").expect("warned");

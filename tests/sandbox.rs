@@ -713,7 +713,8 @@ async fn service_quotas_by_name_and_code() {
         .unwrap();
     assert_eq!(default.quota().unwrap().value(), Some(4.0));
     // The account raises it: now there is an applied value.
-    env.control("PUT", "/quotas/ml.g5.xlarge", json!({"value": 4})).await;
+    env.control("PUT", "/quotas/ml.g5.xlarge", json!({"value": 4}))
+        .await;
     let list = env
         .sq
         .list_service_quotas()
@@ -1246,7 +1247,11 @@ async fn responses_carry_request_ids_in_every_protocol() {
         .send()
         .await
         .unwrap();
-    assert_eq!(json10.status(), 404, "CloudWatch's ResourceNotFound is a 404");
+    assert_eq!(
+        json10.status(),
+        404,
+        "CloudWatch's ResourceNotFound is a 404"
+    );
     assert_eq!(
         json10.headers()["x-amzn-query-error"],
         "ResourceNotFound;Sender"

@@ -92,7 +92,11 @@ async fn seed_000_cli_commands_against_the_sandbox() {
     ]);
     // Registration is eventually consistent: wait until a describe lists the target, as AWS
     // advises, before putting policies on it.
-    let listed = |v: &Value| v["ScalableTargets"].as_array().is_some_and(|t| !t.is_empty());
+    let listed = |v: &Value| {
+        v["ScalableTargets"]
+            .as_array()
+            .is_some_and(|t| !t.is_empty())
+    };
     let describe = || {
         cli.run(&[
             "application-autoscaling",

@@ -167,7 +167,9 @@ async fn every_list_and_describe_pages_as_aws_does() {
     assert_eq!(code(&over), "ValidationError");
 
     // DescribeScalableTargets takes at most 50 ResourceIds.
-    let ids: Vec<String> = (0..51).map(|i| format!("inference-component/x{i}")).collect();
+    let ids: Vec<String> = (0..51)
+        .map(|i| format!("inference-component/x{i}"))
+        .collect();
     let over = env
         .aas
         .describe_scalable_targets()

@@ -47,7 +47,10 @@ impl AwsFailure {
                 // An answer without an error code (a proxy's page, a bare 403) is described by
                 // what came back, not as "Unknown" with an empty message.
                 let (code, message) = match e.code() {
-                    Some(code) => (code.to_string(), e.message().unwrap_or_default().to_string()),
+                    Some(code) => (
+                        code.to_string(),
+                        e.message().unwrap_or_default().to_string(),
+                    ),
                     None => (format!("HTTP {status}"), body_excerpt(raw.body().bytes())),
                 };
                 (

@@ -53,8 +53,6 @@ pub struct Quota {
     pub source: QuotaSource,
 }
 
-
-
 /// The four clients a reconcile needs, and the quota cache that goes with them.
 #[derive(Clone, Debug)]
 pub struct AwsClients {

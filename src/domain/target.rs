@@ -274,7 +274,10 @@ mod tests {
             variant: VariantName::parse(v).unwrap(),
         };
         let (one, two) = (v("a-b", "c").owned_names(), v("a", "b-c").owned_names());
-        assert_eq!(one.legacy_alarm, two.legacy_alarm, "the old scheme collided");
+        assert_eq!(
+            one.legacy_alarm, two.legacy_alarm,
+            "the old scheme collided"
+        );
         assert_ne!(one.alarm, two.alarm);
         let ic = TargetRef::Component(ComponentName::parse("a-b-c").unwrap());
         assert_ne!(ic.owned_names().alarm, one.alarm);

@@ -152,10 +152,20 @@ pub async fn apply(
             match out {
                 Ok(out) => (out.request_id().map(str::to_string), json!({})),
                 // Already gone (DeleteEndpoint deregisters it too): what disable wanted.
-                Err(e) if e.as_service_error().is_some_and(|se| se.is_object_not_found_exception()) => {
-                    (e.request_id().map(str::to_string), json!({"already_gone": true}))
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|se| se.is_object_not_found_exception()) =>
+                {
+                    (
+                        e.request_id().map(str::to_string),
+                        json!({"already_gone": true}),
+                    )
                 }
-                Err(e) => return Err(fail("application-autoscaling", "DeregisterScalableTarget")(e)),
+                Err(e) => {
+                    return Err(fail("application-autoscaling", "DeregisterScalableTarget")(
+                        e,
+                    ))
+                }
             }
         }
         Step::PutTargetTrackingPolicy { policy_name, .. } => {
@@ -234,8 +244,14 @@ pub async fn apply(
                 .await;
             match out {
                 Ok(out) => (out.request_id().map(str::to_string), json!({})),
-                Err(e) if e.as_service_error().is_some_and(|se| se.is_object_not_found_exception()) => {
-                    (e.request_id().map(str::to_string), json!({"already_gone": true}))
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|se| se.is_object_not_found_exception()) =>
+                {
+                    (
+                        e.request_id().map(str::to_string),
+                        json!({"already_gone": true}),
+                    )
                 }
                 Err(e) => return Err(fail("application-autoscaling", "DeleteScalingPolicy")(e)),
             }
@@ -251,10 +267,19 @@ pub async fn apply(
 /// DeleteAlarms of one of ours. An alarm already gone is what was wanted (AWS answers
 /// ResourceNotFound for it); a composite alarm that depends on ours makes AWS refuse, and the
 /// error names the composite alarms to change (aws-facts.md, "Deletes").
-async fn delete_alarm(aws: &AwsClients, alarm_name: &str) -> Result<(Option<String>, Value), JobError> {
+async fn delete_alarm(
+    aws: &AwsClients,
+    alarm_name: &str,
+) -> Result<(Option<String>, Value), JobError> {
     use aws_sdk_cloudwatch::operation::RequestId as _;
     aws.pace().await;
-    match aws.cloudwatch.delete_alarms().alarm_names(alarm_name).send().await {
+    match aws
+        .cloudwatch
+        .delete_alarms()
+        .alarm_names(alarm_name)
+        .send()
+        .await
+    {
         Ok(out) => Ok((out.request_id().map(str::to_string), json!({}))),
         Err(e) => {
             let request_id = e.request_id().map(str::to_string);
@@ -287,11 +312,16 @@ async fn composites_naming(aws: &AwsClients, alarm: &str) -> Vec<String> {
         .send();
     for _ in 0..5 {
         aws.pace().await;
-        let Some(Ok(page)) = pages.next().await else { break };
+        let Some(Ok(page)) = pages.next().await else {
+            break;
+        };
         out.extend(
             page.composite_alarms()
                 .iter()
-                .filter(|c| c.alarm_rule().is_some_and(|r| r.contains(&format!("\"{alarm}\""))))
+                .filter(|c| {
+                    c.alarm_rule()
+                        .is_some_and(|r| r.contains(&format!("\"{alarm}\"")))
+                })
                 .filter_map(|c| c.alarm_name().map(str::to_string)),
         );
     }

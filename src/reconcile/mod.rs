@@ -153,14 +153,9 @@ impl Reconciler {
             report.baseline = stored.map(Baseline::to_json);
             report.original_capacity = stored.and_then(Baseline::capacity);
             let max = observed.target.map(|t| t.max).unwrap_or(1);
-            let desired =
-                plan::desired_for(target, &spec, max).map_err(JobError::permanent)?;
-            let (steps, warning) = plan::plan_disable(
-                &names,
-                &observed,
-                stored,
-                spec.restore_min_capacity(),
-            );
+            let desired = plan::desired_for(target, &spec, max).map_err(JobError::permanent)?;
+            let (steps, warning) =
+                plan::plan_disable(&names, &observed, stored, spec.restore_min_capacity());
             if let Some(w) = warning {
                 report.warnings.push(Warning::new("KeptRegistered", w));
             }

@@ -48,7 +48,9 @@ pub async fn observe(
     let mut target = None;
     loop {
         aws.pace().await;
-        let Some(page) = pages.next().await else { break };
+        let Some(page) = pages.next().await else {
+            break;
+        };
         let page = page.map_err(|e| {
             AwsFailure::from_sdk("application-autoscaling", "DescribeScalableTargets", e)
                 .into_job_error()
@@ -58,9 +60,15 @@ pub async fn observe(
             target = Some(ObservedTarget {
                 min: t.min_capacity(),
                 max: t.max_capacity(),
-                suspended_in: s.and_then(|s| s.dynamic_scaling_in_suspended()).unwrap_or(false),
-                suspended_out: s.and_then(|s| s.dynamic_scaling_out_suspended()).unwrap_or(false),
-                suspended_scheduled: s.and_then(|s| s.scheduled_scaling_suspended()).unwrap_or(false),
+                suspended_in: s
+                    .and_then(|s| s.dynamic_scaling_in_suspended())
+                    .unwrap_or(false),
+                suspended_out: s
+                    .and_then(|s| s.dynamic_scaling_out_suspended())
+                    .unwrap_or(false),
+                suspended_scheduled: s
+                    .and_then(|s| s.scheduled_scaling_suspended())
+                    .unwrap_or(false),
             });
         }
     }
@@ -95,7 +103,9 @@ async fn read_policies(
         .send();
     loop {
         aws.pace().await;
-        let Some(page) = pages.next().await else { break };
+        let Some(page) = pages.next().await else {
+            break;
+        };
         let page = page.map_err(|e| {
             AwsFailure::from_sdk("application-autoscaling", "DescribeScalingPolicies", e)
                 .into_job_error()
@@ -173,7 +183,9 @@ async fn read_alarms(
         .send();
     loop {
         aws.pace().await;
-        let Some(page) = pages.next().await else { break };
+        let Some(page) = pages.next().await else {
+            break;
+        };
         let page = page.map_err(|e| {
             AwsFailure::from_sdk("monitoring", "DescribeAlarms", e).into_job_error()
         })?;
@@ -260,7 +272,10 @@ pub async fn last_scaling_problem(aws: &AwsClients, names: &OwnedNames) -> Optio
                 "at": latest.start_time().secs(),
             }));
         }
-        token = out.next_token().filter(|t| !t.is_empty()).map(str::to_string);
+        token = out
+            .next_token()
+            .filter(|t| !t.is_empty())
+            .map(str::to_string);
         token.as_ref()?;
     }
     None

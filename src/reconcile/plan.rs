@@ -174,7 +174,10 @@ impl Observed {
 
     /// Whether any object zeroscale names exists.
     pub fn owns_something(&self) -> bool {
-        self.target_tracking.is_some() || self.step.is_some() || self.alarm.is_some() || self.legacy_alarm
+        self.target_tracking.is_some()
+            || self.step.is_some()
+            || self.alarm.is_some()
+            || self.legacy_alarm
     }
 }
 
@@ -216,7 +219,11 @@ impl Baseline {
 
     /// Reads a stored baseline.
     pub fn from_json(v: &Value) -> Option<Self> {
-        match (v["existed"].as_bool()?, v["min"].as_i64(), v["max"].as_i64()) {
+        match (
+            v["existed"].as_bool()?,
+            v["min"].as_i64(),
+            v["max"].as_i64(),
+        ) {
             (false, _, _) => Some(Baseline::Absent),
             (true, Some(min), Some(max)) => Some(Baseline::Existed {
                 min: min as i32,
@@ -583,8 +590,7 @@ mod tests {
     #[test]
     fn disable_deregisters_a_target_zeroscale_registered() {
         let d = desired();
-        let (steps, warning) =
-            plan_disable(&d.names, &converged(&d), Some(Baseline::Absent), 1);
+        let (steps, warning) = plan_disable(&d.names, &converged(&d), Some(Baseline::Absent), 1);
         assert!(matches!(
             steps[..],
             [Step::DeleteAlarm { .. }, Step::DeregisterScalableTarget]
@@ -602,7 +608,11 @@ mod tests {
         let d = desired();
         assert_eq!(Baseline::capture(&converged(&d)), Baseline::Unknown);
         assert_eq!(Baseline::capture(&Observed::default()), Baseline::Absent);
-        for b in [Baseline::Absent, Baseline::Unknown, Baseline::Existed { min: 2, max: 3 }] {
+        for b in [
+            Baseline::Absent,
+            Baseline::Unknown,
+            Baseline::Existed { min: 2, max: 3 },
+        ] {
             assert_eq!(Baseline::from_json(&b.to_json()), Some(b));
         }
     }

@@ -27,8 +27,16 @@ pub type Usage = Vec<(String, i32)>;
 
 /// The quota in force for `instance_type`: the applied value, else AWS's default. `Ok(None)`
 /// when neither exists; `Err` (what AWS answered) when Service Quotas cannot be read.
-pub async fn instance_quota(aws: &AwsClients, instance_type: &str) -> Result<Option<Quota>, String> {
-    if let Some((value, at)) = aws.quota_cache.lock().expect("quota cache").get(instance_type) {
+pub async fn instance_quota(
+    aws: &AwsClients,
+    instance_type: &str,
+) -> Result<Option<Quota>, String> {
+    if let Some((value, at)) = aws
+        .quota_cache
+        .lock()
+        .expect("quota cache")
+        .get(instance_type)
+    {
         if at.elapsed() < TTL {
             return Ok(*value);
         }
@@ -106,7 +114,11 @@ async fn find_quota(
 /// ListEndpoints and DescribeEndpoint (counts) and DescribeEndpointConfig (instance types;
 /// configs are immutable under their name, so cached for good). The whole account's usage is
 /// cached for 10 minutes: one sweep serves every instance type and target.
-pub async fn other_usage(aws: &AwsClients, instance_type: &str, ours: &str) -> Result<Usage, String> {
+pub async fn other_usage(
+    aws: &AwsClients,
+    instance_type: &str,
+    ours: &str,
+) -> Result<Usage, String> {
     let cached = aws.usage_cache.lock().expect("usage cache").clone();
     let all = match cached {
         Some((at, all)) if at.elapsed() < TTL => all,
@@ -118,16 +130,23 @@ pub async fn other_usage(aws: &AwsClients, instance_type: &str, ours: &str) -> R
     };
     Ok(all
         .get(instance_type)
-        .map(|u| u.iter().filter(|(e, n)| e != ours && *n > 0).cloned().collect())
+        .map(|u| {
+            u.iter()
+                .filter(|(e, n)| e != ours && *n > 0)
+                .cloned()
+                .collect()
+        })
         .unwrap_or_default())
 }
 
 /// Every endpoint's instances by instance type.
 async fn sweep(aws: &AwsClients) -> Result<HashMap<String, Usage>, String> {
-    let failed = |op: &'static str| move |e| {
-        let f = AwsFailure::from_sdk("sagemaker", op, e);
-        tracing::warn!(operation = op, code = %f.code, error = %f.message, "endpoint usage unreadable");
-        format!("{op}: {}", f.code)
+    let failed = |op: &'static str| {
+        move |e| {
+            let f = AwsFailure::from_sdk("sagemaker", op, e);
+            tracing::warn!(operation = op, code = %f.code, error = %f.message, "endpoint usage unreadable");
+            format!("{op}: {}", f.code)
+        }
     };
     let mut names = Vec::new();
     let mut token: Option<String> = None;
@@ -154,13 +173,22 @@ async fn sweep(aws: &AwsClients) -> Result<HashMap<String, Usage>, String> {
     let mut usage: HashMap<String, Usage> = HashMap::new();
     for name in names {
         aws.pace().await;
-        let Ok(ep) = aws.sagemaker.describe_endpoint().endpoint_name(&name).send().await else {
+        let Ok(ep) = aws
+            .sagemaker
+            .describe_endpoint()
+            .endpoint_name(&name)
+            .send()
+            .await
+        else {
             continue; // deleted meanwhile
         };
         let config = ep.endpoint_config_name().unwrap_or_default();
         let types = config_types(aws, config).await?;
         for v in ep.production_variants() {
-            let n = v.current_instance_count().unwrap_or(0).max(v.desired_instance_count().unwrap_or(0));
+            let n = v
+                .current_instance_count()
+                .unwrap_or(0)
+                .max(v.desired_instance_count().unwrap_or(0));
             let itype = types
                 .get(v.variant_name().unwrap_or_default())
                 .cloned()
@@ -180,16 +208,21 @@ pub fn remember_config(
     name: &str,
     config: &aws_sdk_sagemaker::operation::describe_endpoint_config::DescribeEndpointConfigOutput,
 ) {
-    aws.config_cache
-        .lock()
-        .expect("config cache")
-        .insert(name.to_string(), variant_types(config.production_variants()));
+    aws.config_cache.lock().expect("config cache").insert(
+        name.to_string(),
+        variant_types(config.production_variants()),
+    );
 }
 
 fn variant_types(variants: &[ProductionVariant]) -> HashMap<String, Option<String>> {
     variants
         .iter()
-        .map(|v| (v.variant_name().unwrap_or_default().to_string(), instance_types(v).0))
+        .map(|v| {
+            (
+                v.variant_name().unwrap_or_default().to_string(),
+                instance_types(v).0,
+            )
+        })
         .collect()
 }
 

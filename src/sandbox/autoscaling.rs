@@ -435,7 +435,10 @@ fn put_policy(w: &mut World, p: &Value) -> Result<Value, AwsError> {
         owned_alarms: owned_alarms.clone(),
         last_scale_out: existing.as_ref().and_then(|e| e.last_scale_out),
         last_scale_in: existing.as_ref().and_then(|e| e.last_scale_in),
-        samples: existing.as_ref().map(|e| e.samples.clone()).unwrap_or_default(),
+        samples: existing
+            .as_ref()
+            .map(|e| e.samples.clone())
+            .unwrap_or_default(),
     };
     w.policies.insert((key, name), policy);
     let alarms: Vec<Value> = owned_alarms
@@ -511,7 +514,10 @@ fn policy_view(w: &World, p: &Policy) -> Value {
             .map(|a| json!({"AlarmName": a.name, "AlarmARN": a.arn}))
             .collect()
     } else {
-        p.owned_alarms.iter().map(|a| json!({"AlarmName": a, "AlarmARN": arn("cloudwatch", &format!("alarm:{a}"))})).collect()
+        p.owned_alarms
+            .iter()
+            .map(|a| json!({"AlarmName": a, "AlarmARN": arn("cloudwatch", &format!("alarm:{a}"))}))
+            .collect()
     };
     let mut out = json!({
         "PolicyARN": p.arn,

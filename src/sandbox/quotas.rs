@@ -33,7 +33,14 @@ fn list(quotas: &BTreeMap<String, f64>, p: &Value) -> Result<Value, AwsError> {
     let items = quotas.iter().map(|(t, v)| quota_view(t, *v)).collect();
     // The default page size is not documented ("a value appropriate to the operation"); the
     // sandbox assumes 100, the documented maximum.
-    let (items, next) = page(items, p, "MaxResults", 100, 100, "InvalidPaginationTokenException")?;
+    let (items, next) = page(
+        items,
+        p,
+        "MaxResults",
+        100,
+        100,
+        "InvalidPaginationTokenException",
+    )?;
     Ok(with_token(json!({ "Quotas": items }), next))
 }
 

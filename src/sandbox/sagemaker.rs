@@ -317,7 +317,11 @@ fn list_endpoints(w: &mut World, p: &Value) -> Result<Value, AwsError> {
     let items: Vec<Value> = w
         .endpoints
         .values()
-        .filter(|e| contains.as_ref().is_none_or(|s| e.name.contains(s.as_str())))
+        .filter(|e| {
+            contains
+                .as_ref()
+                .is_none_or(|s| e.name.contains(s.as_str()))
+        })
         .filter(|e| status.as_ref().is_none_or(|s| &e.status == s))
         .map(|e| {
             json!({

@@ -705,7 +705,9 @@ fn target_tracking(w: &mut World, boundary: f64) {
             Tracking::High(desired) if !target.suspended_out => {
                 let cooldown = cfg["ScaleOutCooldown"].as_f64().unwrap_or(300.0);
                 let new = desired.min(target.max);
-                let cooled = p.last_scale_out.is_none_or(|(t, _)| boundary >= t + cooldown);
+                let cooled = p
+                    .last_scale_out
+                    .is_none_or(|(t, _)| boundary >= t + cooldown);
                 let cause = format!(
                     "monitor alarm {} in state ALARM triggered policy {}",
                     alarm("AlarmHigh"),
@@ -720,7 +722,8 @@ fn target_tracking(w: &mut World, boundary: f64) {
             Tracking::Low(desired) if !target.suspended_in => {
                 let cooldown = cfg["ScaleInCooldown"].as_f64().unwrap_or(300.0);
                 let cooled = p.last_scale_in.is_none_or(|t| boundary >= t + cooldown)
-                    && p.last_scale_out.is_none_or(|(t, _)| boundary >= t + cooldown);
+                    && p.last_scale_out
+                        .is_none_or(|(t, _)| boundary >= t + cooldown);
                 // Scale-in happens only when every target-tracking policy on the target agrees.
                 let all_agree = verdicts
                     .iter()
@@ -756,7 +759,8 @@ fn tracking(p: &super::world::Policy, current: u32) -> Tracking {
         .unwrap_or(1.0)
         .max(1e-9);
     let last = |n: usize| -> Option<Vec<f64>> {
-        (p.samples.len() >= n).then(|| p.samples[p.samples.len() - n..].to_vec())?
+        (p.samples.len() >= n)
+            .then(|| p.samples[p.samples.len() - n..].to_vec())?
             .into_iter()
             .collect()
     };
@@ -972,7 +976,10 @@ mod tests {
             last.not_scaled.as_ref().unwrap()[0],
             json!({"Code": "AlreadyAtMaxCapacity", "CurrentCapacity": 50, "MaxCapacity": 50})
         );
-        assert_eq!(last.status, "Failed", "AWS's shape for a not-scaled activity");
+        assert_eq!(
+            last.status, "Failed",
+            "AWS's shape for a not-scaled activity"
+        );
         assert!(last.message.is_empty(), "and no StatusMessage");
     }
 }
