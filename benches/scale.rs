@@ -110,7 +110,7 @@ async fn main() {
         .unwrap();
     assert!(seeded.status().is_success());
     http.put(format!("{sb}/settings"))
-        .json(&json!({"provisioning_delay_seconds": 60.0, "eventual_consistency": false, "autoscaling_requests_per_second": account_rate}))
+        .json(&json!({"provisioning_delay_seconds": 60.0, "autoscaling_requests_per_second": account_rate}))
         .send()
         .await
         .unwrap();

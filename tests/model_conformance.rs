@@ -80,7 +80,9 @@ async fn run_flows(e: &Env) {
     // A routine not-scaled activity (already at max) read back by a reconcile.
     e.sb.cw
         .set_alarm_state()
-        .alarm_name("zeroscale/endpoint/demo-async-endpoint/variant/AllTraffic/backlog-without-capacity")
+        .alarm_name(
+            "zeroscale/endpoint/demo-async-endpoint/variant/AllTraffic/backlog-without-capacity",
+        )
         .state_value(StateValue::Alarm)
         .state_reason("conformance")
         .send()
@@ -125,20 +127,12 @@ async fn every_request_and_answer_conforms_to_aws_models() {
     let e = env().await;
     run_flows(&e).await;
     let calls = e.sb.calls().await;
-    let services: std::collections::BTreeSet<&str> = calls
-        .iter()
-        .filter_map(|c| c["service"].as_str())
-        .collect();
-    assert_eq!(
-        services.len(),
-        4,
-        "every service took part: {services:?}"
-    );
+    let services: std::collections::BTreeSet<&str> =
+        calls.iter().filter_map(|c| c["service"].as_str()).collect();
+    assert_eq!(services.len(), 4, "every service took part: {services:?}");
     assert!(calls.len() > 60, "{} calls", calls.len());
-    let file = std::env::temp_dir().join(format!(
-        "zs-calls-{}.json",
-        uuid::Uuid::new_v4().simple()
-    ));
+    let file =
+        std::env::temp_dir().join(format!("zs-calls-{}.json", uuid::Uuid::new_v4().simple()));
     std::fs::write(&file, json!({ "calls": calls }).to_string()).unwrap();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/check-aws-models.py");
     let out = Command::new(&python)

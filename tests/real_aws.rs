@@ -623,7 +623,7 @@ async fn pools_composite_alarms_gone_alarms_and_quota_errors() {
         .unwrap();
 
     // Our alarm disappears between the observation and the delete: not an error.
-    e.sb.control("PUT", "/faults/DeleteAlarms", json!({"latency_ms": 1500}))
+    e.sb.control("PUT", "/faults/DeleteAlarms", json!({"latency_ms": 3000}))
         .await;
     let seq = e.last_seq().await;
     let (status, out) = e.call(Method::POST, &format!("{IC}/reconcile"), None).await;

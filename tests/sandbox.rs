@@ -29,34 +29,8 @@ fn code<E: ProvideErrorMetadata>(e: &E) -> String {
     e.code().unwrap_or("<none>").to_string()
 }
 
-/// Registers a target and, as a client of AWS must (registration is eventually consistent),
-/// waits until DescribeScalableTargets lists it before anything else uses it.
 async fn register(env: &SandboxEnv, rid: &str, dim: ScalableDimension, min: i32, max: i32) {
-    env.aas
-        .register_scalable_target()
-        .service_namespace(ServiceNamespace::Sagemaker)
-        .resource_id(rid)
-        .scalable_dimension(dim.clone())
-        .min_capacity(min)
-        .max_capacity(max)
-        .send()
-        .await
-        .unwrap();
-    for _ in 0..5 {
-        let listed = env
-            .aas
-            .describe_scalable_targets()
-            .service_namespace(ServiceNamespace::Sagemaker)
-            .resource_ids(rid)
-            .scalable_dimension(dim.clone())
-            .send()
-            .await
-            .unwrap();
-        if !listed.scalable_targets().is_empty() {
-            return;
-        }
-    }
-    panic!("{rid} never became visible");
+    env.register_visible(rid, dim, min, max).await;
 }
 
 fn step_config(
@@ -1126,6 +1100,11 @@ async fn injected_throttling_and_failures_reach_the_sdk() {
         failed.raw_response().map(|r| r.status().as_u16()),
         Some(500)
     );
+    assert_eq!(
+        aws_sdk_cloudwatch::error::ProvideErrorMetadata::code(&failed),
+        Some("InternalServiceError"),
+        "CloudWatch's model code for a server fault"
+    );
     env.cw.describe_alarms().send().await.unwrap();
 
     env.control("PUT", "/faults/DescribeEndpoint", json!({"fail": 1}))
@@ -1264,7 +1243,12 @@ async fn responses_carry_request_ids_in_every_protocol() {
 #[tokio::test]
 async fn the_accounts_autoscaling_request_rate_throttles_bursts() {
     let env = SandboxEnv::demo().await;
-    env.control("PUT", "/settings", json!({"provisioning_delay_seconds": 60.0, "eventual_consistency": false, "autoscaling_requests_per_second": 2.0})).await;
+    env.control(
+        "PUT",
+        "/settings",
+        json!({"autoscaling_requests_per_second": 2.0}),
+    )
+    .await;
     let call = || {
         env.aas
             .describe_scalable_targets()

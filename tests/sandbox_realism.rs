@@ -25,32 +25,8 @@ fn code<E: ProvideErrorMetadata>(e: &E) -> String {
     e.code().unwrap_or("<none>").to_string()
 }
 
-/// Registers and waits until the (eventually consistent) registration is listed.
 async fn register(env: &SandboxEnv, rid: &str, dim: ScalableDimension) {
-    env.aas
-        .register_scalable_target()
-        .service_namespace(ServiceNamespace::Sagemaker)
-        .resource_id(rid)
-        .scalable_dimension(dim.clone())
-        .min_capacity(0)
-        .max_capacity(4)
-        .send()
-        .await
-        .unwrap();
-    for _ in 0..3 {
-        let t = env
-            .aas
-            .describe_scalable_targets()
-            .service_namespace(ServiceNamespace::Sagemaker)
-            .resource_ids(rid)
-            .send()
-            .await
-            .unwrap();
-        if !t.scalable_targets().is_empty() {
-            return;
-        }
-    }
-    panic!("never listed");
+    env.register_visible(rid, dim, 0, 4).await;
 }
 
 fn step() -> StepScalingPolicyConfiguration {

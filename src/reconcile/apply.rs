@@ -149,24 +149,8 @@ pub async fn apply(
                 .scalable_dimension(dimension(names))
                 .send()
                 .await;
-            match out {
-                Ok(out) => (out.request_id().map(str::to_string), json!({})),
-                // Already gone (DeleteEndpoint deregisters it too): what disable wanted.
-                Err(e)
-                    if e.as_service_error()
-                        .is_some_and(|se| se.is_object_not_found_exception()) =>
-                {
-                    (
-                        e.request_id().map(str::to_string),
-                        json!({"already_gone": true}),
-                    )
-                }
-                Err(e) => {
-                    return Err(fail("application-autoscaling", "DeregisterScalableTarget")(
-                        e,
-                    ))
-                }
-            }
+            // Already gone (DeleteEndpoint deregisters it too): what disable wanted.
+            gone_is_done(out, "DeregisterScalableTarget")?
         }
         Step::PutTargetTrackingPolicy { policy_name, .. } => {
             let cfg = target_tracking_input(&d.target_tracking)?;
@@ -242,19 +226,7 @@ pub async fn apply(
                 .scalable_dimension(dimension(names))
                 .send()
                 .await;
-            match out {
-                Ok(out) => (out.request_id().map(str::to_string), json!({})),
-                Err(e)
-                    if e.as_service_error()
-                        .is_some_and(|se| se.is_object_not_found_exception()) =>
-                {
-                    (
-                        e.request_id().map(str::to_string),
-                        json!({"already_gone": true}),
-                    )
-                }
-                Err(e) => return Err(fail("application-autoscaling", "DeleteScalingPolicy")(e)),
-            }
+            gone_is_done(out, "DeleteScalingPolicy")?
         }
     };
     Ok(StepRecord {
@@ -262,6 +234,33 @@ pub async fn apply(
         request_id,
         result,
     })
+}
+
+/// The outcome of a delete or deregister: ObjectNotFoundException means the object is already
+/// gone, which is what the call wanted (aws-facts.md: it is the answer for deleting something
+/// that is not there).
+fn gone_is_done<O, E>(
+    out: Result<
+        O,
+        aws_smithy_runtime_api::client::result::SdkError<E, aws_smithy_runtime_api::http::Response>,
+    >,
+    op: &'static str,
+) -> Result<(Option<String>, Value), JobError>
+where
+    O: aws_sdk_applicationautoscaling::operation::RequestId,
+    E: aws_sdk_sagemaker::error::ProvideErrorMetadata + std::error::Error + 'static,
+{
+    use aws_sdk_applicationautoscaling::{
+        error::ProvideErrorMetadata as _, operation::RequestId as _,
+    };
+    match out {
+        Ok(out) => Ok((out.request_id().map(str::to_string), json!({}))),
+        Err(e) if e.code() == Some("ObjectNotFoundException") => Ok((
+            e.request_id().map(str::to_string),
+            json!({"already_gone": true}),
+        )),
+        Err(e) => Err(fail("application-autoscaling", op)(e)),
+    }
 }
 
 /// DeleteAlarms of one of ours. An alarm already gone is what was wanted (AWS answers

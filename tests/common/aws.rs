@@ -107,6 +107,43 @@ impl SandboxEnv {
             .clone()
     }
 
+    /// Registers a scalable target and, as a client of AWS must (registration is eventually
+    /// consistent), waits until DescribeScalableTargets lists it before anything else uses it.
+    pub async fn register_visible(
+        &self,
+        rid: &str,
+        dim: aws_sdk_applicationautoscaling::types::ScalableDimension,
+        min: i32,
+        max: i32,
+    ) {
+        use aws_sdk_applicationautoscaling::types::ServiceNamespace;
+        self.aas
+            .register_scalable_target()
+            .service_namespace(ServiceNamespace::Sagemaker)
+            .resource_id(rid)
+            .scalable_dimension(dim.clone())
+            .min_capacity(min)
+            .max_capacity(max)
+            .send()
+            .await
+            .unwrap();
+        for _ in 0..5 {
+            let listed = self
+                .aas
+                .describe_scalable_targets()
+                .service_namespace(ServiceNamespace::Sagemaker)
+                .resource_ids(rid)
+                .scalable_dimension(dim.clone())
+                .send()
+                .await
+                .unwrap();
+            if !listed.scalable_targets().is_empty() {
+                return;
+            }
+        }
+        panic!("{rid} never became visible");
+    }
+
     /// Desired and current copies of a component.
     pub async fn copies(&self, name: &str) -> (i32, i32) {
         let c = self
