@@ -188,8 +188,13 @@ fn describe_targets(w: &mut World, p: &Value) -> Result<Value, AwsError> {
     }
     let dim = opt_str(p, "ScalableDimension");
     // Eventual consistency: a target registered a moment ago is not listed by the next describe
-    // (one miss per registration, by a describe or a policy put, whichever comes first).
-    let unlisted = std::mem::take(&mut w.unlisted_registrations);
+    // that asks for it (one miss per registration, by a describe or a policy put, whichever
+    // comes first).
+    let (unlisted, later): (Vec<String>, Vec<String>) =
+        std::mem::take(&mut w.unlisted_registrations)
+            .into_iter()
+            .partition(|r| ids.is_empty() || ids.contains(r));
+    w.unlisted_registrations = later;
     w.fresh_registrations.retain(|r| !unlisted.contains(r));
     let items: Vec<Value> = w
         .targets
