@@ -92,6 +92,8 @@ pub struct Change<'a> {
     pub method: &'static str,
     pub path: String,
     pub caller: &'a Caller,
+    /// For a rollback: the version whose state this change restores (audited as `rollback`).
+    pub rollback_to: Option<i32>,
 }
 
 /// What the write answers.
@@ -144,10 +146,13 @@ pub async fn record(
         }
         return Ok(reply);
     };
-    let body_sha256 = Sha256::digest(
-        serde_json::to_vec(&json!([change.enabled, change.spec])).unwrap_or_default(),
-    )
-    .to_vec();
+    // A rollback's body names a version; other changes hash as they always did (keys stored
+    // before rollbacks existed still replay).
+    let body = match change.rollback_to {
+        None => json!([change.enabled, change.spec]),
+        Some(n) => json!([change.enabled, change.spec, n]),
+    };
+    let body_sha256 = Sha256::digest(serde_json::to_vec(&body).unwrap_or_default()).to_vec();
     let mut tx = state.pool.begin().await?;
     if !idempotency::try_lock(&mut tx, &k).await? {
         return Err(ApiError::Conflict {
@@ -242,7 +247,7 @@ async fn apply(
     };
     let caller = change.caller;
     let recorded: sqlx::postgres::PgRow = sqlx::query(
-        "SELECT * FROM zs_record_change($1::target_kind, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+        "SELECT * FROM zs_record_change($1::target_kind, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
     )
     .bind(change.target.kind())
     .bind(change.target.name())
@@ -257,6 +262,7 @@ async fn apply(
     .bind(&caller.user_agent)
     .bind(current_request_id())
     .bind(create)
+    .bind(change.rollback_to)
     .fetch_one(conn)
     .await?;
     let outcome: String = recorded.try_get("outcome")?;

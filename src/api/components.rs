@@ -46,7 +46,8 @@ pub struct ComponentChange {
     pub target: ComponentStatus,
 }
 
-fn parse_name(name: &str) -> Result<TargetRef, ApiError> {
+/// The target a component route names (422 for an invalid name).
+pub(crate) fn parse_name(name: &str) -> Result<TargetRef, ApiError> {
     ComponentName::parse(name)
         .map(TargetRef::Component)
         .map_err(|m| ApiError::invalid_field("name", m))

@@ -6,6 +6,7 @@ pub mod changes;
 pub mod components;
 pub mod extract;
 pub mod health;
+pub mod history;
 pub mod metrics;
 pub mod middleware;
 pub mod operations;
@@ -123,6 +124,14 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(variants::get_one))
         .routes(routes!(variants::reconcile))
         .routes(routes!(variants::list))
+        .routes(routes!(history::history_routes::component_versions))
+        .routes(routes!(history::history_routes::component_version))
+        .routes(routes!(history::history_routes::component_diff))
+        .routes(routes!(history::history_routes::component_rollback))
+        .routes(routes!(history::history_routes::variant_versions))
+        .routes(routes!(history::history_routes::variant_version))
+        .routes(routes!(history::history_routes::variant_diff))
+        .routes(routes!(history::history_routes::variant_rollback))
         .routes(routes!(operations::get_one))
         .routes(routes!(audit::list))
         .routes(routes!(health::healthz))

@@ -86,13 +86,15 @@ pub async fn enable(
         idempotency_key: changes::idempotency_key(headers)?,
         method: "POST",
         caller,
+        rollback_to: None,
     };
     Ok(changes::record(state, change, render)
         .await?
         .into_response())
 }
 
-async fn run_dry(
+/// A dry run of an enable: the preflight verdict and the plan, writing nothing.
+pub async fn run_dry(
     state: &AppState,
     target: &TargetRef,
     spec: &TargetSpec,
@@ -128,6 +130,7 @@ pub async fn disable(
         idempotency_key: changes::idempotency_key(headers)?,
         method: "DELETE",
         caller,
+        rollback_to: None,
     };
     Ok(changes::record(state, change, render)
         .await?

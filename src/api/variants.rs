@@ -60,7 +60,8 @@ pub enum VariantEnableOk {
     DryRun(crate::reconcile::DryRun),
 }
 
-fn parse(endpoint: &str, variant: &str) -> Result<TargetRef, ApiError> {
+/// The target a variant route names (422 for an invalid name).
+pub(crate) fn parse(endpoint: &str, variant: &str) -> Result<TargetRef, ApiError> {
     Ok(TargetRef::EndpointVariant {
         endpoint: EndpointName::parse(endpoint)
             .map_err(|m| ApiError::invalid_field("endpoint", m))?,

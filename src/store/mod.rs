@@ -18,6 +18,7 @@ pub mod idempotency;
 pub mod jobs;
 pub mod targets;
 pub mod tokens;
+pub mod versions;
 
 /// The migrations under `migrations/`, embedded in the binary.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");

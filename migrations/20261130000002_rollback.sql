@@ -1,0 +1,150 @@
+-- Version history and rollback (issue "Version history, diffs and rollback").
+--
+-- A rollback is a change like any other: a new version (never a rewrite of history), its job, and
+-- an `accepted` audit event, whose action is `rollback` and whose `after` names the version it
+-- restores (`rollback_to`). zs_record_change takes that version as a new last parameter (NULL for
+-- every other change); its rules are otherwise those of migration 4.
+DROP FUNCTION zs_record_change(target_kind, text, boolean, jsonb, integer, text, text, text,
+                               text, text, text, text, boolean);
+
+DROP INDEX audit_log_one_event_per_version;
+CREATE UNIQUE INDEX audit_log_one_event_per_version
+    ON audit_log (target_kind, target_name, version)
+    WHERE outcome = 'accepted' AND action IN ('enable', 'update', 'disable', 'rollback');
+
+-- The jobs' outcomes per version (applied / failed), read by the history.
+CREATE INDEX audit_log_target_version ON audit_log (target_kind, target_name, version)
+    WHERE outcome IN ('applied', 'failed');
+
+-- Every accepted change of desired state, one row per version, with its action and (for a
+-- rollback) the version it restored.
+CREATE OR REPLACE VIEW target_versions AS
+SELECT t.id AS target_id, a.version, (a.after ->> 'enabled')::boolean AS enabled,
+       a.after -> 'spec' AS spec, a.actor, a.on_behalf_of, a.request_id, a.job_id,
+       a.at AS created_at, a.action, (a.after ->> 'rollback_to')::integer AS rollback_to
+FROM audit_log a
+JOIN targets t ON t.kind = a.target_kind AND t.name = a.target_name
+WHERE a.outcome = 'accepted' AND a.action IN ('enable', 'update', 'disable', 'rollback');
+
+CREATE FUNCTION zs_record_change(
+    p_kind              target_kind,
+    p_name              text,
+    p_enabled           boolean,
+    p_spec              jsonb,
+    p_if_match          integer,
+    p_job_kind          text,
+    p_job_target        text,
+    p_actor             text,
+    p_on_behalf_of      text,
+    p_source_ip         text,
+    p_user_agent        text,
+    p_request_id        text,
+    p_create            boolean,
+    p_rollback_to       integer,
+    OUT outcome         text,
+    OUT id              bigint,
+    OUT kind            text,
+    OUT name            text,
+    OUT enabled         boolean,
+    OUT version         integer,
+    OUT spec            jsonb,
+    OUT phase           text,
+    OUT conditions      jsonb,
+    OUT observed        jsonb,
+    OUT last_job_id     bigint,
+    OUT created_at      timestamptz,
+    OUT updated_at      timestamptz,
+    OUT job_state       job_state,
+    OUT job_attempt     integer,
+    OUT job_last_error  text
+) LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+DECLARE
+    t        targets%ROWTYPE;
+    created  boolean := false;
+    v_spec   jsonb;
+    v_ver    integer;
+    v_job    bigint;
+    v_action text;
+BEGIN
+    SELECT * INTO t FROM targets WHERE targets.kind = p_kind AND targets.name = p_name FOR UPDATE;
+    IF NOT FOUND THEN
+        IF NOT p_enabled OR p_if_match IS NOT NULL THEN
+            outcome := 'missing';
+            RETURN;
+        END IF;
+        IF NOT p_create THEN
+            -- The caller checks something first (api::changes: the kind of a new target).
+            outcome := 'absent';
+            RETURN;
+        END IF;
+        INSERT INTO targets AS n (kind, name, enabled, version, spec)
+        VALUES (p_kind, p_name, true, 1, p_spec)
+        ON CONFLICT ON CONSTRAINT targets_kind_name_key DO NOTHING
+        RETURNING * INTO t;
+        IF FOUND THEN
+            created := true;
+        ELSE
+            -- A concurrent first enable won; take its row like any other update.
+            SELECT * INTO t FROM targets
+            WHERE targets.kind = p_kind AND targets.name = p_name FOR UPDATE;
+        END IF;
+    END IF;
+
+    v_spec := COALESCE(p_spec, t.spec);
+    IF NOT created AND p_if_match IS NOT NULL AND p_if_match >= 0 AND p_if_match <> t.version THEN
+        outcome := 'stale';
+    ELSIF NOT created AND t.enabled = p_enabled AND t.spec = v_spec THEN
+        outcome := 'unchanged';
+    ELSE
+        v_ver := CASE WHEN created THEN 1 ELSE t.version + 1 END;
+        -- A worker that claimed the job first has moved it to 'running' (and a claim in flight
+        -- holds its row: this waits, then sees it running), so it no longer matches.
+        SELECT jobs.id INTO v_job FROM jobs
+        WHERE jobs.target = p_job_target AND jobs.kind = p_job_kind
+          AND jobs.state = 'available' AND jobs.attempt = 0 AND NOT jobs.args ? 'reason'
+        FOR KEY SHARE;
+        IF NOT FOUND THEN
+            v_job := (zs_enqueue_job(p_job_kind, p_job_target,
+                      jsonb_build_object('kind', p_kind, 'name', p_name))).id;
+        END IF;
+        v_action := CASE
+            WHEN p_rollback_to IS NOT NULL THEN 'rollback'
+            WHEN NOT p_enabled THEN 'disable'
+            WHEN created OR NOT t.enabled THEN 'enable'
+            ELSE 'update' END;
+        WITH changed AS (
+            UPDATE targets SET version = v_ver, enabled = p_enabled, spec = v_spec,
+                last_job_id = v_job, phase = 'pending', updated_at = now()
+            WHERE targets.id = t.id
+        )
+        INSERT INTO audit_log (actor, on_behalf_of, source_ip, user_agent, action, target_kind,
+                               target_name, version, request_id, job_id, before, after, outcome)
+        VALUES (p_actor, p_on_behalf_of, p_source_ip, p_user_agent, v_action, p_kind, p_name,
+                v_ver, p_request_id, v_job,
+                CASE WHEN created THEN NULL ELSE jsonb_build_object(
+                    'version', t.version, 'enabled', t.enabled, 'spec', t.spec) END,
+                jsonb_build_object('version', v_ver, 'enabled', p_enabled, 'spec', v_spec)
+                    || CASE WHEN p_rollback_to IS NULL THEN '{}'::jsonb
+                            ELSE jsonb_build_object('rollback_to', p_rollback_to) END,
+                'accepted');
+        -- Everything the answer needs is known here; no need to read the rows back. The job is
+        -- queued and never attempted, whichever branch above supplied it.
+        outcome := 'accepted';
+        id := t.id; kind := p_kind::text; name := p_name; enabled := p_enabled;
+        version := v_ver; spec := v_spec; phase := 'pending'; conditions := t.conditions;
+        observed := t.observed; last_job_id := v_job; created_at := t.created_at;
+        updated_at := now(); job_state := 'available'; job_attempt := 0;
+        RETURN;
+    END IF;
+
+    -- Stale or unchanged: the target as it is, with its last job.
+    SELECT x.id, x.kind::text, x.name, x.enabled, x.version, x.spec, x.phase::text,
+           x.conditions, x.observed, x.last_job_id, x.created_at, x.updated_at,
+           j.state, j.attempt, j.errors->-1->>'error'
+    INTO id, kind, name, enabled, version, spec, phase, conditions, observed, last_job_id,
+         created_at, updated_at, job_state, job_attempt, job_last_error
+    FROM targets x LEFT JOIN jobs j ON j.id = x.last_job_id
+    WHERE x.id = t.id;
+END;
+$$;

@@ -1,0 +1,557 @@
+//! Version history, diffs and rollback, for every kind of target. Every accepted change is a
+//! version (the audit log's `accepted` events, `store::versions`); a rollback is one more change
+//! whose state equals an earlier version's, audited as `rollback`: history is never rewritten.
+//! The per-kind routes (`history_routes` below) are thin and carry the OpenAPI description.
+
+use axum::{
+    extract::{Path, Query, State},
+    http::HeaderMap,
+    response::{IntoResponse, Response},
+    Json,
+};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+use utoipa::{IntoParams, ToSchema};
+
+use super::{
+    auth::{Caller, Reader, Writer},
+    changes::{self, Change},
+    extract::ApiJson,
+    targets,
+    views::Page,
+    AppState,
+};
+use crate::{
+    domain::{TargetRef, TargetSpec},
+    error::{ApiError, Problem},
+    reconcile::DryRun,
+    store::{
+        self,
+        versions::{self, VersionRow},
+    },
+};
+
+/// One version in a target's history.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VersionSummary {
+    /// The version number (the target's ETag while it was current).
+    pub version: i32,
+    /// When it was accepted.
+    pub at: DateTime<Utc>,
+    /// The token that made the change.
+    pub actor: String,
+    /// The portal user it was made for (`X-On-Behalf-Of`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub on_behalf_of: Option<String>,
+    /// The request that made it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    /// The operation that converges AWS to it (`/operations/{id}`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub operation: Option<String>,
+    /// `enable`, `update`, `disable` or `rollback`.
+    #[schema(example = "update")]
+    pub action: String,
+    /// For a rollback: the version whose state it restored.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rollback_to: Option<i32>,
+    /// Whether AWS converged to it: `applied`, `failed`, `superseded` (a newer version came
+    /// before a job applied it) or `pending`.
+    #[schema(example = "applied")]
+    pub outcome: String,
+}
+
+/// One version in full.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VersionDetail {
+    #[serde(flatten)]
+    pub summary: VersionSummary,
+    /// Whether scale-to-zero was wanted.
+    pub enabled: bool,
+    /// The desired configuration.
+    #[schema(value_type = Object)]
+    pub spec: Value,
+}
+
+/// What changed between two versions, as an RFC 6902 JSON Patch over `{enabled, spec}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VersionDiff {
+    /// The version the patch leads to.
+    pub version: i32,
+    /// The version the patch starts from (absent: from nothing, for version 1).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub against: Option<i32>,
+    /// The operations (`add`, `remove`, `replace`) that turn `against` into `version`.
+    #[schema(value_type = Vec<Object>, example = json!([{"op": "replace", "path": "/spec/max_capacity", "value": 4}]))]
+    pub patch: Value,
+}
+
+/// Paging of the history.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct HistoryQuery {
+    /// Page size, 1-500 (default 100).
+    #[param(minimum = 1, maximum = 500)]
+    limit: Option<i64>,
+    /// `next_cursor` from the previous page.
+    cursor: Option<String>,
+}
+
+/// The version to compare with.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct DiffQuery {
+    /// The version to compare against (default: the one before).
+    #[param(minimum = 1)]
+    against: Option<i32>,
+}
+
+/// Query of the rollback routes.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct RollbackQuery {
+    /// Return the preflight verdict and the exact AWS calls the rollback's job would make,
+    /// writing nothing.
+    dry_run: Option<bool>,
+}
+
+/// The body of a rollback.
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)] // documents the body; it is read field by field (see `to_version`)
+pub struct RollbackRequest {
+    /// The version whose state to restore.
+    #[schema(minimum = 1, example = 2)]
+    to_version: i32,
+}
+
+fn summary(r: &VersionRow) -> VersionSummary {
+    VersionSummary {
+        version: r.version,
+        at: r.created_at,
+        actor: r.actor.clone(),
+        on_behalf_of: r.on_behalf_of.clone(),
+        request_id: r.request_id.clone(),
+        operation: r.job_id.map(|id| format!("/operations/{id}")),
+        action: r.action.clone(),
+        rollback_to: r.rollback_to,
+        outcome: r.outcome.clone(),
+    }
+}
+
+/// The stored target, or the 404 that points the way.
+async fn managed(state: &AppState, target: &TargetRef) -> Result<i64, ApiError> {
+    match store::targets::get(&state.pool, target.kind(), &target.name()).await? {
+        Some(row) => Ok(row.id),
+        None => Err(targets::not_managed(state, target).await),
+    }
+}
+
+fn version_param(v: &str) -> Result<i32, ApiError> {
+    v.parse::<i32>()
+        .ok()
+        .filter(|n| *n >= 1)
+        .ok_or_else(|| ApiError::invalid_field("version", "must be a whole number from 1"))
+}
+
+async fn version_of(
+    state: &AppState,
+    id: i64,
+    target: &TargetRef,
+    n: i32,
+) -> Result<VersionRow, ApiError> {
+    versions::get(&state.pool, id, n)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("{target} has no version {n}")))
+}
+
+/// A page of the history, newest first.
+pub async fn list(
+    state: &AppState,
+    target: &TargetRef,
+    q: HistoryQuery,
+) -> Result<Json<Page<VersionSummary>>, ApiError> {
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=500).contains(&limit) {
+        return Err(ApiError::invalid_field(
+            "limit",
+            "must be between 1 and 500",
+        ));
+    }
+    let before = match q.cursor.filter(|c| !c.is_empty()) {
+        None => None,
+        Some(c) => Some(c.parse::<i32>().ok().filter(|n| *n >= 1).ok_or_else(|| {
+            ApiError::invalid_field("cursor", "not a cursor this service issued")
+        })?),
+    };
+    let id = managed(state, target).await?;
+    let mut rows = versions::list(&state.pool, id, before, limit + 1).await?;
+    let next_cursor = (rows.len() as i64 > limit).then(|| {
+        rows.truncate(limit as usize);
+        rows.last()
+            .map(|r| r.version.to_string())
+            .unwrap_or_default()
+    });
+    Ok(Json(Page {
+        items: rows.iter().map(summary).collect(),
+        next_cursor,
+    }))
+}
+
+/// One version in full.
+pub async fn get_one(
+    state: &AppState,
+    target: &TargetRef,
+    version: &str,
+) -> Result<Json<VersionDetail>, ApiError> {
+    let n = version_param(version)?;
+    let id = managed(state, target).await?;
+    let r = version_of(state, id, target, n).await?;
+    Ok(Json(VersionDetail {
+        summary: summary(&r),
+        enabled: r.enabled,
+        spec: r.spec,
+    }))
+}
+
+fn document(r: &VersionRow) -> Value {
+    json!({"enabled": r.enabled, "spec": r.spec})
+}
+
+/// The JSON Patch from version `against` (default: the one before) to `version`.
+pub async fn diff(
+    state: &AppState,
+    target: &TargetRef,
+    version: &str,
+    q: DiffQuery,
+) -> Result<Json<VersionDiff>, ApiError> {
+    let n = version_param(version)?;
+    if q.against.is_some_and(|a| a < 1) {
+        return Err(ApiError::invalid_field(
+            "against",
+            "must be a whole number from 1",
+        ));
+    }
+    let id = managed(state, target).await?;
+    let to = version_of(state, id, target, n).await?;
+    let against = q.against.or((n > 1).then_some(n - 1));
+    let from = match against {
+        Some(m) => document(&version_of(state, id, target, m).await?),
+        None => json!({}),
+    };
+    let patch = json_patch::diff(&from, &document(&to));
+    Ok(Json(VersionDiff {
+        version: n,
+        against,
+        patch: serde_json::to_value(patch).map_err(anyhow::Error::from)?,
+    }))
+}
+
+/// `to_version` from a rollback body: a JSON object with that one member.
+fn to_version(body: &Map<String, Value>) -> Result<i32, ApiError> {
+    if let Some(k) = body.keys().find(|k| *k != "to_version") {
+        return Err(ApiError::invalid_field(
+            k.clone(),
+            "unknown field; the body is {\"to_version\": n}",
+        ));
+    }
+    body.get("to_version")
+        .and_then(Value::as_i64)
+        .and_then(|n| i32::try_from(n).ok())
+        .filter(|n| *n >= 1)
+        .ok_or_else(|| {
+            ApiError::invalid_field(
+                "to_version",
+                "required: the version to restore, a whole number from 1",
+            )
+        })
+}
+
+/// A new version whose state equals version `to_version`'s (202 with its operation; 200 when
+/// it equals the current one), or with `dry_run` the verdict and plan.
+pub async fn rollback(
+    state: &AppState,
+    caller: &Caller,
+    target: TargetRef,
+    q: RollbackQuery,
+    headers: &HeaderMap,
+    body: Map<String, Value>,
+) -> Result<Response, ApiError> {
+    let n = to_version(&body)?;
+    let id = managed(state, &target).await?;
+    let old = version_of(state, id, &target, n).await?;
+    if q.dry_run.unwrap_or(false) {
+        return dry_run(state, &target, &old).await;
+    }
+    let change = Change {
+        path: format!("{}/rollback", target.api_path()),
+        target,
+        enabled: old.enabled,
+        spec: Some(old.spec),
+        if_match: changes::if_match(headers)?,
+        idempotency_key: changes::idempotency_key(headers)?,
+        method: "POST",
+        caller,
+        rollback_to: Some(n),
+    };
+    Ok(changes::record(state, change, targets::render)
+        .await?
+        .into_response())
+}
+
+async fn dry_run(
+    state: &AppState,
+    target: &TargetRef,
+    old: &VersionRow,
+) -> Result<Response, ApiError> {
+    if !old.enabled {
+        return Ok(Json(DryRun {
+            verdict: "ok".into(),
+            message: Some(format!(
+                "version {} had scale-to-zero off: rolling back to it turns it off (the job removes zeroscale's alarm and policies and steps aside from the scalable target)",
+                old.version
+            )),
+            warnings: vec![],
+            foreign_policies: vec![],
+            resolved_max_capacity: None,
+            plan: vec![],
+        })
+        .into_response());
+    }
+    let spec = TargetSpec::from_stored(target.target_kind(), &old.spec)
+        .map_err(|e| anyhow::anyhow!("version {}: {e}", old.version))?;
+    targets::run_dry(state, target, &spec).await
+}
+
+/// The history routes of both kinds, with their OpenAPI descriptions.
+pub mod history_routes {
+    use super::*;
+    use crate::api::{components, variants};
+
+    /// List a component's versions, newest first: who changed it, when, and whether AWS
+    /// converged to each.
+    #[utoipa::path(get, path = "/components/{name}/versions", tag = "components",
+        params(("name" = String, Path, description = "Inference component name", pattern = "^[a-zA-Z0-9]([-a-zA-Z0-9]*[a-zA-Z0-9])?$", max_length = 63), HistoryQuery),
+        responses(
+            (status = 200, description = "A page of versions, newest first", body = Page<VersionSummary>),
+            (status = 400, description = "Bad query", body = Problem, content_type = "application/problem+json"),
+            (status = 401, description = "Missing or unknown token", body = Problem, content_type = "application/problem+json"),
+            (status = 403, description = "Token lacks the read scope", body = Problem, content_type = "application/problem+json"),
+            (status = 404, description = "Not managed by zeroscale", body = Problem, content_type = "application/problem+json"),
+            (status = 422, description = "Invalid name, limit or cursor", body = Problem, content_type = "application/problem+json"),
+        ),
+        security(("bearer" = [])))]
+    pub async fn component_versions(
+        State(state): State<AppState>,
+        Reader(_caller): Reader,
+        Path(name): Path<String>,
+        query: Result<Query<HistoryQuery>, axum::extract::rejection::QueryRejection>,
+    ) -> Result<Json<Page<VersionSummary>>, ApiError> {
+        let Query(q) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+        list(&state, &components::parse_name(&name)?, q).await
+    }
+
+    /// Read one version of a component: its full spec and who made it.
+    #[utoipa::path(get, path = "/components/{name}/versions/{version}", tag = "components",
+        params(("name" = String, Path, description = "Inference component name", pattern = "^[a-zA-Z0-9]([-a-zA-Z0-9]*[a-zA-Z0-9])?$", max_length = 63),
+               ("version" = i32, Path, description = "Version number", minimum = 1)),
+        responses(
+            (status = 200, description = "The version", body = VersionDetail),
+            (status = 401, description = "Missing or unknown token", body = Problem, content_type = "application/problem+json"),
+            (status = 403, description = "Token lacks the read scope", body = Problem, content_type = "application/problem+json"),
+            (status = 404, description = "Not managed, or no such version", body = Problem, content_type = "application/problem+json"),
+            (status = 422, description = "Invalid name or version", body = Problem, content_type = "application/problem+json"),
+        ),
+        security(("bearer" = [])))]
+    pub async fn component_version(
+        State(state): State<AppState>,
+        Reader(_caller): Reader,
+        Path((name, version)): Path<(String, String)>,
+    ) -> Result<Json<VersionDetail>, ApiError> {
+        get_one(&state, &components::parse_name(&name)?, &version).await
+    }
+
+    /// What changed in a component between two versions, as a JSON Patch (RFC 6902).
+    #[utoipa::path(get, path = "/components/{name}/versions/{version}/diff", tag = "components",
+        params(("name" = String, Path, description = "Inference component name", pattern = "^[a-zA-Z0-9]([-a-zA-Z0-9]*[a-zA-Z0-9])?$", max_length = 63),
+               ("version" = i32, Path, description = "Version number", minimum = 1), DiffQuery),
+        responses(
+            (status = 200, description = "The patch from `against` to `version`", body = VersionDiff),
+            (status = 400, description = "Bad query", body = Problem, content_type = "application/problem+json"),
+            (status = 401, description = "Missing or unknown token", body = Problem, content_type = "application/problem+json"),
+            (status = 403, description = "Token lacks the read scope", body = Problem, content_type = "application/problem+json"),
+            (status = 404, description = "Not managed, or no such version", body = Problem, content_type = "application/problem+json"),
+            (status = 422, description = "Invalid name or version", body = Problem, content_type = "application/problem+json"),
+        ),
+        security(("bearer" = [])))]
+    pub async fn component_diff(
+        State(state): State<AppState>,
+        Reader(_caller): Reader,
+        Path((name, version)): Path<(String, String)>,
+        query: Result<Query<DiffQuery>, axum::extract::rejection::QueryRejection>,
+    ) -> Result<Json<VersionDiff>, ApiError> {
+        let Query(q) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+        diff(&state, &components::parse_name(&name)?, &version, q).await
+    }
+
+    /// Roll a component back to an earlier version.
+    ///
+    /// Creates a new version whose state equals version `to_version`'s (audited as `rollback`)
+    /// and queues its job; history is never rewritten. 200 when that state is the current one.
+    #[utoipa::path(post, path = "/components/{name}/rollback", tag = "components",
+        params(
+            ("name" = String, Path, description = "Inference component name", pattern = "^[a-zA-Z0-9]([-a-zA-Z0-9]*[a-zA-Z0-9])?$", max_length = 63),
+            RollbackQuery,
+            ("Idempotency-Key" = Option<String>, Header, nullable = false, description = "Makes retries safe: same key and body replay the first answer", pattern = "^[!-~]{1,255}$"),
+            ("If-Match" = Option<String>, Header, nullable = false, description = "Apply only if the component is at this version (its ETag)", pattern = "^(\\*|(W/)?\"[0-9]+\")$"),
+            ("X-On-Behalf-Of" = Option<String>, Header, nullable = false, description = "The portal user this call is made for (audited)", min_length = 1, max_length = 256, pattern = "^[^\\x00-\\x1f\\x7f]+$"),
+        ),
+        request_body(content = RollbackRequest, description = "The version to restore", example = json!({"to_version": 2})),
+        responses(
+            (status = 202, description = "Accepted as a new version; poll the operation in Location", body = components::ComponentChange,
+                headers(("Location" = String, description = "The operation"), ("ETag" = String, description = "The new version"))),
+            (status = 200, description = "Already in that state: nothing to do; or, with dry_run, the verdict and plan", body = components::EnableOk),
+            (status = 400, description = "Malformed JSON or headers", body = Problem, content_type = "application/problem+json"),
+            (status = 401, description = "Missing or unknown token", body = Problem, content_type = "application/problem+json"),
+            (status = 403, description = "Token lacks the write scope", body = Problem, content_type = "application/problem+json"),
+            (status = 404, description = "Not managed, or no such version", body = Problem, content_type = "application/problem+json"),
+            (status = 409, description = "A request with this Idempotency-Key is in flight", body = Problem, content_type = "application/problem+json"),
+            (status = 412, description = "If-Match does not match the current version", body = Problem, content_type = "application/problem+json"),
+            (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
+            (status = 415, description = "Body is not JSON", body = Problem, content_type = "application/problem+json"),
+            (status = 422, description = "Invalid name or body, or Idempotency-Key reused with another body", body = Problem, content_type = "application/problem+json"),
+            (status = 503, description = "Dry run: AWS unavailable", body = Problem, content_type = "application/problem+json"),
+        ),
+        security(("bearer" = [])))]
+    pub async fn component_rollback(
+        State(state): State<AppState>,
+        Writer(caller): Writer,
+        Path(name): Path<String>,
+        query: Result<Query<RollbackQuery>, axum::extract::rejection::QueryRejection>,
+        headers: HeaderMap,
+        ApiJson(body): ApiJson<Map<String, Value>>,
+    ) -> Result<Response, ApiError> {
+        let Query(q) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+        let target = components::parse_name(&name)?;
+        rollback(&state, &caller, target, q, &headers, body).await
+    }
+
+    /// List a variant's versions, newest first: who changed it, when, and whether AWS
+    /// converged to each.
+    #[utoipa::path(get, path = "/endpoints/{endpoint}/variants/{variant}/versions", tag = "endpoints",
+        params(
+            ("endpoint" = String, Path, description = "Endpoint name", pattern = "^[a-zA-Z0-9](-*[a-zA-Z0-9])*$", max_length = 63),
+            ("variant" = String, Path, description = "Production variant name", pattern = "^[a-zA-Z0-9](-*[a-zA-Z0-9])*$", max_length = 63),
+            HistoryQuery),
+        responses(
+            (status = 200, description = "A page of versions, newest first", body = Page<VersionSummary>),
+            (status = 400, description = "Bad query", body = Problem, content_type = "application/problem+json"),
+            (status = 401, description = "Missing or unknown token", body = Problem, content_type = "application/problem+json"),
+            (status = 403, description = "Token lacks the read scope", body = Problem, content_type = "application/problem+json"),
+            (status = 404, description = "Not managed by zeroscale", body = Problem, content_type = "application/problem+json"),
+            (status = 422, description = "Invalid name, limit or cursor", body = Problem, content_type = "application/problem+json"),
+        ),
+        security(("bearer" = [])))]
+    pub async fn variant_versions(
+        State(state): State<AppState>,
+        Reader(_caller): Reader,
+        Path((endpoint, variant)): Path<(String, String)>,
+        query: Result<Query<HistoryQuery>, axum::extract::rejection::QueryRejection>,
+    ) -> Result<Json<Page<VersionSummary>>, ApiError> {
+        let Query(q) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+        list(&state, &variants::parse(&endpoint, &variant)?, q).await
+    }
+
+    /// Read one version of a variant: its full spec and who made it.
+    #[utoipa::path(get, path = "/endpoints/{endpoint}/variants/{variant}/versions/{version}", tag = "endpoints",
+        params(
+            ("endpoint" = String, Path, description = "Endpoint name", pattern = "^[a-zA-Z0-9](-*[a-zA-Z0-9])*$", max_length = 63),
+            ("variant" = String, Path, description = "Production variant name", pattern = "^[a-zA-Z0-9](-*[a-zA-Z0-9])*$", max_length = 63),
+            ("version" = i32, Path, description = "Version number", minimum = 1)),
+        responses(
+            (status = 200, description = "The version", body = VersionDetail),
+            (status = 401, description = "Missing or unknown token", body = Problem, content_type = "application/problem+json"),
+            (status = 403, description = "Token lacks the read scope", body = Problem, content_type = "application/problem+json"),
+            (status = 404, description = "Not managed, or no such version", body = Problem, content_type = "application/problem+json"),
+            (status = 422, description = "Invalid name or version", body = Problem, content_type = "application/problem+json"),
+        ),
+        security(("bearer" = [])))]
+    pub async fn variant_version(
+        State(state): State<AppState>,
+        Reader(_caller): Reader,
+        Path((endpoint, variant, version)): Path<(String, String, String)>,
+    ) -> Result<Json<VersionDetail>, ApiError> {
+        get_one(&state, &variants::parse(&endpoint, &variant)?, &version).await
+    }
+
+    /// What changed in a variant between two versions, as a JSON Patch (RFC 6902).
+    #[utoipa::path(get, path = "/endpoints/{endpoint}/variants/{variant}/versions/{version}/diff", tag = "endpoints",
+        params(
+            ("endpoint" = String, Path, description = "Endpoint name", pattern = "^[a-zA-Z0-9](-*[a-zA-Z0-9])*$", max_length = 63),
+            ("variant" = String, Path, description = "Production variant name", pattern = "^[a-zA-Z0-9](-*[a-zA-Z0-9])*$", max_length = 63),
+            ("version" = i32, Path, description = "Version number", minimum = 1), DiffQuery),
+        responses(
+            (status = 200, description = "The patch from `against` to `version`", body = VersionDiff),
+            (status = 400, description = "Bad query", body = Problem, content_type = "application/problem+json"),
+            (status = 401, description = "Missing or unknown token", body = Problem, content_type = "application/problem+json"),
+            (status = 403, description = "Token lacks the read scope", body = Problem, content_type = "application/problem+json"),
+            (status = 404, description = "Not managed, or no such version", body = Problem, content_type = "application/problem+json"),
+            (status = 422, description = "Invalid name or version", body = Problem, content_type = "application/problem+json"),
+        ),
+        security(("bearer" = [])))]
+    pub async fn variant_diff(
+        State(state): State<AppState>,
+        Reader(_caller): Reader,
+        Path((endpoint, variant, version)): Path<(String, String, String)>,
+        query: Result<Query<DiffQuery>, axum::extract::rejection::QueryRejection>,
+    ) -> Result<Json<VersionDiff>, ApiError> {
+        let Query(q) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+        diff(&state, &variants::parse(&endpoint, &variant)?, &version, q).await
+    }
+
+    /// Roll a variant back to an earlier version.
+    ///
+    /// Creates a new version whose state equals version `to_version`'s (audited as `rollback`)
+    /// and queues its job; history is never rewritten. 200 when that state is the current one.
+    #[utoipa::path(post, path = "/endpoints/{endpoint}/variants/{variant}/rollback", tag = "endpoints",
+        params(
+            ("endpoint" = String, Path, description = "Endpoint name", pattern = "^[a-zA-Z0-9](-*[a-zA-Z0-9])*$", max_length = 63),
+            ("variant" = String, Path, description = "Production variant name", pattern = "^[a-zA-Z0-9](-*[a-zA-Z0-9])*$", max_length = 63),
+            RollbackQuery,
+            ("Idempotency-Key" = Option<String>, Header, nullable = false, description = "Makes retries safe: same key and body replay the first answer", pattern = "^[!-~]{1,255}$"),
+            ("If-Match" = Option<String>, Header, nullable = false, description = "Apply only if the variant is at this version (its ETag)", pattern = "^(\\*|(W/)?\"[0-9]+\")$"),
+            ("X-On-Behalf-Of" = Option<String>, Header, nullable = false, description = "The portal user this call is made for (audited)", min_length = 1, max_length = 256, pattern = "^[^\\x00-\\x1f\\x7f]+$"),
+        ),
+        request_body(content = RollbackRequest, description = "The version to restore", example = json!({"to_version": 2})),
+        responses(
+            (status = 202, description = "Accepted as a new version; poll the operation in Location", body = variants::VariantChange,
+                headers(("Location" = String, description = "The operation"), ("ETag" = String, description = "The new version"))),
+            (status = 200, description = "Already in that state: nothing to do; or, with dry_run, the verdict and plan", body = variants::VariantEnableOk),
+            (status = 400, description = "Malformed JSON or headers", body = Problem, content_type = "application/problem+json"),
+            (status = 401, description = "Missing or unknown token", body = Problem, content_type = "application/problem+json"),
+            (status = 403, description = "Token lacks the write scope", body = Problem, content_type = "application/problem+json"),
+            (status = 404, description = "Not managed, or no such version", body = Problem, content_type = "application/problem+json"),
+            (status = 409, description = "A request with this Idempotency-Key is in flight", body = Problem, content_type = "application/problem+json"),
+            (status = 412, description = "If-Match does not match the current version", body = Problem, content_type = "application/problem+json"),
+            (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
+            (status = 415, description = "Body is not JSON", body = Problem, content_type = "application/problem+json"),
+            (status = 422, description = "Invalid names or body, or Idempotency-Key reused with another body", body = Problem, content_type = "application/problem+json"),
+            (status = 503, description = "Dry run: AWS unavailable", body = Problem, content_type = "application/problem+json"),
+        ),
+        security(("bearer" = [])))]
+    pub async fn variant_rollback(
+        State(state): State<AppState>,
+        Writer(caller): Writer,
+        Path((endpoint, variant)): Path<(String, String)>,
+        query: Result<Query<RollbackQuery>, axum::extract::rejection::QueryRejection>,
+        headers: HeaderMap,
+        ApiJson(body): ApiJson<Map<String, Value>>,
+    ) -> Result<Response, ApiError> {
+        let Query(q) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+        let target = variants::parse(&endpoint, &variant)?;
+        rollback(&state, &caller, target, q, &headers, body).await
+    }
+}
