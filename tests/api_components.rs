@@ -836,7 +836,7 @@ async fn a_worker_cannot_claim_a_job_while_a_change_folding_into_it_commits() {
     let mut tx = api.app.pool.begin().await.unwrap();
     let (outcome, job): (String, i64) = sqlx::query_as(
         "SELECT outcome, last_job_id FROM zs_record_change('component', 'ic-fold', true, \
-         '{\"max_capacity\": 5}', NULL, 'reconcile', $1, 'test', NULL, NULL, NULL, NULL, true)",
+         '{\"max_capacity\": 5}', NULL, 'reconcile', $1, 'test', NULL, NULL, NULL, NULL, true, NULL)",
     )
     .bind(
         sqlx::query_scalar::<_, String>("SELECT target FROM jobs WHERE id = $1")
