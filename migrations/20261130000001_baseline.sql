@@ -9,11 +9,15 @@ ALTER TABLE targets ADD COLUMN baseline jsonb;
 
 -- Targets enabled by an earlier zeroscale kept the capacity they observed at the first enable in
 -- observed.original_capacity. A minimum of 0 may be zeroscale's own write read back by a retried
--- first enable; only a positive minimum is trusted. The rest are captured as "unknown" on their
--- next run (their target carries zeroscale's policies).
+-- first enable; only a positive minimum is trusted. A null is ambiguous (no target before, or a
+-- first run that failed its preflight and was never captured again), so it is not trusted either.
+-- The rest are captured on their next run: "unknown" when their target carries zeroscale's
+-- objects (disable then keeps it registered at restore_min_capacity, the old behaviour, never
+-- MinCapacity 0 without a wake-up alarm). Disabled targets start afresh at their next enable.
 UPDATE targets
    SET baseline = jsonb_build_object('existed', true,
                                      'min', (observed->'original_capacity'->>0)::int,
                                      'max', (observed->'original_capacity'->>1)::int)
- WHERE jsonb_typeof(observed->'original_capacity') = 'array'
+ WHERE enabled
+   AND jsonb_typeof(observed->'original_capacity') = 'array'
    AND (observed->'original_capacity'->>0)::int > 0;

@@ -4,6 +4,8 @@
 -- an `accepted` audit event, whose action is `rollback` and whose `after` names the version it
 -- restores (`rollback_to`). zs_record_change takes that version as a new last parameter (NULL for
 -- every other change); its rules are otherwise those of migration 4.
+-- Replaced by the 14-parameter function below; the 13-parameter signature is kept as a wrapper
+-- at the end of this file.
 DROP FUNCTION zs_record_change(target_kind, text, boolean, jsonb, integer, text, text, text,
                                text, text, text, text, boolean);
 
@@ -147,4 +149,33 @@ BEGIN
     FROM targets x LEFT JOIN jobs j ON j.id = x.last_job_id
     WHERE x.id = t.id;
 END;
+$$;
+
+
+-- The previous signature, for replicas still running the build before this one during a
+-- rolling deploy: the same change, never a rollback. Drop it in a later release.
+CREATE FUNCTION zs_record_change(
+    p_kind target_kind, p_name text, p_enabled boolean, p_spec jsonb, p_if_match integer,
+    p_job_kind text, p_job_target text, p_actor text, p_on_behalf_of text, p_source_ip text,
+    p_user_agent text, p_request_id text, p_create boolean,
+    OUT outcome         text,
+    OUT id              bigint,
+    OUT kind            text,
+    OUT name            text,
+    OUT enabled         boolean,
+    OUT version         integer,
+    OUT spec            jsonb,
+    OUT phase           text,
+    OUT conditions      jsonb,
+    OUT observed        jsonb,
+    OUT last_job_id     bigint,
+    OUT created_at      timestamptz,
+    OUT updated_at      timestamptz,
+    OUT job_state       job_state,
+    OUT job_attempt     integer,
+    OUT job_last_error  text
+) LANGUAGE sql AS $$
+    SELECT * FROM zs_record_change(p_kind, p_name, p_enabled, p_spec, p_if_match, p_job_kind,
+        p_job_target, p_actor, p_on_behalf_of, p_source_ip, p_user_agent, p_request_id, p_create,
+        NULL::integer)
 $$;

@@ -832,11 +832,12 @@ async fn a_worker_cannot_claim_a_job_while_a_change_folding_into_it_commits() {
     let api = Api::new().await;
     let first = json_of(api.post("ic-fold", None).await).await;
     let op = first["target"]["last_operation"]["id"].as_i64().unwrap();
-    // A change inside an open transaction (as with an Idempotency-Key) folds into the queued job.
+    // A change inside an open transaction (as with an Idempotency-Key) folds into the queued job
+    // (through the 13-parameter signature an older replica calls during a rolling deploy).
     let mut tx = api.app.pool.begin().await.unwrap();
     let (outcome, job): (String, i64) = sqlx::query_as(
         "SELECT outcome, last_job_id FROM zs_record_change('component', 'ic-fold', true, \
-         '{\"max_capacity\": 5}', NULL, 'reconcile', $1, 'test', NULL, NULL, NULL, NULL, true, NULL)",
+         '{\"max_capacity\": 5}', NULL, 'reconcile', $1, 'test', NULL, NULL, NULL, NULL, true)",
     )
     .bind(
         sqlx::query_scalar::<_, String>("SELECT target FROM jobs WHERE id = $1")

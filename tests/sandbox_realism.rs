@@ -247,7 +247,30 @@ async fn delete_alarms_deletes_what_exists_and_refuses_when_a_composite_depends(
         .await
         .unwrap_err();
     assert_eq!(code(&refused), "ValidationError");
-    assert!(refused.message().unwrap_or_default().contains("both"));
+    assert!(
+        refused
+            .message()
+            .unwrap_or_default()
+            .contains("composite alarm(s) depending on it"),
+        "AWS's words, which do not name the composite"
+    );
+    // A rule may name the alarm by ARN too.
+    put_alarm(&env, "by-arn", None).await;
+    env.cw
+        .put_composite_alarm()
+        .alarm_name("arn-rule")
+        .alarm_rule("ALARM(arn:aws:cloudwatch:us-east-1:123456789012:alarm:by-arn)")
+        .send()
+        .await
+        .unwrap();
+    let refused = env
+        .cw
+        .delete_alarms()
+        .alarm_names("by-arn")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&refused), "ValidationError");
 }
 
 #[tokio::test]

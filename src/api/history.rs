@@ -283,6 +283,7 @@ pub async fn rollback(
     let n = to_version(&body)?;
     let id = managed(state, &target).await?;
     let old = version_of(state, id, &target, n).await?;
+    restorable(&target, &old)?;
     if q.dry_run.unwrap_or(false) {
         return dry_run(state, &target, &old).await;
     }
@@ -300,6 +301,31 @@ pub async fn rollback(
     Ok(changes::record(state, change, targets::render)
         .await?
         .into_response())
+}
+
+/// A version's spec is restored only if it is valid today: rules may have tightened since it
+/// was accepted, and a job would otherwise fail on it every run.
+fn restorable(target: &TargetRef, old: &VersionRow) -> Result<(), ApiError> {
+    let n = old.version;
+    let refuse = |why: String| {
+        ApiError::invalid_field(
+            "to_version",
+            format!("version {n} cannot be restored as it is: {why}"),
+        )
+    };
+    let spec = TargetSpec::from_stored(target.target_kind(), &old.spec).map_err(refuse)?;
+    let violations = match &spec {
+        TargetSpec::Component(s) => s.validate(),
+        TargetSpec::Variant(s) => s.validate(),
+    };
+    violations.map_err(|errs| {
+        refuse(
+            errs.iter()
+                .map(|(f, m)| format!("{f}: {m}"))
+                .collect::<Vec<_>>()
+                .join("; "),
+        )
+    })
 }
 
 async fn dry_run(
@@ -322,7 +348,7 @@ async fn dry_run(
         .into_response());
     }
     let spec = TargetSpec::from_stored(target.target_kind(), &old.spec)
-        .map_err(|e| anyhow::anyhow!("version {}: {e}", old.version))?;
+        .map_err(|e| ApiError::invalid_field("to_version", e))?;
     targets::run_dry(state, target, &spec).await
 }
 

@@ -20,8 +20,9 @@ use crate::config::AwsArgs;
 /// Instance quotas by instance type, with when they were read.
 pub type QuotaCache = Arc<Mutex<HashMap<String, (Option<Quota>, Instant)>>>;
 
-/// The account's instances by instance type, (endpoint, instances), with when it was read.
-pub type UsageCache = Arc<Mutex<Option<(Instant, HashMap<String, Vec<(String, i32)>>)>>>;
+/// The account's instances by instance type, (endpoint, variant, instances), with when it was
+/// read.
+pub type UsageCache = Arc<Mutex<Option<(Instant, HashMap<String, Vec<(String, String, i32)>>)>>>;
 
 /// Endpoint configs' variant instance types (configs are immutable under their name).
 pub type ConfigCache = Arc<Mutex<HashMap<String, HashMap<String, Option<String>>>>>;

@@ -317,14 +317,23 @@ async fn composites_naming(aws: &AwsClients, alarm: &str) -> Vec<String> {
         out.extend(
             page.composite_alarms()
                 .iter()
-                .filter(|c| {
-                    c.alarm_rule()
-                        .is_some_and(|r| r.contains(&format!("\"{alarm}\"")))
-                })
+                .filter(|c| c.alarm_rule().is_some_and(|r| rule_names(r, alarm)))
                 .filter_map(|c| c.alarm_name().map(str::to_string)),
         );
     }
     out
+}
+
+/// Whether a composite alarm's rule names `alarm`: by name (quoted or not, as AWS allows) or by
+/// its ARN, which ends in `:alarm:<name>`.
+fn rule_names(rule: &str, alarm: &str) -> bool {
+    [
+        format!("\"{alarm}\""),
+        format!("({alarm})"),
+        format!(":alarm:{alarm}"),
+    ]
+    .iter()
+    .any(|form| rule.contains(form.as_str()))
 }
 
 /// The SDK input of the target-tracking policy.

@@ -3,7 +3,7 @@
 use super::{kinds, quotas, Preflight};
 use crate::{
     aws::{AwsClients, AwsFailure},
-    jobs::JobError,
+    jobs::{ErrorClass, JobError},
 };
 
 fn permanent(msg: String) -> JobError {
@@ -61,7 +61,13 @@ pub async fn preflight(aws: &AwsClients, name: &str) -> Result<Preflight, JobErr
         .endpoint_status()
         .map(|s| s.as_str().to_string())
         .unwrap_or_default();
-    kinds::status_check("Endpoint", &format!("endpoint {endpoint:?}"), &ep_status)?;
+    // An endpoint is Updating whenever any component on it scales: no reason for this one to
+    // wait (its own status above says whether it is being changed). Only a terminal status
+    // of the endpoint stops it.
+    match kinds::status_check("Endpoint", &format!("endpoint {endpoint:?}"), &ep_status) {
+        Err(e) if e.class == ErrorClass::Wait => {}
+        other => other?,
+    }
     // The endpoint config is the authoritative record of the variant's settings.
     let config_name = ep.endpoint_config_name().unwrap_or_default().to_string();
     aws.pace().await;

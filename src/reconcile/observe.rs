@@ -238,8 +238,10 @@ fn alarm_read_back(a: &aws_sdk_cloudwatch::types::MetricAlarm) -> Value {
 /// The latest scaling activity that failed, with AWS's message (seed 001: such failures are
 /// visible only here, never in the alarm history). None when the latest one succeeded or the
 /// history cannot be read. Not-scaled activities (StatusCode Failed with NotScaledReasons and
-/// no message, such as AlreadyAtMaxCapacity) are routine and skipped (aws-facts.md,
-/// "Not scaled"); pages are followed until a finished activity is found (at most three).
+/// no message, such as AlreadyAtMaxCapacity) are routine (aws-facts.md, "Not scaled"): they are
+/// not asked for (IncludeNotScaledActivities off), so an alarm that keeps firing at max capacity
+/// cannot bury a real failure, and any that come anyway are skipped. Pages are followed until a
+/// finished activity is found (at most three).
 pub async fn last_scaling_problem(aws: &AwsClients, names: &OwnedNames) -> Option<Value> {
     let mut token: Option<String> = None;
     for _ in 0..3 {
@@ -250,7 +252,6 @@ pub async fn last_scaling_problem(aws: &AwsClients, names: &OwnedNames) -> Optio
             .service_namespace(ServiceNamespace::Sagemaker)
             .resource_id(&names.resource_id)
             .scalable_dimension(dimension(names))
-            .include_not_scaled_activities(true)
             .set_next_token(token.clone())
             .send()
             .await

@@ -188,8 +188,14 @@ impl Observed {
 pub enum Baseline {
     /// No scalable target: disable deregisters the one zeroscale registered.
     Absent,
-    /// A target with these capacities: disable restores them.
-    Existed { min: i32, max: i32 },
+    /// A target with these capacities and this SuspendedState (in, out, scheduled): disable
+    /// restores them (enable resumes a suspended scale-out, which would keep the target from
+    /// waking; the owner's suspension comes back when zeroscale steps aside).
+    Existed {
+        min: i32,
+        max: i32,
+        suspended: (bool, bool, bool),
+    },
     /// A target already carrying zeroscale's objects (an earlier zeroscale's): what came before
     /// is unknown, so disable restores the spec's `restore_min_capacity`.
     Unknown,
@@ -204,6 +210,7 @@ impl Baseline {
             Some(t) => Baseline::Existed {
                 min: t.min,
                 max: t.max,
+                suspended: (t.suspended_in, t.suspended_out, t.suspended_scheduled),
             },
         }
     }
@@ -212,7 +219,14 @@ impl Baseline {
     pub fn to_json(self) -> Value {
         match self {
             Baseline::Absent => json!({"existed": false}),
-            Baseline::Existed { min, max } => json!({"existed": true, "min": min, "max": max}),
+            Baseline::Existed {
+                min,
+                max,
+                suspended,
+            } => json!({
+                "existed": true, "min": min, "max": max,
+                "suspended": {"in": suspended.0, "out": suspended.1, "scheduled": suspended.2},
+            }),
             Baseline::Unknown => json!({"existed": true, "unknown": true}),
         }
     }
@@ -225,10 +239,14 @@ impl Baseline {
             v["max"].as_i64(),
         ) {
             (false, _, _) => Some(Baseline::Absent),
-            (true, Some(min), Some(max)) => Some(Baseline::Existed {
-                min: min as i32,
-                max: max as i32,
-            }),
+            (true, Some(min), Some(max)) => {
+                let flag = |k: &str| v["suspended"][k].as_bool().unwrap_or(false);
+                Some(Baseline::Existed {
+                    min: min as i32,
+                    max: max as i32,
+                    suspended: (flag("in"), flag("out"), flag("scheduled")),
+                })
+            }
             (true, _, _) => Some(Baseline::Unknown),
         }
     }
@@ -236,7 +254,7 @@ impl Baseline {
     /// The capacities from before zeroscale, when known.
     pub fn capacity(self) -> Option<(i32, i32)> {
         match self {
-            Baseline::Existed { min, max } => Some((min, max)),
+            Baseline::Existed { min, max, .. } => Some((min, max)),
             _ => None,
         }
     }
@@ -438,6 +456,21 @@ pub fn plan_disable(
         });
     }
     let Some(current) = o.target else {
+        // Not listed: gone, or registered a moment ago and not listed yet (registration is
+        // eventually consistent). If zeroscale may have written here (a baseline was recorded
+        // before its first write), what it may have put is removed by name: deleting something
+        // already gone is done (ObjectNotFoundException is tolerated).
+        if let Some(b) = baseline {
+            steps.push(Step::DeleteScalingPolicy {
+                policy_name: names.step_policy.clone(),
+            });
+            steps.push(Step::DeleteScalingPolicy {
+                policy_name: names.target_tracking_policy.clone(),
+            });
+            if b == Baseline::Absent {
+                steps.push(Step::DeregisterScalableTarget);
+            }
+        }
         return (steps, None);
     };
     // Never captured and nothing of ours there: the target was never touched by zeroscale.
@@ -461,21 +494,37 @@ pub fn plan_disable(
             policy_name: names.target_tracking_policy.clone(),
         });
     }
-    let restore = match baseline {
-        Baseline::Existed { min, max } => (min, max),
-        Baseline::Absent | Baseline::Unknown => (restore_min, current.max.max(restore_min)),
+    let (restore, suspended) = match baseline {
+        Baseline::Existed {
+            min,
+            max,
+            suspended,
+        } => ((min, max), Some(suspended)),
+        Baseline::Absent | Baseline::Unknown => ((restore_min, current.max.max(restore_min)), None),
     };
+    let now = (
+        current.suspended_in,
+        current.suspended_out,
+        current.suspended_scheduled,
+    );
+    let suspended_state = suspended.filter(|s| *s != now).map(|s| {
+        json!({
+            "DynamicScalingInSuspended": s.0,
+            "DynamicScalingOutSuspended": s.1,
+            "ScheduledScalingSuspended": s.2,
+        })
+    });
     if baseline == Baseline::Absent {
         warning = Some(format!(
             "zeroscale registered this scalable target, but policies it did not create are on it ({}): it stays registered (MinCapacity {}) so they keep working. Deregister it yourself to step aside completely (for example before an UpdateEndpoint that changes the instance type)",
             o.foreign_policies.join(", "), restore.0
         ));
     }
-    if (current.min, current.max) != restore {
+    if (current.min, current.max) != restore || suspended_state.is_some() {
         steps.push(Step::RegisterScalableTarget {
             min_capacity: restore.0,
             max_capacity: restore.1,
-            suspended_state: None,
+            suspended_state,
         });
     }
     (steps, warning)
@@ -561,7 +610,11 @@ mod tests {
     #[test]
     fn disable_removes_ours_and_restores_the_target() {
         let d = desired();
-        let existed = Some(Baseline::Existed { min: 1, max: 4 });
+        let existed = Some(Baseline::Existed {
+            min: 1,
+            max: 4,
+            suspended: (false, false, false),
+        });
         let (steps, _) = plan_disable(&d.names, &converged(&d), existed, 1);
         assert_eq!(steps.len(), 4);
         assert_eq!(
@@ -604,6 +657,42 @@ mod tests {
     }
 
     #[test]
+    fn disable_gives_back_the_owners_suspension() {
+        let d = desired();
+        let mut o = converged(&d);
+        o.target = Some(ObservedTarget {
+            min: 0,
+            max: 3,
+            ..Default::default()
+        });
+        let paused = Some(Baseline::Existed {
+            min: 1,
+            max: 3,
+            suspended: (false, true, false),
+        });
+        let (steps, _) = plan_disable(&d.names, &o, paused, 1);
+        assert!(matches!(
+            steps.last(),
+            Some(Step::RegisterScalableTarget { min_capacity: 1, suspended_state: Some(s), .. })
+                if s["DynamicScalingOutSuspended"] == true
+        ));
+    }
+
+    #[test]
+    fn a_target_not_listed_yet_is_still_stepped_away_from() {
+        let d = desired();
+        let unlisted = Observed::default();
+        let (steps, _) = plan_disable(&d.names, &unlisted, Some(Baseline::Absent), 1);
+        assert_eq!(
+            steps.len(),
+            3,
+            "both policies by name, then deregister: {steps:?}"
+        );
+        assert_eq!(steps[2], Step::DeregisterScalableTarget);
+        assert!(plan_disable(&d.names, &unlisted, None, 1).0.is_empty());
+    }
+
+    #[test]
     fn a_baseline_is_never_taken_from_zeroscales_own_target() {
         let d = desired();
         assert_eq!(Baseline::capture(&converged(&d)), Baseline::Unknown);
@@ -611,7 +700,11 @@ mod tests {
         for b in [
             Baseline::Absent,
             Baseline::Unknown,
-            Baseline::Existed { min: 2, max: 3 },
+            Baseline::Existed {
+                min: 2,
+                max: 3,
+                suspended: (false, true, false),
+            },
         ] {
             assert_eq!(Baseline::from_json(&b.to_json()), Some(b));
         }

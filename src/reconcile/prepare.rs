@@ -82,7 +82,8 @@ pub async fn prepare(
 /// The verdict of a dry run: what the preflight says and the exact writes a job would make.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct DryRun {
-    /// `ok` when a job would proceed, `blocked` when the preflight refuses.
+    /// `ok` when a job would proceed, `blocked` when the preflight refuses, `waiting` while AWS
+    /// is changing the resource (a job would wait for it).
     #[schema(example = "ok")]
     pub verdict: String,
     /// Why it is blocked and what to change (when blocked).
@@ -114,6 +115,15 @@ pub async fn dry_run(
             foreign_policies: p.observed.foreign_policies.clone(),
             resolved_max_capacity: Some(p.desired.max_capacity),
             plan: plan::plan_enable(&p.desired, &p.observed),
+        }),
+        // AWS is changing the resource (Updating after every scale-out): a job would wait.
+        Err(e) if e.class == ErrorClass::Wait => Ok(DryRun {
+            verdict: "waiting".into(),
+            message: Some(e.message),
+            warnings: vec![],
+            foreign_policies: vec![],
+            resolved_max_capacity: None,
+            plan: vec![],
         }),
         Err(e) if e.class == ErrorClass::Permanent => Ok(DryRun {
             verdict: "blocked".into(),

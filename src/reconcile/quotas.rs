@@ -22,8 +22,11 @@ use crate::{
 /// How long a quota or usage read is reused.
 const TTL: Duration = Duration::from_secs(600);
 
-/// Instances of one type other endpoints run: (endpoint, instances).
+/// Instances of one type other variants run: ("endpoint (variant)", instances).
 pub type Usage = Vec<(String, i32)>;
+
+/// Instances of one type every variant runs: (endpoint, variant, instances).
+pub type AccountUsage = Vec<(String, String, i32)>;
 
 /// The quota in force for `instance_type`: the applied value, else AWS's default. `Ok(None)`
 /// when neither exists; `Err` (what AWS answered) when Service Quotas cannot be read.
@@ -104,20 +107,21 @@ async fn find_quota(
             return Ok(q.value().map(|value| Quota { value, source }));
         }
         match next {
-            Some(t) if !t.is_empty() => token = Some(t),
+            // A token equal to the last one would page forever.
+            Some(t) if !t.is_empty() && Some(&t) != token.as_ref() => token = Some(t),
             _ => return Ok(None),
         }
     }
 }
 
-/// Instances of `instance_type` that endpoints other than `ours` run now, read with
+/// Instances of `instance_type` that variants other than `ours` (endpoint, variant) run now, read with
 /// ListEndpoints and DescribeEndpoint (counts) and DescribeEndpointConfig (instance types;
 /// configs are immutable under their name, so cached for good). The whole account's usage is
 /// cached for 10 minutes: one sweep serves every instance type and target.
 pub async fn other_usage(
     aws: &AwsClients,
     instance_type: &str,
-    ours: &str,
+    ours: (&str, &str),
 ) -> Result<Usage, String> {
     let cached = aws.usage_cache.lock().expect("usage cache").clone();
     let all = match cached {
@@ -132,15 +136,15 @@ pub async fn other_usage(
         .get(instance_type)
         .map(|u| {
             u.iter()
-                .filter(|(e, n)| e != ours && *n > 0)
-                .cloned()
+                .filter(|(e, v, n)| (e.as_str(), v.as_str()) != ours && *n > 0)
+                .map(|(e, v, n)| (format!("{e} ({v})"), *n))
                 .collect()
         })
         .unwrap_or_default())
 }
 
 /// Every endpoint's instances by instance type.
-async fn sweep(aws: &AwsClients) -> Result<HashMap<String, Usage>, String> {
+async fn sweep(aws: &AwsClients) -> Result<HashMap<String, AccountUsage>, String> {
     let failed = |op: &'static str| {
         move |e| {
             let f = AwsFailure::from_sdk("sagemaker", op, e);
@@ -166,21 +170,29 @@ async fn sweep(aws: &AwsClients) -> Result<HashMap<String, Usage>, String> {
                 .filter_map(|e| e.endpoint_name().map(str::to_string)),
         );
         match out.next_token() {
-            Some(t) if !t.is_empty() => token = Some(t.to_string()),
+            Some(t) if !t.is_empty() && Some(t) != token.as_deref() => token = Some(t.to_string()),
             _ => break,
         }
     }
-    let mut usage: HashMap<String, Usage> = HashMap::new();
+    let mut usage: HashMap<String, AccountUsage> = HashMap::new();
     for name in names {
         aws.pace().await;
-        let Ok(ep) = aws
+        let ep = match aws
             .sagemaker
             .describe_endpoint()
             .endpoint_name(&name)
             .send()
             .await
-        else {
-            continue; // deleted meanwhile
+        {
+            Ok(ep) => ep,
+            Err(e) => {
+                let f = AwsFailure::from_sdk("sagemaker", "DescribeEndpoint", e);
+                if super::kinds::not_found(&f) {
+                    continue; // deleted meanwhile
+                }
+                tracing::warn!(code = %f.code, error = %f.message, "endpoint usage unreadable");
+                return Err(format!("DescribeEndpoint: {}", f.code));
+            }
         };
         let config = ep.endpoint_config_name().unwrap_or_default();
         let types = config_types(aws, config).await?;
@@ -194,7 +206,8 @@ async fn sweep(aws: &AwsClients) -> Result<HashMap<String, Usage>, String> {
                 .cloned()
                 .flatten();
             if let Some(t) = itype {
-                usage.entry(t).or_default().push((name.clone(), n));
+                let variant = v.variant_name().unwrap_or_default().to_string();
+                usage.entry(t).or_default().push((name.clone(), variant, n));
             }
         }
     }
@@ -294,7 +307,7 @@ pub async fn check(
             quota.source
         )));
     }
-    let used = match other_usage(aws, itype, &pre.endpoint).await {
+    let used = match other_usage(aws, itype, (&pre.endpoint, &pre.variant)).await {
         Ok(u) => u,
         Err(what) => return Ok(vec![Warning::new("QuotaUsageUnreadable", format!(
             "what other endpoints run of {itype} could not be read ({what}); only this target's own need ({need}) was checked against the quota {name} of {q}"))]),

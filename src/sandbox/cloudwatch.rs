@@ -231,15 +231,14 @@ fn put_composite(w: &mut World, p: &Value) -> Result<Value, AwsError> {
 fn delete_alarms(w: &mut World, p: &Value) -> Result<Value, AwsError> {
     let names = str_list(p, "AlarmNames");
     for n in &names {
-        let dependents: Vec<&String> = w
+        let depends = w
             .composite_alarms
             .iter()
-            .filter(|(c, rule)| !names.contains(c) && rule.contains(&format!("\"{n}\"")))
-            .map(|(c, _)| c)
-            .collect();
-        if let Some(c) = dependents.first() {
+            .any(|(c, rule)| !names.contains(c) && rule_names(rule, n));
+        if depends {
+            // AWS's words: it does not say which composite alarm depends on it.
             return Err(AwsError::validation(format!(
-                "Alarm {n} cannot be deleted because it is referenced by the composite alarm {c}."
+                "Cannot delete {n} as there are composite alarm(s) depending on it."
             )));
         }
     }
@@ -256,6 +255,14 @@ fn delete_alarms(w: &mut World, p: &Value) -> Result<Value, AwsError> {
         )));
     }
     Ok(json!({}))
+}
+
+/// Whether a composite alarm's rule names `alarm`: by name (quoted or not) or by ARN.
+pub fn rule_names(rule: &str, alarm: &str) -> bool {
+    let arn = arn("cloudwatch", &format!("alarm:{alarm}"));
+    [format!("\"{alarm}\""), format!("({alarm})"), arn]
+        .iter()
+        .any(|form| rule.contains(form.as_str()))
 }
 
 /// DisableAlarmActions / EnableAlarmActions: the alarm stays, its actions stop (or resume).
