@@ -113,20 +113,8 @@ pub async fn list(
             ));
         }
     }
-    let limit = q.limit.unwrap_or(100);
-    if !(1..=500).contains(&limit) {
-        return Err(ApiError::invalid_field(
-            "limit",
-            "must be between 1 and 500",
-        ));
-    }
-    let before_id =
-        match q.cursor.filter(|c| !c.is_empty()) {
-            None => None,
-            Some(c) => Some(c.parse::<i64>().map_err(|_| {
-                ApiError::invalid_field("cursor", "not a cursor this service issued")
-            })?),
-        };
+    let limit = super::extract::page_limit(q.limit)?;
+    let before_id = super::extract::numeric_cursor::<i64>(q.cursor)?;
     let filter = AuditFilter {
         target_kind: q.kind,
         target_name: super::extract::text_filter("target", q.target)?,

@@ -161,3 +161,27 @@ pub fn text_filter(field: &str, value: Option<String>) -> Result<Option<String>,
         other => Ok(other),
     }
 }
+
+/// The page size of a list query: 100 by default, refused outside 1-500.
+pub fn page_limit(limit: Option<i64>) -> Result<i64, ApiError> {
+    let limit = limit.unwrap_or(100);
+    if (1..=500).contains(&limit) {
+        Ok(limit)
+    } else {
+        Err(ApiError::invalid_field(
+            "limit",
+            "must be between 1 and 500",
+        ))
+    }
+}
+
+/// A numeric cursor (the key of the previous page's last item); anything else is refused.
+pub fn numeric_cursor<T: std::str::FromStr>(cursor: Option<String>) -> Result<Option<T>, ApiError> {
+    match cursor.filter(|c| !c.is_empty()) {
+        None => Ok(None),
+        Some(c) => c
+            .parse::<T>()
+            .map(Some)
+            .map_err(|_| ApiError::invalid_field("cursor", "not a cursor this service issued")),
+    }
+}

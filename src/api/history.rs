@@ -174,19 +174,14 @@ pub async fn list(
     target: &TargetRef,
     q: HistoryQuery,
 ) -> Result<Json<Page<VersionSummary>>, ApiError> {
-    let limit = q.limit.unwrap_or(100);
-    if !(1..=500).contains(&limit) {
+    let limit = super::extract::page_limit(q.limit)?;
+    let before = super::extract::numeric_cursor::<i32>(q.cursor)?;
+    if before.is_some_and(|v| v < 1) {
         return Err(ApiError::invalid_field(
-            "limit",
-            "must be between 1 and 500",
+            "cursor",
+            "not a cursor this service issued",
         ));
     }
-    let before = match q.cursor.filter(|c| !c.is_empty()) {
-        None => None,
-        Some(c) => Some(c.parse::<i32>().ok().filter(|n| *n >= 1).ok_or_else(|| {
-            ApiError::invalid_field("cursor", "not a cursor this service issued")
-        })?),
-    };
     let id = managed(state, target).await?;
     let mut rows = versions::list(&state.pool, id, before, limit + 1).await?;
     let next_cursor = (rows.len() as i64 > limit).then(|| {

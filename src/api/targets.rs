@@ -291,13 +291,7 @@ pub async fn list(
             ));
         }
     }
-    let limit = q.limit.unwrap_or(100);
-    if !(1..=500).contains(&limit) {
-        return Err(ApiError::invalid_field(
-            "limit",
-            "must be between 1 and 500",
-        ));
-    }
+    let limit = super::extract::page_limit(q.limit)?;
     let filter = targets::TargetFilter {
         phase: q.phase,
         name_prefix: super::extract::text_filter("prefix", q.name_prefix)?,

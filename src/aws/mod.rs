@@ -110,6 +110,71 @@ impl AwsClients {
         Self::from_shared(&shared, args)
     }
 
+    /// Every page of a paginated call (the SDK's paginator follows NextToken and stops on a
+    /// repeated token), each page paced like any call. aws-facts.md, "Pages": lists and
+    /// describes page at 10 to 100 items, so one target's objects may be on a later page.
+    pub async fn pages<O, E>(
+        &self,
+        service: &'static str,
+        operation: &'static str,
+        mut pages: aws_smithy_async::future::pagination_stream::PaginationStream<
+            Result<
+                O,
+                aws_smithy_runtime_api::client::result::SdkError<
+                    E,
+                    aws_smithy_runtime_api::http::Response,
+                >,
+            >,
+        >,
+    ) -> Result<Vec<O>, AwsFailure>
+    where
+        E: aws_sdk_sagemaker::error::ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        let mut out = Vec::new();
+        loop {
+            self.pace().await;
+            match pages.next().await {
+                None => return Ok(out),
+                Some(Ok(page)) => out.push(page),
+                Some(Err(e)) => return Err(AwsFailure::from_sdk(service, operation, e)),
+            }
+        }
+    }
+
+    /// Pages through a paginated call until `find` finds what it looks for in a page (the
+    /// pages after it are never requested), or the pages end (`None`).
+    pub async fn find_in_pages<O, E, T>(
+        &self,
+        service: &'static str,
+        operation: &'static str,
+        mut pages: aws_smithy_async::future::pagination_stream::PaginationStream<
+            Result<
+                O,
+                aws_smithy_runtime_api::client::result::SdkError<
+                    E,
+                    aws_smithy_runtime_api::http::Response,
+                >,
+            >,
+        >,
+        mut find: impl FnMut(&O) -> Option<T>,
+    ) -> Result<Option<T>, AwsFailure>
+    where
+        E: aws_sdk_sagemaker::error::ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        loop {
+            self.pace().await;
+            match pages.next().await {
+                None => return Ok(None),
+                Some(Ok(page)) => {
+                    if let Some(found) = find(&page) {
+                        return Ok(Some(found));
+                    }
+                }
+                Some(Err(e)) => return Err(AwsFailure::from_sdk(service, operation, e)),
+            }
+        }
+    }
+
     /// Waits for the pacer's permission to make one AWS call.
     pub async fn pace(&self) {
         self.pacer.until_ready().await;

@@ -37,7 +37,7 @@ pub async fn observe(
     names: &OwnedNames,
     purpose: Purpose,
 ) -> Result<Observed, JobError> {
-    let mut pages = aws
+    let pages = aws
         .autoscaling
         .describe_scalable_targets()
         .service_namespace(ServiceNamespace::Sagemaker)
@@ -45,16 +45,12 @@ pub async fn observe(
         .scalable_dimension(dimension(names))
         .into_paginator()
         .send();
+    let pages = aws
+        .pages("application-autoscaling", "DescribeScalableTargets", pages)
+        .await
+        .map_err(AwsFailure::into_job_error)?;
     let mut target = None;
-    loop {
-        aws.pace().await;
-        let Some(page) = pages.next().await else {
-            break;
-        };
-        let page = page.map_err(|e| {
-            AwsFailure::from_sdk("application-autoscaling", "DescribeScalableTargets", e)
-                .into_job_error()
-        })?;
+    for page in &pages {
         if let Some(t) = page.scalable_targets().first() {
             let s = t.suspended_state();
             target = Some(ObservedTarget {
@@ -92,7 +88,7 @@ async fn read_policies(
     names: &OwnedNames,
     observed: &mut Observed,
 ) -> Result<(), JobError> {
-    let mut pages = aws
+    let pages = aws
         .autoscaling
         .describe_scaling_policies()
         .service_namespace(ServiceNamespace::Sagemaker)
@@ -101,15 +97,11 @@ async fn read_policies(
         .max_results(10)
         .into_paginator()
         .send();
-    loop {
-        aws.pace().await;
-        let Some(page) = pages.next().await else {
-            break;
-        };
-        let page = page.map_err(|e| {
-            AwsFailure::from_sdk("application-autoscaling", "DescribeScalingPolicies", e)
-                .into_job_error()
-        })?;
+    let pages = aws
+        .pages("application-autoscaling", "DescribeScalingPolicies", pages)
+        .await
+        .map_err(AwsFailure::into_job_error)?;
+    for page in &pages {
         for p in page.scaling_policies() {
             sort_policy(names, p, observed);
         }
@@ -174,21 +166,18 @@ async fn read_alarms(
     names: &OwnedNames,
     observed: &mut Observed,
 ) -> Result<(), JobError> {
-    let mut pages = aws
+    let pages = aws
         .cloudwatch
         .describe_alarms()
         .alarm_names(&names.alarm)
         .alarm_names(&names.legacy_alarm)
         .into_paginator()
         .send();
-    loop {
-        aws.pace().await;
-        let Some(page) = pages.next().await else {
-            break;
-        };
-        let page = page.map_err(|e| {
-            AwsFailure::from_sdk("monitoring", "DescribeAlarms", e).into_job_error()
-        })?;
+    let pages = aws
+        .pages("monitoring", "DescribeAlarms", pages)
+        .await
+        .map_err(AwsFailure::into_job_error)?;
+    for page in &pages {
         for a in page.metric_alarms() {
             let name = a.alarm_name().unwrap_or_default();
             if name == names.alarm {

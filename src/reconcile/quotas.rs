@@ -62,56 +62,52 @@ async fn find_quota(
     wanted: &str,
     source: QuotaSource,
 ) -> Result<Option<Quota>, String> {
-    let unreadable = |op: &'static str| {
-        move |f: AwsFailure| {
-            // What AWS actually answered goes to the log; users see the code (or HTTP status),
-            // not ARNs or role names.
-            tracing::warn!(operation = op, code = %f.code, error = %f.message, "Service Quotas unreadable");
-            format!("{op}: {}", f.code)
+    // Found on a page, the rest are not read: SageMaker lists hundreds of quotas.
+    let value = |quotas: &[aws_sdk_servicequotas::types::ServiceQuota]| {
+        quotas
+            .iter()
+            .find(|q| q.quota_name() == Some(wanted))
+            .map(|q| q.value())
+    };
+    let found = match source {
+        QuotaSource::Applied => {
+            let pages = aws
+                .quotas
+                .list_service_quotas()
+                .service_code("sagemaker")
+                .max_results(100)
+                .into_paginator()
+                .send();
+            aws.find_in_pages("servicequotas", "ListServiceQuotas", pages, |p| {
+                value(p.quotas())
+            })
+            .await
+        }
+        QuotaSource::Default => {
+            let pages = aws
+                .quotas
+                .list_aws_default_service_quotas()
+                .service_code("sagemaker")
+                .max_results(100)
+                .into_paginator()
+                .send();
+            aws.find_in_pages("servicequotas", "ListAWSDefaultServiceQuotas", pages, |p| {
+                value(p.quotas())
+            })
+            .await
         }
     };
-    let mut token: Option<String> = None;
-    loop {
-        aws.pace().await;
-        let (quotas, next) = match source {
-            QuotaSource::Applied => {
-                let out = aws
-                    .quotas
-                    .list_service_quotas()
-                    .service_code("sagemaker")
-                    .set_next_token(token.clone())
-                    .max_results(100)
-                    .send()
-                    .await
-                    .map_err(|e| AwsFailure::from_sdk("servicequotas", "ListServiceQuotas", e))
-                    .map_err(unreadable("ListServiceQuotas"))?;
-                (out.quotas().to_vec(), out.next_token().map(str::to_string))
-            }
-            QuotaSource::Default => {
-                let out = aws
-                    .quotas
-                    .list_aws_default_service_quotas()
-                    .service_code("sagemaker")
-                    .set_next_token(token.clone())
-                    .max_results(100)
-                    .send()
-                    .await
-                    .map_err(|e| {
-                        AwsFailure::from_sdk("servicequotas", "ListAWSDefaultServiceQuotas", e)
-                    })
-                    .map_err(unreadable("ListAWSDefaultServiceQuotas"))?;
-                (out.quotas().to_vec(), out.next_token().map(str::to_string))
-            }
-        };
-        if let Some(q) = quotas.iter().find(|q| q.quota_name() == Some(wanted)) {
-            return Ok(q.value().map(|value| Quota { value, source }));
-        }
-        match next {
-            // A token equal to the last one would page forever.
-            Some(t) if !t.is_empty() && Some(&t) != token.as_ref() => token = Some(t),
-            _ => return Ok(None),
-        }
-    }
+    Ok(found
+        .map_err(unreadable)?
+        .flatten()
+        .map(|value| Quota { value, source }))
+}
+
+/// What AWS actually answered goes to the log; users see the operation and the code (or HTTP
+/// status), not ARNs or role names.
+fn unreadable(f: AwsFailure) -> String {
+    tracing::warn!(operation = f.operation, code = %f.code, error = %f.message, "AWS read failed");
+    format!("{}: {}", f.operation, f.code)
 }
 
 /// Instances of `instance_type` that variants other than `ours` (endpoint, variant) run now, read with
@@ -145,35 +141,20 @@ pub async fn other_usage(
 
 /// Every endpoint's instances by instance type.
 async fn sweep(aws: &AwsClients) -> Result<HashMap<String, AccountUsage>, String> {
-    let failed = |op: &'static str| {
-        move |e| {
-            let f = AwsFailure::from_sdk("sagemaker", op, e);
-            tracing::warn!(operation = op, code = %f.code, error = %f.message, "endpoint usage unreadable");
-            format!("{op}: {}", f.code)
-        }
-    };
-    let mut names = Vec::new();
-    let mut token: Option<String> = None;
-    loop {
-        aws.pace().await;
-        let out = aws
-            .sagemaker
-            .list_endpoints()
-            .max_results(100)
-            .set_next_token(token.clone())
-            .send()
-            .await
-            .map_err(failed("ListEndpoints"))?;
-        names.extend(
-            out.endpoints()
-                .iter()
-                .filter_map(|e| e.endpoint_name().map(str::to_string)),
-        );
-        match out.next_token() {
-            Some(t) if !t.is_empty() && Some(t) != token.as_deref() => token = Some(t.to_string()),
-            _ => break,
-        }
-    }
+    let pages = aws
+        .sagemaker
+        .list_endpoints()
+        .max_results(100)
+        .into_paginator()
+        .send();
+    let names: Vec<String> = aws
+        .pages("sagemaker", "ListEndpoints", pages)
+        .await
+        .map_err(unreadable)?
+        .iter()
+        .flat_map(|p| p.endpoints().to_vec())
+        .filter_map(|e| e.endpoint_name().map(str::to_string))
+        .collect();
     let mut usage: HashMap<String, AccountUsage> = HashMap::new();
     for name in names {
         aws.pace().await;
@@ -190,8 +171,7 @@ async fn sweep(aws: &AwsClients) -> Result<HashMap<String, AccountUsage>, String
                 if super::kinds::not_found(&f) {
                     continue; // deleted meanwhile
                 }
-                tracing::warn!(code = %f.code, error = %f.message, "endpoint usage unreadable");
-                return Err(format!("DescribeEndpoint: {}", f.code));
+                return Err(unreadable(f));
             }
         };
         let config = ep.endpoint_config_name().unwrap_or_default();
@@ -255,8 +235,11 @@ async fn config_types(
         .send()
         .await
         .map_err(|e| {
-            let f = AwsFailure::from_sdk("sagemaker", "DescribeEndpointConfig", e);
-            format!("DescribeEndpointConfig: {}", f.code)
+            unreadable(AwsFailure::from_sdk(
+                "sagemaker",
+                "DescribeEndpointConfig",
+                e,
+            ))
         })?;
     let types = variant_types(out.production_variants());
     aws.config_cache
