@@ -25,6 +25,7 @@ fn config(concurrency: usize) -> WorkerConfig {
         shutdown_grace: Duration::from_secs(5),
         retention: Duration::from_secs(86_400),
         maintenance_interval: Duration::from_secs(5),
+        idempotency_ttl: Duration::from_secs(86_400),
     }
 }
 

@@ -38,8 +38,13 @@ impl Application {
             request_timeout: http.request_timeout,
             cors_origins: http.cors_origins.clone(),
         };
-        let state = state.with_write_limit(http.write_rate_limit, http.write_burst);
-        let router = api::router(state, stack, extra);
+        let state = state
+            .with_write_limit(http.write_rate_limit, http.write_burst)
+            .with_http(http);
+        if http.metrics_token.is_none() {
+            tracing::info!("GET /metrics is open to anyone who can reach this port (set --metrics-token to require a bearer token)");
+        }
+        let router = api::router(state, stack, extra)?;
         Ok(Self {
             listener,
             router,

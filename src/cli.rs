@@ -74,7 +74,9 @@ async fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
     // One set of clients for the API's checks and the workers: one pacer (so the process stays
     // under --aws-rate-limit) and one quota cache.
     let clients = crate::aws::AwsClients::from_args(&args.aws).await;
-    let state = crate::api::AppState::new(pool.clone()).with_aws(clients.clone());
+    let state = crate::api::AppState::new(pool.clone())
+        .with_aws(clients.clone())
+        .with_idempotency_ttl(args.worker.idempotency_ttl);
     let app = Application::build(&args.http, state, None).await?;
     let worker = if args.no_worker {
         None
@@ -125,8 +127,9 @@ async fn token(args: TokenArgs) -> anyhow::Result<()> {
             scopes.sort();
             scopes.dedup();
             anyhow::ensure!(
-                !scopes.is_empty() && scopes.iter().all(|s| s == "read" || s == "write"),
-                "scopes must be read, write or read,write"
+                !scopes.is_empty()
+                    && scopes.iter().all(|s| ["read", "write", "audit"].contains(&s.as_str())),
+                "scopes must be among read, write and audit (audit shows callers' addresses and user agents in GET /audit)"
             );
             let (row, secret) =
                 store::tokens::create(&pool, &name, &scopes)

@@ -73,7 +73,8 @@ pub enum TokenCommand {
         /// Token name (recorded as the actor in the audit log).
         #[arg(long)]
         name: String,
-        /// Comma-separated scopes: read, write.
+        /// Comma-separated scopes: read, write, audit (audit: see callers' addresses and user
+        /// agents in `GET /audit`).
         #[arg(long, value_delimiter = ',', default_value = "read")]
         scopes: Vec<String>,
     },
@@ -180,6 +181,29 @@ pub struct DbArgs {
     /// How long to wait for a pooled connection before failing a request.
     #[arg(long, env = "ZEROSCALE_DB_ACQUIRE_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
     pub db_acquire_timeout: Duration,
+
+    /// Postgres `statement_timeout` of the service's sessions: no statement runs longer
+    /// (migrations are exempt).
+    #[arg(long, env = "ZEROSCALE_DB_STATEMENT_TIMEOUT", default_value = "15s", value_parser = parse_duration)]
+    pub db_statement_timeout: Duration,
+
+    /// Postgres `lock_timeout` of the service's sessions: one stuck lock cannot hang the API; a
+    /// request that waits longer gets 503 `database_busy` with Retry-After.
+    #[arg(long, env = "ZEROSCALE_DB_LOCK_TIMEOUT", default_value = "3s", value_parser = parse_duration)]
+    pub db_lock_timeout: Duration,
+}
+
+impl DbArgs {
+    /// Settings for `url` with every other value at its default.
+    pub fn with_url(url: DatabaseUrl) -> Self {
+        Self {
+            database_url: url,
+            db_pool_size: 10,
+            db_acquire_timeout: Duration::from_secs(5),
+            db_statement_timeout: Duration::from_secs(15),
+            db_lock_timeout: Duration::from_secs(3),
+        }
+    }
 }
 
 /// AWS client settings. The SDK's own variables (`AWS_REGION`, `AWS_PROFILE`,
@@ -266,13 +290,81 @@ pub struct HttpArgs {
     /// Writes a token may make in a burst above that rate.
     #[arg(long, env = "ZEROSCALE_WRITE_BURST", default_value_t = 50)]
     pub write_burst: u32,
-    /// Origins allowed by CORS (the portal's), comma-separated; none means CORS is off.
+    /// Origins allowed by CORS (the portal's), comma-separated, each `scheme://host[:port]`; or
+    /// `*` alone for any origin (no credentials are ever allowed); none means CORS is off.
     #[arg(
         long = "cors-origin",
         env = "ZEROSCALE_CORS_ORIGINS",
-        value_delimiter = ','
+        value_delimiter = ',',
+        value_parser = parse_origin
     )]
     pub cors_origins: Vec<String>,
+    /// Proxies (addresses or CIDR blocks, comma-separated) whose `X-Forwarded-For` is believed
+    /// for the client address in the audit log and rate limits. None: the peer address is the
+    /// client.
+    #[arg(
+        long = "trusted-proxy",
+        env = "ZEROSCALE_TRUSTED_PROXIES",
+        value_delimiter = ',',
+        value_parser = parse_net
+    )]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Bearer token `GET /metrics` requires. Unset: `/metrics` is open to anyone who can reach
+    /// the port (it shows counts and latencies, never names or secrets).
+    #[arg(long, env = "ZEROSCALE_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<Secret>,
+}
+
+/// A secret setting whose value is never printed.
+#[derive(Clone)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The value, for the one place that compares it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for Secret {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s.trim().len() < 16 {
+            return Err("use at least 16 characters".into());
+        }
+        Ok(Self(s.trim().to_string()))
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// A CORS origin: `*`, or `scheme://host[:port]` exactly as browsers send it.
+pub fn parse_origin(s: &str) -> Result<String, String> {
+    let s = s.trim();
+    if s == "*" {
+        return Ok(s.to_string());
+    }
+    let url = url::Url::parse(s)
+        .map_err(|e| format!("{s:?} is not an origin (scheme://host[:port]): {e}"))?;
+    let origin = url.origin().ascii_serialization();
+    if origin == "null" || origin != s.trim_end_matches('/') {
+        return Err(format!(
+            "{s:?} is not an origin: write scheme://host[:port] with no path (for example {origin:?})"
+        ));
+    }
+    Ok(origin)
+}
+
+/// An address or CIDR block.
+pub fn parse_net(s: &str) -> Result<ipnet::IpNet, String> {
+    let s = s.trim();
+    s.parse::<ipnet::IpNet>()
+        .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| format!("{s:?} is not an IP address or CIDR block (e.g. 10.0.0.0/8)"))
 }
 
 impl Default for HttpArgs {
@@ -285,6 +377,8 @@ impl Default for HttpArgs {
             write_rate_limit: 10,
             write_burst: 50,
             cors_origins: Vec::new(),
+            trusted_proxies: Vec::new(),
+            metrics_token: None,
         }
     }
 }
@@ -307,6 +401,10 @@ pub struct WorkerSettings {
     /// Every enabled target is re-observed (and repaired) once per this interval; 0 turns it off.
     #[arg(long, env = "ZEROSCALE_DRIFT_INTERVAL", default_value = "5m", value_parser = parse_duration)]
     pub drift_interval: Duration,
+    /// How long an Idempotency-Key is remembered (a retry after that is a new request); older
+    /// keys are deleted in batches by the workers.
+    #[arg(long, env = "ZEROSCALE_IDEMPOTENCY_TTL", default_value = "24h", value_parser = parse_duration)]
+    pub idempotency_ttl: Duration,
 }
 
 impl Default for WorkerSettings {
@@ -317,6 +415,7 @@ impl Default for WorkerSettings {
             job_lease: Duration::from_secs(60),
             job_retention: Duration::from_secs(7 * 24 * 3600),
             drift_interval: Duration::from_secs(300),
+            idempotency_ttl: Duration::from_secs(24 * 3600),
         }
     }
 }

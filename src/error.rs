@@ -118,6 +118,20 @@ pub enum ApiError {
     /// A dependency (named) is down.
     #[error("{0}")]
     Unavailable(String),
+    /// The database is down, unreachable or out of connections (`database_unavailable`), or a
+    /// lock or statement timed out (`database_busy`): 503 with Retry-After. The cause is
+    /// logged, never sent.
+    #[error("{detail}")]
+    Database {
+        /// `database_unavailable` or `database_busy`.
+        code: &'static str,
+        /// What happened, in words for the caller.
+        detail: &'static str,
+        /// Seconds after which a retry may succeed.
+        retry_after_secs: u64,
+        /// The driver's text, for the log.
+        cause: String,
+    },
     /// Anything unexpected; the cause is logged, never sent.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
@@ -125,7 +139,35 @@ pub enum ApiError {
 
 impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> Self {
-        ApiError::Internal(anyhow::Error::new(e).context("database error"))
+        let unavailable = |cause: String| ApiError::Database {
+            code: "database_unavailable",
+            detail: "the database is unavailable; nothing was changed; retry after Retry-After",
+            retry_after_secs: 5,
+            cause,
+        };
+        match &e {
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::WorkerCrashed => unavailable(e.to_string()),
+            sqlx::Error::Database(db) => match db.code().as_deref() {
+                // lock_not_available (lock_timeout), query_canceled (statement_timeout),
+                // serialization_failure, deadlock_detected: the transaction rolled back.
+                Some("55P03" | "57014" | "40001" | "40P01") => ApiError::Database {
+                    code: "database_busy",
+                    detail: "the database was too busy to finish this request in time; nothing was changed; retry after Retry-After",
+                    retry_after_secs: 1,
+                    cause: e.to_string(),
+                },
+                // Shutting down, starting up, connection failures.
+                Some(c) if c.starts_with("57P") || c.starts_with("08") => {
+                    unavailable(e.to_string())
+                }
+                _ => ApiError::Internal(anyhow::Error::new(e).context("database error")),
+            },
+            _ => ApiError::Internal(anyhow::Error::new(e).context("database error")),
+        }
     }
 }
 
@@ -146,7 +188,9 @@ impl ApiError {
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::Timeout(_) | ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Timeout(_) | ApiError::Unavailable(_) | ApiError::Database { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -169,6 +213,7 @@ impl ApiError {
             ApiError::RateLimited { .. } => "rate_limited",
             ApiError::Timeout(_) => "timeout",
             ApiError::Unavailable(_) => "unavailable",
+            ApiError::Database { code, .. } => code,
             ApiError::Internal(_) => "internal",
         }
     }
@@ -190,7 +235,17 @@ impl ApiError {
             ApiError::RateLimited { .. } => "Too many requests",
             ApiError::Timeout(_) => "Request timed out",
             ApiError::Unavailable(_) => "Service unavailable",
+            ApiError::Database { .. } => "Database unavailable",
             ApiError::Internal(_) => "Internal server error",
+        }
+    }
+
+    /// The full text of this error, causes included, for a log line (never for a client).
+    pub fn to_string_for_log(&self) -> String {
+        match self {
+            ApiError::Internal(cause) => format!("{cause:#}"),
+            ApiError::Database { cause, .. } => cause.clone(),
+            other => other.to_string(),
         }
     }
 
@@ -235,9 +290,16 @@ impl IntoResponse for ApiError {
         if let ApiError::Internal(cause) = &self {
             tracing::error!(error = format!("{cause:#}"), "internal error");
         }
+        if let ApiError::Database { code, cause, .. } = &self {
+            tracing::warn!(code, error = %cause, "database unavailable or busy");
+        }
         let problem = self.to_problem();
         let mut response = problem_response(self.status(), &problem);
-        if let ApiError::RateLimited { retry_after_secs } = self {
+        if let ApiError::RateLimited { retry_after_secs }
+        | ApiError::Database {
+            retry_after_secs, ..
+        } = self
+        {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));

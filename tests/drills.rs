@@ -31,6 +31,7 @@ fn config(grace_ms: u64) -> WorkerConfig {
         shutdown_grace: Duration::from_millis(grace_ms),
         retention: Duration::from_secs(3600),
         maintenance_interval: Duration::from_millis(200),
+        idempotency_ttl: Duration::from_secs(86_400),
     }
 }
 

@@ -28,6 +28,8 @@ async fn database() -> (common::TestDb, PgPool) {
         database_url: db.url.parse::<DatabaseUrl>().unwrap(),
         db_pool_size: 10,
         db_acquire_timeout: Duration::from_secs(5),
+        db_statement_timeout: Duration::from_secs(15),
+        db_lock_timeout: Duration::from_secs(3),
     };
     let pool = zeroscale::store::prepare(&args, true).await.unwrap();
     (db, pool)
@@ -47,6 +49,7 @@ fn fast_config() -> WorkerConfig {
         shutdown_grace: Duration::from_secs(5),
         retention: Duration::from_secs(3600),
         maintenance_interval: Duration::from_millis(50),
+        idempotency_ttl: Duration::from_secs(86_400),
     }
 }
 

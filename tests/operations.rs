@@ -29,6 +29,10 @@ async fn metrics_expose_http_jobs_and_targets_with_low_cardinality_labels() {
         .send()
         .await
         .unwrap();
+    // The workers' maintenance tick sets the queue and target gauges; a scrape reads memory.
+    zeroscale::api::metrics::refresh_gauges(&app.pool)
+        .await
+        .unwrap();
     let text = app
         .client
         .get(app.url("/metrics"))

@@ -746,6 +746,7 @@ async fn start_worker(
         concurrency: 2,
         lease: Duration::from_millis(lease_ms),
         maintenance_interval: Duration::from_millis(100),
+        idempotency_ttl: Duration::from_secs(86_400),
         ..fast_worker_config()
     };
     tokio::spawn(Worker::new(pool, registry, config).run(CancellationToken::new()))

@@ -44,6 +44,8 @@ impl BenchDb {
             database_url: self.url.parse::<DatabaseUrl>().unwrap(),
             db_pool_size: size,
             db_acquire_timeout: Duration::from_secs(30),
+            db_statement_timeout: Duration::from_secs(15),
+            db_lock_timeout: Duration::from_secs(3),
         };
         zeroscale::store::prepare(&args, true).await.unwrap()
     }

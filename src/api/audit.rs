@@ -25,7 +25,10 @@ pub struct AuditEvent {
     pub actor: String,
     /// The portal user the actor acted for.
     pub on_behalf_of: Option<String>,
+    /// The client's address. Shown only to tokens with the `audit` scope (it is personal data
+    /// of the people behind the calls); null for others.
     pub source_ip: Option<String>,
+    /// The client's User-Agent; like `source_ip`, only for tokens with the `audit` scope.
     pub user_agent: Option<String>,
     /// enable, update, disable, apply, drift-repair, ...
     pub action: String,
@@ -101,7 +104,7 @@ pub struct AuditQuery {
     security(("bearer" = [])))]
 pub async fn list(
     State(state): State<AppState>,
-    Reader(_caller): Reader,
+    Reader(caller): Reader,
     query: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Page<AuditEvent>>, ApiError> {
     let Query(q) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
@@ -130,6 +133,7 @@ pub async fn list(
         rows.truncate(limit as usize);
         rows.last().map(|r| r.id.to_string()).unwrap_or_default()
     });
+    let personal = caller.has_scope("audit");
     let items = rows
         .into_iter()
         .map(|r| AuditEvent {
@@ -137,8 +141,8 @@ pub async fn list(
             at: r.at,
             actor: r.actor,
             on_behalf_of: r.on_behalf_of,
-            source_ip: r.source_ip,
-            user_agent: r.user_agent,
+            source_ip: r.source_ip.filter(|_| personal),
+            user_agent: r.user_agent.filter(|_| personal),
             action: r.action,
             target_kind: r.target_kind,
             target_name: r.target_name,

@@ -2,10 +2,9 @@
 //! that takes one cannot run without a token holding that scope.
 
 use std::{
-    collections::HashMap,
-    net::SocketAddr,
-    sync::Mutex,
-    time::{Duration, Instant},
+    net::{IpAddr, SocketAddr},
+    num::NonZeroU32,
+    time::Duration,
 };
 
 use axum::{
@@ -16,11 +15,15 @@ use axum::{
 use super::AppState;
 use crate::{error::ApiError, store::tokens};
 
-/// How long a token lookup is trusted before the database is asked again; revocation takes
-/// effect within this time.
+/// How long a token lookup is trusted before the database is asked again. A revocation reaches
+/// every replica at once through a notification (`store::tokens::revoke`); this bounds it when
+/// that notification is missed (a replica's listener reconnecting).
 const CACHE_TTL: Duration = Duration::from_secs(5);
-/// Cache entries kept at most (random bad tokens cannot grow memory without bound).
-const CACHE_MAX: usize = 10_000;
+/// Valid tokens kept at most.
+const VALID_MAX: u64 = 10_000;
+/// Unknown or revoked secrets remembered at most, in a cache of their own: a flood of made-up
+/// tokens evicts only other made-up tokens, never a valid one.
+const UNKNOWN_MAX: u64 = 1_000;
 
 /// Who is calling: the token's name (the audit actor) and the portal user it acts for.
 #[derive(Debug, Clone)]
@@ -31,10 +34,18 @@ pub struct Caller {
     pub scopes: Vec<String>,
     /// `X-On-Behalf-Of`: the portal user the call is made for.
     pub on_behalf_of: Option<String>,
-    /// The peer address (not X-Forwarded-For, which any client can forge).
+    /// The client's address: the peer, or with a trusted proxy in front, the address that proxy
+    /// reports in `X-Forwarded-For` (see [`client_ip`]).
     pub source_ip: Option<String>,
     /// The `User-Agent` header.
     pub user_agent: Option<String>,
+}
+
+impl Caller {
+    /// Whether the token holds `scope`.
+    pub fn has_scope(&self, scope: &str) -> bool {
+        self.scopes.iter().any(|s| s == scope)
+    }
 }
 
 /// A caller with the `read` scope.
@@ -42,45 +53,189 @@ pub struct Reader(pub Caller);
 /// A caller with the `write` scope.
 pub struct Writer(pub Caller);
 
-/// A resolved token: its name and scopes (None: unknown or revoked).
-type Resolved = Option<(String, Vec<String>)>;
+/// A resolved token: its name and scopes.
+type Resolved = (String, Vec<String>);
 
-/// Token lookups by secret hash, briefly cached so auth costs no query on the hot path.
-#[derive(Default)]
+/// Token lookups by secret hash, briefly cached so auth costs no query on the hot path; lookups
+/// that reach the database are rate-limited per client address.
 pub struct TokenCache {
-    entries: Mutex<HashMap<Vec<u8>, (Resolved, Instant)>>,
+    valid: moka::future::Cache<Vec<u8>, Resolved>,
+    unknown: moka::future::Cache<Vec<u8>, ()>,
+    /// Database lookups (cache misses) per client address.
+    lookups: governor::DefaultKeyedRateLimiter<IpAddr>,
 }
 
+impl Default for TokenCache {
+    fn default() -> Self {
+        Self::new(LOOKUPS_PER_SECOND, LOOKUP_BURST)
+    }
+}
+
+/// Database lookups of tokens not in the cache, per client address: a client that keeps
+/// sending made-up tokens gets 429 before it reaches the database.
+const LOOKUPS_PER_SECOND: u32 = 5;
+const LOOKUP_BURST: u32 = 20;
+
 impl TokenCache {
+    /// A cache allowing `per_second` database lookups per client address, in bursts of `burst`.
+    pub fn new(per_second: u32, burst: u32) -> Self {
+        let quota = governor::Quota::per_second(NonZeroU32::new(per_second.max(1)).expect("> 0"))
+            .allow_burst(NonZeroU32::new(burst.max(1)).expect("> 0"));
+        Self {
+            valid: moka::future::Cache::builder()
+                .max_capacity(VALID_MAX)
+                .time_to_live(CACHE_TTL)
+                .build(),
+            unknown: moka::future::Cache::builder()
+                .max_capacity(UNKNOWN_MAX)
+                .time_to_live(CACHE_TTL)
+                .build(),
+            lookups: governor::RateLimiter::keyed(quota),
+        }
+    }
+
+    /// Forgets every cached lookup (a token was revoked somewhere).
+    pub fn clear(&self) {
+        self.valid.invalidate_all();
+        self.unknown.invalidate_all();
+    }
+
     async fn resolve(
         &self,
         state: &AppState,
         secret: &str,
-    ) -> Result<Option<(String, Vec<String>)>, ApiError> {
+        client: Option<IpAddr>,
+    ) -> Result<Option<Resolved>, ApiError> {
         let hash = tokens::hash_secret(secret);
-        if let Some((hit, at)) = self.entries.lock().expect("token cache").get(&hash) {
-            if at.elapsed() < CACHE_TTL {
-                return Ok(hit.clone());
-            }
+        if let Some(hit) = self.valid.get(&hash).await {
+            return Ok(Some(hit));
         }
-        let found = match tokens::prefix_of(secret) {
-            None => None,
-            Some(prefix) => tokens::find_live_by_prefix(&state.pool, prefix)
-                .await?
-                .filter(|row| constant_time_eq(&row.secret_hash, &hash))
-                .map(|row| (row.name, row.scopes)),
+        if self.unknown.contains_key(&hash) {
+            return Ok(None);
+        }
+        let Some(prefix) = tokens::prefix_of(secret) else {
+            return Ok(None); // not even shaped like a token: no lookup, nothing cached
         };
-        let mut entries = self.entries.lock().expect("token cache");
-        if entries.len() >= CACHE_MAX {
-            entries.clear();
+        // Concurrent requests with the same uncached token share one lookup (and one unit of
+        // the client's lookup budget).
+        let lookup = self
+            .valid
+            .try_get_with(hash.clone(), async {
+                if let Some(ip) = client {
+                    if let Err(not_until) = self.lookups.check_key(&ip) {
+                        let wait = not_until.wait_time_from(governor::clock::Clock::now(
+                            &governor::clock::DefaultClock::default(),
+                        ));
+                        return Err(Lookup::Limited(wait.as_secs_f64().ceil().max(1.0) as u64));
+                    }
+                }
+                match tokens::find_live_by_prefix(&state.pool, prefix).await {
+                    Ok(Some(row)) if constant_time_eq(&row.secret_hash, &hash) => {
+                        Ok((row.name, row.scopes))
+                    }
+                    Ok(_) => Err(Lookup::Unknown),
+                    Err(e) => Err(Lookup::Database(ApiError::from(e).to_string_for_log())),
+                }
+            })
+            .await;
+        match lookup {
+            Ok(resolved) => Ok(Some(resolved)),
+            Err(e) => match e.as_ref() {
+                Lookup::Unknown => {
+                    self.unknown.insert(hash, ()).await;
+                    Ok(None)
+                }
+                Lookup::Limited(secs) => Err(ApiError::RateLimited {
+                    retry_after_secs: *secs,
+                }),
+                Lookup::Database(cause) => Err(ApiError::Database {
+                    code: "database_unavailable",
+                    detail:
+                        "the database is unavailable; nothing was changed; retry after Retry-After",
+                    retry_after_secs: 5,
+                    cause: cause.clone(),
+                }),
+            },
         }
-        entries.insert(hash, (found.clone(), Instant::now()));
-        Ok(found)
     }
 }
 
+/// Why a token lookup gave no token.
+#[derive(Debug)]
+enum Lookup {
+    /// Unknown or revoked.
+    Unknown,
+    /// The client is over its lookup budget: retry after this many seconds.
+    Limited(u64),
+    /// The database failed (the text is for the log only).
+    Database(String),
+}
+
+/// Clears `cache` whenever a token is revoked (on any replica), and whenever the notification
+/// connection comes back (a revocation may have been missed meanwhile).
+pub fn watch_revocations(pool: sqlx::PgPool, cache: std::sync::Arc<TokenCache>) {
+    tokio::spawn(async move {
+        loop {
+            match sqlx::postgres::PgListener::connect_with(&pool).await {
+                Ok(mut listener) => {
+                    if listener.listen(tokens::REVOKED_CHANNEL).await.is_ok() {
+                        cache.clear();
+                        loop {
+                            match listener.try_recv().await {
+                                Ok(_) => cache.clear(),
+                                Err(e) => {
+                                    tracing::debug!(error = %e, "token revocation notifications interrupted");
+                                    break;
+                                }
+                            }
+                        }
+                    }
+                }
+                Err(e) => tracing::debug!(error = %e, "cannot listen for token revocations yet"),
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    });
+}
+
+/// The client's address. The peer's, unless the peer is a trusted proxy
+/// (`--trusted-proxy`): then `X-Forwarded-For` is read from the right, past every trusted
+/// proxy, and the first address that is not one is the client (anything left of it could be
+/// forged by the client itself).
+pub fn client_ip(parts: &Parts, trusted: &[ipnet::IpNet]) -> Option<IpAddr> {
+    let peer = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip())?;
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
+    if !is_trusted(&peer) {
+        return Some(peer);
+    }
+    let mut client = peer;
+    let hops = parts
+        .headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect::<Vec<_>>();
+    for hop in hops.iter().rev() {
+        match hop.parse::<IpAddr>() {
+            Ok(ip) => {
+                client = ip;
+                if !is_trusted(&ip) {
+                    break;
+                }
+            }
+            Err(_) => break, // garbage from here on: keep the last address a proxy vouched for
+        }
+    }
+    Some(client)
+}
+
 /// Compares two byte strings in time that depends only on their length.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
@@ -100,10 +255,12 @@ async fn authenticate(parts: &Parts, state: &AppState, scope: &str) -> Result<Ca
         .ok_or_else(|| {
             ApiError::Unauthorized("the Authorization header must be `Bearer <token>`".into())
         })?;
-    let (name, scopes) =
-        state.tokens.resolve(state, secret).await?.ok_or_else(|| {
-            ApiError::Unauthorized("the bearer token is unknown or revoked".into())
-        })?;
+    let client = client_ip(parts, &state.trusted_proxies);
+    let (name, scopes) = state
+        .tokens
+        .resolve(state, secret, client)
+        .await?
+        .ok_or_else(|| ApiError::Unauthorized("the bearer token is unknown or revoked".into()))?;
     if !scopes.iter().any(|s| s == scope) {
         return Err(ApiError::Forbidden(format!(
             "token {name:?} lacks the {scope:?} scope this route needs (it has: {})",
@@ -131,10 +288,7 @@ async fn authenticate(parts: &Parts, state: &AppState, scope: &str) -> Result<Ca
         token_name: name,
         scopes,
         on_behalf_of,
-        source_ip: parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip().to_string()),
+        source_ip: client.map(|ip| ip.to_string()),
         user_agent: parts
             .headers
             .get(header::USER_AGENT)
@@ -184,7 +338,25 @@ pub fn write_limiter(per_second: u32, burst: u32) -> Option<WriteLimiter> {
 
 #[cfg(test)]
 mod tests {
-    use super::constant_time_eq;
+    use super::*;
+
+    #[test]
+    fn made_up_tokens_never_evict_valid_ones() {
+        let cache = TokenCache::default();
+        futures::executor::block_on(async {
+            cache
+                .valid
+                .insert(b"valid".to_vec(), ("portal".into(), vec!["read".into()]))
+                .await;
+            for i in 0..20_000u32 {
+                cache.unknown.insert(i.to_be_bytes().to_vec(), ()).await;
+            }
+            cache.unknown.run_pending_tasks().await;
+            cache.valid.run_pending_tasks().await;
+        });
+        assert!(cache.unknown.entry_count() <= UNKNOWN_MAX);
+        assert!(cache.valid.contains_key(&b"valid".to_vec()));
+    }
 
     #[test]
     fn compares_bytes() {

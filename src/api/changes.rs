@@ -125,12 +125,44 @@ impl IntoResponse for ChangeReply {
 /// Renders a target (with its latest job) for the response body.
 pub type Render = fn(&TargetRef, &TargetRow) -> Value;
 
-/// Records `change` in one transaction and says what happened.
+/// Records `change` in one transaction and says what happened. A target zeroscale does not
+/// manage yet is first checked with AWS for being the other kind (an async endpoint sent to a
+/// component route, or the reverse), so the caller gets a 422 naming the right route instead of
+/// a job that fails later. Only a first enable pays for it, and it runs with no database
+/// connection or transaction held: AWS can take seconds, and a burst of first enables must not
+/// drain the pool that every other request needs.
 pub async fn record(
     state: &AppState,
     change: Change<'_>,
     render: Render,
 ) -> Result<ChangeReply, ApiError> {
+    let mut create = state.aws.is_none();
+    loop {
+        if let Some(reply) = record_once(state, &change, render, create).await? {
+            if reply.status == StatusCode::ACCEPTED {
+                state.notifier.notify();
+            }
+            return Ok(reply);
+        }
+        // The target does not exist and nothing was written; the connection is back in the pool.
+        let aws = state.aws.as_ref().ok_or_else(absent)?;
+        // Skipped when AWS is slow, failing or out of budget: it must never block a valid write.
+        let check = crate::reconcile::kinds::wrong_kind(aws, &change.target);
+        if let Ok(Some(message)) = tokio::time::timeout(KIND_CHECK_TIMEOUT, check).await {
+            return Err(ApiError::WrongTargetKind(message));
+        }
+        create = true;
+    }
+}
+
+/// One try at recording the change on one connection (or the Idempotency-Key's transaction).
+/// None when the target does not exist and `create` is false: nothing was written.
+async fn record_once(
+    state: &AppState,
+    change: &Change<'_>,
+    render: Render,
+    create: bool,
+) -> Result<Option<ChangeReply>, ApiError> {
     let key = change.idempotency_key.as_deref().map(|key| KeyScope {
         actor: &change.caller.token_name,
         method: change.method,
@@ -138,13 +170,9 @@ pub async fn record(
         key,
     });
     let Some(k) = key else {
-        // No key: one statement in autocommit, one round trip (two for a new target).
+        // No key: one statement in autocommit, one round trip.
         let mut conn = state.pool.acquire().await?;
-        let reply = apply_checked(state, &mut conn, &change, render).await?;
-        if reply.status == StatusCode::ACCEPTED {
-            state.notifier.notify();
-        }
-        return Ok(reply);
+        return apply(&mut conn, change, render, create).await;
     };
     // A rollback's body names a version; other changes hash as they always did (keys stored
     // before rollbacks existed still replay).
@@ -161,7 +189,7 @@ pub async fn record(
                 .into(),
         });
     }
-    if let Some(stored) = idempotency::find(&mut tx, &k).await? {
+    if let Some(stored) = idempotency::find(&mut tx, &k, state.idempotency_ttl).await? {
         if stored.body_sha256 != body_sha256 {
             return Err(ApiError::IdempotencyKeyReused(
                 "this Idempotency-Key was already used with a different request body; use a new key for a new request".into(),
@@ -172,15 +200,18 @@ pub async fn record(
             .pointer("/target/version")
             .and_then(Value::as_i64)
             .map(|v| format!("\"{v}\""));
-        return Ok(ChangeReply {
+        tx.commit().await?;
+        return Ok(Some(ChangeReply {
             status: StatusCode::from_u16(stored.status as u16).unwrap_or(StatusCode::OK),
             body: stored.response,
             location: stored.location,
             etag,
             replayed: true,
-        });
+        }));
     }
-    let reply = apply_checked(state, &mut tx, &change, render).await?;
+    let Some(reply) = apply(&mut tx, change, render, create).await? else {
+        return Ok(None); // the transaction rolls back as it drops
+    };
     idempotency::store(
         &mut tx,
         &k,
@@ -191,38 +222,11 @@ pub async fn record(
     )
     .await?;
     tx.commit().await?;
-    if reply.status == StatusCode::ACCEPTED {
-        state.notifier.notify();
-    }
-    Ok(reply)
+    Ok(Some(reply))
 }
 
 /// How long the first enable of a target waits for AWS to tell the kinds apart.
 const KIND_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// Records the change; a target that does not exist yet is first checked for being the other
-/// kind (an async endpoint sent to a component route, or the reverse), so the caller gets a 422
-/// naming the right route instead of a job that fails later. Only a first enable pays for it:
-/// the change function answers `absent` without writing, and is called again to create.
-async fn apply_checked(
-    state: &AppState,
-    conn: &mut sqlx::PgConnection,
-    change: &Change<'_>,
-    render: Render,
-) -> Result<ChangeReply, ApiError> {
-    let Some(aws) = &state.aws else {
-        return apply(conn, change, render, true).await?.ok_or_else(absent);
-    };
-    if let Some(reply) = apply(conn, change, render, false).await? {
-        return Ok(reply);
-    }
-    // Skipped when AWS is slow, failing or out of budget: it must never block a valid write.
-    let check = crate::reconcile::kinds::wrong_kind(aws, &change.target);
-    if let Ok(Some(message)) = tokio::time::timeout(KIND_CHECK_TIMEOUT, check).await {
-        return Err(ApiError::WrongTargetKind(message));
-    }
-    apply(conn, change, render, true).await?.ok_or_else(absent)
-}
 
 fn absent() -> ApiError {
     anyhow::anyhow!("the change function reported an absent target it was asked to create").into()

@@ -13,6 +13,7 @@ use axum::{
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use super::AppState;
+use crate::store::jobs::JobState;
 
 /// Latency buckets (seconds) for every `*_seconds` histogram.
 const BUCKETS: [f64; 14] = [
@@ -50,13 +51,57 @@ pub async fn track(req: Request, next: Next) -> Response {
     response
 }
 
-/// Targets by kind and phase, read at scrape time.
-async fn target_gauges(state: &AppState) {
+/// Prometheus text exposition of every metric, rendered from memory: a scrape never touches
+/// the database (the job workers refresh the queue and target gauges on their maintenance
+/// tick). With `--metrics-token`, the scraper must send it as a bearer token; without one the
+/// route is open, which the README documents and the start-up log says.
+#[utoipa::path(get, path = "/metrics", tag = "health",
+    responses(
+        (status = 200, description = "Prometheus text format", body = String, content_type = "text/plain"),
+        (status = 401, description = "A metrics token is configured and was not sent", body = crate::error::Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn metrics(
+    State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
+) -> Result<impl IntoResponse, crate::error::ApiError> {
+    if let Some(expected) = &state.metrics_token {
+        let sent = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
+            .map(str::trim)
+            .unwrap_or_default();
+        if !super::auth::constant_time_eq(sent.as_bytes(), expected.as_bytes()) {
+            return Err(crate::error::ApiError::Unauthorized(
+                "this service's metrics need its metrics token: `Authorization: Bearer <--metrics-token>`".into(),
+            ));
+        }
+    }
+    Ok((
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        handle().render(),
+    ))
+}
+
+/// Sets the job, queue and target gauges (called by the workers' maintenance, never by a
+/// scrape).
+pub async fn refresh_gauges(pool: &sqlx::PgPool) -> sqlx::Result<()> {
+    let mut depth = 0;
+    for (kind, state, n) in crate::store::jobs::counts(pool).await? {
+        if matches!(state, JobState::Available | JobState::Retryable) {
+            depth += n;
+        }
+        let state = format!("{state:?}").to_lowercase();
+        metrics::gauge!("zeroscale_jobs", "kind" => kind, "state" => state).set(n as f64);
+    }
+    metrics::gauge!("zeroscale_job_queue_depth").set(depth as f64);
     let rows: Vec<(String, String, i64)> =
         sqlx::query_as("SELECT kind::text, phase::text, count(*) FROM targets GROUP BY 1, 2")
-            .fetch_all(&state.pool)
-            .await
-            .unwrap_or_default();
+            .fetch_all(pool)
+            .await?;
     for phase in ["pending", "applying", "ready", "failed", "disabled"] {
         for kind in ["component", "endpoint_variant"] {
             let n = rows
@@ -67,21 +112,5 @@ async fn target_gauges(state: &AppState) {
             metrics::gauge!("zeroscale_targets", "kind" => kind, "phase" => phase).set(n as f64);
         }
     }
-    let depth: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM jobs WHERE state IN ('available', 'retryable')")
-            .fetch_one(&state.pool)
-            .await
-            .unwrap_or(0);
-    metrics::gauge!("zeroscale_job_queue_depth").set(depth as f64);
-}
-
-/// Prometheus text exposition of every metric.
-#[utoipa::path(get, path = "/metrics", tag = "health",
-    responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain")))]
-pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    target_gauges(&state).await;
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        handle().render(),
-    )
+    Ok(())
 }

@@ -38,18 +38,34 @@ pub struct StackSettings {
 }
 
 /// CORS for the portal's origins: the headers a browser client needs to send and read.
-fn cors(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
+/// Origins were checked at start-up (`config::parse_origin`); `*` alone allows any origin,
+/// without credentials (the API authenticates with bearer tokens, never cookies).
+fn cors(origins: &[String]) -> anyhow::Result<Option<tower_http::cors::CorsLayer>> {
     use axum::http::{header, Method};
-    let origins: Vec<HeaderValue> = origins
-        .iter()
-        .filter_map(|o| HeaderValue::from_str(o.trim()).ok())
-        .collect();
+    use tower_http::cors::AllowOrigin;
     if origins.is_empty() {
-        return None;
+        return Ok(None);
     }
-    Some(
+    let allow = if origins.iter().any(|o| o.trim() == "*") {
+        anyhow::ensure!(
+            origins.len() == 1,
+            "--cors-origin '*' allows every origin and cannot be combined with named origins"
+        );
+        AllowOrigin::any()
+    } else {
+        let values = origins
+            .iter()
+            .map(|o| {
+                crate::config::parse_origin(o)
+                    .and_then(|o| HeaderValue::from_str(&o).map_err(|e| e.to_string()))
+                    .map_err(|e| anyhow::anyhow!("--cors-origin: {e}"))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        AllowOrigin::list(values)
+    };
+    Ok(Some(
         tower_http::cors::CorsLayer::new()
-            .allow_origin(origins)
+            .allow_origin(allow)
             .allow_methods([Method::GET, Method::POST, Method::DELETE])
             .allow_headers([
                 header::AUTHORIZATION,
@@ -66,14 +82,14 @@ fn cors(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
                 X_REQUEST_ID.clone(),
             ])
             .max_age(Duration::from_secs(600)),
-    )
+    ))
 }
 
 /// Wraps a router in the full stack.
 pub fn apply<S: Clone + Send + Sync + 'static>(
     router: Router<S>,
     settings: StackSettings,
-) -> Router<S> {
+) -> anyhow::Result<Router<S>> {
     let stack = ServiceBuilder::new()
         .layer(middleware::from_fn(drop_unusable_request_id))
         .layer(SetRequestIdLayer::new(
@@ -102,10 +118,10 @@ pub fn apply<S: Clone + Send + Sync + 'static>(
         ))
         .layer(DefaultBodyLimit::max(settings.body_limit));
     let router = router.layer(stack);
-    match cors(&settings.cors_origins) {
+    Ok(match cors(&settings.cors_origins)? {
         Some(layer) => router.layer(layer),
         None => router,
-    }
+    })
 }
 
 /// Makes a UUID v4 request id when the caller sent none.

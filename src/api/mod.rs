@@ -44,18 +44,42 @@ pub struct AppState {
     pub aws: Option<crate::aws::AwsClients>,
     /// Per-token limiter on writes (None: unlimited).
     pub write_limiter: Option<Arc<auth::WriteLimiter>>,
+    /// How long an Idempotency-Key is remembered.
+    pub idempotency_ttl: std::time::Duration,
+    /// Proxies whose `X-Forwarded-For` is believed (`--trusted-proxy`).
+    pub trusted_proxies: Arc<Vec<ipnet::IpNet>>,
+    /// The bearer token `/metrics` asks for (`--metrics-token`); None: open.
+    pub metrics_token: Option<Arc<str>>,
 }
 
 impl AppState {
     /// State over a pool (starts the worker notifier on the current runtime).
     pub fn new(pool: PgPool) -> Self {
+        let tokens = Arc::new(auth::TokenCache::default());
+        auth::watch_revocations(pool.clone(), tokens.clone());
         Self {
             notifier: crate::jobs::Notifier::start(pool.clone()),
             pool,
-            tokens: Arc::default(),
+            tokens,
+            trusted_proxies: Arc::default(),
+            metrics_token: None,
             aws: None,
             write_limiter: None,
+            idempotency_ttl: crate::config::WorkerSettings::default().idempotency_ttl,
         }
+    }
+
+    /// The HTTP settings the handlers need: trusted proxies and the metrics token.
+    pub fn with_http(mut self, http: &crate::config::HttpArgs) -> Self {
+        self.trusted_proxies = Arc::new(http.trusted_proxies.clone());
+        self.metrics_token = http.metrics_token.as_ref().map(|t| Arc::from(t.expose()));
+        self
+    }
+
+    /// Remembers Idempotency-Keys for `ttl`.
+    pub fn with_idempotency_ttl(mut self, ttl: std::time::Duration) -> Self {
+        self.idempotency_ttl = ttl;
+        self
     }
 
     /// Limits each token to `per_second` writes with bursts of `burst` (0: unlimited).
@@ -150,7 +174,7 @@ pub fn router(
     state: AppState,
     stack: middleware::StackSettings,
     extra: Option<Router<AppState>>,
-) -> Router {
+) -> anyhow::Result<Router> {
     let (mut router, spec) = api_routes().split_for_parts();
     // Serialised once: the document is static for the life of the process.
     let spec_json = bytes::Bytes::from(serde_json::to_vec(&spec).expect("OpenAPI serialises"));
@@ -172,5 +196,5 @@ pub fn router(
             let _ = method;
             ApiError::MethodNotAllowed.into_response()
         });
-    middleware::apply(router, stack).with_state(state)
+    Ok(middleware::apply(router, stack)?.with_state(state))
 }

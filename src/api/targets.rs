@@ -210,15 +210,26 @@ pub async fn reconcile(
         drop(tx);
         return Err(not_managed(state, target).await);
     };
-    let job = crate::jobs::enqueue(
-        &mut tx,
-        &crate::jobs::new_job(
-            changes::RECONCILE_JOB,
-            Some(target.job_target()),
-            changes::reconcile_args(target.kind(), &target.name(), "manual"),
-        ),
-    )
-    .await?;
+    // A change (or an earlier manual reconcile) already queued for the target converges it to
+    // the current version when it runs: join it, so the change keeps its operation, its place
+    // and its audit action. Only a queued drift check is superseded.
+    let joined =
+        crate::store::jobs::join_queued(&mut tx, changes::RECONCILE_JOB, &target.job_target())
+            .await?;
+    let job = match &joined {
+        Some(job) => job.clone(),
+        None => {
+            crate::jobs::enqueue(
+                &mut tx,
+                &crate::jobs::new_job(
+                    changes::RECONCILE_JOB,
+                    Some(target.job_target()),
+                    changes::reconcile_args(target.kind(), &target.name(), "manual"),
+                ),
+            )
+            .await?
+        }
+    };
     let event = NewAuditEvent {
         actor: caller.token_name.clone(),
         on_behalf_of: caller.on_behalf_of.clone(),
@@ -238,9 +249,20 @@ pub async fn reconcile(
     state.notifier.notify();
     let row = row.with_job(&job);
     let location = format!("/operations/{}", job.id);
+    let detail = if joined.is_some() {
+        format!(
+            "an operation for version {} is already queued and reconciles it; poll {location}",
+            row.version
+        )
+    } else {
+        format!(
+            "reconcile of version {} queued; poll {location}",
+            row.version
+        )
+    };
     let body = serde_json::json!({
         "changed": false,
-        "detail": format!("reconcile of version {} queued; poll {location}", row.version),
+        "detail": detail,
         "target": render(target, &row),
     });
     let mut response = (StatusCode::ACCEPTED, Json(body)).into_response();

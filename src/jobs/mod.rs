@@ -10,7 +10,7 @@ use rand::Rng;
 use serde_json::Value;
 use sqlx::{PgConnection, PgPool};
 
-pub use crate::store::jobs::{notify_workers, JobRow, JobState, NewJob};
+pub use crate::store::jobs::{notify_workers, Fence, JobRow, JobState, NewJob};
 pub use worker::{Worker, WorkerConfig};
 
 /// How a handler's failure should be treated.
@@ -76,9 +76,15 @@ pub struct JobContext {
 }
 
 impl JobContext {
-    /// Records progress on the job while it runs, so `GET /operations/{id}` shows it.
-    pub async fn record_output(&self, output: &Value) -> sqlx::Result<()> {
-        crate::store::jobs::set_output(&self.pool, self.job.id, output).await
+    /// This run's fence: writes about the job are no-ops once the run lost its lease.
+    pub fn fence(&self) -> Fence {
+        self.job.fence()
+    }
+
+    /// Records progress on the job while it runs, so `GET /operations/{id}` shows it; false
+    /// (nothing written) when this run no longer holds the job.
+    pub async fn record_output(&self, output: &Value) -> sqlx::Result<bool> {
+        crate::store::jobs::set_output(&self.pool, &self.fence(), output).await
     }
 }
 

@@ -40,6 +40,8 @@ pub struct WorkerConfig {
     pub retention: Duration,
     /// How often rescue, retention and the queue gauges run.
     pub maintenance_interval: Duration,
+    /// Idempotency keys older than this are deleted.
+    pub idempotency_ttl: Duration,
 }
 
 impl WorkerConfig {
@@ -55,6 +57,7 @@ impl WorkerConfig {
             retention: s.job_retention,
             maintenance_interval: (s.job_lease / 2)
                 .clamp(Duration::from_millis(50), Duration::from_secs(30)),
+            idempotency_ttl: s.idempotency_ttl,
         }
     }
 }
@@ -78,6 +81,7 @@ type InFlight = Arc<Mutex<HashMap<i64, JobRow>>>;
 /// A successful job waiting for its completion to be written.
 struct Completion {
     id: i64,
+    attempt: i32,
     output: Option<serde_json::Value>,
     written: oneshot::Sender<bool>,
 }
@@ -94,11 +98,12 @@ async fn completer(pool: PgPool, owner: String, mut rx: mpsc::Receiver<Completio
             }
         }
         let ids: Vec<i64> = batch.iter().map(|c| c.id).collect();
+        let attempts: Vec<i32> = batch.iter().map(|c| c.attempt).collect();
         let outputs: Vec<Option<serde_json::Value>> =
             batch.iter().map(|c| c.output.clone()).collect();
         let mut done = None;
         for attempt in 0..5u32 {
-            match store::complete_many(&pool, &owner, &ids, &outputs).await {
+            match store::complete_many(&pool, &owner, &ids, &attempts, &outputs).await {
                 Ok(ids) => {
                     done = Some(ids);
                     break;
@@ -261,10 +266,14 @@ impl Worker {
             metrics::counter!("zeroscale_jobs_claimed_total", "kind" => kind.clone()).increment(1);
             let started = Instant::now();
             // The heartbeat lives in the job's own future: if the worker is dropped mid-job,
-            // the heartbeat stops too and the lease expires for the rescuer.
+            // the heartbeat stops too and the lease expires for the rescuer. When the lease is
+            // lost (taken away, or not renewed in time) the heartbeat ends and the handler is
+            // dropped with it: a job never runs twice at once, and the stale run's writes are
+            // fenced off anyway.
+            let fence = job.fence();
             let result = tokio::select! {
                 r = run_handler(&registry, JobContext { job: job.clone(), pool: pool.clone() }, config.job_timeout) => r,
-                _ = heartbeat(pool.clone(), job.id, owner.clone(), config.lease) => {
+                _ = heartbeat(pool.clone(), fence, config.lease) => {
                     Err(JobError::retryable("lease lost while the job ran"))
                 }
             };
@@ -274,6 +283,7 @@ impl Worker {
                     let sent = completions
                         .send(Completion {
                             id: job.id,
+                            attempt: job.attempt,
                             output,
                             written,
                         })
@@ -366,19 +376,35 @@ async fn record_failure(
     "unrecorded"
 }
 
-async fn heartbeat(pool: PgPool, id: i64, owner: String, lease: Duration) {
+/// Renews the lease every third of it; returns (and so stops the handler) when the lease is
+/// lost: the database says another run holds the job, or no renewal succeeded for a whole lease
+/// (the rescuer may have handed the job to another worker by now).
+async fn heartbeat(pool: PgPool, fence: store::Fence, lease: Duration) {
     let mut tick = tokio::time::interval((lease / 3).max(Duration::from_millis(10)));
     tick.tick().await;
+    let mut renewed = Instant::now();
     loop {
         tick.tick().await;
-        match store::heartbeat(&pool, id, &owner, lease).await {
-            Ok(true) => {}
+        match store::heartbeat(&pool, &fence, lease).await {
+            Ok(true) => renewed = Instant::now(),
             Ok(false) => {
-                tracing::warn!(job_id = id, "lease lost: another worker rescued this job");
-                // Keep the handler running; its outcome will not be recorded (lease check).
-                std::future::pending::<()>().await;
+                tracing::warn!(
+                    job_id = fence.id,
+                    attempt = fence.attempt,
+                    "lease lost: the job was rescued; stopping this run"
+                );
+                return;
             }
-            Err(e) => tracing::warn!(job_id = id, error = %e, "heartbeat failed"),
+            Err(e) => {
+                tracing::warn!(job_id = fence.id, error = %e, "heartbeat failed");
+                if renewed.elapsed() >= lease {
+                    tracing::warn!(
+                        job_id = fence.id,
+                        "lease expired without renewal; stopping this run"
+                    );
+                    return;
+                }
+            }
         }
     }
 }
@@ -415,7 +441,7 @@ async fn maintain(pool: PgPool, config: WorkerConfig, stop: CancellationToken) {
     let mut tick = tokio::time::interval(config.maintenance_interval);
     loop {
         tokio::select! { _ = stop.cancelled() => return, _ = tick.tick() => {} }
-        match store::rescue_expired(&pool).await {
+        match store::rescue_expired(&pool, |attempt| config.retry.delay(attempt)).await {
             Ok(0) => {}
             Ok(n) => {
                 tracing::warn!(rescued = n, "rescued jobs whose lease expired");
@@ -426,11 +452,13 @@ async fn maintain(pool: PgPool, config: WorkerConfig, stop: CancellationToken) {
         if let Err(e) = store::delete_finished_before(&pool, config.retention).await {
             tracing::warn!(error = %e, "job retention failed");
         }
-        if let Ok(counts) = store::counts(&pool).await {
-            for (kind, state, n) in counts {
-                let state = format!("{state:?}").to_lowercase();
-                metrics::gauge!("zeroscale_jobs", "kind" => kind, "state" => state).set(n as f64);
-            }
+        match crate::store::idempotency::expire(&pool, config.idempotency_ttl).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(expired = n, "expired idempotency keys"),
+            Err(e) => tracing::warn!(error = %e, "expiring idempotency keys failed"),
+        }
+        if let Err(e) = crate::api::metrics::refresh_gauges(&pool).await {
+            tracing::debug!(error = %e, "refreshing the queue and target gauges failed");
         }
     }
 }

@@ -23,7 +23,7 @@ use crate::{
     aws::AwsClients,
     domain::{TargetRef, TargetSpec},
     jobs::{ErrorClass, JobContext, JobError, Registry},
-    store::{audit, targets},
+    store::{audit, jobs, targets},
 };
 use observe::Purpose;
 use plan::{Baseline, Desired, Observed};
@@ -73,7 +73,10 @@ impl Reconciler {
                 JobError::permanent(format!("{kind} {name:?} is no longer managed by zeroscale"))
             })?;
         let target = TargetRef::from_stored(&kind, &name).map_err(JobError::permanent)?;
-        set_applying(&self.pool, row.id, row.version).await;
+        let fence = ctx.fence();
+        if !set_applying(&self.pool, &fence, row.id, row.version).await {
+            return Err(lost_lease());
+        }
         // Why this job runs: a user's change (default), a drift check, or a manual reconcile.
         let reason = ctx.job.args["reason"]
             .as_str()
@@ -97,7 +100,7 @@ impl Reconciler {
             Err(e) if e.class == ErrorClass::Wait && !last_attempt => {
                 report.waiting = Some(e.message.clone());
                 let _ = ctx.record_output(&json!(report)).await;
-                self.show_waiting(&row, &e).await;
+                self.show_waiting(&ctx, &row, &e).await;
                 Err(e)
             }
             Err(e) => {
@@ -137,7 +140,7 @@ impl Reconciler {
             report.resolved_max_capacity = Some(p.desired.max_capacity);
             let baseline = match stored {
                 Some(b) => b,
-                None => self.capture_baseline(row.id, &p.observed).await?,
+                None => self.capture_baseline(ctx, row.id, &p.observed).await?,
             };
             report.baseline = Some(baseline.to_json());
             report.original_capacity = baseline.capacity();
@@ -175,19 +178,21 @@ impl Reconciler {
     /// (never zeroscale's own registration read back by a retried first enable).
     async fn capture_baseline(
         &self,
+        ctx: &JobContext,
         id: i64,
         observed: &plan::Observed,
     ) -> Result<Baseline, JobError> {
         let captured = Baseline::capture(observed);
-        let stored = targets::capture_baseline(&self.pool, id, &captured.to_json())
+        let stored = targets::capture_baseline(&self.pool, &ctx.fence(), id, &captured.to_json())
             .await
-            .map_err(|e| JobError::retryable(format!("database: {e}")))?;
+            .map_err(|e| JobError::retryable(format!("database: {e}")))?
+            .ok_or_else(lost_lease)?;
         Ok(Baseline::from_json(&stored).unwrap_or(captured))
     }
 
     /// While AWS changes the resource: the phase the target had, its conditions, and a
     /// `Waiting` condition naming the status.
-    async fn show_waiting(&self, row: &targets::TargetRow, e: &JobError) {
+    async fn show_waiting(&self, ctx: &JobContext, row: &targets::TargetRow, e: &JobError) {
         let mut conditions: Vec<Value> = row
             .conditions
             .as_array()
@@ -204,6 +209,7 @@ impl Reconciler {
         if let Ok(mut conn) = self.pool.acquire().await {
             let _ = targets::set_status(
                 &mut conn,
+                &ctx.fence(),
                 row.id,
                 row.version,
                 Some(&row.phase),
@@ -300,10 +306,17 @@ impl Reconciler {
         };
         // The target's status and the audit event commit together.
         let conditions = json!(conditions);
-        let written: sqlx::Result<()> = async {
+        // Fenced: a run that lost its lease (rescued and handed to another worker) writes no
+        // phase, no audit event and no baseline change; holding the job row until commit keeps
+        // a rescue from slipping in between the check and the writes.
+        let written: sqlx::Result<bool> = async {
             let mut tx = self.pool.begin().await?;
+            if !jobs::hold(&mut tx, &ctx.fence()).await? {
+                return Ok(false);
+            }
             targets::set_status(
                 &mut tx,
+                &ctx.fence(),
                 row.id,
                 row.version,
                 Some(phase),
@@ -319,18 +332,35 @@ impl Reconciler {
             if !row.enabled && error.is_none() {
                 targets::clear_baseline(&mut tx, row.id).await?;
             }
-            tx.commit().await
+            tx.commit().await.map(|()| true)
         }
         .await;
-        if let Err(e) = written {
-            tracing::warn!(error = %e, "could not record the reconcile's outcome");
+        match written {
+            Ok(true) => {}
+            Ok(false) => tracing::warn!(
+                job_id = ctx.job.id,
+                attempt = ctx.job.attempt,
+                "this run lost its lease: its outcome is not recorded"
+            ),
+            Err(e) => tracing::warn!(error = %e, "could not record the reconcile's outcome"),
         }
     }
 }
 
-/// Marks a target as being applied (best effort: the outcome is what matters).
-async fn set_applying(pool: &PgPool, id: i64, version: i32) {
-    if let Ok(mut conn) = pool.acquire().await {
-        let _ = targets::set_status(&mut conn, id, version, Some("applying"), None, None).await;
+/// Marks a target as being applied (best effort: the outcome is what matters). False only when
+/// the database says this run no longer holds its job.
+async fn set_applying(pool: &PgPool, fence: &jobs::Fence, id: i64, version: i32) -> bool {
+    match pool.acquire().await {
+        Ok(mut conn) => {
+            targets::set_status(&mut conn, fence, id, version, Some("applying"), None, None)
+                .await
+                .unwrap_or(true)
+        }
+        Err(_) => true,
     }
+}
+
+/// The error of a run that found it no longer holds its job (nothing is recorded for it).
+fn lost_lease() -> JobError {
+    JobError::retryable("this run lost its lease; another run has the job")
 }

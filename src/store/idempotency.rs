@@ -1,8 +1,10 @@
 //! Idempotency keys (IETF httpapi draft, Stripe's semantics), claimed in the same transaction as
 //! the change they protect.
 
+use std::time::Duration;
+
 use serde_json::Value;
-use sqlx::PgConnection;
+use sqlx::{PgConnection, PgPool};
 
 /// Identifies one key: a caller's key on one method and path.
 pub struct KeyScope<'a> {
@@ -33,19 +35,22 @@ pub async fn try_lock(conn: &mut PgConnection, k: &KeyScope<'_>) -> sqlx::Result
         .await
 }
 
-/// The stored response for a key, if used within the last 24 hours (older keys expire).
+/// The stored response for a key, if used within `ttl` (an older key has expired: it is
+/// deleted here, and the periodic [`expire`] deletes the ones nobody reuses).
 pub async fn find(
     conn: &mut PgConnection,
     k: &KeyScope<'_>,
+    ttl: Duration,
 ) -> sqlx::Result<Option<StoredResponse>> {
     sqlx::query(
         "DELETE FROM idempotency_keys WHERE actor = $1 AND method = $2 AND path = $3 AND key = $4 \
-         AND created_at < now() - interval '24 hours'",
+         AND created_at < now() - make_interval(secs => $5)",
     )
     .bind(k.actor)
     .bind(k.method)
     .bind(k.path)
     .bind(k.key)
+    .bind(ttl.as_secs_f64())
     .execute(&mut *conn)
     .await?;
     sqlx::query_as(
@@ -84,4 +89,25 @@ pub async fn store(
     .execute(conn)
     .await?;
     Ok(())
+}
+
+/// Deletes keys older than `ttl`, `jobs::DELETE_BATCH` per statement, until none is left (the
+/// table would otherwise grow forever). Returns how many.
+pub async fn expire(pool: &PgPool, ttl: Duration) -> sqlx::Result<u64> {
+    let batch = super::jobs::DELETE_BATCH;
+    let mut total = 0;
+    loop {
+        let done = sqlx::query(
+            "DELETE FROM idempotency_keys WHERE ctid = ANY(ARRAY(SELECT ctid FROM idempotency_keys \
+               WHERE created_at < now() - make_interval(secs => $1) LIMIT $2))",
+        )
+        .bind(ttl.as_secs_f64())
+        .bind(batch)
+        .execute(pool)
+        .await?;
+        total += done.rows_affected();
+        if done.rows_affected() < batch as u64 {
+            return Ok(total);
+        }
+    }
 }

@@ -50,6 +50,45 @@ pub struct JobRow {
     pub lease_until: Option<DateTime<Utc>>,
 }
 
+impl JobRow {
+    /// The fence of this claim: the job, the worker holding it and the attempt.
+    pub fn fence(&self) -> Fence {
+        Fence {
+            id: self.id,
+            owner: self.lease_owner.clone().unwrap_or_default(),
+            attempt: self.attempt,
+        }
+    }
+}
+
+/// Identifies one run of a job: every write a run makes about its job (progress, outcome,
+/// the target's status, audit events) is conditional on the job still being `running` under
+/// this owner and attempt. A run whose lease was lost (rescued, then claimed again, even by the
+/// same worker) writes nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fence {
+    pub id: i64,
+    pub owner: String,
+    pub attempt: i32,
+}
+
+/// The SQL condition "this run still holds its job", for `$1` id, `$2` owner, `$3` attempt.
+const HELD: &str = "id = $1 AND lease_owner = $2 AND attempt = $3 AND state = 'running'";
+
+/// Locks the job row for the rest of the caller's transaction if this run still holds it, so
+/// the outcome it writes commits before any rescue can take the job. False: the run is stale
+/// and must write nothing.
+pub async fn hold(conn: &mut PgConnection, fence: &Fence) -> sqlx::Result<bool> {
+    let held: Option<i64> =
+        sqlx::query_scalar(&format!("SELECT id FROM jobs WHERE {HELD} FOR SHARE"))
+            .bind(fence.id)
+            .bind(&fence.owner)
+            .bind(fence.attempt)
+            .fetch_optional(conn)
+            .await?;
+    Ok(held.is_some())
+}
+
 const COLUMNS: &str = "id, kind, target, args, state, attempt, max_attempts, errors, output, \
     created_at, scheduled_at, attempted_at, finalized_at, lease_owner, lease_until";
 
@@ -103,7 +142,9 @@ pub async fn notify_workers(pool: &PgPool) -> sqlx::Result<()> {
 }
 
 /// Claims up to `limit` due jobs for `owner` in one short transaction (`FOR UPDATE SKIP
-/// LOCKED`), skipping targets that already have a running job.
+/// LOCKED`), skipping targets that already have a running job. Due jobs go in the order they
+/// were enqueued (`id`), so a job that was rescued, released or retried keeps its place in the
+/// queue instead of going behind everything enqueued since.
 pub async fn claim(
     pool: &PgPool,
     owner: &str,
@@ -116,7 +157,7 @@ pub async fn claim(
            WHERE state IN ('available', 'retryable') AND scheduled_at <= now() \
              AND (target IS NULL OR NOT EXISTS ( \
                    SELECT 1 FROM jobs r WHERE r.target = j.target AND r.state = 'running')) \
-           ORDER BY scheduled_at, id \
+           ORDER BY id \
            LIMIT $2 \
            FOR UPDATE SKIP LOCKED) \
          UPDATE jobs SET state = 'running', attempt = attempt + 1, attempted_at = now(), \
@@ -143,67 +184,53 @@ pub async fn claim(
     }
 }
 
-/// Extends the lease of a running job this owner holds. False when the lease was lost.
-pub async fn heartbeat(pool: &PgPool, id: i64, owner: &str, lease: Duration) -> sqlx::Result<bool> {
-    let done = sqlx::query(
-        "UPDATE jobs SET lease_until = now() + make_interval(secs => $3) \
-         WHERE id = $1 AND lease_owner = $2 AND state = 'running'",
-    )
-    .bind(id)
-    .bind(owner)
+/// Extends the lease of a run that still holds its job. False when the lease was lost.
+pub async fn heartbeat(pool: &PgPool, fence: &Fence, lease: Duration) -> sqlx::Result<bool> {
+    let done = sqlx::query(&format!(
+        "UPDATE jobs SET lease_until = now() + make_interval(secs => $4) WHERE {HELD}"
+    ))
+    .bind(fence.id)
+    .bind(&fence.owner)
+    .bind(fence.attempt)
     .bind(lease.as_secs_f64())
     .execute(pool)
     .await?;
     Ok(done.rows_affected() == 1)
 }
 
-/// Records progress (steps done so far) on a running job.
-pub async fn set_output(pool: &PgPool, id: i64, output: &Value) -> sqlx::Result<()> {
-    sqlx::query("UPDATE jobs SET output = $2 WHERE id = $1")
-        .bind(id)
+/// Records progress (steps done so far) on a running job; false (nothing written) when the run
+/// no longer holds it.
+pub async fn set_output(pool: &PgPool, fence: &Fence, output: &Value) -> sqlx::Result<bool> {
+    let done = sqlx::query(&format!("UPDATE jobs SET output = $4 WHERE {HELD}"))
+        .bind(fence.id)
+        .bind(&fence.owner)
+        .bind(fence.attempt)
         .bind(output)
         .execute(pool)
         .await?;
-    Ok(())
-}
-
-/// Marks a job this owner runs as completed. False when the lease was lost meanwhile.
-pub async fn complete(
-    pool: &PgPool,
-    id: i64,
-    owner: &str,
-    output: Option<&Value>,
-) -> sqlx::Result<bool> {
-    let done = sqlx::query(
-        "UPDATE jobs SET state = 'completed', finalized_at = now(), lease_owner = NULL, \
-           lease_until = NULL, output = COALESCE($3, output) \
-         WHERE id = $1 AND lease_owner = $2 AND state = 'running'",
-    )
-    .bind(id)
-    .bind(owner)
-    .bind(output)
-    .execute(pool)
-    .await?;
     Ok(done.rows_affected() == 1)
 }
 
-/// Completes a batch of jobs this owner runs in one statement; returns the ids completed
-/// (an id missing from the answer had its lease taken away meanwhile).
+/// Completes a batch of runs of this owner in one statement; returns the ids completed (an id
+/// missing from the answer is a run whose lease was taken away meanwhile: nothing written).
 pub async fn complete_many(
     pool: &PgPool,
     owner: &str,
     ids: &[i64],
+    attempts: &[i32],
     outputs: &[Option<Value>],
 ) -> sqlx::Result<Vec<i64>> {
     sqlx::query_scalar(
         "UPDATE jobs SET state = 'completed', finalized_at = now(), lease_owner = NULL, \
            lease_until = NULL, output = COALESCE(x.output, jobs.output) \
-         FROM unnest($2::bigint[], $3::jsonb[]) AS x(id, output) \
-         WHERE jobs.id = x.id AND jobs.lease_owner = $1 AND jobs.state = 'running' \
+         FROM unnest($2::bigint[], $3::int[], $4::jsonb[]) AS x(id, attempt, output) \
+         WHERE jobs.id = x.id AND jobs.attempt = x.attempt AND jobs.lease_owner = $1 \
+           AND jobs.state = 'running' \
          RETURNING jobs.id",
     )
     .bind(owner)
     .bind(ids)
+    .bind(attempts)
     .bind(outputs)
     .fetch_all(pool)
     .await
@@ -256,7 +283,7 @@ async fn record_failure(
                   AND q.state IN ('available', 'retryable')) THEN 'cancelled'::job_state \
              ELSE 'retryable'::job_state END AS next \
            FROM jobs j \
-           WHERE j.id = $1 AND j.lease_owner = $2 AND j.state = 'running' \
+           WHERE j.id = $1 AND j.lease_owner = $2 AND j.attempt = $7 AND j.state = 'running' \
              AND (NOT $6 OR j.lease_until < now()) \
            FOR UPDATE) \
          UPDATE jobs j SET state = d.next, \
@@ -274,6 +301,7 @@ async fn record_failure(
     .bind(permanent)
     .bind(retry_in.as_secs_f64())
     .bind(only_if_expired)
+    .bind(job.attempt)
     .fetch_optional(&mut *tx)
     .await?;
     let outcome = match row {
@@ -303,10 +331,11 @@ pub async fn release(pool: &PgPool, job: &JobRow, owner: &str) -> sqlx::Result<b
                      WHERE q.target = j.target AND q.state IN ('available', 'retryable')) \
                    THEN now() END, \
            lease_owner = NULL, lease_until = NULL \
-         WHERE j.id = $1 AND j.lease_owner = $2 AND j.state = 'running'",
+         WHERE j.id = $1 AND j.lease_owner = $2 AND j.attempt = $3 AND j.state = 'running'",
     )
     .bind(job.id)
     .bind(owner)
+    .bind(job.attempt)
     .execute(&mut *tx)
     .await?;
     sqlx::query("SELECT pg_notify($1, 'released')")
@@ -318,9 +347,11 @@ pub async fn release(pool: &PgPool, job: &JobRow, owner: &str) -> sqlx::Result<b
 }
 
 /// Rescues running jobs whose lease expired (a worker crashed, was killed, or lost the
-/// network): the attempt counts; they become retryable now, discarded if out of attempts, or
-/// cancelled if a newer job for their target is queued. Returns how many were rescued.
-pub async fn rescue_expired(pool: &PgPool) -> sqlx::Result<u64> {
+/// network): the attempt counts; they become retryable after `backoff(attempt)` (as River
+/// does: a job that kills its worker every time must not spin), discarded if out of attempts,
+/// or cancelled if a newer job for their target is queued. They keep their place in the queue
+/// (`claim` orders by id). Returns how many were rescued.
+pub async fn rescue_expired(pool: &PgPool, backoff: impl Fn(i32) -> Duration) -> sqlx::Result<u64> {
     let expired: Vec<JobRow> = sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM jobs WHERE state = 'running' AND lease_until < now() ORDER BY id LIMIT 1000"
     ))
@@ -335,7 +366,7 @@ pub async fn rescue_expired(pool: &PgPool) -> sqlx::Result<u64> {
             &owner,
             "lease expired: the worker running this job stopped heartbeating (crash, kill or network loss)",
             false,
-            Duration::ZERO,
+            backoff(job.attempt),
             true,
         )
         .await?;
@@ -359,16 +390,30 @@ pub async fn cancel(pool: &PgPool, id: i64) -> sqlx::Result<bool> {
     Ok(done.rows_affected() == 1)
 }
 
-/// Deletes finished jobs older than `age`. Returns how many.
+/// Rows one retention statement deletes at most: a backlog of a million finished jobs is
+/// deleted in short statements that never hold many locks or hit the statement timeout.
+pub const DELETE_BATCH: i64 = 1000;
+
+/// Deletes finished jobs older than `age`, `DELETE_BATCH` rows per statement, until none is
+/// left. Returns how many.
 pub async fn delete_finished_before(pool: &PgPool, age: Duration) -> sqlx::Result<u64> {
-    let done = sqlx::query(
-        "DELETE FROM jobs WHERE state IN ('completed', 'discarded', 'cancelled') \
-         AND finalized_at < now() - make_interval(secs => $1)",
-    )
-    .bind(age.as_secs_f64())
-    .execute(pool)
-    .await?;
-    Ok(done.rows_affected())
+    let mut total = 0;
+    loop {
+        let done = sqlx::query(
+            "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs \
+               WHERE state IN ('completed', 'discarded', 'cancelled') \
+                 AND finalized_at < now() - make_interval(secs => $1) \
+               LIMIT $2)",
+        )
+        .bind(age.as_secs_f64())
+        .bind(DELETE_BATCH)
+        .execute(pool)
+        .await?;
+        total += done.rows_affected();
+        if done.rows_affected() < DELETE_BATCH as u64 {
+            return Ok(total);
+        }
+    }
 }
 
 /// One job by id.
@@ -401,5 +446,25 @@ pub async fn counts(pool: &PgPool) -> sqlx::Result<Vec<(String, JobState, i64)>>
         "SELECT kind, state, count(*) FROM jobs GROUP BY kind, state ORDER BY kind, state",
     )
     .fetch_all(pool)
+    .await
+}
+
+/// The queued job a manual reconcile of `target` joins: a user's change waiting to run (or an
+/// earlier manual reconcile), made due now if it was waiting for a retry. A queued drift check
+/// is not joined (the manual reconcile supersedes it). None: nothing to join.
+pub async fn join_queued(
+    conn: &mut PgConnection,
+    kind: &str,
+    target: &str,
+) -> sqlx::Result<Option<JobRow>> {
+    sqlx::query_as(&format!(
+        "UPDATE jobs SET scheduled_at = LEAST(scheduled_at, now()) \
+         WHERE target = $1 AND kind = $2 AND state IN ('available', 'retryable') \
+           AND COALESCE(args->>'reason', 'change') <> 'drift' \
+         RETURNING {COLUMNS}"
+    ))
+    .bind(target)
+    .bind(kind)
+    .fetch_optional(conn)
     .await
 }

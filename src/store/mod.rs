@@ -51,7 +51,18 @@ const PING_IF_IDLE_FOR: Duration = Duration::from_secs(1);
 pub async fn connect(db: &DbArgs) -> anyhow::Result<PgPool> {
     let options = PgConnectOptions::from_str(db.database_url.expose())
         .with_context(|| format!("invalid DATABASE_URL {}", db.database_url.redacted()))?
-        .application_name("zeroscale");
+        .application_name("zeroscale")
+        // Session defaults for every connection (`RESET` returns to them).
+        .options([
+            (
+                "statement_timeout",
+                format!("{}ms", db.db_statement_timeout.as_millis()),
+            ),
+            (
+                "lock_timeout",
+                format!("{}ms", db.db_lock_timeout.as_millis()),
+            ),
+        ]);
     PgPoolOptions::new()
         .max_connections(db.db_pool_size)
         .acquire_timeout(db.db_acquire_timeout)
@@ -76,10 +87,23 @@ pub async fn connect(db: &DbArgs) -> anyhow::Result<PgPool> {
 /// Applies pending migrations. sqlx's migrator holds a Postgres advisory lock while it runs, so
 /// several replicas starting together apply each migration exactly once.
 pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
-    MIGRATOR
-        .run(pool)
-        .await
-        .context("running database migrations")?;
+    // Migrations may rewrite big tables and wait for locks: the service's timeouts do not apply
+    // to them (and are back once the connection returns to the pool).
+    let mut conn = pool.acquire().await.context("connecting to migrate")?;
+    sqlx::query("SET statement_timeout = 0")
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query("SET lock_timeout = 0")
+        .execute(&mut *conn)
+        .await?;
+    let ran = MIGRATOR.run(&mut *conn).await;
+    sqlx::query("RESET statement_timeout")
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query("RESET lock_timeout")
+        .execute(&mut *conn)
+        .await?;
+    ran.context("running database migrations")?;
     Ok(())
 }
 

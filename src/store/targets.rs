@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::{PgConnection, PgPool};
 
-use super::jobs::{JobRow, JobState};
+use super::jobs::{Fence, JobRow, JobState};
 
 /// A row of `targets`.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -104,43 +104,64 @@ pub async fn list(pool: &PgPool, kind: &str, f: &TargetFilter) -> sqlx::Result<V
     .await
 }
 
-/// Records what a reconcile found. The phase only changes if the target is still at `version`
-/// (a newer accepted version stays `pending`); conditions and observed state are AWS's truth
-/// either way.
+/// The condition "the run `$6` (id), `$7` (owner), `$8` (attempt) still holds its job".
+const RUN_HOLDS_JOB: &str =
+    "EXISTS (SELECT 1 FROM jobs WHERE jobs.id = $6 AND jobs.lease_owner = $7 \
+    AND jobs.attempt = $8 AND jobs.state = 'running')";
+
+/// Records what a reconcile found, if the run still holds its job (`fence`; a stale run writes
+/// nothing and gets false). The phase only changes if the target is still at `version` (a newer
+/// accepted version stays `pending`); conditions and observed state are AWS's truth either way.
 pub async fn set_status(
     conn: &mut PgConnection,
+    fence: &Fence,
     id: i64,
     version: i32,
     phase: Option<&str>,
     conditions: Option<&Value>,
     observed: Option<&Value>,
-) -> sqlx::Result<()> {
-    sqlx::query(
+) -> sqlx::Result<bool> {
+    let done = sqlx::query(&format!(
         "UPDATE targets SET \
            phase = CASE WHEN version = $2 AND $3::text IS NOT NULL THEN $3::target_phase ELSE phase END, \
            conditions = COALESCE($4, conditions), observed = COALESCE($5, observed), updated_at = now() \
-         WHERE id = $1",
-    )
+         WHERE id = $1 AND {RUN_HOLDS_JOB}"
+    ))
     .bind(id)
     .bind(version)
     .bind(phase)
     .bind(conditions)
     .bind(observed)
+    .bind(fence.id)
+    .bind(&fence.owner)
+    .bind(fence.attempt)
     .execute(conn)
     .await?;
-    Ok(())
+    Ok(done.rows_affected() == 1)
 }
 
 /// Records what AWS held before zeroscale's first write to the target, unless something was
 /// already recorded; returns what is recorded (the earlier capture wins: it was taken before
-/// any write of ours). See migrations/20261130000001_baseline.sql for the shape.
-pub async fn capture_baseline(pool: &PgPool, id: i64, baseline: &Value) -> sqlx::Result<Value> {
+/// any write of ours). See migrations/20261130000001_baseline.sql for the shape. None: the run
+/// no longer holds its job (nothing written).
+pub async fn capture_baseline(
+    pool: &PgPool,
+    fence: &Fence,
+    id: i64,
+    baseline: &Value,
+) -> sqlx::Result<Option<Value>> {
     sqlx::query_scalar(
-        "UPDATE targets SET baseline = COALESCE(baseline, $2) WHERE id = $1 RETURNING baseline",
+        "UPDATE targets SET baseline = COALESCE(baseline, $2) WHERE id = $1 AND EXISTS ( \
+           SELECT 1 FROM jobs WHERE jobs.id = $3 AND jobs.lease_owner = $4 AND jobs.attempt = $5 \
+             AND jobs.state = 'running') \
+         RETURNING baseline",
     )
     .bind(id)
     .bind(baseline)
-    .fetch_one(pool)
+    .bind(fence.id)
+    .bind(&fence.owner)
+    .bind(fence.attempt)
+    .fetch_optional(pool)
     .await
 }
 

@@ -73,13 +73,24 @@ pub async fn list(pool: &PgPool) -> sqlx::Result<Vec<TokenRow>> {
     .await
 }
 
-/// Revokes a token by name; false when there is no live token of that name.
+/// The channel on which revocations are announced; every API process clears its token cache
+/// when one arrives, so a revoked token stops working at once everywhere.
+pub const REVOKED_CHANNEL: &str = "zeroscale_token_revoked";
+
+/// Revokes a token by name and tells every replica (the notification commits with the
+/// revocation); false when there is no live token of that name.
 pub async fn revoke(pool: &PgPool, name: &str) -> sqlx::Result<bool> {
+    let mut tx = pool.begin().await?;
     let done = sqlx::query(
         "UPDATE api_tokens SET revoked_at = now() WHERE name = $1 AND revoked_at IS NULL",
     )
     .bind(name)
-    .execute(pool)
+    .execute(&mut *tx)
     .await?;
+    sqlx::query("SELECT pg_notify($1, '')")
+        .bind(REVOKED_CHANNEL)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
     Ok(done.rows_affected() == 1)
 }

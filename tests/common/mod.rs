@@ -114,6 +114,12 @@ pub struct TestOptions {
     pub http: Option<HttpArgs>,
     /// AWS clients for the API (dry runs).
     pub aws: Option<zeroscale::aws::AwsClients>,
+    /// The app's Postgres `lock_timeout` (default 3 s).
+    pub lock_timeout: Option<Duration>,
+    /// The app's Postgres `statement_timeout` (default 15 s).
+    pub statement_timeout: Option<Duration>,
+    /// The app's pool size (default 5).
+    pub pool_size: Option<u32>,
 }
 
 /// A running server and what a test needs to talk to it.
@@ -170,8 +176,10 @@ pub async fn spawn_app_with(opts: TestOptions) -> TestApp {
     };
     let db_args = DbArgs {
         database_url: app_url.parse::<DatabaseUrl>().unwrap(),
-        db_pool_size: 5,
+        db_pool_size: opts.pool_size.unwrap_or(5),
         db_acquire_timeout: Duration::from_secs(2),
+        db_statement_timeout: opts.statement_timeout.unwrap_or(Duration::from_secs(15)),
+        db_lock_timeout: opts.lock_timeout.unwrap_or(Duration::from_secs(3)),
     };
     let app_pool = zeroscale::store::prepare(&db_args, true)
         .await

@@ -54,6 +54,7 @@ pub fn fast_worker_config() -> WorkerConfig {
         shutdown_grace: Duration::from_secs(5),
         retention: Duration::from_secs(3600),
         maintenance_interval: Duration::from_millis(200),
+        idempotency_ttl: Duration::from_secs(86_400),
     }
 }
 
