@@ -487,3 +487,67 @@ async fn a_stuck_lock_answers_503_database_busy_instead_of_hanging() {
         "the refused change wrote nothing"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn job_errors_show_a_code_and_a_sentence_never_driver_text() {
+    let (sb, app, token) = api().await;
+    let (status, _, op) = post(&app, &token, "/components/demo-component/scale-to-zero").await;
+    assert_eq!(status, 202);
+    let op = op.unwrap();
+    // Someone holds the targets table: the worker's read times out on the lock.
+    let mut holder = app.pool.begin().await.unwrap();
+    sqlx::query("LOCK TABLE targets IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+    let options = <sqlx::postgres::PgConnectOptions as std::str::FromStr>::from_str(&app.db.url)
+        .unwrap()
+        .options([("lock_timeout", "200ms")]);
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(3)
+        .connect_with(options)
+        .await
+        .unwrap();
+    let registry = Reconciler {
+        aws: clients(&sb.url).await,
+        pool: pool.clone(),
+    }
+    .register(Registry::new());
+    let stop = CancellationToken::new();
+    tokio::spawn(Worker::new(pool, registry, config(Duration::from_secs(10))).run(stop.clone()));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let operation = loop {
+        let v: Value = app
+            .client
+            .get(app.url(&op))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if !v["errors"].as_array().unwrap().is_empty() {
+            break v;
+        }
+        assert!(Instant::now() < deadline, "{v}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    stop.cancel();
+    holder.rollback().await.unwrap();
+    let error = &operation["errors"][0];
+    let text = error["error"].as_str().unwrap();
+    for leak in [
+        "lock timeout",
+        "canceling statement",
+        "error returned from database",
+        "sqlx",
+        "55P03",
+    ] {
+        assert!(
+            !text.contains(leak),
+            "driver text reached the client: {text}"
+        );
+    }
+    assert_eq!(error["code"], "database_busy", "{operation}");
+}

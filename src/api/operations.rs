@@ -24,6 +24,12 @@ pub struct AttemptError {
     pub at: DateTime<Utc>,
     /// What went wrong and what to change.
     pub error: String,
+    /// A stable machine-readable code when there is one: `database_unavailable`,
+    /// `database_busy`, `lease_expired`, or AWS's error code (for example
+    /// `ValidationException`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub code: Option<String>,
     /// True when retrying cannot help.
     pub permanent: bool,
 }

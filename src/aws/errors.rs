@@ -63,8 +63,20 @@ impl AwsFailure {
             SdkError::TimeoutError(_) => {
                 ("Timeout".into(), "the call timed out".into(), None, None)
             }
+            // The SDK's own text (Rust debug output of connector internals) goes to the log;
+            // operations show a sentence.
             SdkError::DispatchFailure(d) => {
-                ("DispatchFailure".into(), format!("{d:?}"), None, None)
+                tracing::warn!(service, operation, error = ?d, "AWS call not sent");
+                let what = if d.is_timeout() {
+                    "the connection to AWS timed out"
+                } else if d.is_io() {
+                    "the connection to AWS failed (network, DNS or TLS)"
+                } else if d.is_user() {
+                    "the request to AWS could not be sent (configuration; see the worker's log)"
+                } else {
+                    "the request to AWS could not be sent (see the worker's log)"
+                };
+                ("DispatchFailure".into(), what.into(), None, None)
             }
             SdkError::ResponseError(_) => (
                 "ResponseError".into(),
@@ -72,7 +84,15 @@ impl AwsFailure {
                 None,
                 None,
             ),
-            other => ("ConstructionFailure".into(), other.to_string(), None, None),
+            other => {
+                tracing::warn!(service, operation, error = ?other, "AWS request not built");
+                (
+                    "ConstructionFailure".into(),
+                    "the request to AWS could not be built (see the worker's log)".into(),
+                    None,
+                    None,
+                )
+            }
         };
         let kind = classify(&code, status);
         Self {
@@ -88,10 +108,12 @@ impl AwsFailure {
     /// As a job error: retryable or permanent, with a message that names the call.
     pub fn into_job_error(self) -> JobError {
         let text = self.to_string();
+        let code = self.code.clone();
         match self.kind {
             FailureKind::Retryable | FailureKind::NotFound => JobError::retryable(text),
             FailureKind::Permanent => JobError::permanent(text),
         }
+        .with_code(code)
     }
 }
 

@@ -35,6 +35,9 @@ pub struct JobError {
     pub message: String,
     /// For a wait: a machine-readable reason (for example `EndpointUpdating`).
     pub reason: Option<String>,
+    /// A stable machine-readable code kept with the attempt's error (for example
+    /// `database_unavailable`, or AWS's error code); None for messages of the handler's own.
+    pub code: Option<String>,
 }
 
 impl JobError {
@@ -44,7 +47,40 @@ impl JobError {
             class: ErrorClass::Retryable,
             message: message.into(),
             reason: None,
+            code: None,
         }
+    }
+
+    /// A database failure during a run: retried. The driver's text goes to the log with the
+    /// job; the operation shows a stable code and a sentence (never SQL or driver text).
+    pub fn database(e: sqlx::Error) -> Self {
+        let (code, message) = match &e {
+            sqlx::Error::Database(db)
+                if matches!(db.code().as_deref(), Some("55P03" | "57014" | "40001" | "40P01")) =>
+            {
+                (
+                    "database_busy",
+                    "the database was too busy during this attempt (a lock or statement timed out); it will be retried",
+                )
+            }
+            _ => (
+                "database_unavailable",
+                "the database was unavailable during this attempt; it will be retried",
+            ),
+        };
+        tracing::warn!(code, error = %e, "job attempt: database error");
+        Self {
+            class: ErrorClass::Retryable,
+            message: message.into(),
+            reason: None,
+            code: Some(code.into()),
+        }
+    }
+
+    /// This error with a stable code.
+    pub fn with_code(mut self, code: impl Into<String>) -> Self {
+        self.code = Some(code.into());
+        self
     }
 
     /// Not a failure: the resource is in a transitional state; try again later.
@@ -53,6 +89,7 @@ impl JobError {
             class: ErrorClass::Wait,
             message: message.into(),
             reason: Some(reason.into()),
+            code: None,
         }
     }
 
@@ -62,6 +99,7 @@ impl JobError {
             class: ErrorClass::Permanent,
             message: message.into(),
             reason: None,
+            code: None,
         }
     }
 }

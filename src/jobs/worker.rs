@@ -348,6 +348,7 @@ async fn record_failure(
             job,
             owner,
             &error.message,
+            error.code.as_deref(),
             permanent,
             retry.delay(job.attempt),
         )

@@ -68,7 +68,7 @@ impl Reconciler {
         let (kind, name) = (arg("kind"), arg("name"));
         let row = targets::get(&self.pool, &kind, &name)
             .await
-            .map_err(|e| JobError::retryable(format!("database: {e}")))?
+            .map_err(JobError::database)?
             .ok_or_else(|| {
                 JobError::permanent(format!("{kind} {name:?} is no longer managed by zeroscale"))
             })?;
@@ -131,7 +131,7 @@ impl Reconciler {
             .map_err(JobError::permanent)?;
         let stored = targets::baseline(&self.pool, row.id)
             .await
-            .map_err(|e| JobError::retryable(format!("database: {e}")))?
+            .map_err(JobError::database)?
             .and_then(|b| Baseline::from_json(&b));
         let observed = if row.enabled {
             let p = prepare(&self.aws, target, &spec).await?;
@@ -185,7 +185,7 @@ impl Reconciler {
         let captured = Baseline::capture(observed);
         let stored = targets::capture_baseline(&self.pool, &ctx.fence(), id, &captured.to_json())
             .await
-            .map_err(|e| JobError::retryable(format!("database: {e}")))?
+            .map_err(JobError::database)?
             .ok_or_else(lost_lease)?;
         Ok(Baseline::from_json(&stored).unwrap_or(captured))
     }

@@ -256,17 +256,18 @@ pub async fn fail(
     job: &JobRow,
     owner: &str,
     error: &str,
+    code: Option<&str>,
     permanent: bool,
     retry_in: Duration,
 ) -> sqlx::Result<FailOutcome> {
-    record_failure(pool, job, owner, error, permanent, retry_in, false).await
+    record_failure(pool, job, owner, (error, code), permanent, retry_in, false).await
 }
 
 async fn record_failure(
     pool: &PgPool,
     job: &JobRow,
     owner: &str,
-    error: &str,
+    (error, code): (&str, Option<&str>),
     permanent: bool,
     retry_in: Duration,
     only_if_expired: bool,
@@ -288,7 +289,8 @@ async fn record_failure(
            FOR UPDATE) \
          UPDATE jobs j SET state = d.next, \
            errors = j.errors || jsonb_build_array(jsonb_build_object( \
-             'attempt', j.attempt, 'at', now(), 'error', $3::text, 'permanent', $4)), \
+             'attempt', j.attempt, 'at', now(), 'error', $3::text, 'permanent', $4, \
+             'code', $8::text)), \
            scheduled_at = now() + make_interval(secs => $5), \
            finalized_at = CASE WHEN d.next = 'retryable' THEN NULL ELSE now() END, \
            lease_owner = NULL, lease_until = NULL \
@@ -302,6 +304,7 @@ async fn record_failure(
     .bind(retry_in.as_secs_f64())
     .bind(only_if_expired)
     .bind(job.attempt)
+    .bind(code)
     .fetch_optional(&mut *tx)
     .await?;
     let outcome = match row {
@@ -364,7 +367,10 @@ pub async fn rescue_expired(pool: &PgPool, backoff: impl Fn(i32) -> Duration) ->
             pool,
             &job,
             &owner,
-            "lease expired: the worker running this job stopped heartbeating (crash, kill or network loss)",
+            (
+                "lease expired: the worker running this job stopped heartbeating (crash, kill or network loss)",
+                Some("lease_expired"),
+            ),
             false,
             backoff(job.attempt),
             true,
