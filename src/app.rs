@@ -4,7 +4,7 @@
 use std::{net::SocketAddr, time::Duration};
 
 use anyhow::Context;
-use axum::Router;
+use axum::{serve::ListenerExt, Router};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -37,6 +37,7 @@ impl Application {
             body_limit: http.body_limit,
             request_timeout: http.request_timeout,
             cors_origins: http.cors_origins.clone(),
+            body_read_timeout: http.body_read_timeout,
         };
         let state = state
             .with_write_limit(http.write_rate_limit, http.write_burst)
@@ -70,8 +71,12 @@ impl Application {
         let addr = self.local_addr();
         tracing::info!(%addr, "listening");
         let signal = shutdown.clone();
+        // Every connection answers hyper's parse errors with problem+json (api::wire).
+        let listener = api::wire::ProblemListener(self.listener).tap_io(|io| {
+            let _ = io.tcp().set_nodelay(true);
+        });
         let serve = axum::serve(
-            self.listener,
+            listener,
             self.router
                 .into_make_service_with_connect_info::<SocketAddr>(),
         )

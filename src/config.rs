@@ -281,6 +281,10 @@ pub struct HttpArgs {
     /// A request taking longer than this is answered with 503.
     #[arg(long, env = "ZEROSCALE_REQUEST_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     pub request_timeout: Duration,
+    /// How long a request body may take to arrive; a client that sends less than its
+    /// Content-Length gets 408 after this, not after the request timeout.
+    #[arg(long, env = "ZEROSCALE_BODY_READ_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
+    pub body_read_timeout: Duration,
     /// After SIGTERM/ctrl-c, how long in-flight requests (and jobs) may take to finish.
     #[arg(long, env = "ZEROSCALE_SHUTDOWN_GRACE", default_value = "30s", value_parser = parse_duration)]
     pub shutdown_grace: Duration,
@@ -373,6 +377,7 @@ impl Default for HttpArgs {
             listen: "127.0.0.1:8080".parse().expect("static address"),
             body_limit: 64 * 1024,
             request_timeout: Duration::from_secs(30),
+            body_read_timeout: Duration::from_secs(5),
             shutdown_grace: Duration::from_secs(30),
             write_rate_limit: 10,
             write_burst: 50,

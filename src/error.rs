@@ -112,6 +112,11 @@ pub enum ApiError {
         /// Seconds until a retry can succeed.
         retry_after_secs: u64,
     },
+    /// The request's body did not arrive within the body read timeout.
+    #[error(
+        "the request body did not arrive within {0} s (is Content-Length larger than the body?)"
+    )]
+    BodyTimeout(u64),
     /// The request did not finish within the configured timeout.
     #[error("the request did not complete within {0} s")]
     Timeout(u64),
@@ -188,6 +193,7 @@ impl ApiError {
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::Timeout(_) | ApiError::Unavailable(_) | ApiError::Database { .. } => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
@@ -211,6 +217,7 @@ impl ApiError {
             ApiError::IdempotencyKeyReused(_) => "idempotency_key_reused",
             ApiError::WrongTargetKind(_) => "wrong_target_kind",
             ApiError::RateLimited { .. } => "rate_limited",
+            ApiError::BodyTimeout(_) => "body_timeout",
             ApiError::Timeout(_) => "timeout",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::Database { code, .. } => code,
@@ -233,6 +240,7 @@ impl ApiError {
             ApiError::IdempotencyKeyReused(_) => "Idempotency key reused",
             ApiError::WrongTargetKind(_) => "Wrong kind of target",
             ApiError::RateLimited { .. } => "Too many requests",
+            ApiError::BodyTimeout(_) => "Request body timed out",
             ApiError::Timeout(_) => "Request timed out",
             ApiError::Unavailable(_) => "Service unavailable",
             ApiError::Database { .. } => "Database unavailable",
@@ -311,6 +319,32 @@ impl IntoResponse for ApiError {
             );
         }
         response
+    }
+}
+
+/// The problem document for an error status some layer answered without one (see
+/// `api::middleware::problem_everywhere` and `api::wire`).
+pub fn generic_problem(status: StatusCode) -> Problem {
+    let (code, detail) = match status.as_u16() {
+        400 => ("bad_request", "the request could not be read: its path, query, headers or body are malformed (for example bytes that are not UTF-8 in a path segment)"),
+        404 => ("not_found", "no route matches this path"),
+        405 => ("method_not_allowed", "method not allowed on this path"),
+        408 => ("body_timeout", "the request did not arrive in time"),
+        413 => ("payload_too_large", "the request body exceeds the size limit of this service (ZEROSCALE_BODY_LIMIT)"),
+        414 => ("uri_too_long", "the request URI is longer than this service accepts"),
+        415 => ("unsupported_media_type", "request bodies must be JSON: send `Content-Type: application/json`"),
+        431 => ("headers_too_large", "the request's headers are larger than this service accepts"),
+        s if s >= 500 => ("internal", "An unexpected error occurred; it has been logged with this request id."),
+        _ => ("bad_request", "the request was refused"),
+    };
+    Problem {
+        r#type: format!("https://zeroscale.dev/problems/{}", code.replace('_', "-")),
+        title: status.canonical_reason().unwrap_or("Error").to_string(),
+        status: status.as_u16(),
+        detail: detail.into(),
+        code: code.into(),
+        request_id: current_request_id(),
+        errors: Vec::new(),
     }
 }
 

@@ -390,8 +390,8 @@ async fn bad_input_is_rejected_and_changes_nothing() {
         .unwrap();
     assert_eq!(
         no_ct.status(),
-        422,
-        "a JSON body without content type is still read as JSON"
+        415,
+        "a body without a content type is refused, as the README says"
     );
     let missing = api
         .req(Method::DELETE, "/components/ic-e/scale-to-zero")

@@ -57,6 +57,8 @@ pub fn if_match(headers: &HeaderMap) -> Result<Option<IfMatch>, ApiError> {
         .unwrap_or(s)
         .strip_prefix('"')
         .and_then(|t| t.strip_suffix('"'))
+        // Versions are positive integers written in digits: "-1" or "+3" is no ETag we issued.
+        .filter(|t| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()))
         .and_then(|t| t.parse().ok())
         .map(|n| Some(IfMatch::Version(n)))
         .ok_or_else(|| {
@@ -247,7 +249,7 @@ async fn apply(
     let if_match = match change.if_match {
         None => None,
         Some(IfMatch::Any) => Some(-1),
-        Some(IfMatch::Version(v)) => Some(v.max(0)),
+        Some(IfMatch::Version(v)) => Some(v),
     };
     let caller = change.caller;
     let recorded: sqlx::postgres::PgRow = sqlx::query(

@@ -24,15 +24,27 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(req, state).await {
+        let limit = req
+            .extensions()
+            .get::<BodyReadTimeout>()
+            .map(|t| t.0)
+            .unwrap_or(std::time::Duration::from_secs(10));
+        let read = tokio::time::timeout(limit, axum::Json::<T>::from_request(req, state)).await;
+        let Ok(read) = read else {
+            return Err(ApiError::BodyTimeout(limit.as_secs().max(1)));
+        };
+        match read {
             Ok(axum::Json(value)) => Ok(ApiJson(value)),
             Err(rejection) => Err(json_rejection(rejection)),
         }
     }
 }
 
-/// Like [`ApiJson`], but an absent body (no bytes, no content type) yields `T::default()`.
-/// This is what makes a bare `curl -X POST .../scale-to-zero` work with all defaults.
+/// Like [`ApiJson`], but an absent body (no bytes) or a JSON `null` yields `T::default()`.
+/// This is what makes a bare `curl -X POST .../scale-to-zero` work with all defaults. A body
+/// must be a JSON object sent as `Content-Type: application/json`: anything else (an array,
+/// which serde would happily read into a struct field by field, a number, a string) is 422,
+/// and a body with no content type is 415.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct OptionalJson<T>(pub T);
 
@@ -44,23 +56,32 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let has_content_type = req.headers().contains_key(header::CONTENT_TYPE);
         let is_json = req
             .headers()
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<mime_type::Mime>().ok())
             .is_some_and(|m| m.is_json());
-        let bytes = Bytes::from_request(req, state)
-            .await
-            .map_err(|r| body_rejection(r.status(), r.body_text()))?;
+        let bytes = read_body(req, state).await?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(OptionalJson(T::default()));
         }
-        if has_content_type && !is_json {
+        if !is_json {
             return Err(unsupported_media_type());
         }
-        // A body without a content type is read as JSON: curl users forget the header.
+        let first = bytes.iter().find(|b| !b.is_ascii_whitespace()).copied();
+        if first != Some(b'{') {
+            return match serde_json::from_slice::<serde_json::Value>(&bytes) {
+                Ok(serde_json::Value::Null) => Ok(OptionalJson(T::default())),
+                Ok(_) => Err(ApiError::invalid_field(
+                    "body",
+                    "must be a JSON object (or empty, or null, for all defaults)",
+                )),
+                Err(e) => Err(ApiError::BadRequest(format!(
+                    "request body is not valid JSON: {e}"
+                ))),
+            };
+        }
         let mut de = serde_json::Deserializer::from_slice(&bytes);
         let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
             let inner = e.inner();
@@ -77,6 +98,25 @@ where
         de.end()
             .map_err(|e| ApiError::BadRequest(format!("request body is not valid JSON: {e}")))?;
         Ok(OptionalJson(value))
+    }
+}
+
+/// How long a request's body may take to arrive, set on each request by the middleware stack
+/// (`--body-read-timeout`): a client that announces more bytes than it sends is cut off after
+/// this, not after the whole request timeout.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyReadTimeout(pub std::time::Duration);
+
+/// The body, within the body read timeout, or the problem that stopped it.
+async fn read_body<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
+    let limit = req
+        .extensions()
+        .get::<BodyReadTimeout>()
+        .map(|t| t.0)
+        .unwrap_or(std::time::Duration::from_secs(10));
+    match tokio::time::timeout(limit, Bytes::from_request(req, state)).await {
+        Ok(read) => read.map_err(|r| body_rejection(r.status(), r.body_text())),
+        Err(_) => Err(ApiError::BodyTimeout(limit.as_secs().max(1))),
     }
 }
 
@@ -184,4 +224,27 @@ pub fn numeric_cursor<T: std::str::FromStr>(cursor: Option<String>) -> Result<Op
             .map(Some)
             .map_err(|_| ApiError::invalid_field("cursor", "not a cursor this service issued")),
     }
+}
+
+/// The cursor of a page of targets: the last stored name of the previous page, base64url
+/// (opaque to clients, and URL-safe whatever the name holds).
+pub fn name_cursor(name: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(name)
+}
+
+/// Reads a cursor [`name_cursor`] issued for targets of `kind`; anything else is refused (422),
+/// as `/audit` refuses a cursor it did not issue.
+pub fn parse_name_cursor(kind: &str, cursor: Option<String>) -> Result<Option<String>, ApiError> {
+    use base64::Engine;
+    let Some(c) = cursor.filter(|c| !c.is_empty()) else {
+        return Ok(None);
+    };
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(c.as_bytes())
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .filter(|name| crate::domain::TargetRef::from_stored(kind, name).is_ok())
+        .map(Some)
+        .ok_or_else(|| ApiError::invalid_field("cursor", "not a cursor this service issued"))
 }

@@ -35,6 +35,8 @@ pub struct StackSettings {
     pub request_timeout: Duration,
     /// Origins CORS allows (empty: CORS off).
     pub cors_origins: Vec<String>,
+    /// How long a request body may take to arrive.
+    pub body_read_timeout: Duration,
 }
 
 /// CORS for the portal's origins: the headers a browser client needs to send and read.
@@ -110,7 +112,11 @@ pub fn apply<S: Clone + Send + Sync + 'static>(
                 .on_failure(()),
         )
         .layer(middleware::from_fn(scope_request_id))
+        .layer(middleware::from_fn(problem_everywhere))
         .layer(middleware::from_fn(super::metrics::track))
+        .layer(axum::Extension(super::extract::BodyReadTimeout(
+            settings.body_read_timeout,
+        )))
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(middleware::from_fn_with_state(
             settings.request_timeout,
@@ -173,6 +179,35 @@ fn make_span<B>(req: &axum::http::Request<B>) -> Span {
         status = Empty,
         latency_ms = Empty,
     )
+}
+
+/// Every error is problem+json, whichever layer made it: a rejection axum or tower-http answers
+/// in plain text (a path segment that is not UTF-8, a body over the limit read by a layer) is
+/// rewritten into the problem document of its status, keeping its other headers (Allow,
+/// Retry-After). Errors hyper answers before any of this runs are rewritten by
+/// `api::wire`.
+async fn problem_everywhere(req: Request, next: Next) -> axum::response::Response {
+    let response = next.run(req).await;
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let is_problem = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"));
+    if is_problem {
+        return response;
+    }
+    let (mut parts, _) = response.into_parts();
+    let problem = crate::error::generic_problem(status);
+    let fresh = crate::error::problem_response(status, &problem);
+    parts.headers.remove(axum::http::header::CONTENT_LENGTH);
+    parts.headers.insert(
+        axum::http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/problem+json"),
+    );
+    axum::response::Response::from_parts(parts, fresh.into_body())
 }
 
 /// Makes the request id available to `ApiError` for the rest of the request.

@@ -13,6 +13,7 @@ pub mod operations;
 pub mod targets;
 pub mod variants;
 pub mod views;
+pub mod wire;
 
 use std::sync::Arc;
 

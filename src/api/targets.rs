@@ -317,13 +317,15 @@ pub async fn list(
     let filter = targets::TargetFilter {
         phase: q.phase,
         name_prefix: super::extract::text_filter("prefix", q.name_prefix)?,
-        after: super::extract::text_filter("cursor", q.cursor.filter(|c| !c.is_empty()))?,
+        after: super::extract::parse_name_cursor(kind.as_str(), q.cursor)?,
         limit: limit + 1,
     };
     let mut rows = targets::list(&state.pool, kind.as_str(), &filter).await?;
     let next_cursor = (rows.len() as i64 > limit).then(|| {
         rows.truncate(limit as usize);
-        rows.last().map(|r| r.name.clone()).unwrap_or_default()
+        rows.last()
+            .map(|r| super::extract::name_cursor(&r.name))
+            .unwrap_or_default()
     });
     let items = rows
         .iter()

@@ -28,8 +28,16 @@ fn check_sagemaker_name(what: &str, s: &str) -> Result<(), String> {
 macro_rules! sagemaker_name {
     ($(#[$doc:meta])* $ty:ident, $what:literal) => {
         $(#[$doc])*
-        #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+        #[derive(Clone, PartialEq, Eq, Hash, Serialize)]
         pub struct $ty(String);
+
+        /// Debug is the quoted name, as users wrote it: messages built with `{:?}` must never
+        /// show the Rust type (`ComponentName("x")`).
+        impl fmt::Debug for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                fmt::Debug::fmt(&self.0, f)
+            }
+        }
 
         impl $ty {
             /// Validates the name against SageMaker's rules.

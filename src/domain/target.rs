@@ -154,9 +154,11 @@ impl fmt::Display for TargetRef {
     /// How messages name the target.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            TargetRef::Component(n) => write!(f, "inference component {n:?}"),
+            // Names are checked to be SageMaker names (letters, digits, hyphens): quoted as the
+            // user wrote them, never through Debug.
+            TargetRef::Component(n) => write!(f, "inference component \"{n}\""),
             TargetRef::EndpointVariant { endpoint, variant } => {
-                write!(f, "variant {variant:?} of endpoint {endpoint:?}")
+                write!(f, "variant \"{variant}\" of endpoint \"{endpoint}\"")
             }
         }
     }
