@@ -158,3 +158,29 @@ pub async fn list(
         .collect();
     Ok(Json(Page { items, next_cursor }))
 }
+
+/// Verify the audit log's hash chain.
+///
+/// Recomputes every link of the chain the workers seal (tamper evidence even against someone
+/// who can disable the log's triggers): `ok` is false when an event was changed or removed, a
+/// link rewritten, or an event older than a minute was never sealed. Compare `head_hash` with
+/// the head the workers log when they seal. Needs the `audit` scope; it reads the whole log.
+#[utoipa::path(get, path = "/audit/verify", tag = "audit",
+    responses(
+        (status = 200, description = "What the verification found", body = audit::Verification),
+        (status = 401, description = "Missing or unknown token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Token lacks the audit scope", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn verify(
+    State(state): State<AppState>,
+    Reader(caller): Reader,
+) -> Result<Json<audit::Verification>, ApiError> {
+    if !caller.has_scope("audit") {
+        return Err(ApiError::Forbidden(format!(
+            "token {:?} lacks the \"audit\" scope GET /audit/verify needs",
+            caller.token_name
+        )));
+    }
+    Ok(Json(audit::verify(&state.pool).await?))
+}

@@ -159,6 +159,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(history::history_routes::variant_rollback))
         .routes(routes!(operations::get_one))
         .routes(routes!(audit::list))
+        .routes(routes!(audit::verify))
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))
         .routes(routes!(metrics::metrics))

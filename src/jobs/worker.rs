@@ -453,6 +453,15 @@ async fn maintain(pool: PgPool, config: WorkerConfig, stop: CancellationToken) {
         if let Err(e) = store::delete_finished_before(&pool, config.retention).await {
             tracing::warn!(error = %e, "job retention failed");
         }
+        match crate::store::audit::seal(&pool).await {
+            Ok(Some(head)) => tracing::info!(
+                position = head.position,
+                head = %hex::encode(&head.hash),
+                "audit chain sealed (keep this line: it anchors GET /audit/verify)"
+            ),
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "sealing the audit chain failed"),
+        }
         match crate::store::idempotency::expire(&pool, config.idempotency_ttl).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(expired = n, "expired idempotency keys"),

@@ -110,3 +110,214 @@ pub async fn list(pool: &PgPool, f: &AuditFilter) -> sqlx::Result<Vec<AuditRow>>
     .fetch_all(pool)
     .await
 }
+
+/// Events sealed per statement.
+const SEAL_BATCH: i64 = 500;
+
+/// The canonical form of an event that the chain hashes: every column, in a fixed order, in a
+/// fixed text form (JSON of a tuple; timestamps in RFC 3339 with microseconds).
+pub fn canonical(e: &AuditRow) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!([
+        e.id,
+        e.at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+        e.actor,
+        e.on_behalf_of,
+        e.source_ip,
+        e.user_agent,
+        e.action,
+        e.target_kind,
+        e.target_name,
+        e.version,
+        e.request_id,
+        e.job_id,
+        e.before,
+        e.after,
+        e.outcome,
+        e.error,
+        e.aws_request_ids,
+    ]))
+    .unwrap_or_default()
+}
+
+/// The link after `prev` for event `e`.
+pub fn link(prev: &[u8], e: &AuditRow) -> Vec<u8> {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    h.update(prev);
+    h.update(canonical(e));
+    h.finalize().to_vec()
+}
+
+const EVENT_COLUMNS: &str = "a.id, a.at, a.actor, a.on_behalf_of, a.source_ip, a.user_agent, a.action, \
+    a.target_kind::text AS target_kind, a.target_name, a.version, a.request_id, a.job_id, a.before, \
+    a.after, a.outcome, a.error, a.aws_request_ids";
+
+/// The sealed head of the chain.
+#[derive(Debug, Clone)]
+pub struct Head {
+    pub position: i64,
+    pub hash: Vec<u8>,
+}
+
+/// Seals the events not sealed yet, oldest first, up to `SEAL_BATCH` per call; safe on every
+/// replica at once (one seals, the others skip). Returns the new head when it moved.
+pub async fn seal(pool: &PgPool) -> sqlx::Result<Option<Head>> {
+    let mut tx = pool.begin().await?;
+    let sealing: bool = sqlx::query_scalar(
+        "SELECT pg_try_advisory_xact_lock(hashtextextended('zeroscale.audit_chain', 0))",
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    if !sealing {
+        return Ok(None);
+    }
+    let last: Option<(i64, Vec<u8>, i64)> = sqlx::query_as(
+        "SELECT position, hash, event_id FROM audit_chain ORDER BY position DESC LIMIT 1",
+    )
+    .fetch_optional(&mut *tx)
+    .await?;
+    let (mut position, mut hash, last_event) = last.unwrap_or((0, vec![0u8; 32], 0));
+    // Events commit in about id order; one that committed late, behind events sealed already,
+    // is sealed now at the end of the chain (its position, not its id, orders the chain). The
+    // look-back bounds the scan; verify reports anything older left unsealed.
+    let events: Vec<AuditRow> = sqlx::query_as(&format!(
+        "SELECT {EVENT_COLUMNS} FROM audit_log a \
+         WHERE a.id > $1 - 1000 AND NOT EXISTS (SELECT 1 FROM audit_chain c WHERE c.event_id = a.id) \
+         ORDER BY a.id LIMIT $2"
+    ))
+    .bind(last_event)
+    .bind(SEAL_BATCH)
+    .fetch_all(&mut *tx)
+    .await?;
+    if events.is_empty() {
+        return Ok(None);
+    }
+    let (mut positions, mut ids, mut prevs, mut hashes) = (vec![], vec![], vec![], vec![]);
+    for e in &events {
+        let next = link(&hash, e);
+        position += 1;
+        positions.push(position);
+        ids.push(e.id);
+        prevs.push(std::mem::replace(&mut hash, next.clone()));
+        hashes.push(next);
+    }
+    sqlx::query(
+        "INSERT INTO audit_chain (position, event_id, prev_hash, hash) \
+         SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bytea[], $4::bytea[])",
+    )
+    .bind(&positions)
+    .bind(&ids)
+    .bind(&prevs)
+    .bind(&hashes)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(Some(Head { position, hash }))
+}
+
+/// What `verify` found.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct Verification {
+    /// True when every sealed event still hashes to its link, the links follow each other, and
+    /// no event older than a minute is left unsealed.
+    pub ok: bool,
+    /// Events in the log.
+    pub events: i64,
+    /// Events sealed in the chain.
+    pub sealed: i64,
+    /// Events older than a minute that are not sealed (deleted links, or a stopped sealer).
+    pub unsealed_old: i64,
+    /// The chain's head (compare it with the head logged when it was sealed).
+    pub head_position: i64,
+    /// Hex SHA-256 of the head link.
+    pub head_hash: Option<String>,
+    /// The first link that does not hold, if any.
+    #[schema(nullable = false)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_broken: Option<Broken>,
+}
+
+/// A link that does not hold.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct Broken {
+    pub position: i64,
+    pub event_id: i64,
+    /// `event_changed`, `link_rewritten` or `position_missing`.
+    pub reason: String,
+}
+
+/// Recomputes the whole chain, `SEAL_BATCH` links at a time.
+pub async fn verify(pool: &PgPool) -> sqlx::Result<Verification> {
+    #[derive(sqlx::FromRow)]
+    struct Link {
+        position: i64,
+        event_id: i64,
+        prev_hash: Vec<u8>,
+        hash: Vec<u8>,
+    }
+    let mut expected_prev = vec![0u8; 32];
+    let mut next_position = 1;
+    let mut first_broken = None;
+    let mut sealed = 0;
+    loop {
+        let links: Vec<Link> = sqlx::query_as(
+            "SELECT position, event_id, prev_hash, hash FROM audit_chain \
+             WHERE position >= $1 ORDER BY position LIMIT $2",
+        )
+        .bind(next_position)
+        .bind(SEAL_BATCH)
+        .fetch_all(pool)
+        .await?;
+        if links.is_empty() {
+            break;
+        }
+        let ids: Vec<i64> = links.iter().map(|l| l.event_id).collect();
+        let events: Vec<AuditRow> = sqlx::query_as(&format!(
+            "SELECT {EVENT_COLUMNS} FROM audit_log a WHERE a.id = ANY($1)"
+        ))
+        .bind(&ids)
+        .fetch_all(pool)
+        .await?;
+        let by_id: std::collections::HashMap<i64, &AuditRow> =
+            events.iter().map(|e| (e.id, e)).collect();
+        for l in &links {
+            sealed += 1;
+            if first_broken.is_none() {
+                let reason = if l.position != next_position {
+                    Some("position_missing")
+                } else if l.prev_hash != expected_prev {
+                    Some("link_rewritten")
+                } else {
+                    match by_id.get(&l.event_id) {
+                        Some(e) if link(&l.prev_hash, e) == l.hash => None,
+                        _ => Some("event_changed"),
+                    }
+                };
+                if let Some(reason) = reason {
+                    first_broken = Some(Broken {
+                        position: l.position,
+                        event_id: l.event_id,
+                        reason: reason.into(),
+                    });
+                }
+            }
+            expected_prev = l.hash.clone();
+            next_position = l.position + 1;
+        }
+    }
+    let (events, unsealed_old): (i64, i64) = sqlx::query_as(
+        "SELECT count(*), count(*) FILTER (WHERE at < now() - interval '1 minute' AND NOT EXISTS \
+           (SELECT 1 FROM audit_chain c WHERE c.event_id = a.id)) FROM audit_log a",
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok(Verification {
+        ok: first_broken.is_none() && unsealed_old == 0,
+        events,
+        sealed,
+        unsealed_old,
+        head_position: next_position - 1,
+        head_hash: (next_position > 1).then(|| hex::encode(&expected_prev)),
+        first_broken,
+    })
+}
