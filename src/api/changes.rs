@@ -52,13 +52,13 @@ pub fn if_match(headers: &HeaderMap) -> Result<Option<IfMatch>, ApiError> {
     if s == "*" {
         return Ok(Some(IfMatch::Any));
     }
-    // RFC 9110 entity tags are quoted: `"3"`, or the weak `W/"3"`.
-    s.strip_prefix("W/")
-        .unwrap_or(s)
-        .strip_prefix('"')
-        .and_then(|t| t.strip_suffix('"'))
+    // RFC 9110 entity tags are quoted: `"3"`, or the weak `W/"3"`. A bare `3` (the quotes
+    // forgotten, or stripped by a client library) means the same.
+    let tag = s.strip_prefix("W/").unwrap_or(s);
+    let bare = tag.strip_prefix('"').and_then(|t| t.strip_suffix('"'));
+    Some(bare.unwrap_or(tag))
         // Versions are positive integers written in digits: "-1" or "+3" is no ETag we issued.
-        .filter(|t| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()))
+        .filter(|t| (1..=9).contains(&t.len()) && t.bytes().all(|b| b.is_ascii_digit()))
         .and_then(|t| t.parse().ok())
         .map(|n| Some(IfMatch::Version(n)))
         .ok_or_else(|| {

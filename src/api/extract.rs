@@ -82,22 +82,32 @@ where
                 ))),
             };
         }
-        let mut de = serde_json::Deserializer::from_slice(&bytes);
-        let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-            let inner = e.inner();
-            if inner.is_syntax() || inner.is_eof() {
-                ApiError::BadRequest(format!("request body is not valid JSON: {inner}"))
-            } else {
-                let path = e.path().to_string();
-                ApiError::invalid_field(
-                    if path == "." { "body".into() } else { path },
-                    inner.to_string(),
-                )
-            }
-        })?;
-        de.end()
+        let mut json: serde_json::Value = serde_json::from_slice(&bytes)
             .map_err(|e| ApiError::BadRequest(format!("request body is not valid JSON: {e}")))?;
+        integral_numbers(&mut json);
+        let value = serde_path_to_error::deserialize(json).map_err(|e| {
+            let path = e.path().to_string();
+            ApiError::invalid_field(
+                if path == "." { "body".into() } else { path },
+                e.inner().to_string(),
+            )
+        })?;
         Ok(OptionalJson(value))
+    }
+}
+
+/// Writes integral floats (`829.0`) as integers: JSON Schema, and so the OpenAPI document,
+/// counts them as integers, and serde would refuse them for an integer field.
+fn integral_numbers(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::Number(n) if n.is_f64() => {
+            if let Some(f) = n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15) {
+                *v = serde_json::Value::from(f as i64);
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(integral_numbers),
+        serde_json::Value::Object(map) => map.values_mut().for_each(integral_numbers),
+        _ => {}
     }
 }
 

@@ -69,6 +69,9 @@ pub async fn enable(
     dry_run: bool,
     headers: &HeaderMap,
 ) -> Result<Response, ApiError> {
+    // Headers are checked for a dry run too: it answers what the real request would.
+    let if_match = changes::if_match(headers)?;
+    let idempotency_key = changes::idempotency_key(headers)?;
     if dry_run {
         return run_dry(state, &target, &spec).await;
     }
@@ -82,8 +85,8 @@ pub async fn enable(
         target,
         enabled: true,
         spec: Some(spec),
-        if_match: changes::if_match(headers)?,
-        idempotency_key: changes::idempotency_key(headers)?,
+        if_match,
+        idempotency_key,
         method: "POST",
         caller,
         rollback_to: None,
