@@ -113,10 +113,7 @@ async fn a_run_that_lost_its_lease_writes_no_phase_audit_event_or_output() {
     .register(Registry::new());
     let handler = registry.get("reconcile").unwrap();
     let _ = handler
-        .run(JobContext {
-            job: stale[0].clone(),
-            pool: app.pool.clone(),
-        })
+        .run(JobContext::new(stale[0].clone(), app.pool.clone()))
         .await;
 
     let applied: i64 = sqlx::query_scalar(

@@ -140,7 +140,14 @@ pub async fn record(
 ) -> Result<ChangeReply, ApiError> {
     let mut create = state.aws.is_none();
     loop {
-        if let Some(reply) = record_once(state, &change, render, create).await? {
+        let slot = state
+            .write_slots
+            .acquire()
+            .await
+            .map_err(|_| ApiError::Unavailable("the service is shutting down".into()))?;
+        let recorded = record_once(state, &change, render, create).await;
+        drop(slot);
+        if let Some(reply) = recorded? {
             if reply.status == StatusCode::ACCEPTED {
                 state.notifier.notify();
             }

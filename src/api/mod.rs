@@ -51,12 +51,16 @@ pub struct AppState {
     pub trusted_proxies: Arc<Vec<ipnet::IpNet>>,
     /// The bearer token `/metrics` asks for (`--metrics-token`); None: open.
     pub metrics_token: Option<Arc<str>>,
+    /// Writes recording at once at most: half the pool, so a burst of writes never takes every
+    /// connection (nor all of Postgres) from the reads.
+    pub write_slots: Arc<tokio::sync::Semaphore>,
 }
 
 impl AppState {
     /// State over a pool (starts the worker notifier on the current runtime).
     pub fn new(pool: PgPool) -> Self {
         let tokens = Arc::new(auth::TokenCache::default());
+        let write_slots = (pool.options().get_max_connections() / 2).max(1) as usize;
         auth::watch_revocations(pool.clone(), tokens.clone());
         Self {
             notifier: crate::jobs::Notifier::start(pool.clone()),
@@ -64,6 +68,7 @@ impl AppState {
             tokens,
             trusted_proxies: Arc::default(),
             metrics_token: None,
+            write_slots: Arc::new(tokio::sync::Semaphore::new(write_slots)),
             aws: None,
             write_limiter: None,
             idempotency_ttl: crate::config::WorkerSettings::default().idempotency_ttl,

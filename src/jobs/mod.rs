@@ -111,12 +111,45 @@ pub struct JobContext {
     pub job: JobRow,
     /// The pool, for the handler's own reads and writes.
     pub pool: PgPool,
+    /// Set when the handler finished the job itself, in its own transaction
+    /// ([`JobContext::finish_in`]): the worker then records nothing more.
+    pub finished: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl JobContext {
     /// This run's fence: writes about the job are no-ops once the run lost its lease.
     pub fn fence(&self) -> Fence {
         self.job.fence()
+    }
+
+    /// A context for a claimed job.
+    pub fn new(job: JobRow, pool: PgPool) -> Self {
+        Self {
+            job,
+            pool,
+            finished: Arc::default(),
+        }
+    }
+
+    /// Completes (`error` None) or discards the job inside the handler's transaction, so its
+    /// end commits together with what the handler records about it. False when this run no
+    /// longer holds the job (nothing written).
+    pub async fn finish_in(
+        &self,
+        conn: &mut PgConnection,
+        output: Option<&Value>,
+        error: Option<&JobError>,
+    ) -> sqlx::Result<bool> {
+        let error = error.map(|e| (e.message.as_str(), e.code.as_deref()));
+        let done = crate::store::jobs::finish_in(conn, &self.fence(), output, error).await?;
+        Ok(done)
+    }
+
+    /// Marks the job as finished by the handler (call after the transaction of
+    /// [`JobContext::finish_in`] committed).
+    pub fn mark_finished(&self) {
+        self.finished
+            .store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Records progress on the job while it runs, so `GET /operations/{id}` shows it; false

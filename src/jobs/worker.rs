@@ -271,13 +271,19 @@ impl Worker {
             // dropped with it: a job never runs twice at once, and the stale run's writes are
             // fenced off anyway.
             let fence = job.fence();
+            let ctx = JobContext::new(job.clone(), pool.clone());
+            let finished = ctx.finished.clone();
             let result = tokio::select! {
-                r = run_handler(&registry, JobContext { job: job.clone(), pool: pool.clone() }, config.job_timeout) => r,
+                r = run_handler(&registry, ctx, config.job_timeout) => r,
                 _ = heartbeat(pool.clone(), fence, config.lease) => {
                     Err(JobError::retryable("lease lost while the job ran"))
                 }
             };
+            let by_handler = finished.load(std::sync::atomic::Ordering::SeqCst);
             let outcome = match result {
+                // The handler ended the job in its own transaction.
+                Ok(_) if by_handler => "completed",
+                Err(_) if by_handler => "discarded",
                 Ok(output) => {
                     let (written, ack) = oneshot::channel();
                     let sent = completions

@@ -92,7 +92,7 @@ impl Reconciler {
         let last_attempt = ctx.job.attempt >= ctx.job.max_attempts;
         match result {
             Ok(()) => {
-                self.finish(&ctx, &target, &row, &report, None).await;
+                self.finish(&ctx, &target, &row, &report, None).await?;
                 Ok(Some(json!(report)))
             }
             // AWS is changing the resource (an endpoint Updating while it scales): not a
@@ -111,8 +111,7 @@ impl Reconciler {
                     // The activity history is often what explains a failure (seed 001).
                     report.last_scaling_failure =
                         observe::last_scaling_problem(&self.aws, &target.owned_names()).await;
-                    self.finish(&ctx, &target, &row, &report, Some(&e.message))
-                        .await;
+                    self.finish(&ctx, &target, &row, &report, Some(&e)).await?;
                 }
                 Err(e)
             }
@@ -246,15 +245,19 @@ impl Reconciler {
         Ok(())
     }
 
-    /// Writes the outcome onto the target (phase, conditions, observed) and the audit log.
+    /// Writes the outcome onto the target (phase, conditions, observed) and the audit log, and
+    /// ends the job (completed, or discarded with `failure`), all in one transaction: a crash
+    /// can neither lose the outcome nor make the re-run audit it twice. A database failure
+    /// here is retried (the re-run finds AWS converged and records the outcome then).
     async fn finish(
         &self,
         ctx: &JobContext,
         target: &TargetRef,
         row: &targets::TargetRow,
         report: &Report,
-        error: Option<&str>,
-    ) {
+        failure: Option<&JobError>,
+    ) -> Result<(), JobError> {
+        let error = failure.map(|e| e.message.as_str());
         let names = target.owned_names();
         let conditions = report::conditions(report, error);
         let phase = match (error, row.enabled) {
@@ -332,17 +335,26 @@ impl Reconciler {
             if !row.enabled && error.is_none() {
                 targets::clear_baseline(&mut tx, row.id).await?;
             }
+            if !ctx.finish_in(&mut tx, Some(&json!(report)), failure).await? {
+                return Ok(false);
+            }
             tx.commit().await.map(|()| true)
         }
         .await;
         match written {
-            Ok(true) => {}
-            Ok(false) => tracing::warn!(
-                job_id = ctx.job.id,
-                attempt = ctx.job.attempt,
-                "this run lost its lease: its outcome is not recorded"
-            ),
-            Err(e) => tracing::warn!(error = %e, "could not record the reconcile's outcome"),
+            Ok(true) => {
+                ctx.mark_finished();
+                Ok(())
+            }
+            Ok(false) => {
+                tracing::warn!(
+                    job_id = ctx.job.id,
+                    attempt = ctx.job.attempt,
+                    "this run lost its lease: its outcome is not recorded"
+                );
+                Err(lost_lease())
+            }
+            Err(e) => Err(JobError::database(e)),
         }
     }
 }

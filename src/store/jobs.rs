@@ -474,3 +474,36 @@ pub async fn join_queued(
     .fetch_optional(conn)
     .await
 }
+
+/// Finishes a run inside the caller's transaction, so the job's end commits with what the run
+/// wrote about it (a target's status, an audit event) or not at all: a crash in between can
+/// neither lose the outcome nor make a re-run record it twice. `error`: None completes the
+/// job; Some discards it with that error (and its code). False (nothing written) when the run
+/// no longer holds the job.
+pub async fn finish_in(
+    conn: &mut PgConnection,
+    fence: &Fence,
+    output: Option<&Value>,
+    error: Option<(&str, Option<&str>)>,
+) -> sqlx::Result<bool> {
+    let (message, code) = error.unzip();
+    let done = sqlx::query(&format!(
+        "UPDATE jobs SET \
+           state = CASE WHEN $5::text IS NULL THEN 'completed'::job_state ELSE 'discarded'::job_state END, \
+           finalized_at = now(), lease_owner = NULL, lease_until = NULL, \
+           output = COALESCE($4, output), \
+           errors = CASE WHEN $5::text IS NULL THEN errors ELSE errors || jsonb_build_array( \
+             jsonb_build_object('attempt', attempt, 'at', now(), 'error', $5::text, \
+               'permanent', true, 'code', $6::text)) END \
+         WHERE {HELD}"
+    ))
+    .bind(fence.id)
+    .bind(&fence.owner)
+    .bind(fence.attempt)
+    .bind(output)
+    .bind(message)
+    .bind(code.flatten())
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}

@@ -1,0 +1,93 @@
+//! Hardening drill (issue 14): a burst of 200 first-time enables while SageMaker takes 2 s per
+//! describe must not stall reads. Alone in its own test binary so that nothing else competes
+//! for the machine while the reads are timed; figures are printed (`--nocapture`).
+
+mod common;
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use common::{aws::SandboxEnv, reconcile::clients, spawn_app_with, TestOptions};
+use serde_json::json;
+use zeroscale::config::HttpArgs;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_first_enables_with_slow_sagemaker_does_not_stall_reads() {
+    let sb = SandboxEnv::demo().await;
+    for op in ["DescribeEndpoint", "DescribeInferenceComponent"] {
+        sb.control("PUT", &format!("/faults/{op}"), json!({"latency_ms": 2000}))
+            .await;
+    }
+    let app = Arc::new(
+        spawn_app_with(TestOptions {
+            aws: Some(clients(&sb.url).await),
+            pool_size: Some(10),
+            http: Some(HttpArgs {
+                write_rate_limit: 0,
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await,
+    );
+    let token = app.token("portal", "read,write").await;
+    // Warm up: the token is cached, the pool is open.
+    for _ in 0..5 {
+        app.client
+            .get(app.url("/components?limit=10"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+    }
+    let started = Instant::now();
+    let writes: Vec<_> = (0..200)
+        .map(|i| {
+            let (app, token) = (app.clone(), token.clone());
+            tokio::spawn(async move {
+                app.client
+                    .post(app.url(&format!("/components/burst-ic-{i}/scale-to-zero")))
+                    .bearer_auth(&token)
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+                    .as_u16()
+            })
+        })
+        .collect();
+    let mut latencies = Vec::new();
+    while writes.iter().any(|w| !w.is_finished()) {
+        let t = Instant::now();
+        let resp = app
+            .client
+            .get(app.url("/components?limit=10"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        latencies.push(t.elapsed().as_secs_f64() * 1000.0);
+        assert_eq!(resp.status(), 200);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let burst = started.elapsed();
+    for w in writes {
+        assert_eq!(w.await.unwrap(), 202);
+    }
+    latencies.sort_by(f64::total_cmp);
+    let at = |q: f64| latencies[((latencies.len() as f64 * q).ceil() as usize).min(latencies.len()) - 1];
+    eprintln!(
+        "drill burst: 200 first-time enables (2 s per SageMaker describe) took {:.1} s; \
+         {} reads during it: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        burst.as_secs_f64(),
+        latencies.len(),
+        at(0.50),
+        at(0.99),
+        latencies.last().unwrap()
+    );
+    assert!(latencies.len() >= 20, "the burst was too short to measure reads");
+    assert!(at(0.99) < 100.0, "reads stalled: p99 {:.1} ms", at(0.99));
+    assert_eq!(app.count("targets").await, 200);
+}
