@@ -35,8 +35,12 @@ async fn seed(sb: &SandboxEnv) -> Vec<String> {
     }))
     .await;
     // Slow AWS: every policy write takes 300 ms.
-    sb.control("PUT", "/faults/PutScalingPolicy", json!({"latency_ms": 300}))
-        .await;
+    sb.control(
+        "PUT",
+        "/faults/PutScalingPolicy",
+        json!({"latency_ms": 300}),
+    )
+    .await;
     names
 }
 
@@ -124,7 +128,12 @@ async fn assert_converged_once(sb: &SandboxEnv, app: &TestApp) {
     for call in sb.calls().await {
         let op = call["operation"].as_str().unwrap_or_default().to_string();
         // Writes AWS accepted (a refused call retried in the same attempt wrote nothing).
-        if !["RegisterScalableTarget", "PutScalingPolicy", "PutMetricAlarm"].contains(&op.as_str())
+        if ![
+            "RegisterScalableTarget",
+            "PutScalingPolicy",
+            "PutMetricAlarm",
+        ]
+        .contains(&op.as_str())
             || !call["error"].is_null()
         {
             continue;
@@ -141,7 +150,10 @@ async fn assert_converged_once(sb: &SandboxEnv, app: &TestApp) {
             })
             .unwrap_or_default();
         let key = if op == "PutScalingPolicy" {
-            format!("{op}:{}", call["params"]["PolicyName"].as_str().unwrap_or_default())
+            format!(
+                "{op}:{}",
+                call["params"]["PolicyName"].as_str().unwrap_or_default()
+            )
         } else {
             op
         };
@@ -220,7 +232,10 @@ async fn two_replicas_one_sigkilled_mid_run_converge_every_target_once() {
         if held >= 4 && completed(&app).await >= 8 {
             break;
         }
-        assert!(Instant::now() < deadline, "the first replica never ran jobs");
+        assert!(
+            Instant::now() < deadline,
+            "the first replica never ran jobs"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     doomed.kill().await.unwrap(); // SIGKILL: no drain, no release
@@ -228,13 +243,12 @@ async fn two_replicas_one_sigkilled_mid_run_converge_every_target_once() {
         .fetch_one(&app.pool)
         .await
         .unwrap();
-    let orphaned: Vec<i64> = sqlx::query_scalar(
-        "SELECT id FROM jobs WHERE state = 'running' AND lease_owner LIKE $1",
-    )
-    .bind(&owner_like)
-    .fetch_all(&app.pool)
-    .await
-    .unwrap();
+    let orphaned: Vec<i64> =
+        sqlx::query_scalar("SELECT id FROM jobs WHERE state = 'running' AND lease_owner LIKE $1")
+            .bind(&owner_like)
+            .fetch_all(&app.pool)
+            .await
+            .unwrap();
     assert!(!orphaned.is_empty());
     wait_all_completed(&app, 120).await;
     let total = started.elapsed();
@@ -244,7 +258,8 @@ async fn two_replicas_one_sigkilled_mid_run_converge_every_target_once() {
             .fetch_all(&app.pool)
             .await
             .unwrap();
-    let secs = |t: chrono::DateTime<chrono::Utc>| (t - killed_at).num_milliseconds() as f64 / 1000.0;
+    let secs =
+        |t: chrono::DateTime<chrono::Utc>| (t - killed_at).num_milliseconds() as f64 / 1000.0;
     let reclaim: Vec<f64> = reclaimed.iter().map(|(a, _)| secs(*a)).collect();
     let done: Vec<f64> = reclaimed.iter().map(|(_, f)| secs(*f)).collect();
     let max = |v: &[f64]| v.iter().cloned().fold(0.0, f64::max);
@@ -398,6 +413,10 @@ async fn postgres_going_away_during_100_enables_loses_and_duplicates_nothing() {
         .fetch_all(&app.pool)
         .await
         .unwrap();
-    assert_eq!(versions, vec![1; N], "a retried change made a second version");
+    assert_eq!(
+        versions,
+        vec![1; N],
+        "a retried change made a second version"
+    );
     assert_converged_once(&sb, &app).await;
 }

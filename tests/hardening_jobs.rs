@@ -548,3 +548,48 @@ async fn job_errors_show_a_code_and_a_sentence_never_driver_text() {
     }
     assert_eq!(error["code"], "database_busy", "{operation}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_ends_its_job_in_the_transaction_that_records_its_outcome() {
+    let (sb, app, token) = api().await;
+    let (status, _, location) =
+        post(&app, &token, "/components/demo-component/scale-to-zero").await;
+    assert_eq!(status, 202);
+    let op: i64 = location
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let claimed = store::claim(&app.pool, "worker-a", 1, Duration::from_secs(60))
+        .await
+        .unwrap();
+    let registry = Reconciler {
+        aws: clients(&sb.url).await,
+        pool: app.pool.clone(),
+    }
+    .register(Registry::new());
+    // The handler returns; the worker that ran it dies before it can record anything more.
+    registry
+        .get("reconcile")
+        .unwrap()
+        .run(JobContext::new(claimed[0].clone(), app.pool.clone()))
+        .await
+        .unwrap();
+    let (state, applied): (String, i64) = sqlx::query_as(
+        "SELECT j.state::text, (SELECT count(*) FROM audit_log WHERE job_id = j.id AND outcome = 'applied') \
+         FROM jobs j WHERE j.id = $1",
+    )
+    .bind(op)
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    // Had the outcome been recorded without ending the job, the rescuer would re-run it and a
+    // second `applied` event would follow.
+    assert_eq!(
+        (state.as_str(), applied),
+        ("completed", 1),
+        "the audit event and the job's end were written apart"
+    );
+}

@@ -172,17 +172,30 @@ enum Lookup {
 }
 
 /// Clears `cache` whenever a token is revoked (on any replica), and whenever the notification
-/// connection comes back (a revocation may have been missed meanwhile).
+/// connection comes back (a revocation may have been missed meanwhile). Ends once the cache is
+/// gone (the application stopped).
 pub fn watch_revocations(pool: sqlx::PgPool, cache: std::sync::Arc<TokenCache>) {
+    let cache = std::sync::Arc::downgrade(&cache);
+    let alive = cache.clone();
+    let clear = move || match cache.upgrade() {
+        Some(cache) => {
+            cache.clear();
+            true
+        }
+        None => false,
+    };
     tokio::spawn(async move {
         loop {
             match sqlx::postgres::PgListener::connect_with(&pool).await {
                 Ok(mut listener) => {
                     if listener.listen(tokens::REVOKED_CHANNEL).await.is_ok() {
-                        cache.clear();
+                        if !clear() {
+                            return;
+                        }
                         loop {
                             match listener.try_recv().await {
-                                Ok(_) => cache.clear(),
+                                Ok(_) if clear() => {}
+                                Ok(_) => return,
                                 Err(e) => {
                                     tracing::debug!(error = %e, "token revocation notifications interrupted");
                                     break;
@@ -192,6 +205,9 @@ pub fn watch_revocations(pool: sqlx::PgPool, cache: std::sync::Arc<TokenCache>) 
                     }
                 }
                 Err(e) => tracing::debug!(error = %e, "cannot listen for token revocations yet"),
+            }
+            if alive.strong_count() == 0 {
+                return;
             }
             tokio::time::sleep(Duration::from_secs(1)).await;
         }

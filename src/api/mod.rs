@@ -51,8 +51,8 @@ pub struct AppState {
     pub trusted_proxies: Arc<Vec<ipnet::IpNet>>,
     /// The bearer token `/metrics` asks for (`--metrics-token`); None: open.
     pub metrics_token: Option<Arc<str>>,
-    /// Writes recording at once at most: half the pool, so a burst of writes never takes every
-    /// connection (nor all of Postgres) from the reads.
+    /// Writes recording at once at most: the pool less three connections kept for reads, so a
+    /// burst of writes never takes every connection from them.
     pub write_slots: Arc<tokio::sync::Semaphore>,
 }
 
@@ -60,7 +60,7 @@ impl AppState {
     /// State over a pool (starts the worker notifier on the current runtime).
     pub fn new(pool: PgPool) -> Self {
         let tokens = Arc::new(auth::TokenCache::default());
-        let write_slots = (pool.options().get_max_connections() / 2).max(1) as usize;
+        let write_slots = (pool.options().get_max_connections().saturating_sub(3)).max(1) as usize;
         auth::watch_revocations(pool.clone(), tokens.clone());
         Self {
             notifier: crate::jobs::Notifier::start(pool.clone()),

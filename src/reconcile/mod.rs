@@ -335,7 +335,10 @@ impl Reconciler {
             if !row.enabled && error.is_none() {
                 targets::clear_baseline(&mut tx, row.id).await?;
             }
-            if !ctx.finish_in(&mut tx, Some(&json!(report)), failure).await? {
+            if !ctx
+                .finish_in(&mut tx, Some(&json!(report)), failure)
+                .await?
+            {
                 return Ok(false);
             }
             tx.commit().await.map(|()| true)
