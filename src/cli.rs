@@ -79,6 +79,8 @@ async fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
         .with_idempotency_ttl(args.worker.idempotency_ttl);
     let app = Application::build(&args.http, state, None).await?;
     let worker = if args.no_worker {
+        // The workers elsewhere refresh their own gauges; this process's /metrics needs them too.
+        crate::api::metrics::refresh_periodically(pool.clone(), std::time::Duration::from_secs(15));
         None
     } else {
         let config = WorkerConfig::from_settings(&args.worker, args.http.shutdown_grace);

@@ -165,8 +165,9 @@ impl From<sqlx::Error> for ApiError {
                     retry_after_secs: 1,
                     cause: e.to_string(),
                 },
-                // Shutting down, starting up, connection failures.
-                Some(c) if c.starts_with("57P") || c.starts_with("08") => {
+                // Shutting down, starting up, connection failures, out of connections or
+                // other resources.
+                Some(c) if c.starts_with("57P") || c.starts_with("08") || c.starts_with("53") => {
                     unavailable(e.to_string())
                 }
                 _ => ApiError::Internal(anyhow::Error::new(e).context("database error")),

@@ -59,6 +59,9 @@ type Resolved = (String, Vec<String>);
 /// Token lookups by secret hash, briefly cached so auth costs no query on the hot path; lookups
 /// that reach the database are rate-limited per client address.
 pub struct TokenCache {
+    /// Bumped by every `clear`: a lookup that started before a revocation does not cache what
+    /// it read.
+    generation: std::sync::atomic::AtomicU64,
     valid: moka::future::Cache<Vec<u8>, Resolved>,
     unknown: moka::future::Cache<Vec<u8>, ()>,
     /// Database lookups (cache misses) per client address.
@@ -74,6 +77,8 @@ impl Default for TokenCache {
 /// Database lookups of tokens not in the cache, per client address: a client that keeps
 /// sending made-up tokens gets 429 before it reaches the database.
 const LOOKUPS_PER_SECOND: u32 = 5;
+/// Client addresses the limiter tracks before it forgets those with a full budget again.
+const LIMITER_KEYS: usize = 10_000;
 const LOOKUP_BURST: u32 = 20;
 
 impl TokenCache {
@@ -82,6 +87,7 @@ impl TokenCache {
         let quota = governor::Quota::per_second(NonZeroU32::new(per_second.max(1)).expect("> 0"))
             .allow_burst(NonZeroU32::new(burst.max(1)).expect("> 0"));
         Self {
+            generation: std::sync::atomic::AtomicU64::new(0),
             valid: moka::future::Cache::builder()
                 .max_capacity(VALID_MAX)
                 .time_to_live(CACHE_TTL)
@@ -96,6 +102,8 @@ impl TokenCache {
 
     /// Forgets every cached lookup (a token was revoked somewhere).
     pub fn clear(&self) {
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         self.valid.invalidate_all();
         self.unknown.invalidate_all();
     }
@@ -118,10 +126,15 @@ impl TokenCache {
         };
         // Concurrent requests with the same uncached token share one lookup (and one unit of
         // the client's lookup budget).
+        let generation = self.generation.load(std::sync::atomic::Ordering::SeqCst);
         let lookup = self
             .valid
             .try_get_with(hash.clone(), async {
                 if let Some(ip) = client {
+                    // Keep the limiter's memory bounded: forget clients whose budget is full.
+                    if self.lookups.len() > LIMITER_KEYS {
+                        self.lookups.retain_recent();
+                    }
                     if let Err(not_until) = self.lookups.check_key(&ip) {
                         let wait = not_until.wait_time_from(governor::clock::Clock::now(
                             &governor::clock::DefaultClock::default(),
@@ -129,9 +142,16 @@ impl TokenCache {
                         return Err(Lookup::Limited(wait.as_secs_f64().ceil().max(1.0) as u64));
                     }
                 }
-                match tokens::find_live_by_prefix(&state.pool, prefix).await {
+                let found = tokens::find_live_by_prefix(&state.pool, prefix).await;
+                let current = self.generation.load(std::sync::atomic::Ordering::SeqCst);
+                match found {
                     Ok(Some(row)) if constant_time_eq(&row.secret_hash, &hash) => {
-                        Ok((row.name, row.scopes))
+                        if current == generation {
+                            Ok((row.name, row.scopes))
+                        } else {
+                            // Read before a revocation landed: answer it, do not cache it.
+                            Err(Lookup::Uncached((row.name, row.scopes)))
+                        }
                     }
                     Ok(_) => Err(Lookup::Unknown),
                     Err(e) => Err(Lookup::Database(ApiError::from(e).to_string_for_log())),
@@ -145,6 +165,7 @@ impl TokenCache {
                     self.unknown.insert(hash, ()).await;
                     Ok(None)
                 }
+                Lookup::Uncached(resolved) => Ok(Some(resolved.clone())),
                 Lookup::Limited(secs) => Err(ApiError::RateLimited {
                     retry_after_secs: *secs,
                 }),
@@ -165,6 +186,8 @@ impl TokenCache {
 enum Lookup {
     /// Unknown or revoked.
     Unknown,
+    /// Found, but read while a revocation was landing: answered, not cached.
+    Uncached(Resolved),
     /// The client is over its lookup budget: retry after this many seconds.
     Limited(u64),
     /// The database failed (the text is for the log only).
@@ -186,20 +209,25 @@ pub fn watch_revocations(pool: sqlx::PgPool, cache: std::sync::Arc<TokenCache>) 
     };
     tokio::spawn(async move {
         loop {
-            match sqlx::postgres::PgListener::connect_with(&pool).await {
+            match crate::store::listener(&pool).await {
                 Ok(mut listener) => {
                     if listener.listen(tokens::REVOKED_CHANNEL).await.is_ok() {
                         if !clear() {
                             return;
                         }
                         loop {
-                            match listener.try_recv().await {
-                                Ok(_) if clear() => {}
-                                Ok(_) => return,
-                                Err(e) => {
+                            let next =
+                                tokio::time::timeout(Duration::from_secs(10), listener.try_recv());
+                            match next.await {
+                                Ok(Ok(_)) if clear() => {}
+                                Ok(Ok(_)) => return,
+                                Ok(Err(e)) => {
                                     tracing::debug!(error = %e, "token revocation notifications interrupted");
                                     break;
                                 }
+                                // Quiet: end with the application, else keep listening.
+                                Err(_) if alive.strong_count() == 0 => return,
+                                Err(_) => {}
                             }
                         }
                     }
@@ -222,7 +250,7 @@ pub fn client_ip(parts: &Parts, trusted: &[ipnet::IpNet]) -> Option<IpAddr> {
     let peer = parts
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip())?;
+        .map(|c| c.0.ip().to_canonical())?;
     let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
     if !is_trusted(&peer) {
         return Some(peer);
@@ -237,7 +265,7 @@ pub fn client_ip(parts: &Parts, trusted: &[ipnet::IpNet]) -> Option<IpAddr> {
         .map(str::trim)
         .collect::<Vec<_>>();
     for hop in hops.iter().rev() {
-        match hop.parse::<IpAddr>() {
+        match hop.parse::<IpAddr>().map(|ip| ip.to_canonical()) {
             Ok(ip) => {
                 client = ip;
                 if !is_trusted(&ip) {

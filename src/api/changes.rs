@@ -154,6 +154,9 @@ pub async fn record(
             return Ok(reply);
         }
         // The target does not exist and nothing was written; the connection is back in the pool.
+        if create {
+            return Err(absent());
+        }
         let aws = state.aws.as_ref().ok_or_else(absent)?;
         // Skipped when AWS is slow, failing or out of budget: it must never block a valid write.
         let check = crate::reconcile::kinds::wrong_kind(aws, &change.target);

@@ -255,7 +255,11 @@ fn to_version(body: &Map<String, Value>) -> Result<i32, ApiError> {
         ));
     }
     body.get("to_version")
-        .and_then(Value::as_i64)
+        // `2.0` is a whole number too (JSON Schema's integer).
+        .and_then(|v| {
+            v.as_i64()
+                .or_else(|| v.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i64))
+        })
         .and_then(|n| i32::try_from(n).ok())
         .filter(|n| *n >= 1)
         .ok_or_else(|| {

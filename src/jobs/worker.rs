@@ -10,7 +10,7 @@ use std::{
 };
 
 use futures::FutureExt;
-use sqlx::{postgres::PgListener, PgPool};
+use sqlx::PgPool;
 use tokio::{
     sync::{mpsc, oneshot, Notify},
     task::JoinSet,
@@ -384,17 +384,28 @@ async fn record_failure(
 }
 
 /// Renews the lease every third of it; returns (and so stops the handler) when the lease is
-/// lost: the database says another run holds the job, or no renewal succeeded for a whole lease
-/// (the rescuer may have handed the job to another worker by now).
+/// lost: the database says another run holds the job, or no renewal succeeded in time. Each
+/// renewal is bounded by a client-side timeout (a partitioned network must not hang it), and
+/// the run stops a third of a lease before the last renewal it sent could expire, so it has
+/// stopped before any rescuer may take the job.
 async fn heartbeat(pool: PgPool, fence: store::Fence, lease: Duration) {
-    let mut tick = tokio::time::interval((lease / 3).max(Duration::from_millis(10)));
+    let every = (lease / 3).max(Duration::from_millis(10));
+    let deadline = |sent: tokio::time::Instant| sent + lease.saturating_sub(every);
+    let mut valid_until = deadline(tokio::time::Instant::now());
+    let mut tick = tokio::time::interval(every);
     tick.tick().await;
-    let mut renewed = Instant::now();
     loop {
-        tick.tick().await;
-        match store::heartbeat(&pool, &fence, lease).await {
-            Ok(true) => renewed = Instant::now(),
-            Ok(false) => {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = tokio::time::sleep_until(valid_until) => {
+                tracing::warn!(job_id = fence.id, "lease not renewed in time; stopping this run");
+                return;
+            }
+        }
+        let sent = tokio::time::Instant::now();
+        match tokio::time::timeout(every, store::heartbeat(&pool, &fence, lease)).await {
+            Ok(Ok(true)) => valid_until = deadline(sent),
+            Ok(Ok(false)) => {
                 tracing::warn!(
                     job_id = fence.id,
                     attempt = fence.attempt,
@@ -402,16 +413,8 @@ async fn heartbeat(pool: PgPool, fence: store::Fence, lease: Duration) {
                 );
                 return;
             }
-            Err(e) => {
-                tracing::warn!(job_id = fence.id, error = %e, "heartbeat failed");
-                if renewed.elapsed() >= lease {
-                    tracing::warn!(
-                        job_id = fence.id,
-                        "lease expired without renewal; stopping this run"
-                    );
-                    return;
-                }
-            }
+            Ok(Err(e)) => tracing::warn!(job_id = fence.id, error = %e, "heartbeat failed"),
+            Err(_) => tracing::warn!(job_id = fence.id, "heartbeat timed out"),
         }
     }
 }
@@ -420,7 +423,7 @@ async fn heartbeat(pool: PgPool, fence: store::Fence, lease: Duration) {
 /// (the poll covers notifications missed meanwhile).
 async fn listen(pool: PgPool, wake: Arc<Notify>, stop: CancellationToken) {
     while !stop.is_cancelled() {
-        match PgListener::connect_with(&pool).await {
+        match crate::store::listener(&pool).await {
             Ok(mut listener) => {
                 if let Err(e) = listener.listen(store::NOTIFY_CHANNEL).await {
                     tracing::warn!(error = %e, "LISTEN failed");
@@ -459,7 +462,7 @@ async fn maintain(pool: PgPool, config: WorkerConfig, stop: CancellationToken) {
         if let Err(e) = store::delete_finished_before(&pool, config.retention).await {
             tracing::warn!(error = %e, "job retention failed");
         }
-        match crate::store::audit::seal(&pool).await {
+        match crate::store::audit::seal_all(&pool, 40).await {
             Ok(Some(head)) => tracing::info!(
                 position = head.position,
                 head = %hex::encode(&head.hash),

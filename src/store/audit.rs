@@ -157,10 +157,32 @@ const EVENT_COLUMNS: &str = "a.id, a.at, a.actor, a.on_behalf_of, a.source_ip, a
 pub struct Head {
     pub position: i64,
     pub hash: Vec<u8>,
+    /// Events this call sealed.
+    pub sealed: usize,
 }
 
-/// Seals the events not sealed yet, oldest first, up to `SEAL_BATCH` per call; safe on every
-/// replica at once (one seals, the others skip). Returns the new head when it moved.
+/// Seals every event not sealed yet, oldest first, `SEAL_BATCH` per transaction (at most
+/// `rounds` of them); safe on every replica at once (one seals, the others skip). Returns the
+/// new head when it moved.
+pub async fn seal_all(pool: &PgPool, rounds: usize) -> sqlx::Result<Option<Head>> {
+    let mut head = None;
+    for _ in 0..rounds {
+        match seal(pool).await? {
+            Some(h) => {
+                let full = h.sealed == SEAL_BATCH as usize;
+                head = Some(h);
+                if !full {
+                    break;
+                }
+            }
+            None => break,
+        }
+    }
+    Ok(head)
+}
+
+/// Seals up to `SEAL_BATCH` events not sealed yet, oldest first. Returns the new head when it
+/// moved.
 pub async fn seal(pool: &PgPool) -> sqlx::Result<Option<Head>> {
     let mut tx = pool.begin().await?;
     let sealing: bool = sqlx::query_scalar(
@@ -171,21 +193,27 @@ pub async fn seal(pool: &PgPool) -> sqlx::Result<Option<Head>> {
     if !sealing {
         return Ok(None);
     }
-    let last: Option<(i64, Vec<u8>, i64)> = sqlx::query_as(
-        "SELECT position, hash, event_id FROM audit_chain ORDER BY position DESC LIMIT 1",
+    let last: Option<(i64, Vec<u8>, DateTime<Utc>)> = sqlx::query_as(
+        "SELECT c.position, c.hash, a.at FROM audit_chain c JOIN audit_log a ON a.id = c.event_id \
+         ORDER BY c.position DESC LIMIT 1",
     )
     .fetch_optional(&mut *tx)
     .await?;
-    let (mut position, mut hash, last_event) = last.unwrap_or((0, vec![0u8; 32], 0));
+    let (mut position, mut hash, last_at) = match last {
+        Some((p, h, at)) => (p, h, Some(at)),
+        None => (0, vec![0u8; 32], None),
+    };
     // Events commit in about id order; one that committed late, behind events sealed already,
     // is sealed now at the end of the chain (its position, not its id, orders the chain). The
-    // look-back bounds the scan; verify reports anything older left unsealed.
+    // look-back (events written up to ten minutes before the last one sealed: far longer than
+    // any transaction may last under statement_timeout) bounds the scan.
     let events: Vec<AuditRow> = sqlx::query_as(&format!(
         "SELECT {EVENT_COLUMNS} FROM audit_log a \
-         WHERE a.id > $1 - 1000 AND NOT EXISTS (SELECT 1 FROM audit_chain c WHERE c.event_id = a.id) \
+         WHERE ($1::timestamptz IS NULL OR a.at > $1 - interval '10 minutes') \
+           AND NOT EXISTS (SELECT 1 FROM audit_chain c WHERE c.event_id = a.id) \
          ORDER BY a.id LIMIT $2"
     ))
-    .bind(last_event)
+    .bind(last_at)
     .bind(SEAL_BATCH)
     .fetch_all(&mut *tx)
     .await?;
@@ -212,7 +240,11 @@ pub async fn seal(pool: &PgPool) -> sqlx::Result<Option<Head>> {
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
-    Ok(Some(Head { position, hash }))
+    Ok(Some(Head {
+        position,
+        hash,
+        sealed: events.len(),
+    }))
 }
 
 /// What `verify` found.

@@ -361,6 +361,7 @@ pub async fn rescue_expired(pool: &PgPool, backoff: impl Fn(i32) -> Duration) ->
     .fetch_all(pool)
     .await?;
     let mut rescued = 0;
+    let mut failed = None;
     for job in expired {
         let owner = job.lease_owner.clone().unwrap_or_default();
         let outcome = record_failure(
@@ -375,12 +376,18 @@ pub async fn rescue_expired(pool: &PgPool, backoff: impl Fn(i32) -> Duration) ->
             backoff(job.attempt),
             true,
         )
-        .await?;
-        if outcome != FailOutcome::LeaseLost {
-            rescued += 1;
+        .await;
+        match outcome {
+            Ok(FailOutcome::LeaseLost) => {}
+            Ok(_) => rescued += 1,
+            // One job's failure (a lock timeout on its target) must not hold up the others.
+            Err(e) => failed = Some(e),
         }
     }
-    Ok(rescued)
+    match failed {
+        Some(e) if rescued == 0 => Err(e),
+        _ => Ok(rescued),
+    }
 }
 
 /// Cancels a queued job. Running jobs are not interrupted (their handler is idempotent and

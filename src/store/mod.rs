@@ -84,6 +84,18 @@ pub async fn connect(db: &DbArgs) -> anyhow::Result<PgPool> {
         .with_context(|| format!("cannot connect to {}", db.database_url.redacted()))
 }
 
+/// A LISTEN connection of its own, outside `pool` (a listener on a pooled connection would
+/// hold one of the pool's connections for good), with the pool's settings.
+pub async fn listener(pool: &PgPool) -> sqlx::Result<sqlx::postgres::PgListener> {
+    let own = PgPoolOptions::new()
+        .max_connections(1)
+        .max_lifetime(None)
+        .idle_timeout(None)
+        .connect_with((*pool.connect_options()).clone())
+        .await?;
+    sqlx::postgres::PgListener::connect_with(&own).await
+}
+
 /// Applies pending migrations. sqlx's migrator holds a Postgres advisory lock while it runs, so
 /// several replicas starting together apply each migration exactly once.
 pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
@@ -97,13 +109,14 @@ pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
         .execute(&mut *conn)
         .await?;
     let ran = MIGRATOR.run(&mut *conn).await;
-    sqlx::query("RESET statement_timeout")
+    let reset = sqlx::raw_sql("RESET statement_timeout; RESET lock_timeout")
         .execute(&mut *conn)
-        .await?;
-    sqlx::query("RESET lock_timeout")
-        .execute(&mut *conn)
-        .await?;
+        .await;
     ran.context("running database migrations")?;
+    if reset.is_err() {
+        // The connection is in doubt: do not hand it back to the pool.
+        conn.detach();
+    }
     Ok(())
 }
 
