@@ -5,7 +5,6 @@ mod common;
 
 use std::time::Duration;
 
-use aws_sdk_applicationautoscaling::types::ServiceNamespace;
 use common::{aws::SandboxEnv, proxy::Proxy, spawn_app_with, TestApp, TestOptions};
 use serde_json::{json, Value};
 use tokio::task::JoinHandle;
@@ -107,27 +106,8 @@ async fn seed_components(sb: &SandboxEnv, n: usize) -> Vec<String> {
 
 async fn assert_no_duplicates(sb: &SandboxEnv, n: usize) {
     // Every list pages (10 policies, 50 targets and alarms a page): follow NextToken.
-    let targets = sb
-        .aas
-        .describe_scalable_targets()
-        .service_namespace(ServiceNamespace::Sagemaker)
-        .into_paginator()
-        .items()
-        .send()
-        .collect::<Result<Vec<_>, _>>()
-        .await
-        .unwrap();
+    let (targets, policies) = sb.all_targets_and_policies().await;
     assert_eq!(targets.len(), n);
-    let policies = sb
-        .aas
-        .describe_scaling_policies()
-        .service_namespace(ServiceNamespace::Sagemaker)
-        .into_paginator()
-        .items()
-        .send()
-        .collect::<Result<Vec<_>, _>>()
-        .await
-        .unwrap();
     assert_eq!(policies.len(), 2 * n);
     let alarms = sb
         .cw

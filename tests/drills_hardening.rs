@@ -9,7 +9,6 @@ use std::{
     time::{Duration, Instant},
 };
 
-use aws_sdk_applicationautoscaling::types::ServiceNamespace;
 use common::{aws::SandboxEnv, spawn_app_with, TestApp, TestOptions};
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
@@ -76,27 +75,8 @@ async fn wait_all_completed(app: &TestApp, secs: u64) {
 /// change has exactly one `accepted` and one `applied` event, and no AWS write was repeated
 /// beyond the attempts its job made.
 async fn assert_converged_once(sb: &SandboxEnv, app: &TestApp) {
-    let targets = sb
-        .aas
-        .describe_scalable_targets()
-        .service_namespace(ServiceNamespace::Sagemaker)
-        .into_paginator()
-        .items()
-        .send()
-        .collect::<Result<Vec<_>, _>>()
-        .await
-        .unwrap();
+    let (targets, policies) = sb.all_targets_and_policies().await;
     assert_eq!(targets.len(), N);
-    let policies = sb
-        .aas
-        .describe_scaling_policies()
-        .service_namespace(ServiceNamespace::Sagemaker)
-        .into_paginator()
-        .items()
-        .send()
-        .collect::<Result<Vec<_>, _>>()
-        .await
-        .unwrap();
     assert_eq!(policies.len(), 2 * N);
     let ready: i64 = sqlx::query_scalar("SELECT count(*) FROM targets WHERE phase = 'ready'")
         .fetch_one(&app.pool)

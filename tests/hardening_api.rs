@@ -130,8 +130,25 @@ async fn revocation_bites_at_once() {
             .send()
     };
     assert_eq!(get().await.unwrap().status(), 200);
-    // Give the revocation listener its connection (it is up long before a real revocation).
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Wait for the revocation listener's connection (it is up long before a real revocation).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let listening: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+             AND query ILIKE 'LISTEN%zeroscale_token_revoked%'",
+        )
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+        if listening > 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the revocation listener never connected"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     assert!(zeroscale::store::tokens::revoke(&app.pool, "leaving")
         .await
         .unwrap());

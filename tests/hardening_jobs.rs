@@ -66,13 +66,31 @@ async fn post(app: &TestApp, token: &str, path: &str) -> (u16, Value, Option<Str
     (status, resp.json().await.unwrap_or(Value::Null), location)
 }
 
-async fn reconciler_worker(sb: &SandboxEnv, app: &TestApp) -> CancellationToken {
-    let pool = PgPool::connect(&app.db.url).await.unwrap();
-    let registry = Reconciler {
+/// Enables demo-component; the operation's id.
+async fn enable_demo_component(app: &TestApp, token: &str) -> i64 {
+    let (status, _, location) = post(app, token, "/components/demo-component/scale-to-zero").await;
+    assert_eq!(status, 202);
+    location
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+/// The reconcile handler over `pool`, against the sandbox.
+async fn reconciler(sb: &SandboxEnv, pool: &PgPool) -> Registry {
+    Reconciler {
         aws: clients(&sb.url).await,
         pool: pool.clone(),
     }
-    .register(Registry::new());
+    .register(Registry::new())
+}
+
+async fn reconciler_worker(sb: &SandboxEnv, app: &TestApp) -> CancellationToken {
+    let pool = PgPool::connect(&app.db.url).await.unwrap();
+    let registry = reconciler(sb, &pool).await;
     let stop = CancellationToken::new();
     tokio::spawn(Worker::new(pool, registry, config(Duration::from_secs(10))).run(stop.clone()));
     stop
@@ -81,16 +99,7 @@ async fn reconciler_worker(sb: &SandboxEnv, app: &TestApp) -> CancellationToken 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_that_lost_its_lease_writes_no_phase_audit_event_or_output() {
     let (sb, app, token) = api().await;
-    let (status, _, location) =
-        post(&app, &token, "/components/demo-component/scale-to-zero").await;
-    assert_eq!(status, 202);
-    let op: i64 = location
-        .unwrap()
-        .rsplit('/')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let op = enable_demo_component(&app, &token).await;
     let lease = Duration::from_secs(60);
     let stale = store::claim(&app.pool, "worker-a", 1, lease).await.unwrap();
     assert_eq!(stale[0].id, op);
@@ -106,11 +115,7 @@ async fn a_run_that_lost_its_lease_writes_no_phase_audit_event_or_output() {
     let current = store::claim(&app.pool, "worker-a", 1, lease).await.unwrap();
     assert_eq!((current[0].id, current[0].attempt), (op, 2));
 
-    let registry = Reconciler {
-        aws: clients(&sb.url).await,
-        pool: app.pool.clone(),
-    }
-    .register(Registry::new());
+    let registry = reconciler(&sb, &app.pool).await;
     let handler = registry.get("reconcile").unwrap();
     let _ = handler
         .run(JobContext::new(stale[0].clone(), app.pool.clone()))
@@ -505,11 +510,7 @@ async fn job_errors_show_a_code_and_a_sentence_never_driver_text() {
         .connect_with(options)
         .await
         .unwrap();
-    let registry = Reconciler {
-        aws: clients(&sb.url).await,
-        pool: pool.clone(),
-    }
-    .register(Registry::new());
+    let registry = reconciler(&sb, &pool).await;
     let stop = CancellationToken::new();
     tokio::spawn(Worker::new(pool, registry, config(Duration::from_secs(10))).run(stop.clone()));
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -552,24 +553,11 @@ async fn job_errors_show_a_code_and_a_sentence_never_driver_text() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_ends_its_job_in_the_transaction_that_records_its_outcome() {
     let (sb, app, token) = api().await;
-    let (status, _, location) =
-        post(&app, &token, "/components/demo-component/scale-to-zero").await;
-    assert_eq!(status, 202);
-    let op: i64 = location
-        .unwrap()
-        .rsplit('/')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let op = enable_demo_component(&app, &token).await;
     let claimed = store::claim(&app.pool, "worker-a", 1, Duration::from_secs(60))
         .await
         .unwrap();
-    let registry = Reconciler {
-        aws: clients(&sb.url).await,
-        pool: app.pool.clone(),
-    }
-    .register(Registry::new());
+    let registry = reconciler(&sb, &app.pool).await;
     // The handler returns; the worker that ran it dies before it can record anything more.
     registry
         .get("reconcile")

@@ -187,6 +187,10 @@ async fn a_dropped_worker_has_its_job_rescued_and_run_again() {
     let id = enqueue(&pool, "work", Some("component/ic-1"), json!({})).await;
     let first = start(&pool, hang_first(attempts.clone()), fast_config());
     wait_state(&pool, id, JobState::Running, 10).await;
+    // The handler has started (a claim is visible a moment before its handler runs).
+    while attempts.load(Ordering::SeqCst) == 0 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     // Simulate a crash: drop the worker without completing or releasing anything.
     first.task.abort();
     let _ = first.task.await;

@@ -208,11 +208,13 @@ pub fn watch_revocations(pool: sqlx::PgPool, cache: std::sync::Arc<TokenCache>) 
         None => false,
     };
     tokio::spawn(async move {
+        let mut first = true;
         loop {
             match crate::store::listener(&pool).await {
                 Ok(mut listener) => {
                     if listener.listen(tokens::REVOKED_CHANNEL).await.is_ok() {
-                        if !clear() {
+                        // Listening again after a gap: a revocation may have been missed.
+                        if !std::mem::take(&mut first) && !clear() {
                             return;
                         }
                         loop {

@@ -91,23 +91,14 @@ pub async fn store(
     Ok(())
 }
 
-/// Deletes keys older than `ttl`, `jobs::DELETE_BATCH` per statement, until none is left (the
-/// table would otherwise grow forever). Returns how many.
+/// Deletes keys older than `ttl`, in batches (the table would otherwise grow forever). Returns
+/// how many.
 pub async fn expire(pool: &PgPool, ttl: Duration) -> sqlx::Result<u64> {
-    let batch = super::jobs::DELETE_BATCH;
-    let mut total = 0;
-    loop {
-        let done = sqlx::query(
-            "DELETE FROM idempotency_keys WHERE ctid = ANY(ARRAY(SELECT ctid FROM idempotency_keys \
-               WHERE created_at < now() - make_interval(secs => $1) LIMIT $2))",
-        )
-        .bind(ttl.as_secs_f64())
-        .bind(batch)
-        .execute(pool)
-        .await?;
-        total += done.rows_affected();
-        if done.rows_affected() < batch as u64 {
-            return Ok(total);
-        }
-    }
+    super::delete_in_batches(
+        pool,
+        "DELETE FROM idempotency_keys WHERE ctid = ANY(ARRAY(SELECT ctid FROM idempotency_keys \
+           WHERE created_at < now() - make_interval(secs => $1) LIMIT $2))",
+        ttl,
+    )
+    .await
 }

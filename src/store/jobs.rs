@@ -403,30 +403,17 @@ pub async fn cancel(pool: &PgPool, id: i64) -> sqlx::Result<bool> {
     Ok(done.rows_affected() == 1)
 }
 
-/// Rows one retention statement deletes at most: a backlog of a million finished jobs is
-/// deleted in short statements that never hold many locks or hit the statement timeout.
-pub const DELETE_BATCH: i64 = 1000;
-
-/// Deletes finished jobs older than `age`, `DELETE_BATCH` rows per statement, until none is
-/// left. Returns how many.
+/// Deletes finished jobs older than `age`, in batches. Returns how many.
 pub async fn delete_finished_before(pool: &PgPool, age: Duration) -> sqlx::Result<u64> {
-    let mut total = 0;
-    loop {
-        let done = sqlx::query(
-            "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs \
-               WHERE state IN ('completed', 'discarded', 'cancelled') \
-                 AND finalized_at < now() - make_interval(secs => $1) \
-               LIMIT $2)",
-        )
-        .bind(age.as_secs_f64())
-        .bind(DELETE_BATCH)
-        .execute(pool)
-        .await?;
-        total += done.rows_affected();
-        if done.rows_affected() < DELETE_BATCH as u64 {
-            return Ok(total);
-        }
-    }
+    super::delete_in_batches(
+        pool,
+        "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs \
+           WHERE state IN ('completed', 'discarded', 'cancelled') \
+             AND finalized_at < now() - make_interval(secs => $1) \
+           LIMIT $2)",
+        age,
+    )
+    .await
 }
 
 /// One job by id.

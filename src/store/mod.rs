@@ -84,6 +84,28 @@ pub async fn connect(db: &DbArgs) -> anyhow::Result<PgPool> {
         .with_context(|| format!("cannot connect to {}", db.database_url.redacted()))
 }
 
+/// Rows one clean-up statement deletes at most: a backlog of a million rows is deleted in short
+/// statements that never hold many locks or hit the statement timeout.
+pub const DELETE_BATCH: i64 = 1000;
+
+/// Runs `delete` (a DELETE of at most `$2` rows older than `$1` seconds) until it deletes fewer
+/// than `DELETE_BATCH`; returns how many rows went.
+pub async fn delete_in_batches(pool: &PgPool, delete: &str, age: Duration) -> sqlx::Result<u64> {
+    let mut total = 0;
+    loop {
+        let done = sqlx::query(delete)
+            .bind(age.as_secs_f64())
+            .bind(DELETE_BATCH)
+            .execute(pool)
+            .await?
+            .rows_affected();
+        total += done;
+        if done < DELETE_BATCH as u64 {
+            return Ok(total);
+        }
+    }
+}
+
 /// A LISTEN connection of its own, outside `pool` (a listener on a pooled connection would
 /// hold one of the pool's connections for good), with the pool's settings.
 pub async fn listener(pool: &PgPool) -> sqlx::Result<sqlx::postgres::PgListener> {

@@ -159,4 +159,35 @@ impl SandboxEnv {
             rc.current_copy_count().unwrap(),
         )
     }
+
+    /// Every scalable target and every scaling policy of SageMaker, all pages followed.
+    pub async fn all_targets_and_policies(
+        &self,
+    ) -> (
+        Vec<aws_sdk_applicationautoscaling::types::ScalableTarget>,
+        Vec<aws_sdk_applicationautoscaling::types::ScalingPolicy>,
+    ) {
+        use aws_sdk_applicationautoscaling::types::ServiceNamespace;
+        let targets = self
+            .aas
+            .describe_scalable_targets()
+            .service_namespace(ServiceNamespace::Sagemaker)
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<Result<Vec<_>, _>>()
+            .await
+            .unwrap();
+        let policies = self
+            .aas
+            .describe_scaling_policies()
+            .service_namespace(ServiceNamespace::Sagemaker)
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<Result<Vec<_>, _>>()
+            .await
+            .unwrap();
+        (targets, policies)
+    }
 }
