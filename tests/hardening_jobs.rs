@@ -265,7 +265,7 @@ async fn a_rescue_waits_a_backoff() {
     let rescued = store::rescue_expired(&app.pool, |_| Duration::from_secs(30))
         .await
         .unwrap();
-    assert_eq!(rescued, 1);
+    assert_eq!(rescued.rescued, 1);
     let wait: f64 = sqlx::query_scalar(
         "SELECT EXTRACT(EPOCH FROM scheduled_at - now())::float8 FROM jobs WHERE id = $1",
     )
@@ -580,4 +580,55 @@ async fn a_run_ends_its_job_in_the_transaction_that_records_its_outcome() {
         ("completed", 1),
         "the audit event and the job's end were written apart"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_the_engine_discards_leaves_its_target_failed_and_audited() {
+    let (sb, app, token) = api().await;
+    let op = enable_demo_component(&app, &token).await;
+    // Its last attempt, and AWS slower than the job may take: the engine discards it.
+    sqlx::query("UPDATE jobs SET max_attempts = 1 WHERE id = $1")
+        .bind(op)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    sb.control(
+        "PUT",
+        "/faults/DescribeInferenceComponent",
+        json!({"latency_ms": 3000}),
+    )
+    .await;
+    let registry = reconciler(&sb, &app.pool).await;
+    let stop = CancellationToken::new();
+    let config = WorkerConfig {
+        job_timeout: Duration::from_millis(500),
+        ..config(Duration::from_secs(10))
+    };
+    tokio::spawn(Worker::new(app.pool.clone(), registry, config).run(stop.clone()));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (phase, failed): (String, i64) = sqlx::query_as(
+            "SELECT phase::text, (SELECT count(*) FROM audit_log WHERE job_id = $1 AND outcome = 'failed') \
+             FROM targets",
+        )
+        .bind(op)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+        if phase == "failed" && failed == 1 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the target stayed {phase:?} with {failed} failed event(s)"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    stop.cancel();
+    let state: String = sqlx::query_scalar("SELECT state::text FROM jobs WHERE id = $1")
+        .bind(op)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(state, "discarded");
 }

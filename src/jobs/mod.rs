@@ -166,6 +166,15 @@ pub type HandlerFuture = Pin<Box<dyn Future<Output = Result<Option<Value>, JobEr
 pub trait JobHandler: Send + Sync + 'static {
     /// Runs the job; `Ok(output)` completes it.
     fn run(&self, ctx: JobContext) -> HandlerFuture;
+
+    /// Called after the engine, not the handler, discarded a job of this kind: a timeout, a
+    /// panic or a lost lease on its last attempt, or a rescue of its last attempt. The handler
+    /// records the outcome where its users look (the job's errors already hold it). It may be
+    /// called again for the same job after a crash, so it must be idempotent. Default: nothing.
+    fn on_discarded(&self, job: JobRow, error: String) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+        let _ = (job, error);
+        Box::pin(async {})
+    }
 }
 
 impl<F, Fut> JobHandler for F

@@ -151,6 +151,7 @@ impl Worker {
         tokio::spawn(listen(self.pool.clone(), wake.clone(), background.clone()));
         tokio::spawn(maintain(
             self.pool.clone(),
+            self.registry.clone(),
             self.config.clone(),
             background.clone(),
         ));
@@ -306,7 +307,16 @@ impl Worker {
                         }
                     }
                 }
-                Err(e) => record_failure(&pool, &job, &owner, &config.retry, e).await,
+                Err(e) => {
+                    let message = e.message.clone();
+                    let outcome = record_failure(&pool, &job, &owner, &config.retry, e).await;
+                    if outcome == "discarded" {
+                        if let Some(handler) = registry.get(&kind) {
+                            handler.on_discarded(job.clone(), message).await;
+                        }
+                    }
+                    outcome
+                }
             };
             metrics::histogram!("zeroscale_job_run_seconds", "kind" => kind.clone(), "outcome" => outcome)
                 .record(started.elapsed().as_secs_f64());
@@ -447,15 +457,27 @@ async fn listen(pool: PgPool, wake: Arc<Notify>, stop: CancellationToken) {
 }
 
 /// Rescue, retention and queue gauges, periodically. Safe on every replica at once.
-async fn maintain(pool: PgPool, config: WorkerConfig, stop: CancellationToken) {
+async fn maintain(
+    pool: PgPool,
+    registry: Arc<Registry>,
+    config: WorkerConfig,
+    stop: CancellationToken,
+) {
     let mut tick = tokio::time::interval(config.maintenance_interval);
     loop {
         tokio::select! { _ = stop.cancelled() => return, _ = tick.tick() => {} }
         match store::rescue_expired(&pool, |attempt| config.retry.delay(attempt)).await {
-            Ok(0) => {}
-            Ok(n) => {
-                tracing::warn!(rescued = n, "rescued jobs whose lease expired");
-                metrics::counter!("zeroscale_jobs_rescued_total").increment(n);
+            Ok(r) if r.rescued == 0 => {}
+            Ok(r) => {
+                tracing::warn!(rescued = r.rescued, "rescued jobs whose lease expired");
+                metrics::counter!("zeroscale_jobs_rescued_total").increment(r.rescued);
+                for job in r.discarded {
+                    if let Some(handler) = registry.get(&job.kind) {
+                        handler
+                            .on_discarded(job, "lease expired on the last attempt: the worker running it stopped (crash, kill or network loss)".into())
+                            .await;
+                    }
+                }
             }
             Err(e) => tracing::warn!(error = %e, "rescuing expired jobs failed"),
         }

@@ -57,10 +57,50 @@ pub struct Reconciler {
 impl Reconciler {
     /// Registers the `reconcile` handler.
     pub fn register(self, registry: Registry) -> Registry {
-        registry.register(RECONCILE_JOB, move |ctx: JobContext| {
-            let this = self.clone();
-            async move { this.run(ctx).await }
-        })
+        registry.register(RECONCILE_JOB, self)
+    }
+
+    /// After the engine discarded a reconcile job (a timeout, a panic or a lost lease on its
+    /// last attempt): the target shows `failed` with the reason and the audit log has the
+    /// `failed` outcome, as when the run itself fails for good. Once per job.
+    async fn record_discard(&self, job: jobs::JobRow, error: String) {
+        let arg = |k: &str| job.args[k].as_str().unwrap_or_default().to_string();
+        let (kind, name) = (arg("kind"), arg("name"));
+        let written: sqlx::Result<()> = async {
+            let mut tx = self.pool.begin().await?;
+            let Some(row) = targets::lock(&mut tx, &kind, &name).await? else {
+                return Ok(());
+            };
+            if audit::has_outcome(&mut tx, job.id).await? {
+                return Ok(());
+            }
+            let report = Report {
+                version: row.version,
+                enabled: row.enabled,
+                reason: job.args["reason"].as_str().unwrap_or("change").into(),
+                error: Some(error.clone()),
+                ..Default::default()
+            };
+            let conditions = json!(report::conditions(&report, Some(&error)));
+            targets::set_failed(&mut tx, row.id, row.version, &conditions).await?;
+            let event = audit::NewAuditEvent {
+                actor: "zeroscale".into(),
+                action: if row.enabled { "apply" } else { "disable" }.into(),
+                target_kind: kind.clone(),
+                target_name: name.clone(),
+                version: Some(row.version),
+                job_id: Some(job.id),
+                outcome: "failed".into(),
+                error: Some(error.clone()),
+                ..Default::default()
+            };
+            audit::append(&mut tx, &event).await?;
+            tx.commit().await
+        }
+        .await;
+        if let Err(e) = written {
+            tracing::warn!(job_id = job.id, error = %e, "could not record a discarded job's outcome");
+        }
     }
 
     async fn run(&self, ctx: JobContext) -> Result<Option<Value>, JobError> {
@@ -359,6 +399,22 @@ impl Reconciler {
             }
             Err(e) => Err(JobError::database(e)),
         }
+    }
+}
+
+impl crate::jobs::JobHandler for Reconciler {
+    fn run(&self, ctx: JobContext) -> crate::jobs::HandlerFuture {
+        let this = self.clone();
+        Box::pin(async move { this.run(ctx).await })
+    }
+
+    fn on_discarded(
+        &self,
+        job: jobs::JobRow,
+        error: String,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
+        let this = self.clone();
+        Box::pin(async move { this.record_discard(job, error).await })
     }
 }
 

@@ -73,6 +73,16 @@ pub async fn append(conn: &mut PgConnection, e: &NewAuditEvent) -> sqlx::Result<
     .await
 }
 
+/// Whether job `job_id` already has its outcome (`applied` or `failed`) in the log.
+pub async fn has_outcome(conn: &mut PgConnection, job_id: i64) -> sqlx::Result<bool> {
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM audit_log WHERE job_id = $1 AND outcome IN ('applied', 'failed'))",
+    )
+    .bind(job_id)
+    .fetch_one(conn)
+    .await
+}
+
 /// Filters for reading the log.
 #[derive(Debug, Default)]
 pub struct AuditFilter {

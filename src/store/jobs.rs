@@ -349,18 +349,31 @@ pub async fn release(pool: &PgPool, job: &JobRow, owner: &str) -> sqlx::Result<b
     Ok(done.rows_affected() == 1)
 }
 
+/// What a rescue pass did.
+#[derive(Debug, Default)]
+pub struct Rescue {
+    /// Jobs taken from a dead run.
+    pub rescued: u64,
+    /// Of those, the ones that were on their last attempt, now discarded.
+    pub discarded: Vec<JobRow>,
+}
+
 /// Rescues running jobs whose lease expired (a worker crashed, was killed, or lost the
 /// network): the attempt counts; they become retryable after `backoff(attempt)` (as River
 /// does: a job that kills its worker every time must not spin), discarded if out of attempts,
 /// or cancelled if a newer job for their target is queued. They keep their place in the queue
 /// (`claim` orders by id). Returns how many were rescued.
-pub async fn rescue_expired(pool: &PgPool, backoff: impl Fn(i32) -> Duration) -> sqlx::Result<u64> {
+pub async fn rescue_expired(
+    pool: &PgPool,
+    backoff: impl Fn(i32) -> Duration,
+) -> sqlx::Result<Rescue> {
     let expired: Vec<JobRow> = sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM jobs WHERE state = 'running' AND lease_until < now() ORDER BY id LIMIT 1000"
     ))
     .fetch_all(pool)
     .await?;
     let mut rescued = 0;
+    let mut discarded = Vec::new();
     let mut failed = None;
     for job in expired {
         let owner = job.lease_owner.clone().unwrap_or_default();
@@ -379,6 +392,10 @@ pub async fn rescue_expired(pool: &PgPool, backoff: impl Fn(i32) -> Duration) ->
         .await;
         match outcome {
             Ok(FailOutcome::LeaseLost) => {}
+            Ok(FailOutcome::Discarded) => {
+                rescued += 1;
+                discarded.push(job);
+            }
             Ok(_) => rescued += 1,
             // One job's failure (a lock timeout on its target) must not hold up the others.
             Err(e) => failed = Some(e),
@@ -386,7 +403,7 @@ pub async fn rescue_expired(pool: &PgPool, backoff: impl Fn(i32) -> Duration) ->
     }
     match failed {
         Some(e) if rescued == 0 => Err(e),
-        _ => Ok(rescued),
+        _ => Ok(Rescue { rescued, discarded }),
     }
 }
 

@@ -140,6 +140,26 @@ pub async fn set_status(
     Ok(done.rows_affected() == 1)
 }
 
+/// Marks a target `failed` (if still at `version`) with these conditions, after its job was
+/// discarded by the engine (no run holds it any more, so no fence).
+pub async fn set_failed(
+    conn: &mut PgConnection,
+    id: i64,
+    version: i32,
+    conditions: &Value,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE targets SET phase = CASE WHEN version = $2 THEN 'failed'::target_phase ELSE phase END, \
+           conditions = $3, updated_at = now() WHERE id = $1",
+    )
+    .bind(id)
+    .bind(version)
+    .bind(conditions)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 /// Records what AWS held before zeroscale's first write to the target, unless something was
 /// already recorded; returns what is recorded (the earlier capture wins: it was taken before
 /// any write of ours). See migrations/20261130000001_baseline.sql for the shape. None: the run
