@@ -205,6 +205,13 @@ async fn aws_unreachable_for_a_while_backs_off_then_converges() {
         "retrying while AWS is away: {failing}"
     );
     assert_eq!(failing["errors"][0]["permanent"], false);
+    // A sentence and AWS's code for the failure, never the SDK's debug text.
+    let error = failing["errors"][0]["error"].as_str().unwrap();
+    assert!(
+        !error.contains("ConnectorError") && !error.contains('{'),
+        "SDK debug text reached the client: {error}"
+    );
+    assert_eq!(failing["errors"][0]["code"], "DispatchFailure", "{failing}");
     aws_proxy.restore();
     for op in &ops {
         wait_completed(&app, &token, op, 60).await;
