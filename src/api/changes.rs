@@ -31,6 +31,37 @@ pub fn reconcile_args(kind: &str, name: &str, reason: &str) -> Value {
     json!({"kind": kind, "name": name, "reason": reason})
 }
 
+/// The headers every write takes, described once for the OpenAPI document; `if_match`,
+/// `idempotency_key` and the auth extractor read them.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)] // documents the headers; they are read from the HeaderMap
+pub struct WriteHeaders {
+    /// Makes retries safe: the same key and body replay the first answer.
+    #[param(
+        rename = "Idempotency-Key",
+        nullable = false,
+        pattern = "^[!-~]{1,255}[\\t ]*$"
+    )]
+    idempotency_key: Option<String>,
+    /// Apply only if the target is at this version (its ETag).
+    #[param(
+        rename = "If-Match",
+        nullable = false,
+        pattern = "^(\\*|(W/)?\"[0-9]{1,9}\"|[0-9]{1,9})[\\t ]*$"
+    )]
+    if_match: Option<String>,
+    /// The portal user this call is made for (audited).
+    #[param(
+        rename = "X-On-Behalf-Of",
+        nullable = false,
+        min_length = 1,
+        max_length = 256,
+        pattern = "^[^\\x00-\\x1f\\x7f]+[\\t ]*$"
+    )]
+    x_on_behalf_of: Option<String>,
+}
+
 /// `If-Match` as sent by the caller.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IfMatch {

@@ -70,9 +70,7 @@ pub fn status(target: &TargetRef, row: &TargetRow) -> ComponentStatus {
     params(
         ("name" = String, Path, description = "Inference component name", example = "demo-component", pattern = "^[a-zA-Z0-9]([-a-zA-Z0-9]*[a-zA-Z0-9])?$", max_length = 63),
         EnableQuery,
-        ("Idempotency-Key" = Option<String>, Header, nullable = false, description = "Makes retries safe: same key and body replay the first answer", pattern = "^[!-~]{1,255}[\\t ]*$"),
-        ("If-Match" = Option<String>, Header, nullable = false, description = "Apply only if the component is at this version (its ETag)", pattern = "^(\\*|(W/)?\"[0-9]{1,9}\"|[0-9]{1,9})[\\t ]*$"),
-        ("X-On-Behalf-Of" = Option<String>, Header, nullable = false, description = "The portal user this call is made for (audited)", min_length = 1, max_length = 256, pattern = "^[^\\x00-\\x1f\\x7f]+[\\t ]*$"),
+        crate::api::changes::WriteHeaders,
     ),
     request_body(content = Option<ComponentSpec>, description = "Desired settings; omit for all defaults",
         example = json!({"max_capacity": 4})),
@@ -152,9 +150,7 @@ pub async fn reconcile(
 #[utoipa::path(delete, path = "/components/{name}/scale-to-zero", tag = "components",
     params(
         ("name" = String, Path, description = "Inference component name", pattern = "^[a-zA-Z0-9]([-a-zA-Z0-9]*[a-zA-Z0-9])?$", max_length = 63),
-        ("Idempotency-Key" = Option<String>, Header, nullable = false, description = "Makes retries safe", pattern = "^[!-~]{1,255}[\\t ]*$"),
-        ("If-Match" = Option<String>, Header, nullable = false, description = "Apply only at this version", pattern = "^(\\*|(W/)?\"[0-9]{1,9}\"|[0-9]{1,9})[\\t ]*$"),
-        ("X-On-Behalf-Of" = Option<String>, Header, nullable = false, description = "The portal user this call is made for", min_length = 1, max_length = 256, pattern = "^[^\\x00-\\x1f\\x7f]+[\\t ]*$"),
+        crate::api::changes::WriteHeaders,
     ),
     responses(
         (status = 202, description = "Accepted; poll the operation in Location", body = ComponentChange),

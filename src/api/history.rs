@@ -431,9 +431,7 @@ pub mod history_routes {
         params(
             ("name" = String, Path, description = "Inference component name", pattern = "^[a-zA-Z0-9]([-a-zA-Z0-9]*[a-zA-Z0-9])?$", max_length = 63),
             RollbackQuery,
-            ("Idempotency-Key" = Option<String>, Header, nullable = false, description = "Makes retries safe: same key and body replay the first answer", pattern = "^[!-~]{1,255}[\\t ]*$"),
-            ("If-Match" = Option<String>, Header, nullable = false, description = "Apply only if the component is at this version (its ETag)", pattern = "^(\\*|(W/)?\"[0-9]{1,9}\"|[0-9]{1,9})[\\t ]*$"),
-            ("X-On-Behalf-Of" = Option<String>, Header, nullable = false, description = "The portal user this call is made for (audited)", min_length = 1, max_length = 256, pattern = "^[^\\x00-\\x1f\\x7f]+[\\t ]*$"),
+            crate::api::changes::WriteHeaders,
         ),
         request_body(content = RollbackRequest, description = "The version to restore", example = json!({"to_version": 2})),
         responses(
@@ -547,9 +545,7 @@ pub mod history_routes {
             ("endpoint" = String, Path, description = "Endpoint name", pattern = "^[a-zA-Z0-9](-*[a-zA-Z0-9])*$", max_length = 63),
             ("variant" = String, Path, description = "Production variant name", pattern = "^[a-zA-Z0-9](-*[a-zA-Z0-9])*$", max_length = 63),
             RollbackQuery,
-            ("Idempotency-Key" = Option<String>, Header, nullable = false, description = "Makes retries safe: same key and body replay the first answer", pattern = "^[!-~]{1,255}[\\t ]*$"),
-            ("If-Match" = Option<String>, Header, nullable = false, description = "Apply only if the variant is at this version (its ETag)", pattern = "^(\\*|(W/)?\"[0-9]{1,9}\"|[0-9]{1,9})[\\t ]*$"),
-            ("X-On-Behalf-Of" = Option<String>, Header, nullable = false, description = "The portal user this call is made for (audited)", min_length = 1, max_length = 256, pattern = "^[^\\x00-\\x1f\\x7f]+[\\t ]*$"),
+            crate::api::changes::WriteHeaders,
         ),
         request_body(content = RollbackRequest, description = "The version to restore", example = json!({"to_version": 2})),
         responses(

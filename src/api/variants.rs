@@ -96,9 +96,7 @@ pub fn status(target: &TargetRef, row: &TargetRow) -> VariantStatus {
         ("endpoint" = String, Path, description = "Async-inference endpoint name", example = "demo-async-endpoint", pattern = "^[a-zA-Z0-9]([-a-zA-Z0-9]*[a-zA-Z0-9])?$", max_length = 63),
         ("variant" = String, Path, description = "Production variant name", example = "AllTraffic", pattern = "^[a-zA-Z0-9]([-a-zA-Z0-9]*[a-zA-Z0-9])?$", max_length = 63),
         EnableQuery,
-        ("Idempotency-Key" = Option<String>, Header, nullable = false, description = "Makes retries safe: same key and body replay the first answer", pattern = "^[!-~]{1,255}[\\t ]*$"),
-        ("If-Match" = Option<String>, Header, nullable = false, description = "Apply only if the variant is at this version (its ETag)", pattern = "^(\\*|(W/)?\"[0-9]{1,9}\"|[0-9]{1,9})[\\t ]*$"),
-        ("X-On-Behalf-Of" = Option<String>, Header, nullable = false, description = "The portal user this call is made for (audited)", min_length = 1, max_length = 256, pattern = "^[^\\x00-\\x1f\\x7f]+[\\t ]*$"),
+        crate::api::changes::WriteHeaders,
     ),
     request_body(content = Option<VariantSpec>, description = "Desired settings; omit for all defaults",
         example = json!({"max_capacity": 4})),
@@ -148,9 +146,7 @@ pub async fn enable(
     params(
         ("endpoint" = String, Path, description = "Async-inference endpoint name", pattern = "^[a-zA-Z0-9]([-a-zA-Z0-9]*[a-zA-Z0-9])?$", max_length = 63),
         ("variant" = String, Path, description = "Production variant name", pattern = "^[a-zA-Z0-9]([-a-zA-Z0-9]*[a-zA-Z0-9])?$", max_length = 63),
-        ("Idempotency-Key" = Option<String>, Header, nullable = false, description = "Makes retries safe", pattern = "^[!-~]{1,255}[\\t ]*$"),
-        ("If-Match" = Option<String>, Header, nullable = false, description = "Apply only at this version", pattern = "^(\\*|(W/)?\"[0-9]{1,9}\"|[0-9]{1,9})[\\t ]*$"),
-        ("X-On-Behalf-Of" = Option<String>, Header, nullable = false, description = "The portal user this call is made for", min_length = 1, max_length = 256, pattern = "^[^\\x00-\\x1f\\x7f]+[\\t ]*$"),
+        crate::api::changes::WriteHeaders,
     ),
     responses(
         (status = 202, description = "Accepted; poll the operation in Location", body = VariantChange),

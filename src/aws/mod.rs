@@ -79,6 +79,14 @@ pub fn pacer(per_second: u32) -> Arc<governor::DefaultDirectRateLimiter> {
     )))
 }
 
+/// The pages of a paginated SDK call (`into_paginator().send()`).
+pub type Pages<O, E> = aws_smithy_async::future::pagination_stream::PaginationStream<
+    Result<
+        O,
+        aws_smithy_runtime_api::client::result::SdkError<E, aws_smithy_runtime_api::http::Response>,
+    >,
+>;
+
 impl AwsClients {
     /// Builds the clients. The SDK's own variables (`AWS_REGION`, `AWS_PROFILE`,
     /// `AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_<SERVICE>`, credentials) apply as usual; the flags in
@@ -117,28 +125,18 @@ impl AwsClients {
         &self,
         service: &'static str,
         operation: &'static str,
-        mut pages: aws_smithy_async::future::pagination_stream::PaginationStream<
-            Result<
-                O,
-                aws_smithy_runtime_api::client::result::SdkError<
-                    E,
-                    aws_smithy_runtime_api::http::Response,
-                >,
-            >,
-        >,
+        pages: Pages<O, E>,
     ) -> Result<Vec<O>, AwsFailure>
     where
         E: aws_sdk_sagemaker::error::ProvideErrorMetadata + std::error::Error + 'static,
     {
         let mut out = Vec::new();
-        loop {
-            self.pace().await;
-            match pages.next().await {
-                None => return Ok(out),
-                Some(Ok(page)) => out.push(page),
-                Some(Err(e)) => return Err(AwsFailure::from_sdk(service, operation, e)),
-            }
-        }
+        self.each_page(service, operation, pages, |page| {
+            out.push(page);
+            None::<()>
+        })
+        .await?;
+        Ok(out)
     }
 
     /// Pages through a paginated call until `find` finds what it looks for in a page (the
@@ -147,16 +145,23 @@ impl AwsClients {
         &self,
         service: &'static str,
         operation: &'static str,
-        mut pages: aws_smithy_async::future::pagination_stream::PaginationStream<
-            Result<
-                O,
-                aws_smithy_runtime_api::client::result::SdkError<
-                    E,
-                    aws_smithy_runtime_api::http::Response,
-                >,
-            >,
-        >,
+        pages: Pages<O, E>,
         mut find: impl FnMut(&O) -> Option<T>,
+    ) -> Result<Option<T>, AwsFailure>
+    where
+        E: aws_sdk_sagemaker::error::ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        self.each_page(service, operation, pages, |page| find(&page))
+            .await
+    }
+
+    /// Hands each page, paced, to `each` until it returns `Some` or the pages end.
+    async fn each_page<O, E, T>(
+        &self,
+        service: &'static str,
+        operation: &'static str,
+        mut pages: Pages<O, E>,
+        mut each: impl FnMut(O) -> Option<T>,
     ) -> Result<Option<T>, AwsFailure>
     where
         E: aws_sdk_sagemaker::error::ProvideErrorMetadata + std::error::Error + 'static,
@@ -166,7 +171,7 @@ impl AwsClients {
             match pages.next().await {
                 None => return Ok(None),
                 Some(Ok(page)) => {
-                    if let Some(found) = find(&page) {
+                    if let Some(found) = each(page) {
                         return Ok(Some(found));
                     }
                 }
