@@ -1,5 +1,6 @@
 //! The sandbox's control API (`/_sandbox/...`, JSON): seed resources and quotas, send traffic,
-//! move the clock, reset, read the call log, inject faults, change settings.
+//! move the clock, reset, read the call log, inject faults, change settings, attach an IAM
+//! policy to the caller.
 
 use axum::{
     extract::{Path, Query, State},
@@ -34,6 +35,41 @@ pub(super) fn routes() -> Router<Sandbox> {
         .route("/settings", get(settings_get).put(settings_set))
         .route("/quotas/{instance_type}", put(quota_set))
         .route("/state", get(state))
+        .route("/iam", get(iam_get).put(iam_set))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IamChange {
+    /// The policy document to attach to the caller; null detaches it (an administrator).
+    policy: Option<Value>,
+    /// Whether the service-linked role exists already (default: unchanged).
+    #[serde(default)]
+    service_linked_role: Option<bool>,
+    /// The caller's ARN (default: unchanged).
+    #[serde(default)]
+    caller_arn: Option<String>,
+}
+
+async fn iam_get(State(sb): State<Sandbox>) -> Json<Value> {
+    Json(json!(sb.world().iam))
+}
+
+/// `PUT /_sandbox/iam` with `{"policy": <IAM policy document or null>}`: from then on every
+/// call is authorised against it as AWS would.
+async fn iam_set(State(sb): State<Sandbox>, Json(c): Json<IamChange>) -> Reply {
+    if let Some(doc) = &c.policy {
+        super::iam::validate(doc).map_err(bad)?;
+    }
+    let mut w = sb.world();
+    w.iam.policy = c.policy;
+    if let Some(slr) = c.service_linked_role {
+        w.iam.service_linked_role = slr;
+    }
+    if let Some(arn) = c.caller_arn {
+        w.iam.caller_arn = arn;
+    }
+    Ok(Json(json!(w.iam)))
 }
 
 /// Seeds endpoints (with one variant each), components and quotas:

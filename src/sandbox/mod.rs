@@ -1,16 +1,19 @@
 //! The protocol-level AWS sandbox: an HTTP server that the real AWS SDK clients and the aws CLI
 //! talk to over the real wire protocols (SageMaker, Application Auto Scaling, CloudWatch,
-//! Service Quotas on one port), with AWS's documented semantics, a controllable clock, fault
-//! injection and a log of every call. Control API under `/_sandbox/`.
+//! Service Quotas and STS on one port), with AWS's documented semantics, IAM enforcement of an
+//! attached policy, a controllable clock, fault injection and a log of every call. Control API
+//! under `/_sandbox/`.
 
 pub mod autoscaling;
 pub mod cloudwatch;
 mod control;
+pub mod iam;
 pub mod params;
 pub mod protocol;
 pub mod quotas;
 pub mod sagemaker;
 pub mod sim;
+pub mod sts;
 pub mod world;
 
 use std::{
@@ -201,17 +204,25 @@ async fn aws(State(sb): State<Sandbox>, uri: Uri, headers: HeaderMap, body: Byte
     if latency > 0 {
         tokio::time::sleep(Duration::from_millis(latency)).await;
     }
+    let mut authorized = Vec::new();
     let result = match fault {
         Some(e) => Err(e),
         None => {
             let mut w = sb.world();
             sim::settle(&mut w);
-            let out = match req.service {
-                Service::SageMaker => sagemaker::handle(&mut w, &req.operation, &req.params),
-                Service::AutoScaling => autoscaling::handle(&mut w, &req.operation, &req.params),
-                Service::CloudWatch => cloudwatch::handle(&mut w, &req.operation, &req.params),
-                Service::ServiceQuotas => quotas::handle(&mut w, &req.operation, &req.params),
-            };
+            let checks = iam::checks(&w, req.service, &req.operation, &req.params);
+            authorized = checks.iter().map(|c| c.action.clone()).collect();
+            let (op, p) = (req.operation.as_str(), &req.params);
+            let out = iam::authorize(&w, req.service, &checks).and_then(|()| match req.service {
+                Service::SageMaker => sagemaker::handle(&mut w, op, p),
+                Service::AutoScaling => autoscaling::handle(&mut w, op, p),
+                Service::CloudWatch => cloudwatch::handle(&mut w, op, p),
+                Service::ServiceQuotas => quotas::handle(&mut w, op, p),
+                Service::Sts => sts::handle(&mut w, op, p),
+            });
+            if out.is_ok() {
+                iam::after_success(&mut w, req.service, op, p);
+            }
             drop(w);
             out
         }
@@ -227,12 +238,13 @@ async fn aws(State(sb): State<Sandbox>, uri: Uri, headers: HeaderMap, body: Byte
         protocol: req.protocol,
         params: req.params.clone(),
         error: result.as_ref().err().map(|e| e.code.to_string()),
+        authorized,
         request_id: request_id.clone(),
         response: result.as_ref().ok().cloned(),
     });
     drop(w);
     match result {
-        Ok(out) => protocol::success(req.protocol, &request_id, out),
+        Ok(out) => protocol::success(req.protocol, &req.operation, &request_id, out),
         Err(e) => protocol::error(req.protocol, req.service, &request_id, &e),
     }
 }

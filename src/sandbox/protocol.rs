@@ -1,6 +1,6 @@
 //! Wire protocols: AWS JSON 1.1 (SageMaker, Application Auto Scaling, Service Quotas), AWS JSON
-//! 1.0 (CloudWatch from botocore / the aws CLI) and Smithy RPC v2 CBOR (CloudWatch from the Rust
-//! SDK). Requests decode to one JSON model; responses encode back in the caller's protocol
+//! 1.0 (CloudWatch from botocore / the aws CLI), Smithy RPC v2 CBOR (CloudWatch from the Rust
+//! SDK) and AWS Query (STS: a form-encoded request, an XML answer). Requests decode to one JSON model; responses encode back in the caller's protocol
 //! (shared/docs/wire-protocols.md). Timestamps travel as `{"$ts": <epoch seconds>}` inside the
 //! model and become numbers (JSON) or CBOR tag 1 (CBOR) on the way out.
 
@@ -18,6 +18,7 @@ pub enum Service {
     AutoScaling,
     CloudWatch,
     ServiceQuotas,
+    Sts,
 }
 
 impl Service {
@@ -28,6 +29,7 @@ impl Service {
             Service::AutoScaling => "application-autoscaling",
             Service::CloudWatch => "monitoring",
             Service::ServiceQuotas => "servicequotas",
+            Service::Sts => "sts",
         }
     }
 }
@@ -38,6 +40,8 @@ pub enum Protocol {
     Json11,
     Json10,
     RpcV2Cbor,
+    /// AWS Query: `Action=...&Version=...` form bodies, XML answers (STS).
+    Query,
 }
 
 /// A decoded AWS request.
@@ -88,6 +92,13 @@ pub fn decode(path: &str, headers: &HeaderMap, body: &Bytes) -> Result<AwsReques
             params,
         });
     }
+    let form = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/x-www-form-urlencoded"));
+    if form && !headers.contains_key("x-amz-target") {
+        return decode_query(body);
+    }
     let target = headers
         .get("x-amz-target")
         .and_then(|v| v.to_str().ok())
@@ -113,13 +124,41 @@ pub fn decode(path: &str, headers: &HeaderMap, body: &Bytes) -> Result<AwsReques
     })
 }
 
+/// An AWS Query request (STS is the only service the sandbox answers over it): every form
+/// field but `Action` and `Version` becomes a parameter.
+fn decode_query(body: &Bytes) -> Result<AwsRequest, String> {
+    let mut operation = None;
+    let mut params = Map::new();
+    for (k, v) in url::form_urlencoded::parse(body) {
+        match k.as_ref() {
+            "Action" => operation = Some(v.into_owned()),
+            "Version" if v != "2011-06-15" => {
+                return Err(format!(
+                    "unknown AWS Query API version {v:?} (STS is 2011-06-15)"
+                ))
+            }
+            "Version" => {}
+            _ => {
+                params.insert(k.into_owned(), Value::String(v.into_owned()));
+            }
+        }
+    }
+    Ok(AwsRequest {
+        service: Service::Sts,
+        operation: operation.ok_or("an AWS Query request without Action")?,
+        protocol: Protocol::Query,
+        params: Value::Object(params),
+    })
+}
+
 fn request_id_header(id: &str) -> HeaderValue {
     HeaderValue::from_str(id).unwrap_or(HeaderValue::from_static("0"))
 }
 
-/// Encodes a successful output.
-pub fn success(protocol: Protocol, request_id: &str, output: Value) -> Response {
+/// Encodes a successful output of `operation`.
+pub fn success(protocol: Protocol, operation: &str, request_id: &str, output: Value) -> Response {
     let (content_type, body) = match protocol {
+        Protocol::Query => ("text/xml", query_xml(operation, request_id, &output)),
         Protocol::Json11 => ("application/x-amz-json-1.1", json_bytes(output)),
         Protocol::Json10 => ("application/x-amz-json-1.0", json_bytes(output)),
         Protocol::RpcV2Cbor => ("application/cbor", cbor_bytes(output)),
@@ -143,6 +182,16 @@ pub fn error(protocol: Protocol, service: Service, request_id: &str, err: &AwsEr
     };
     let query_error = format!("{};{fault}", err.code);
     let (content_type, body) = match protocol {
+        Protocol::Query => (
+            "text/xml",
+            format!(
+                "<ErrorResponse xmlns=\"{STS_XMLNS}\"><Error><Type>{fault}</Type><Code>{}</Code><Message>{}</Message></Error><RequestId>{}</RequestId></ErrorResponse>",
+                xml_escape(err.code),
+                xml_escape(&err.message),
+                xml_escape(request_id)
+            )
+            .into_bytes(),
+        ),
         Protocol::Json11 => (
             "application/x-amz-json-1.1",
             json_bytes(serde_json::json!({"__type": err.code, "message": err.message})),
@@ -203,6 +252,34 @@ fn finish(
         h.insert("x-amzn-errortype", code);
     }
     response
+}
+
+/// STS's XML namespace.
+const STS_XMLNS: &str = "https://sts.amazonaws.com/doc/2011-06-15/";
+
+/// An AWS Query answer: `<OpResponse><OpResult>` with one element per output member (the
+/// outputs the sandbox answers over Query are flat strings), then the request id.
+fn query_xml(operation: &str, request_id: &str, output: &Value) -> Vec<u8> {
+    let mut members = String::new();
+    for (k, v) in output.as_object().into_iter().flatten() {
+        let text = v
+            .as_str()
+            .map(str::to_string)
+            .unwrap_or_else(|| v.to_string());
+        members.push_str(&format!("<{k}>{}</{k}>", xml_escape(&text)));
+    }
+    format!(
+        "<{operation}Response xmlns=\"{STS_XMLNS}\"><{operation}Result>{members}</{operation}Result><ResponseMetadata><RequestId>{}</RequestId></ResponseMetadata></{operation}Response>",
+        xml_escape(request_id)
+    )
+    .into_bytes()
+}
+
+fn xml_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 /// Replaces `{"$ts": n}` markers by plain numbers (JSON protocols send epoch seconds).

@@ -197,6 +197,9 @@ pub struct CallRecord {
     pub params: Value,
     /// The error code answered, if any.
     pub error: Option<String>,
+    /// The IAM actions AWS authorises for this call: its own and those AWS checks on the
+    /// caller's behalf (empty for calls that need no permission, and for injected faults).
+    pub authorized: Vec<String>,
     pub request_id: String,
     /// The output answered (None for an error), in the model's shape, for conformance checks.
     pub response: Option<Value>,
@@ -281,6 +284,8 @@ pub struct World {
     pub composite_alarms: BTreeMap<String, String>,
     pub calls: Vec<CallRecord>,
     pub faults: HashMap<String, Fault>,
+    /// The caller's identity and attached policy.
+    pub iam: super::iam::Iam,
     /// Resource ids registered while eventual consistency is on, whose next policy put fails.
     pub fresh_registrations: Vec<String>,
     /// Resource ids registered while eventual consistency is on, which the next

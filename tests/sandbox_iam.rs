@@ -1,0 +1,214 @@
+//! The sandbox authorises calls as AWS does once a policy is attached to its caller, and
+//! answers STS GetCallerIdentity over AWS Query: what `doctor`, start-up and the policy
+//! coverage test rely on.
+
+mod common;
+
+use aws_sdk_sagemaker::error::ProvideErrorMetadata as _;
+use common::aws::{sdk_config, SandboxEnv};
+use serde_json::{json, Value};
+
+fn deploy_policy() -> Value {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/deploy/iam-policy.json"
+    ))
+    .expect("deploy/iam-policy.json");
+    serde_json::from_str(&text).expect("the policy is JSON")
+}
+
+/// The deploy policy without `action` (and without statements left empty).
+pub fn policy_without(action: &str) -> Value {
+    let mut doc = deploy_policy();
+    let statements = doc["Statement"].as_array_mut().unwrap();
+    for st in statements.iter_mut() {
+        if let Some(list) = st["Action"].as_array_mut() {
+            list.retain(|a| a != action);
+        }
+    }
+    statements.retain(|st| st["Action"].as_array().is_some_and(|a| !a.is_empty()));
+    doc
+}
+
+async fn attach(sb: &SandboxEnv, policy: Value) {
+    sb.control("PUT", "/iam", json!({"policy": policy})).await;
+}
+
+#[tokio::test]
+async fn get_caller_identity_over_aws_query() {
+    let sb = SandboxEnv::start().await;
+    // Even a policy that denies everything cannot block GetCallerIdentity.
+    attach(
+        &sb,
+        json!({"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Action": "*", "Resource": "*"}]}),
+    )
+    .await;
+    let sts = aws_sdk_sts::Client::new(&sdk_config(&sb.url).await);
+    let me = sts.get_caller_identity().send().await.unwrap();
+    assert_eq!(me.account(), Some("123456789012"));
+    assert_eq!(
+        me.arn(),
+        Some("arn:aws:sts::123456789012:assumed-role/zeroscale/sandbox")
+    );
+    let calls = sb.calls().await;
+    let last = calls.last().unwrap();
+    assert_eq!(last["service"], "sts");
+    assert_eq!(last["protocol"], "Query");
+    assert_eq!(last["authorized"], json!([]));
+}
+
+#[tokio::test]
+async fn an_attached_policy_denies_what_it_does_not_allow_in_each_protocol() {
+    let sb = SandboxEnv::demo().await;
+    attach(&sb, policy_without("servicequotas:ListServiceQuotas")).await;
+
+    let e = sb
+        .sq
+        .list_service_quotas()
+        .service_code("sagemaker")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Some("AccessDeniedException"));
+    assert_eq!(
+        e.message(),
+        Some("User: arn:aws:sts::123456789012:assumed-role/zeroscale/sandbox is not authorized to perform: servicequotas:ListServiceQuotas because no identity-based policy allows the servicequotas:ListServiceQuotas action")
+    );
+    // What the policy grants still works.
+    sb.sq
+        .list_aws_default_service_quotas()
+        .service_code("sagemaker")
+        .send()
+        .await
+        .unwrap();
+    sb.sm
+        .describe_endpoint()
+        .endpoint_name("demo-endpoint")
+        .send()
+        .await
+        .unwrap();
+
+    // CloudWatch (CBOR, query-compatible) says AccessDenied, on the alarm's ARN.
+    let e = sb
+        .cw
+        .put_metric_alarm()
+        .alarm_name("someone-elses-alarm")
+        .metric_name("M")
+        .namespace("N")
+        .statistic(aws_sdk_cloudwatch::types::Statistic::Sum)
+        .period(60)
+        .evaluation_periods(1)
+        .threshold(1.0)
+        .comparison_operator(aws_sdk_cloudwatch::types::ComparisonOperator::GreaterThanThreshold)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Some("AccessDenied"));
+    assert!(
+        e.message().unwrap().contains(
+            "cloudwatch:PutMetricAlarm on resource: arn:aws:cloudwatch:us-east-1:123456789012:alarm:someone-elses-alarm"
+        ),
+        "{e:?}"
+    );
+    let calls = sb.calls().await;
+    let denied: Vec<&Value> = calls
+        .iter()
+        .filter(|c| {
+            c["error"]
+                .as_str()
+                .is_some_and(|e| e.starts_with("AccessDenied"))
+        })
+        .collect();
+    assert_eq!(denied.len(), 2, "{denied:?}");
+    assert_eq!(
+        denied[1]["authorized"],
+        json!(["cloudwatch:PutMetricAlarm"])
+    );
+}
+
+#[tokio::test]
+async fn registering_needs_permission_to_scale_the_resource_and_to_create_the_role_once() {
+    let sb = SandboxEnv::demo().await;
+    let register = || {
+        sb.aas
+            .register_scalable_target()
+            .service_namespace(aws_sdk_applicationautoscaling::types::ServiceNamespace::Sagemaker)
+            .resource_id("inference-component/demo-component")
+            .scalable_dimension(
+                aws_sdk_applicationautoscaling::types::ScalableDimension::SageMakerInferenceComponentDesiredCopyCount,
+            )
+            .min_capacity(0)
+            .max_capacity(2)
+            .send()
+    };
+    attach(
+        &sb,
+        policy_without("sagemaker:UpdateInferenceComponentRuntimeConfig"),
+    )
+    .await;
+    let e = register().await.unwrap_err();
+    assert_eq!(e.code(), Some("AccessDeniedException"));
+    assert!(
+        e.message().unwrap().contains("sagemaker:UpdateInferenceComponentRuntimeConfig on resource: arn:aws:sagemaker:us-east-1:123456789012:inference-component/demo-component"),
+        "{e:?}"
+    );
+
+    attach(&sb, policy_without("iam:CreateServiceLinkedRole")).await;
+    let e = register().await.unwrap_err();
+    assert!(
+        e.message().unwrap().contains("iam:CreateServiceLinkedRole"),
+        "the first registration creates the service-linked role: {e:?}"
+    );
+
+    // Once the role exists (created by someone allowed to), the policy needs no IAM action.
+    sb.control("PUT", "/iam", json!({"policy": null})).await;
+    register().await.unwrap();
+    attach(&sb, policy_without("iam:CreateServiceLinkedRole")).await;
+    register().await.unwrap();
+
+    // The condition key narrows the writes to SageMaker targets.
+    let e = sb
+        .aas
+        .register_scalable_target()
+        .service_namespace(aws_sdk_applicationautoscaling::types::ServiceNamespace::Ecs)
+        .resource_id("service/default/web")
+        .scalable_dimension(
+            aws_sdk_applicationautoscaling::types::ScalableDimension::EcsServiceDesiredCount,
+        )
+        .min_capacity(0)
+        .max_capacity(2)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Some("AccessDeniedException"), "{e:?}");
+}
+
+#[tokio::test]
+async fn an_explicit_deny_wins_and_a_bad_policy_is_refused() {
+    let sb = SandboxEnv::demo().await;
+    let mut doc = deploy_policy();
+    doc["Statement"].as_array_mut().unwrap().push(json!({
+        "Effect": "Deny", "Action": "sagemaker:Describe*", "Resource": "*"
+    }));
+    attach(&sb, doc).await;
+    let e = sb
+        .sm
+        .describe_endpoint()
+        .endpoint_name("demo-endpoint")
+        .send()
+        .await
+        .unwrap_err();
+    assert!(
+        e.message()
+            .unwrap()
+            .ends_with("with an explicit deny in an identity-based policy"),
+        "{e:?}"
+    );
+    let resp = reqwest::Client::new()
+        .put(format!("{}/_sandbox/iam", sb.url))
+        .json(&json!({"policy": {"Statement": [{"Effect": "Maybe", "Action": "*", "Resource": "*"}]}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+}
