@@ -5,7 +5,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     app::{cancel_on_signal, Application},
-    config::{Cli, Command, SandboxArgs, ServeArgs, TokenArgs, TokenCommand, WorkerArgs},
+    config::{
+        Cli, Command, DoctorArgs, SandboxArgs, ServeArgs, TokenArgs, TokenCommand, WorkerArgs,
+    },
     jobs::{Registry, Worker, WorkerConfig},
     store,
 };
@@ -46,6 +48,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Token(args) => token(args).await,
         Command::Sandbox(args) => sandbox(args).await,
+        Command::Doctor(args) => doctor(*args).await,
         Command::Openapi => {
             let spec = crate::api::openapi();
             let text = serde_json::to_string_pretty(&spec).context("serialising OpenAPI")?;
@@ -57,7 +60,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 
 async fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
     tracing::info!(database = %args.db.database_url, listen = %args.http.listen, "starting zeroscale");
-    let pool = store::prepare(&args.db, !args.no_migrate).await?;
     let shutdown = CancellationToken::new();
     cancel_on_signal(shutdown.clone());
     if args.sandbox {
@@ -73,7 +75,9 @@ async fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
     }
     // One set of clients for the API's checks and the workers: one pacer (so the process stays
     // under --aws-rate-limit) and one quota cache.
-    let clients = crate::aws::AwsClients::from_args(&args.aws).await;
+    // AWS first: a missing Region or credentials stops start-up before anything else.
+    let clients = crate::aws::AwsClients::connect(&args.aws).await?;
+    let pool = store::prepare(&args.db, !args.no_migrate).await?;
     let state = crate::api::AppState::new(pool.clone())
         .with_aws(clients.clone())
         .with_idempotency_ttl(args.worker.idempotency_ttl);
@@ -98,13 +102,27 @@ async fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
     served
 }
 
+/// `zeroscale doctor`: the checklist on stdout; an error (exit 1) when a check failed.
+async fn doctor(args: DoctorArgs) -> anyhow::Result<()> {
+    let clients = crate::aws::AwsClients::from_args(&args.aws).await;
+    let report = crate::doctor::run(crate::doctor::Database::Url(&args.db), Some(&clients)).await;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report.render());
+    }
+    anyhow::ensure!(report.ok, "doctor found {} failure(s)", report.failed);
+    Ok(())
+}
+
 async fn worker(args: WorkerArgs) -> anyhow::Result<()> {
     tracing::info!(database = %args.db.database_url, "starting zeroscale worker");
+    let clients = crate::aws::AwsClients::connect(&args.aws).await?;
     let pool = store::prepare(&args.db, false).await?;
     let shutdown = CancellationToken::new();
     cancel_on_signal(shutdown.clone());
     let config = WorkerConfig::from_settings(&args.worker, args.shutdown_grace);
-    let registry = registry(&pool, crate::aws::AwsClients::from_args(&args.aws).await);
+    let registry = registry(&pool, clients);
     start_drift(&pool, &args.worker, &shutdown);
     Worker::new(pool, registry, config).run(shutdown).await
 }

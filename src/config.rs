@@ -37,8 +37,24 @@ pub enum Command {
     /// Manage API tokens.
     Token(TokenArgs),
     /// Run the protocol-level AWS sandbox (SageMaker, Application Auto Scaling, CloudWatch,
-    /// Service Quotas on one port) standalone.
+    /// Service Quotas, STS on one port) standalone.
     Sandbox(SandboxArgs),
+    /// Check the environment (database, migrations, AWS Region, credentials, identity,
+    /// endpoints, permissions) and print a pass/warn/fail checklist; exits non-zero on any
+    /// failure. Reads only: never writes to AWS or the database.
+    Doctor(Box<DoctorArgs>),
+}
+
+/// `zeroscale doctor`.
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+    #[command(flatten)]
+    pub aws: AwsArgs,
+    /// Print the checklist as JSON (the shape of `GET /doctor`).
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `zeroscale sandbox`.
@@ -241,6 +257,9 @@ pub struct AwsArgs {
         env = "ZEROSCALE_AWS_ENDPOINT_URL_SERVICE_QUOTAS"
     )]
     pub endpoint_url_service_quotas: Option<String>,
+    /// Endpoint override for STS only (GetCallerIdentity, at start-up and in `doctor`).
+    #[arg(long = "aws-endpoint-url-sts", env = "ZEROSCALE_AWS_ENDPOINT_URL_STS")]
+    pub endpoint_url_sts: Option<String>,
     /// AWS calls per second this process makes at most (shared by all its workers).
     #[arg(
         long = "aws-rate-limit",
@@ -263,6 +282,7 @@ impl Default for AwsArgs {
             endpoint_url_application_auto_scaling: None,
             endpoint_url_cloudwatch: None,
             endpoint_url_service_quotas: None,
+            endpoint_url_sts: None,
             rate_limit: 20,
             sandbox_credentials: false,
         }

@@ -5,6 +5,7 @@ pub mod app;
 pub mod aws;
 pub mod cli;
 pub mod config;
+pub mod doctor;
 pub mod domain;
 pub mod error;
 pub mod jobs;

@@ -1,5 +1,5 @@
-//! The binary as a user runs it: `migrate` creates a missing database, `serve` answers and
-//! stops on SIGTERM, `openapi` prints exactly the committed spec.
+//! The binary as a user runs it: `migrate` creates a missing database, `serve` logs its AWS
+//! identity once, answers and stops on SIGTERM, `openapi` prints exactly the committed spec.
 
 mod common;
 
@@ -60,9 +60,13 @@ async fn migrate_creates_a_missing_database_and_serve_stops_on_sigterm() {
     assert!(exists, "migrate created the database");
 
     let port = free_port();
+    let log_path = std::env::temp_dir().join(format!("zeroscale-serve-{}.log", db.name));
     let mut child = tokio::process::Command::new(BIN)
         .args([
             "serve",
+            "--sandbox",
+            "--sandbox-listen",
+            "127.0.0.1:0",
             "--listen",
             &format!("127.0.0.1:{port}"),
             "--log-format",
@@ -70,7 +74,7 @@ async fn migrate_creates_a_missing_database_and_serve_stops_on_sigterm() {
         ])
         .env("DATABASE_URL", &db.url)
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(&log_path).unwrap())
         .spawn()
         .unwrap();
     let client = reqwest::Client::new();
@@ -95,6 +99,24 @@ async fn migrate_creates_a_missing_database_and_serve_stops_on_sigterm() {
         .unwrap()
         .unwrap();
     assert!(status.success(), "serve exits 0 on SIGTERM: {status:?}");
+    // Start-up said once who it is and where.
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    let _ = std::fs::remove_file(&log_path);
+    let identity: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("\"AWS identity\""))
+        .collect();
+    assert_eq!(identity.len(), 1, "{log}");
+    assert!(
+        identity[0].contains("\"account\":\"123456789012\""),
+        "{}",
+        identity[0]
+    );
+    assert!(
+        identity[0].contains("\"region\":\"us-east-1\""),
+        "{}",
+        identity[0]
+    );
 }
 
 extern "C" {

@@ -4,6 +4,7 @@ pub mod audit;
 pub mod auth;
 pub mod changes;
 pub mod components;
+pub mod doctor;
 pub mod extract;
 pub mod health;
 pub mod history;
@@ -54,6 +55,8 @@ pub struct AppState {
     /// Writes recording at once at most: the pool less three connections kept for reads, so a
     /// burst of writes never takes every connection from them.
     pub write_slots: Arc<tokio::sync::Semaphore>,
+    /// The last `GET /doctor` checklist, shared for a few seconds.
+    pub doctor: doctor::DoctorCache,
 }
 
 impl AppState {
@@ -69,6 +72,7 @@ impl AppState {
             trusted_proxies: Arc::default(),
             metrics_token: None,
             write_slots: Arc::new(tokio::sync::Semaphore::new(write_slots)),
+            doctor: doctor::cache(),
             aws: None,
             write_limiter: None,
             idempotency_ttl: crate::config::WorkerSettings::default().idempotency_ttl,
@@ -138,7 +142,7 @@ const DOCS_HTML: &str = include_str!("../../assets/docs.html");
         (name = "endpoints", description = "Scale-to-zero for async-inference endpoint variants"),
         (name = "operations", description = "The jobs behind changes"),
         (name = "audit", description = "The append-only audit log"),
-        (name = "health", description = "Liveness and readiness probes"),
+        (name = "health", description = "Liveness and readiness probes, and the environment checklist"),
     )
 )]
 pub struct ApiDoc;
@@ -168,6 +172,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))
         .routes(routes!(metrics::metrics))
+        .routes(routes!(doctor::doctor))
 }
 
 /// The generated OpenAPI document.

@@ -107,7 +107,13 @@ impl AwsFailure {
 
     /// As a job error: retryable or permanent, with a message that names the call.
     pub fn into_job_error(self) -> JobError {
-        let text = self.to_string();
+        let mut text = self.to_string();
+        if self.code.starts_with("AccessDenied") {
+            // AWS's message names the IAM action; say where the full list is.
+            text.push_str(
+                " (grant it to the role zeroscale runs as: deploy/iam-policy.json lists every action zeroscale needs, and `zeroscale doctor` checks the reads)",
+            );
+        }
         let code = self.code.clone();
         match self.kind {
             FailureKind::Retryable | FailureKind::NotFound => JobError::retryable(text),

@@ -4,6 +4,7 @@
 
 pub mod errors;
 pub mod observe;
+pub mod setup;
 
 use std::{
     collections::HashMap,
@@ -14,6 +15,7 @@ use std::{
 use aws_config::{retry::RetryConfig, BehaviorVersion, Region};
 
 pub use errors::{AwsFailure, FailureKind};
+pub use setup::{AwsSetup, Identity};
 
 use crate::config::AwsArgs;
 
@@ -54,13 +56,17 @@ pub struct Quota {
     pub source: QuotaSource,
 }
 
-/// The four clients a reconcile needs, and the quota cache that goes with them.
+/// The four clients a reconcile needs (and STS, for who the caller is), the caches that go
+/// with them, and how they were configured.
 #[derive(Clone, Debug)]
 pub struct AwsClients {
     pub sagemaker: aws_sdk_sagemaker::Client,
     pub autoscaling: aws_sdk_applicationautoscaling::Client,
     pub cloudwatch: aws_sdk_cloudwatch::Client,
     pub quotas: aws_sdk_servicequotas::Client,
+    pub sts: aws_sdk_sts::Client,
+    /// Region, endpoints and credential chain, for start-up's log line and `doctor`.
+    pub setup: Arc<AwsSetup>,
     pub quota_cache: QuotaCache,
     /// What other endpoints run, for the quota check.
     pub usage_cache: UsageCache,
@@ -226,11 +232,21 @@ impl AwsClients {
             }
             aws_sdk_servicequotas::Client::from_conf(b.build())
         };
+        let sts = {
+            let mut b =
+                aws_sdk_sts::config::Builder::from(shared).interceptor(observe::CallMetrics);
+            if let Some(u) = pick(&args.endpoint_url_sts) {
+                b = b.endpoint_url(u);
+            }
+            aws_sdk_sts::Client::from_conf(b.build())
+        };
         Self {
             sagemaker,
             autoscaling,
             cloudwatch,
             quotas,
+            sts,
+            setup: Arc::new(AwsSetup::describe(args, shared)),
             quota_cache: QuotaCache::default(),
             usage_cache: UsageCache::default(),
             config_cache: ConfigCache::default(),

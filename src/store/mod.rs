@@ -151,3 +151,69 @@ pub async fn prepare(db: &DbArgs, run_migrations: bool) -> anyhow::Result<PgPool
     }
     Ok(pool)
 }
+
+/// One connection to the database in `db`, with none of the service's set-up: `doctor` looks
+/// and never creates or migrates.
+pub async fn connect_once(db: &DbArgs) -> sqlx::Result<sqlx::PgConnection> {
+    let options =
+        PgConnectOptions::from_str(db.database_url.expose())?.application_name("zeroscale-doctor");
+    sqlx::PgConnection::connect_with(&options).await
+}
+
+/// The server's product and version, for `doctor`.
+pub async fn server_version(conn: &mut sqlx::PgConnection) -> sqlx::Result<String> {
+    let v: String = sqlx::query_scalar("SHOW server_version")
+        .fetch_one(conn)
+        .await?;
+    Ok(format!("PostgreSQL {v}"))
+}
+
+/// How the database's applied migrations compare with the ones this binary carries.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct MigrationState {
+    /// sqlx's bookkeeping table exists (the database was migrated at least once).
+    pub table_exists: bool,
+    /// Versions this binary has that were not applied.
+    pub pending: Vec<i64>,
+    /// Applied versions this binary does not have (a newer binary migrated the database).
+    pub unknown: Vec<i64>,
+    /// Versions that failed part-way, or whose file changed since it was applied.
+    pub failed: Vec<i64>,
+}
+
+/// Reads the applied migrations and compares them with [`MIGRATOR`].
+pub async fn migration_state(conn: &mut sqlx::PgConnection) -> sqlx::Result<MigrationState> {
+    let exists: bool = sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
+        .fetch_one(&mut *conn)
+        .await?;
+    if !exists {
+        return Ok(MigrationState::default());
+    }
+    let applied: Vec<(i64, bool, Vec<u8>)> =
+        sqlx::query_as("SELECT version, success, checksum FROM _sqlx_migrations ORDER BY version")
+            .fetch_all(&mut *conn)
+            .await?;
+    let mut state = MigrationState {
+        table_exists: true,
+        ..Default::default()
+    };
+    let ours: Vec<_> = MIGRATOR
+        .iter()
+        .filter(|m| m.migration_type.is_up_migration())
+        .collect();
+    for m in &ours {
+        match applied.iter().find(|(v, _, _)| *v == m.version) {
+            None => state.pending.push(m.version),
+            Some((_, ok, sum)) if !ok || sum.as_slice() != &*m.checksum => {
+                state.failed.push(m.version)
+            }
+            Some(_) => {}
+        }
+    }
+    state.unknown = applied
+        .iter()
+        .map(|(v, _, _)| *v)
+        .filter(|v| !ours.iter().any(|m| m.version == *v))
+        .collect();
+    Ok(state)
+}
