@@ -18,7 +18,7 @@ import warnings
 from datetime import datetime
 
 MODEL_NAMES = {"sagemaker": "sagemaker", "application-autoscaling": "application-autoscaling",
-               "monitoring": "cloudwatch", "servicequotas": "service-quotas"}
+               "monitoring": "cloudwatch", "servicequotas": "service-quotas", "sts": "sts"}
 COMMON_ERRORS = frozenset(
     "ThrottlingException Throttling ValidationException ValidationError InternalFailure "
     "InternalServiceError ServiceUnavailable AccessDeniedException AccessDenied "

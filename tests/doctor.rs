@@ -7,8 +7,10 @@ mod common;
 
 use std::{process::Output, time::Duration};
 
-use common::{aws::SandboxEnv, TestDb};
-use serde_json::json;
+use common::{
+    aws::{deploy_policy as policy, deploy_policy_without as policy_without, SandboxEnv},
+    TestDb,
+};
 use zeroscale::config::{DatabaseUrl, DbArgs};
 
 const BIN: &str = env!("CARGO_BIN_EXE_zeroscale");
@@ -78,7 +80,7 @@ fn line<'a>(text: &'a str, start: &str) -> &'a str {
 #[tokio::test]
 async fn doctor_passes_against_the_sandbox_and_writes_nothing() {
     let (sb, db) = (SandboxEnv::demo().await, migrated_db().await);
-    sb.control("PUT", "/iam", json!({"policy": policy()})).await;
+    sb.attach_policy(policy()).await;
     let out = doctor(&sb.url, &db.url).await;
     let text = stdout(&out);
     assert!(
@@ -120,30 +122,11 @@ async fn doctor_passes_against_the_sandbox_and_writes_nothing() {
     }
 }
 
-fn policy() -> serde_json::Value {
-    serde_json::from_str(include_str!("../deploy/iam-policy.json")).unwrap()
-}
-
-/// The deploy policy without one action.
-fn policy_without(action: &str) -> serde_json::Value {
-    let mut doc = policy();
-    for st in doc["Statement"].as_array_mut().unwrap() {
-        if let Some(list) = st["Action"].as_array_mut() {
-            list.retain(|a| a != action);
-        }
-    }
-    doc
-}
-
 #[tokio::test]
 async fn a_denied_quota_read_warns_and_a_denied_scaling_read_fails_naming_the_permission() {
     let (sb, db) = (SandboxEnv::demo().await, migrated_db().await);
-    sb.control(
-        "PUT",
-        "/iam",
-        json!({"policy": policy_without("servicequotas:ListServiceQuotas")}),
-    )
-    .await;
+    sb.attach_policy(policy_without("servicequotas:ListServiceQuotas"))
+        .await;
     let out = doctor(&sb.url, &db.url).await;
     let text = stdout(&out);
     assert!(out.status.success(), "a warning is not a failure: {text}");
@@ -155,11 +138,9 @@ async fn a_denied_quota_read_warns_and_a_denied_scaling_read_fails_naming_the_pe
     );
     assert!(text.ends_with("1 warning(s), 0 failed\n"), "{text}");
 
-    sb.control(
-        "PUT",
-        "/iam",
-        json!({"policy": policy_without("application-autoscaling:DescribeScalableTargets")}),
-    )
+    sb.attach_policy(policy_without(
+        "application-autoscaling:DescribeScalableTargets",
+    ))
     .await;
     let out = doctor(&sb.url, &db.url).await;
     let text = stdout(&out);

@@ -10,7 +10,10 @@ use std::collections::BTreeSet;
 
 use aws_sdk_applicationautoscaling::types::ScalableDimension;
 use aws_sdk_cloudwatch::types::{ComparisonOperator, Dimension, Statistic};
-use common::reconcile::{env, Env};
+use common::{
+    aws::{deploy_policy as policy, deploy_policy_without as policy_without},
+    reconcile::{env, Env},
+};
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -18,10 +21,6 @@ const COMPONENT: &str = "demo-component";
 const VARIANT: &str = "/endpoints/demo-async-endpoint/variants/AllTraffic";
 const LEGACY_ALARM: &str = "zeroscale-demo-component-no-capacity";
 const ALARM: &str = "zeroscale/inference-component/demo-component/no-capacity";
-
-fn policy() -> Value {
-    serde_json::from_str(include_str!("../deploy/iam-policy.json")).unwrap()
-}
 
 /// Every action the policy allows (exact names: the policy uses no wildcards in actions).
 fn granted(doc: &Value) -> BTreeSet<String> {
@@ -93,8 +92,7 @@ async fn every_flow_runs_under_the_policy_and_uses_every_line_of_it() {
         .await
         .unwrap();
     let start = e.last_seq().await;
-    e.sb.control("PUT", "/iam", json!({"policy": policy()}))
-        .await;
+    e.sb.attach_policy(policy()).await;
 
     let (status, report) = e.call(Method::GET, "/doctor", None).await;
     assert_eq!(status, 200, "{report}");
@@ -218,13 +216,8 @@ async fn every_flow_runs_under_the_policy_and_uses_every_line_of_it() {
 #[tokio::test]
 async fn get_doctor_names_a_denied_permission_and_costs_aws_calls_once_per_window() {
     let e = env().await;
-    let mut doc = policy();
-    for st in doc["Statement"].as_array_mut().unwrap() {
-        if let Some(list) = st["Action"].as_array_mut() {
-            list.retain(|a| a != "servicequotas:ListServiceQuotas");
-        }
-    }
-    e.sb.control("PUT", "/iam", json!({"policy": doc})).await;
+    let doc = policy_without("servicequotas:ListServiceQuotas");
+    e.sb.attach_policy(doc).await;
 
     let anonymous = e.app.client.get(e.app.url("/doctor")).send().await.unwrap();
     assert_eq!(anonymous.status(), 401);
@@ -267,13 +260,8 @@ async fn a_job_denied_a_permission_says_which_and_where_the_policy_is() {
             .await,
     )
     .await;
-    let mut doc = policy();
-    for st in doc["Statement"].as_array_mut().unwrap() {
-        if let Some(list) = st["Action"].as_array_mut() {
-            list.retain(|a| a != "application-autoscaling:DeregisterScalableTarget");
-        }
-    }
-    e.sb.control("PUT", "/iam", json!({"policy": doc})).await;
+    let doc = policy_without("application-autoscaling:DeregisterScalableTarget");
+    e.sb.attach_policy(doc).await;
     let op = e.converge(Method::DELETE, COMPONENT, None).await;
     assert_eq!(op["state"], "discarded", "AccessDenied is permanent: {op}");
     let text = op.to_string();

@@ -1,8 +1,8 @@
 //! Every request zeroscale sends and every answer the sandbox gives, checked against AWS's
 //! published service models (botocore's, installed into `.venv` with the aws CLI by
 //! `scripts/ensure-python-tools`): unknown or missing members, wrong types, values out of range,
-//! enums, patterns and error codes. The flows: enable, drift repair, disable and failures, for
-//! both kinds of target. Zero violations.
+//! enums, patterns and error codes. The flows: `doctor` (STS and the probes, one denied), enable,
+//! drift repair, disable and failures, for both kinds of target. Zero violations.
 
 mod common;
 
@@ -23,6 +23,15 @@ async fn change(e: &Env, method: Method, path: &str, body: Option<Value>) -> Val
 
 /// The flows: each kind enabled, drifted and repaired, woken, refused, and disabled.
 async fn run_flows(e: &Env) {
+    // `doctor`'s reads and STS, with one read denied as AWS denies a missing permission.
+    e.sb.attach_policy(json!({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "*", "Resource": "*"},
+        {"Effect": "Deny", "Action": "servicequotas:ListServiceQuotas", "Resource": "*"}
+    ]}))
+    .await;
+    let (status, report) = e.call(Method::GET, "/doctor", None).await;
+    assert_eq!((status, &report["warnings"]), (200, &json!(1)), "{report}");
+    e.sb.attach_policy(Value::Null).await;
     // Enable both kinds (the first policy put meets eventual consistency).
     for path in [IC, VARIANT] {
         let op = change(e, Method::POST, path, Some(json!({"max_capacity": 2}))).await;
@@ -129,7 +138,7 @@ async fn every_request_and_answer_conforms_to_aws_models() {
     let calls = e.sb.calls().await;
     let services: std::collections::BTreeSet<&str> =
         calls.iter().filter_map(|c| c["service"].as_str()).collect();
-    assert_eq!(services.len(), 4, "every service took part: {services:?}");
+    assert_eq!(services.len(), 5, "every service took part: {services:?}");
     assert!(calls.len() > 60, "{} calls", calls.len());
     let file =
         std::env::temp_dir().join(format!("zs-calls-{}.json", uuid::Uuid::new_v4().simple()));

@@ -5,43 +5,16 @@
 mod common;
 
 use aws_sdk_sagemaker::error::ProvideErrorMetadata as _;
-use common::aws::{sdk_config, SandboxEnv};
+use common::aws::{deploy_policy, deploy_policy_without as policy_without, sdk_config, SandboxEnv};
 use serde_json::{json, Value};
-
-fn deploy_policy() -> Value {
-    let text = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/deploy/iam-policy.json"
-    ))
-    .expect("deploy/iam-policy.json");
-    serde_json::from_str(&text).expect("the policy is JSON")
-}
-
-/// The deploy policy without `action` (and without statements left empty).
-pub fn policy_without(action: &str) -> Value {
-    let mut doc = deploy_policy();
-    let statements = doc["Statement"].as_array_mut().unwrap();
-    for st in statements.iter_mut() {
-        if let Some(list) = st["Action"].as_array_mut() {
-            list.retain(|a| a != action);
-        }
-    }
-    statements.retain(|st| st["Action"].as_array().is_some_and(|a| !a.is_empty()));
-    doc
-}
-
-async fn attach(sb: &SandboxEnv, policy: Value) {
-    sb.control("PUT", "/iam", json!({"policy": policy})).await;
-}
 
 #[tokio::test]
 async fn get_caller_identity_over_aws_query() {
     let sb = SandboxEnv::start().await;
     // Even a policy that denies everything cannot block GetCallerIdentity.
-    attach(
-        &sb,
-        json!({"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Action": "*", "Resource": "*"}]}),
-    )
+    sb.attach_policy(json!({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Deny", "Action": "*", "Resource": "*"}
+    ]}))
     .await;
     let sts = aws_sdk_sts::Client::new(&sdk_config(&sb.url).await);
     let me = sts.get_caller_identity().send().await.unwrap();
@@ -60,7 +33,8 @@ async fn get_caller_identity_over_aws_query() {
 #[tokio::test]
 async fn an_attached_policy_denies_what_it_does_not_allow_in_each_protocol() {
     let sb = SandboxEnv::demo().await;
-    attach(&sb, policy_without("servicequotas:ListServiceQuotas")).await;
+    sb.attach_policy(policy_without("servicequotas:ListServiceQuotas"))
+        .await;
 
     let e = sb
         .sq
@@ -141,10 +115,9 @@ async fn registering_needs_permission_to_scale_the_resource_and_to_create_the_ro
             .max_capacity(2)
             .send()
     };
-    attach(
-        &sb,
-        policy_without("sagemaker:UpdateInferenceComponentRuntimeConfig"),
-    )
+    sb.attach_policy(policy_without(
+        "sagemaker:UpdateInferenceComponentRuntimeConfig",
+    ))
     .await;
     let e = register().await.unwrap_err();
     assert_eq!(e.code(), Some("AccessDeniedException"));
@@ -153,7 +126,8 @@ async fn registering_needs_permission_to_scale_the_resource_and_to_create_the_ro
         "{e:?}"
     );
 
-    attach(&sb, policy_without("iam:CreateServiceLinkedRole")).await;
+    sb.attach_policy(policy_without("iam:CreateServiceLinkedRole"))
+        .await;
     let e = register().await.unwrap_err();
     assert!(
         e.message().unwrap().contains("iam:CreateServiceLinkedRole"),
@@ -161,9 +135,10 @@ async fn registering_needs_permission_to_scale_the_resource_and_to_create_the_ro
     );
 
     // Once the role exists (created by someone allowed to), the policy needs no IAM action.
-    sb.control("PUT", "/iam", json!({"policy": null})).await;
+    sb.attach_policy(Value::Null).await;
     register().await.unwrap();
-    attach(&sb, policy_without("iam:CreateServiceLinkedRole")).await;
+    sb.attach_policy(policy_without("iam:CreateServiceLinkedRole"))
+        .await;
     register().await.unwrap();
 
     // The condition key narrows the writes to SageMaker targets.
@@ -190,7 +165,7 @@ async fn an_explicit_deny_wins_and_a_bad_policy_is_refused() {
     doc["Statement"].as_array_mut().unwrap().push(json!({
         "Effect": "Deny", "Action": "sagemaker:Describe*", "Resource": "*"
     }));
-    attach(&sb, doc).await;
+    sb.attach_policy(doc).await;
     let e = sb
         .sm
         .describe_endpoint()

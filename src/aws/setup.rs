@@ -41,7 +41,9 @@ pub struct EndpointSetting {
 /// Who the credentials belong to (GetCallerIdentity).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {
+    /// The account id.
     pub account: String,
+    /// The user or assumed role (with its session name).
     pub arn: String,
 }
 

@@ -154,9 +154,8 @@ fn autoscaling_write(w: &World, own: String, op: &str, p: &Value) -> Vec<Check> 
     );
     let target_arn = w
         .targets
-        .iter()
-        .find(|(k, _)| k.0 == ns && k.1 == rid && k.2 == dim)
-        .map(|(_, t)| t.arn.clone())
+        .get(&(ns.clone(), rid.clone(), dim.clone()))
+        .map(|t| t.arn.clone())
         .unwrap_or_else(|| arn("application-autoscaling", "scalable-target/new"));
     let mut out = vec![Check::new(own, target_arn)
         .with("application-autoscaling:service-namespace", ns.clone())

@@ -93,6 +93,13 @@ impl SandboxEnv {
         resp.json().await.unwrap()
     }
 
+    /// Attaches an IAM policy to the sandbox's caller (`Value::Null` detaches it): from then on
+    /// each call is authorised as AWS would.
+    pub async fn attach_policy(&self, policy: Value) {
+        self.control("PUT", "/iam", json!({ "policy": policy }))
+            .await;
+    }
+
     /// Advances the frozen clock, running the simulation through it.
     pub async fn advance(&self, seconds: f64) {
         self.control("POST", "/clock", json!({"advance_seconds": seconds}))
@@ -190,4 +197,22 @@ impl SandboxEnv {
             .unwrap();
         (targets, policies)
     }
+}
+
+/// deploy/iam-policy.json: the policy zeroscale's role needs.
+pub fn deploy_policy() -> Value {
+    serde_json::from_str(include_str!("../../deploy/iam-policy.json")).expect("the policy is JSON")
+}
+
+/// The deploy policy without one action (statements left with none are dropped).
+pub fn deploy_policy_without(action: &str) -> Value {
+    let mut doc = deploy_policy();
+    let statements = doc["Statement"].as_array_mut().unwrap();
+    for st in statements.iter_mut() {
+        if let Some(list) = st["Action"].as_array_mut() {
+            list.retain(|a| a != action);
+        }
+    }
+    statements.retain(|st| st["Action"].as_array().is_some_and(|a| !a.is_empty()));
+    doc
 }
