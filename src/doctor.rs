@@ -130,7 +130,7 @@ pub async fn run(db: Database<'_>, aws: Option<&AwsClients>) -> Report {
     Report::new(checks)
 }
 
-/// How long any one database step may take.
+/// How long each database step (connecting, each query) may take.
 const DB_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A connection from the pool or of its own.
@@ -179,24 +179,36 @@ async fn database(db: Database<'_>) -> Vec<Check> {
         }
     };
     let conn = conn.get();
-    let version = store::server_version(conn).await.unwrap_or_default();
+    let version = tokio::time::timeout(DB_TIMEOUT, store::server_version(conn))
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .unwrap_or_else(|| "PostgreSQL".into());
     let mut out = vec![check(
         "database",
         Status::Pass,
         format!("reachable: {version} ({where_})"),
     )];
-    out.push(match store::migration_state(conn).await {
-        Ok(state) => migrations(&state),
-        Err(e) => {
-            tracing::warn!(error = %e, "doctor: reading migrations failed");
-            check(
+    out.push(
+        match tokio::time::timeout(DB_TIMEOUT, store::migration_state(conn)).await {
+            Ok(Ok(state)) => migrations(&state),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "doctor: reading migrations failed");
+                check(
+                    "migrations",
+                    Status::Fail,
+                    "could not read the applied migrations",
+                )
+                .hint("check that the database user may read _sqlx_migrations")
+            }
+            Err(_) => check(
                 "migrations",
                 Status::Fail,
-                "could not read the applied migrations",
+                format!("no answer within {} s", DB_TIMEOUT.as_secs()),
             )
-            .hint("check that the database user may read _sqlx_migrations")
-        }
-    });
+            .hint("the database is reachable but does not answer: look for locks or load"),
+        },
+    );
     out
 }
 
@@ -277,6 +289,14 @@ fn migrations(state: &store::MigrationState) -> Check {
     check("migrations", Status::Pass, format!("all {known} applied"))
 }
 
+/// How long any one AWS step may take: the whole checklist stays well inside the API's request
+/// timeout even when AWS does not answer at all.
+const AWS_TIMEOUT: Duration = Duration::from_secs(5);
+
+fn timed_out(operation: &'static str) -> AwsFailure {
+    AwsFailure::timeout("doctor", operation)
+}
+
 async fn aws_checks(aws: &AwsClients) -> Vec<Check> {
     let s = &aws.setup;
     let mut out = Vec::new();
@@ -288,14 +308,14 @@ async fn aws_checks(aws: &AwsClients) -> Vec<Check> {
         ),
         None => check("aws region", Status::Fail, "none found").hint(setup::REGION_HINT),
     });
-    out.push(if s.sandbox {
+    let credentials = if s.sandbox {
         check(
             "aws credentials",
             Status::Pass,
             "the sandbox's static credentials",
         )
     } else {
-        match s.credentials().await {
+        match s.credentials(AWS_TIMEOUT).await {
             Ok(c) => {
                 let key = c.access_key_id();
                 let tail = &key[key.len().saturating_sub(4)..];
@@ -310,15 +330,33 @@ async fn aws_checks(aws: &AwsClients) -> Vec<Check> {
                     format!("{kind}, access key ending {tail}"),
                 )
             }
-            Err(why) => check(
-                "aws credentials",
-                Status::Fail,
-                format!("none found ({why})"),
-            )
-            .hint(setup::CREDENTIALS_HINT),
+            Err(why) => {
+                // The chain's answer names providers and files: the log has it, clients of
+                // GET /doctor get a sentence.
+                tracing::warn!(reason = %why, "doctor: no AWS credentials");
+                check(
+                    "aws credentials",
+                    Status::Fail,
+                    "none found (this process's log says why)",
+                )
+                .hint(setup::CREDENTIALS_HINT)
+            }
         }
-    });
-    out.push(match aws.caller_identity().await {
+    };
+    let have_credentials = credentials.status == Status::Pass;
+    out.push(credentials);
+    let identity = match tokio::time::timeout(AWS_TIMEOUT, aws.caller_identity()).await {
+        Ok(r) => r,
+        Err(_) => Err(timed_out("GetCallerIdentity")),
+    };
+    let reachable = match &identity {
+        Ok(_) => true,
+        Err(f) => !matches!(
+            f.code.as_str(),
+            "DispatchFailure" | "Timeout" | "ConstructionFailure"
+        ),
+    };
+    out.push(match identity {
         Ok(id) => check(
             "aws identity",
             Status::Pass,
@@ -332,7 +370,18 @@ async fn aws_checks(aws: &AwsClients) -> Vec<Check> {
         .hint(reach_hint(&f)),
     });
     out.push(endpoints(s));
-    out.extend(permissions(aws).await);
+    if s.region.is_some() && have_credentials && reachable {
+        out.extend(permissions(aws).await);
+    } else {
+        out.push(
+            check(
+                "aws permissions",
+                Status::Fail,
+                "not checked: AWS cannot be asked (see above)",
+            )
+            .hint("fix the Region, the credentials or the network first"),
+        );
+    }
     out
 }
 
@@ -435,25 +484,39 @@ fn endpoints(s: &setup::AwsSetup) -> Check {
 /// A name no account uses, for describes that need one: not-found means permitted.
 const PROBE: &str = "zeroscale-doctor-probe";
 
-/// Each read zeroscale needs, tried once in its most harmless form.
+/// What zeroscale does without a read the account may choose not to grant.
+type Optional = Option<&'static str>;
+
+/// Quotas and the usage count feed the instance-quota preflight, which an enable skips with a
+/// warning condition when they cannot be read (aws-facts.md, "Quotas").
+const QUOTA_CHECK: Optional = Some(
+    "zeroscale enables targets without the instance-quota check and says so in a warning condition",
+);
+
+/// Each read zeroscale needs, tried once in its most harmless form, all at once.
 async fn permissions(aws: &AwsClients) -> Vec<Check> {
     use crate::domain::target::ALARM_PREFIX;
+    use futures::future::BoxFuture;
     let ns = aws_sdk_applicationautoscaling::types::ServiceNamespace::Sagemaker;
-    let mut out = Vec::new();
+    let mut probes: Vec<BoxFuture<'_, Check>> = Vec::new();
     macro_rules! probe {
         ($action:expr, $optional:expr, $call:expr) => {{
-            aws.pace().await;
-            let r = $call.send().await.map(|_| ());
-            out.push(verdict(
-                $action,
-                $optional,
-                r.map_err(|e| AwsFailure::from_sdk("doctor", $action, e)),
-            ));
+            let call = $call;
+            probes.push(Box::pin(async move {
+                aws.pace().await;
+                let r = match tokio::time::timeout(AWS_TIMEOUT, call.send()).await {
+                    Ok(r) => r
+                        .map(|_| ())
+                        .map_err(|e| AwsFailure::from_sdk("doctor", $action, e)),
+                    Err(_) => Err(timed_out($action)),
+                };
+                verdict($action, $optional, r)
+            }));
         }};
     }
     probe!(
         "application-autoscaling:DescribeScalableTargets",
-        false,
+        None,
         aws.autoscaling
             .describe_scalable_targets()
             .service_namespace(ns.clone())
@@ -461,7 +524,7 @@ async fn permissions(aws: &AwsClients) -> Vec<Check> {
     );
     probe!(
         "application-autoscaling:DescribeScalingPolicies",
-        false,
+        None,
         aws.autoscaling
             .describe_scaling_policies()
             .service_namespace(ns.clone())
@@ -469,7 +532,7 @@ async fn permissions(aws: &AwsClients) -> Vec<Check> {
     );
     probe!(
         "application-autoscaling:DescribeScalingActivities",
-        false,
+        None,
         aws.autoscaling
             .describe_scaling_activities()
             .service_namespace(ns)
@@ -477,7 +540,7 @@ async fn permissions(aws: &AwsClients) -> Vec<Check> {
     );
     probe!(
         "cloudwatch:DescribeAlarms",
-        false,
+        None,
         aws.cloudwatch
             .describe_alarms()
             .alarm_name_prefix(ALARM_PREFIX)
@@ -485,31 +548,31 @@ async fn permissions(aws: &AwsClients) -> Vec<Check> {
     );
     probe!(
         "sagemaker:ListEndpoints",
-        false,
+        QUOTA_CHECK,
         aws.sagemaker.list_endpoints().max_results(1)
     );
     probe!(
         "sagemaker:DescribeEndpoint",
-        false,
+        None,
         aws.sagemaker.describe_endpoint().endpoint_name(PROBE)
     );
     probe!(
         "sagemaker:DescribeEndpointConfig",
-        false,
+        None,
         aws.sagemaker
             .describe_endpoint_config()
             .endpoint_config_name(PROBE)
     );
     probe!(
         "sagemaker:DescribeInferenceComponent",
-        false,
+        None,
         aws.sagemaker
             .describe_inference_component()
             .inference_component_name(PROBE)
     );
     probe!(
         "servicequotas:ListServiceQuotas",
-        true,
+        QUOTA_CHECK,
         aws.quotas
             .list_service_quotas()
             .service_code("sagemaker")
@@ -517,19 +580,18 @@ async fn permissions(aws: &AwsClients) -> Vec<Check> {
     );
     probe!(
         "servicequotas:ListAWSDefaultServiceQuotas",
-        true,
+        QUOTA_CHECK,
         aws.quotas
             .list_aws_default_service_quotas()
             .service_code("sagemaker")
             .max_results(1)
     );
-    out
+    futures::future::join_all(probes).await
 }
 
-/// What one probe's answer means. Quotas are `optional`: without them an enable proceeds with
-/// a warning condition (aws-facts.md, "Quotas"), so a denial there warns instead of failing.
-fn verdict(action: &'static str, optional: bool, r: Result<(), AwsFailure>) -> Check {
-    let denied_status = if optional { Status::Warn } else { Status::Fail };
+/// What one probe's answer means. A denied optional read warns (with what zeroscale does
+/// without it); a denied required read fails.
+fn verdict(action: &'static str, optional: Optional, r: Result<(), AwsFailure>) -> Check {
     match r {
         Ok(()) => check(action, Status::Pass, "permitted"),
         // Probed with a name that does not exist: AWS looked, so the call was permitted.
@@ -539,12 +601,11 @@ fn verdict(action: &'static str, optional: bool, r: Result<(), AwsFailure>) -> C
             "permitted (probed with a name that does not exist)",
         ),
         Err(f) if f.code.starts_with("AccessDenied") || f.code == "HTTP 403" => {
-            let why = if optional {
-                "zeroscale enables targets without the instance-quota check and says so in a warning condition"
-            } else {
-                "zeroscale's jobs need it"
+            let (status, why) = match optional {
+                Some(without) => (Status::Warn, without),
+                None => (Status::Fail, "zeroscale's jobs need it"),
             };
-            check(action, denied_status, format!("denied ({}): {why}", f.code)).hint(format!(
+            check(action, status, format!("denied ({}): {why}", f.code)).hint(format!(
                 "grant {action} to the role zeroscale runs as (deploy/iam-policy.json has every action it needs)"
             ))
         }

@@ -240,3 +240,27 @@ async fn serve_and_worker_without_a_region_or_credentials_stop_with_what_to_set(
             .unwrap();
     assert_eq!(tables, 0);
 }
+
+#[tokio::test]
+async fn with_aws_unreachable_doctor_says_so_once_and_skips_the_reads() {
+    let db = migrated_db().await;
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let out = doctor(&format!("http://{closed}"), &db.url).await;
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    let identity = line(&text, "FAIL  aws identity ");
+    assert!(identity.contains("DispatchFailure"), "{identity}");
+    assert!(
+        text.contains("hint: AWS is not reachable from here"),
+        "{text}"
+    );
+    assert!(
+        line(&text, "FAIL  aws permissions ").contains("not checked"),
+        "{text}"
+    );
+    assert!(!text.contains("sagemaker:"), "no probe was tried: {text}");
+    assert!(text.ends_with("2 failed\n"), "{text}");
+}

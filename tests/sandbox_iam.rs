@@ -179,11 +179,29 @@ async fn an_explicit_deny_wins_and_a_bad_policy_is_refused() {
             .ends_with("with an explicit deny in an identity-based policy"),
         "{e:?}"
     );
-    let resp = reqwest::Client::new()
-        .put(format!("{}/_sandbox/iam", sb.url))
-        .json(&json!({"policy": {"Statement": [{"Effect": "Maybe", "Action": "*", "Resource": "*"}]}}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 400);
+    // A DeleteAlarms naming no alarm still needs the action.
+    let e = sb.cw.delete_alarms().send().await.unwrap_err();
+    assert_eq!(e.code(), Some("AccessDenied"), "{e:?}");
+
+    // What the sandbox cannot evaluate is refused when attached, never evaluated wrongly: a
+    // Deny it skipped would allow what AWS refuses.
+    let put = |body: Value| {
+        reqwest::Client::new()
+            .put(format!("{}/_sandbox/iam", sb.url))
+            .json(&body)
+            .send()
+    };
+    for bad in [
+        json!({"policy": {"Statement": [{"Effect": "Maybe", "Action": "*", "Resource": "*"}]}}),
+        json!({"policy": {"Statement": [{"Effect": "Deny", "Action": "*", "Resource": "*",
+            "Condition": {"StringNotEquals": {"aws:RequestedRegion": "us-east-1"}}}]}}),
+        json!({"policy": {"Statement": [{"Effect": "Deny", "NotAction": "sts:*", "Action": "*", "Resource": "*"}]}}),
+        // Omitting the policy never detaches it.
+        json!({"service_linked_role": true}),
+    ] {
+        let resp = put(bad.clone()).await.unwrap();
+        assert!(resp.status().is_client_error(), "{bad}: {}", resp.status());
+    }
+    let state = sb.control("GET", "/iam", Value::Null).await;
+    assert!(state["policy"].is_object(), "still attached: {state}");
 }

@@ -105,6 +105,18 @@ impl AwsFailure {
         }
     }
 
+    /// A call that got no answer within a bound zeroscale set itself.
+    pub fn timeout(service: &'static str, operation: &'static str) -> Self {
+        Self {
+            service,
+            operation,
+            kind: FailureKind::Retryable,
+            code: "Timeout".into(),
+            message: "no answer in time".into(),
+            request_id: None,
+        }
+    }
+
     /// As a job error: retryable or permanent, with a message that names the call.
     pub fn into_job_error(self) -> JobError {
         let mut text = self.to_string();

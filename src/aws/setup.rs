@@ -131,16 +131,22 @@ impl AwsSetup {
 
     /// The credentials the SDK's chain finds now, or why there are none. Bounded, so a chain
     /// that waits on instance metadata that is not there cannot hang start-up.
-    pub async fn credentials(&self) -> Result<aws_credential_types::Credentials, String> {
+    pub async fn credentials(
+        &self,
+        within: Duration,
+    ) -> Result<aws_credential_types::Credentials, String> {
         let provider = self
             .sdk
             .as_ref()
             .and_then(|s| s.credentials_provider())
             .ok_or_else(|| "no credential provider is configured".to_string())?;
-        match tokio::time::timeout(Duration::from_secs(20), provider.provide_credentials()).await {
+        match tokio::time::timeout(within, provider.provide_credentials()).await {
             Ok(Ok(c)) => Ok(c),
             Ok(Err(e)) => Err(sentence(&e)),
-            Err(_) => Err("the credential chain did not answer within 20 s".into()),
+            Err(_) => Err(format!(
+                "the credential chain did not answer within {} s",
+                within.as_secs()
+            )),
         }
     }
 }
@@ -157,6 +163,9 @@ fn sentence(e: &(dyn std::error::Error + 'static)) -> String {
     }
     out
 }
+
+/// How long start-up waits for the credential chain, and for STS.
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// What to set when there is no Region.
 pub const REGION_HINT: &str = "set AWS_REGION (or --aws-region / ZEROSCALE_AWS_REGION, or `region` in the AWS profile); `serve --sandbox` needs none";
@@ -176,7 +185,7 @@ impl AwsClients {
             if setup.region.is_none() {
                 bail!("no AWS Region: {REGION_HINT}");
             }
-            if let Err(why) = setup.credentials().await {
+            if let Err(why) = setup.credentials(STARTUP_TIMEOUT).await {
                 bail!("no AWS credentials ({why}): {CREDENTIALS_HINT}");
             }
         }
@@ -186,7 +195,8 @@ impl AwsClients {
             .iter()
             .filter_map(|e| Some(format!("{}={}", e.service, e.url.as_ref()?)))
             .collect();
-        match clients.caller_identity().await {
+        let identity = tokio::time::timeout(STARTUP_TIMEOUT, clients.caller_identity()).await;
+        match identity.unwrap_or_else(|_| Err(AwsFailure::timeout("sts", "GetCallerIdentity"))) {
             Ok(id) => tracing::info!(
                 account = %id.account,
                 arn = %id.arn,

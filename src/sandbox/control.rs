@@ -42,7 +42,8 @@ pub(super) fn routes() -> Router<Sandbox> {
 #[serde(deny_unknown_fields)]
 struct IamChange {
     /// The policy document to attach to the caller; null detaches it (an administrator).
-    policy: Option<Value>,
+    /// Required, so that a change of the other fields never detaches a policy by omission.
+    policy: Value,
     /// Whether the service-linked role exists already (default: unchanged).
     #[serde(default)]
     service_linked_role: Option<bool>,
@@ -58,11 +59,11 @@ async fn iam_get(State(sb): State<Sandbox>) -> Json<Value> {
 /// `PUT /_sandbox/iam` with `{"policy": <IAM policy document or null>}`: from then on every
 /// call is authorised against it as AWS would.
 async fn iam_set(State(sb): State<Sandbox>, Json(c): Json<IamChange>) -> Reply {
-    if let Some(doc) = &c.policy {
-        super::iam::validate(doc).map_err(bad)?;
+    if !c.policy.is_null() {
+        super::iam::validate(&c.policy).map_err(bad)?;
     }
     let mut w = sb.world();
-    w.iam.policy = c.policy;
+    w.iam.policy = Some(c.policy).filter(|p| !p.is_null());
     if let Some(slr) = c.service_linked_role {
         w.iam.service_linked_role = slr;
     }

@@ -8,9 +8,10 @@
 //!
 //! The evaluator covers what identity-based policies need here: Allow and Deny statements,
 //! `Action` and `Resource` with `*` and `?` wildcards, and the `StringEquals` / `StringLike`
-//! condition operators. A statement with any other condition operator never matches, so the
-//! sandbox refuses rather than allows what it cannot evaluate (never kinder than AWS). No crate
-//! evaluates IAM policies offline; this is the smallest evaluator the sandbox needs.
+//! condition operators. A policy with any other condition operator (or `NotAction`,
+//! `NotResource`) is refused when attached: evaluating it wrongly would allow what a Deny
+//! forbids (kinder than AWS) or refuse what an Allow grants. No crate evaluates IAM policies
+//! offline; this is the smallest evaluator the sandbox needs.
 
 use serde::Serialize;
 use serde_json::Value;
@@ -115,9 +116,11 @@ pub fn checks(w: &World, service: Service, op: &str, p: &Value) -> Vec<Check> {
         (Service::CloudWatch, "PutMetricAlarm") => {
             vec![Check::new(own, alarm_arn(&s("AlarmName")))]
         }
-        (Service::CloudWatch, "DeleteAlarms") => names(p, "AlarmNames")
-            .map(|n| Check::new(own.clone(), alarm_arn(n)))
-            .collect(),
+        (Service::CloudWatch, "DeleteAlarms") if names(p, "AlarmNames").next().is_some() => {
+            names(p, "AlarmNames")
+                .map(|n| Check::new(own.clone(), alarm_arn(n)))
+                .collect()
+        }
         // Lists, describes without a named resource, quotas: no resource-level permissions.
         _ => vec![Check::new(own, "*")],
     }
@@ -257,6 +260,26 @@ pub fn validate(doc: &Value) -> Result<(), String> {
         if strings(&st["Action"]).is_empty() || strings(&st["Resource"]).is_empty() {
             return Err(format!("Action and Resource are required in {st}"));
         }
+        for unsupported in ["NotAction", "NotResource", "NotPrincipal", "Principal"] {
+            if !st[unsupported].is_null() {
+                return Err(format!(
+                    "the sandbox does not evaluate {unsupported} (in {st})"
+                ));
+            }
+        }
+        match &st["Condition"] {
+            Value::Null => {}
+            Value::Object(ops) => {
+                for (op, keys) in ops {
+                    if !matches!(op.as_str(), "StringEquals" | "StringLike") || !keys.is_object() {
+                        return Err(format!(
+                            "the sandbox evaluates only StringEquals and StringLike conditions, not {op} (in {st})"
+                        ));
+                    }
+                }
+            }
+            other => return Err(format!("Condition must be an object, not {other}")),
+        }
     }
     Ok(())
 }
@@ -311,7 +334,7 @@ pub fn decide(doc: &Value, check: &Check) -> Decision {
 }
 
 /// Every operator's keys must hold; a key missing from the request fails its test (as in IAM
-/// without `...IfExists`), and an operator the sandbox does not know never holds.
+/// without `...IfExists`). `validate` refused other operators when the policy was attached.
 fn conditions_hold(cond: &Value, check: &Check) -> bool {
     let Some(ops) = cond.as_object() else {
         return cond.is_null();
