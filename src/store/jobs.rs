@@ -441,22 +441,6 @@ pub async fn get(pool: &PgPool, id: i64) -> sqlx::Result<Option<JobRow>> {
         .await
 }
 
-/// One job by id, read on the caller's connection (inside its transaction).
-pub async fn get_in(conn: &mut PgConnection, id: i64) -> sqlx::Result<Option<JobRow>> {
-    sqlx::query_as(&format!("SELECT {COLUMNS} FROM jobs WHERE id = $1"))
-        .bind(id)
-        .fetch_optional(conn)
-        .await
-}
-
-/// Jobs by id.
-pub async fn get_many(pool: &PgPool, ids: &[i64]) -> sqlx::Result<Vec<JobRow>> {
-    sqlx::query_as(&format!("SELECT {COLUMNS} FROM jobs WHERE id = ANY($1)"))
-        .bind(ids)
-        .fetch_all(pool)
-        .await
-}
-
 /// Job counts by kind and state, for metrics.
 pub async fn counts(pool: &PgPool) -> sqlx::Result<Vec<(String, JobState, i64)>> {
     sqlx::query_as(
