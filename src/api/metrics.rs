@@ -54,7 +54,7 @@ pub async fn track(req: Request, next: Next) -> Response {
 /// Prometheus text exposition of every metric, rendered from memory: a scrape never touches
 /// the database (the job workers refresh the queue and target gauges on their maintenance
 /// tick). With `--metrics-token`, the scraper must send it as a bearer token; without one the
-/// route is open, which the README documents and the start-up log says.
+/// route is open, which docs/operations.md documents and the start-up log says.
 #[utoipa::path(get, path = "/metrics", tag = "health",
     responses(
         (status = 200, description = "Prometheus text format", body = String, content_type = "text/plain"),
