@@ -1,9 +1,10 @@
 # Build stage: compile the release binary.
 FROM rust:1-bookworm AS build
 WORKDIR /src
-COPY Cargo.toml Cargo.lock ./
-COPY src ./src
-COPY migrations ./migrations
+# The whole context (see .dockerignore): Cargo.toml names the benches, build.rs watches the
+# migrations and the API page includes assets/, so copying only src/ cannot build.
+# scripts/check-docker-context checks this file set in CI without a Docker engine.
+COPY . .
 RUN cargo build --release --locked && strip target/release/zeroscale
 
 # Runtime stage: a slim image with a non-root user.
