@@ -492,22 +492,15 @@ pub struct WorkerArgs {
 /// Parses `250ms`, `30s`, `5m`, `2h`, `7d` or a bare number of seconds.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("invalid duration {s:?}: expected e.g. 500ms, 30s, 5m, 2h, 7d"))?;
-    let secs = |k: u64| Duration::from_secs(n.saturating_mul(k));
-    match unit {
-        "ms" => Ok(Duration::from_millis(n)),
-        "" | "s" => Ok(secs(1)),
-        "m" => Ok(secs(60)),
-        "h" => Ok(secs(3600)),
-        "d" => Ok(secs(86_400)),
-        _ => Err(format!(
-            "invalid duration unit in {s:?}: use ms, s, m, h or d"
-        )),
+    // Bare digits are seconds, as they always were here (humantime wants a unit, except "0").
+    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+        return s
+            .parse()
+            .map(Duration::from_secs)
+            .map_err(|_| format!("invalid duration {s:?}: too large"));
     }
+    humantime::parse_duration(s)
+        .map_err(|e| format!("invalid duration {s:?} ({e}): expected e.g. 500ms, 30s, 5m, 2h, 7d"))
 }
 
 #[cfg(test)]

@@ -60,8 +60,8 @@ where
             .headers()
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<mime_type::Mime>().ok())
-            .is_some_and(|m| m.is_json());
+            .and_then(|v| v.parse::<mime::Mime>().ok())
+            .is_some_and(|m| is_json(&m));
         let bytes = read_body(req, state).await?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(OptionalJson(T::default()));
@@ -173,31 +173,9 @@ pub fn json_rejection(rejection: JsonRejection) -> ApiError {
     }
 }
 
-/// Minimal media-type check without pulling in another crate.
-mod mime_type {
-    use std::str::FromStr;
-
-    pub struct Mime(String);
-
-    impl FromStr for Mime {
-        type Err = ();
-        fn from_str(s: &str) -> Result<Self, ()> {
-            let essence = s.split(';').next().ok_or(())?.trim().to_ascii_lowercase();
-            if essence.contains('/') {
-                Ok(Mime(essence))
-            } else {
-                Err(())
-            }
-        }
-    }
-
-    impl Mime {
-        /// `application/json` or any `+json` suffix type.
-        pub fn is_json(&self) -> bool {
-            self.0 == "application/json"
-                || (self.0.starts_with("application/") && self.0.ends_with("+json"))
-        }
-    }
+/// `application/json` or any `application/*+json` type (the `mime` crate parses the header).
+fn is_json(m: &mime::Mime) -> bool {
+    m.type_() == mime::APPLICATION && (m.subtype() == mime::JSON || m.suffix() == Some(mime::JSON))
 }
 
 /// A text filter from a query string: Postgres text cannot hold NUL, so a filter containing one

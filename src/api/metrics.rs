@@ -74,7 +74,10 @@ pub async fn metrics(
             })
             .map(str::trim)
             .unwrap_or_default();
-        if !super::auth::constant_time_eq(sent.as_bytes(), expected.as_bytes()) {
+        if !bool::from(subtle::ConstantTimeEq::ct_eq(
+            sent.as_bytes(),
+            expected.as_bytes(),
+        )) {
             return Err(crate::error::ApiError::Unauthorized(
                 "this service's metrics need its metrics token: `Authorization: Bearer <--metrics-token>`".into(),
             ));
