@@ -2,6 +2,7 @@
 //! slots, runs each with a heartbeat, records the outcome, and on shutdown stops claiming, lets
 //! running jobs finish within the grace period and releases the rest.
 
+use backon::Retryable as _;
 use std::{
     collections::HashMap,
     panic::AssertUnwindSafe,
@@ -101,19 +102,12 @@ async fn completer(pool: PgPool, owner: String, mut rx: mpsc::Receiver<Completio
         let attempts: Vec<i32> = batch.iter().map(|c| c.attempt).collect();
         let outputs: Vec<Option<serde_json::Value>> =
             batch.iter().map(|c| c.output.clone()).collect();
-        let mut done = None;
-        for attempt in 0..5u32 {
-            match store::complete_many(&pool, &owner, &ids, &attempts, &outputs).await {
-                Ok(ids) => {
-                    done = Some(ids);
-                    break;
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, jobs = ids.len(), "recording completions failed; retrying");
-                    tokio::time::sleep(Duration::from_millis(200 * 2u64.pow(attempt))).await;
-                }
-            }
-        }
+        let done = (|| store::complete_many(&pool, &owner, &ids, &attempts, &outputs))
+            .retry(db_write_backoff())
+            .notify(|e, _| {
+                tracing::warn!(error = %e, jobs = ids.len(), "recording completions failed; retrying");
+            })
+            .await;
         // Unwritten completions leave the jobs leased: the rescuer re-runs them (idempotent).
         let done = done.unwrap_or_default();
         for c in batch {
@@ -358,8 +352,8 @@ async fn record_failure(
     error: JobError,
 ) -> &'static str {
     let permanent = error.class == ErrorClass::Permanent;
-    for attempt in 0..5u32 {
-        match store::fail(
+    let written = (|| {
+        store::fail(
             pool,
             job,
             owner,
@@ -368,29 +362,36 @@ async fn record_failure(
             permanent,
             retry.delay(job.attempt),
         )
-        .await
-        {
-            Ok(outcome) => {
-                let outcome = match outcome {
-                    store::FailOutcome::Retryable => "retryable",
-                    store::FailOutcome::Discarded => "discarded",
-                    store::FailOutcome::Superseded => "superseded",
-                    store::FailOutcome::LeaseLost => "lease_lost",
-                };
-                tracing::warn!(job_id = job.id, kind = %job.kind, attempt = job.attempt, outcome, error = %error.message, "job attempt failed");
-                if outcome == "retryable" {
-                    metrics::counter!("zeroscale_job_retries_total", "kind" => job.kind.clone())
-                        .increment(1);
-                }
-                return outcome;
-            }
-            Err(e) => {
-                tracing::warn!(job_id = job.id, error = %e, "recording job failure failed; retrying");
-                tokio::time::sleep(Duration::from_millis(200 * 2u64.pow(attempt))).await;
-            }
-        }
+    })
+    .retry(db_write_backoff())
+    .notify(|e, _| {
+        tracing::warn!(job_id = job.id, error = %e, "recording job failure failed; retrying");
+    })
+    .await;
+    let Ok(outcome) = written else {
+        return "unrecorded";
+    };
+    let outcome = match outcome {
+        store::FailOutcome::Retryable => "retryable",
+        store::FailOutcome::Discarded => "discarded",
+        store::FailOutcome::Superseded => "superseded",
+        store::FailOutcome::LeaseLost => "lease_lost",
+    };
+    tracing::warn!(job_id = job.id, kind = %job.kind, attempt = job.attempt, outcome, error = %error.message, "job attempt failed");
+    if outcome == "retryable" {
+        metrics::counter!("zeroscale_job_retries_total", "kind" => job.kind.clone()).increment(1);
     }
-    "unrecorded"
+    outcome
+}
+
+/// How a worker retries the database write that records a run's outcome: five tries, 200 ms
+/// apart and doubling. If the database stays away longer, the lease expires and the rescuer
+/// re-runs the (idempotent) job.
+fn db_write_backoff() -> backon::ExponentialBuilder {
+    backon::ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(200))
+        .with_factor(2.0)
+        .with_max_times(4)
 }
 
 /// Renews the lease every third of it; returns (and so stops the handler) when the lease is
