@@ -2,6 +2,8 @@
 //! `FOR UPDATE SKIP LOCKED`, run with no transaction open, record the outcome, retry with
 //! jittered exponential backoff, rescue expired leases. SQL lives in `store::jobs`.
 
+mod background;
+mod outcome;
 pub mod worker;
 
 use std::{collections::HashMap, future::Future, pin::Pin, sync::Arc, time::Duration};

@@ -2,15 +2,12 @@
 //! slots, runs each with a heartbeat, records the outcome, and on shutdown stops claiming, lets
 //! running jobs finish within the grace period and releases the rest.
 
-use backon::Retryable as _;
 use std::{
     collections::HashMap,
-    panic::AssertUnwindSafe,
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
-use futures::FutureExt;
 use sqlx::PgPool;
 use tokio::{
     sync::{mpsc, oneshot, Notify},
@@ -18,8 +15,13 @@ use tokio::{
 };
 use tokio_util::sync::CancellationToken;
 
-use super::{ErrorClass, JobContext, JobError, JobRow, Registry, RetryPolicy};
+use super::{JobContext, JobError, JobRow, Registry, RetryPolicy};
 use crate::{config::WorkerSettings, store::jobs as store};
+
+use super::{
+    background::{listen, maintain},
+    outcome::{completer, heartbeat, record_failure, run_handler, Completion},
+};
 
 /// Tunables of one worker process.
 #[derive(Debug, Clone)]
@@ -78,43 +80,6 @@ pub struct Worker {
 }
 
 type InFlight = Arc<Mutex<HashMap<i64, JobRow>>>;
-
-/// A successful job waiting for its completion to be written.
-struct Completion {
-    id: i64,
-    attempt: i32,
-    output: Option<serde_json::Value>,
-    written: oneshot::Sender<bool>,
-}
-
-/// Writes completions in batches: whatever is ready when the previous write ends goes in the
-/// next `UPDATE`, so N jobs finishing together cost one round trip instead of N.
-async fn completer(pool: PgPool, owner: String, mut rx: mpsc::Receiver<Completion>) {
-    while let Some(first) = rx.recv().await {
-        let mut batch = vec![first];
-        while batch.len() < 1000 {
-            match rx.try_recv() {
-                Ok(c) => batch.push(c),
-                Err(_) => break,
-            }
-        }
-        let ids: Vec<i64> = batch.iter().map(|c| c.id).collect();
-        let attempts: Vec<i32> = batch.iter().map(|c| c.attempt).collect();
-        let outputs: Vec<Option<serde_json::Value>> =
-            batch.iter().map(|c| c.output.clone()).collect();
-        let done = (|| store::complete_many(&pool, &owner, &ids, &attempts, &outputs))
-            .retry(db_write_backoff())
-            .notify(|e, _| {
-                tracing::warn!(error = %e, jobs = ids.len(), "recording completions failed; retrying");
-            })
-            .await;
-        // Unwritten completions leave the jobs leased: the rescuer re-runs them (idempotent).
-        let done = done.unwrap_or_default();
-        for c in batch {
-            let _ = c.written.send(done.contains(&c.id));
-        }
-    }
-}
 
 impl Worker {
     /// A worker with a unique id (host, pid, random suffix) used as lease owner.
@@ -316,191 +281,6 @@ impl Worker {
                 .record(started.elapsed().as_secs_f64());
             metrics::counter!("zeroscale_jobs_finished_total", "kind" => kind, "outcome" => outcome).increment(1);
             in_flight.lock().expect("in-flight map").remove(&job.id);
-        }
-    }
-}
-
-async fn run_handler(
-    registry: &Registry,
-    ctx: JobContext,
-    timeout: Duration,
-) -> Result<Option<serde_json::Value>, JobError> {
-    let kind = ctx.job.kind.clone();
-    let Some(handler) = registry.get(&kind) else {
-        return Err(JobError::permanent(format!(
-            "no handler is registered for job kind {kind:?}"
-        )));
-    };
-    let run = AssertUnwindSafe(handler.run(ctx)).catch_unwind();
-    match tokio::time::timeout(timeout, run).await {
-        Ok(Ok(result)) => result,
-        Ok(Err(_)) => Err(JobError::retryable("the job handler panicked")),
-        Err(_) => Err(JobError::retryable(format!(
-            "the job did not finish within {} s",
-            timeout.as_secs()
-        ))),
-    }
-}
-
-/// Writes a failed attempt, retrying briefly if the database hiccups; if it stays down, the
-/// lease expires and the rescuer re-runs the (idempotent) job.
-async fn record_failure(
-    pool: &PgPool,
-    job: &JobRow,
-    owner: &str,
-    retry: &RetryPolicy,
-    error: JobError,
-) -> &'static str {
-    let permanent = error.class == ErrorClass::Permanent;
-    let written = (|| {
-        store::fail(
-            pool,
-            job,
-            owner,
-            &error.message,
-            error.code.as_deref(),
-            permanent,
-            retry.delay(job.attempt),
-        )
-    })
-    .retry(db_write_backoff())
-    .notify(|e, _| {
-        tracing::warn!(job_id = job.id, error = %e, "recording job failure failed; retrying");
-    })
-    .await;
-    let Ok(outcome) = written else {
-        return "unrecorded";
-    };
-    let outcome = match outcome {
-        store::FailOutcome::Retryable => "retryable",
-        store::FailOutcome::Discarded => "discarded",
-        store::FailOutcome::Superseded => "superseded",
-        store::FailOutcome::LeaseLost => "lease_lost",
-    };
-    tracing::warn!(job_id = job.id, kind = %job.kind, attempt = job.attempt, outcome, error = %error.message, "job attempt failed");
-    if outcome == "retryable" {
-        metrics::counter!("zeroscale_job_retries_total", "kind" => job.kind.clone()).increment(1);
-    }
-    outcome
-}
-
-/// How a worker retries the database write that records a run's outcome: five tries, 200 ms
-/// apart and doubling. If the database stays away longer, the lease expires and the rescuer
-/// re-runs the (idempotent) job.
-fn db_write_backoff() -> backon::ExponentialBuilder {
-    backon::ExponentialBuilder::default()
-        .with_min_delay(Duration::from_millis(200))
-        .with_factor(2.0)
-        .with_max_times(4)
-}
-
-/// Renews the lease every third of it; returns (and so stops the handler) when the lease is
-/// lost: the database says another run holds the job, or no renewal succeeded in time. Each
-/// renewal is bounded by a client-side timeout (a partitioned network must not hang it), and
-/// the run stops a third of a lease before the last renewal it sent could expire, so it has
-/// stopped before any rescuer may take the job.
-async fn heartbeat(pool: PgPool, fence: store::Fence, lease: Duration) {
-    let every = (lease / 3).max(Duration::from_millis(10));
-    let deadline = |sent: tokio::time::Instant| sent + lease.saturating_sub(every);
-    let mut valid_until = deadline(tokio::time::Instant::now());
-    let mut tick = tokio::time::interval(every);
-    tick.tick().await;
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = tokio::time::sleep_until(valid_until) => {
-                tracing::warn!(job_id = fence.id, "lease not renewed in time; stopping this run");
-                return;
-            }
-        }
-        let sent = tokio::time::Instant::now();
-        match tokio::time::timeout(every, store::heartbeat(&pool, &fence, lease)).await {
-            Ok(Ok(true)) => valid_until = deadline(sent),
-            Ok(Ok(false)) => {
-                tracing::warn!(
-                    job_id = fence.id,
-                    attempt = fence.attempt,
-                    "lease lost: the job was rescued; stopping this run"
-                );
-                return;
-            }
-            Ok(Err(e)) => tracing::warn!(job_id = fence.id, error = %e, "heartbeat failed"),
-            Err(_) => tracing::warn!(job_id = fence.id, "heartbeat timed out"),
-        }
-    }
-}
-
-/// Turns NOTIFYs on the jobs channel into wake-ups; reconnects when the connection drops
-/// (the poll covers notifications missed meanwhile).
-async fn listen(pool: PgPool, wake: Arc<Notify>, stop: CancellationToken) {
-    while !stop.is_cancelled() {
-        match crate::store::listener(&pool).await {
-            Ok(mut listener) => {
-                if let Err(e) = listener.listen(store::NOTIFY_CHANNEL).await {
-                    tracing::warn!(error = %e, "LISTEN failed");
-                } else {
-                    loop {
-                        tokio::select! {
-                            _ = stop.cancelled() => return,
-                            n = listener.try_recv() => match n {
-                                Ok(Some(_)) => wake.notify_one(),
-                                Ok(None) => wake.notify_one(), // reconnected: something may be waiting
-                                Err(e) => { tracing::warn!(error = %e, "job notifications interrupted"); break; }
-                            }
-                        }
-                    }
-                }
-            }
-            Err(e) => tracing::debug!(error = %e, "cannot open LISTEN connection yet"),
-        }
-        tokio::select! { _ = stop.cancelled() => return, _ = tokio::time::sleep(Duration::from_secs(1)) => {} }
-    }
-}
-
-/// Rescue, retention and queue gauges, periodically. Safe on every replica at once.
-async fn maintain(
-    pool: PgPool,
-    registry: Arc<Registry>,
-    config: WorkerConfig,
-    stop: CancellationToken,
-) {
-    let mut tick = tokio::time::interval(config.maintenance_interval);
-    loop {
-        tokio::select! { _ = stop.cancelled() => return, _ = tick.tick() => {} }
-        match store::rescue_expired(&pool, |attempt| config.retry.delay(attempt)).await {
-            Ok(r) if r.rescued == 0 => {}
-            Ok(r) => {
-                tracing::warn!(rescued = r.rescued, "rescued jobs whose lease expired");
-                metrics::counter!("zeroscale_jobs_rescued_total").increment(r.rescued);
-                for job in r.discarded {
-                    if let Some(handler) = registry.get(&job.kind) {
-                        handler
-                            .on_discarded(job, "lease expired on the last attempt: the worker running it stopped (crash, kill or network loss)".into())
-                            .await;
-                    }
-                }
-            }
-            Err(e) => tracing::warn!(error = %e, "rescuing expired jobs failed"),
-        }
-        if let Err(e) = store::delete_finished_before(&pool, config.retention).await {
-            tracing::warn!(error = %e, "job retention failed");
-        }
-        match crate::store::audit::seal_all(&pool, 40).await {
-            Ok(Some(head)) => tracing::info!(
-                position = head.position,
-                head = %hex::encode(&head.hash),
-                "audit chain sealed (keep this line: it anchors GET /audit/verify)"
-            ),
-            Ok(None) => {}
-            Err(e) => tracing::warn!(error = %e, "sealing the audit chain failed"),
-        }
-        match crate::store::idempotency::expire(&pool, config.idempotency_ttl).await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(expired = n, "expired idempotency keys"),
-            Err(e) => tracing::warn!(error = %e, "expiring idempotency keys failed"),
-        }
-        if let Err(e) = crate::api::metrics::refresh_gauges(&pool).await {
-            tracing::debug!(error = %e, "refreshing the queue and target gauges failed");
         }
     }
 }
