@@ -1,0 +1,227 @@
+//! SQL for the `jobs` table. Every transition into a queued state for a target first takes a
+//! transaction-scoped advisory lock on that target, so "one queued job per target" holds
+//! without unique-index races between enqueue, retry and rescue.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sqlx::{PgConnection, PgPool};
+
+mod maintenance;
+mod run;
+
+pub use maintenance::{delete_finished_before, rescue_expired, Rescue};
+pub use run::{complete_many, fail, finish_in, heartbeat, hold, release, set_output, FailOutcome};
+
+/// The NOTIFY channel workers listen on.
+pub const NOTIFY_CHANNEL: &str = "zeroscale_jobs";
+
+/// A job's lifecycle state (River's state machine).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::Type, serde::Serialize, utoipa::ToSchema)]
+#[sqlx(type_name = "job_state", rename_all = "lowercase")]
+#[serde(rename_all = "lowercase")]
+pub enum JobState {
+    /// Queued, can run now (or at `scheduled_at`).
+    Available,
+    /// Claimed by a worker that holds its lease.
+    Running,
+    /// Failed an attempt; waits for its backoff before running again.
+    Retryable,
+    /// Finished successfully.
+    Completed,
+    /// Failed for good: a permanent error, or out of attempts.
+    Discarded,
+    /// Cancelled, or superseded by a newer job for the same target.
+    Cancelled,
+}
+
+/// A row of `jobs`.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct JobRow {
+    pub id: i64,
+    pub kind: String,
+    pub target: Option<String>,
+    pub args: Value,
+    pub state: JobState,
+    pub attempt: i32,
+    pub max_attempts: i32,
+    pub errors: Value,
+    pub output: Option<Value>,
+    pub created_at: DateTime<Utc>,
+    pub scheduled_at: DateTime<Utc>,
+    pub attempted_at: Option<DateTime<Utc>>,
+    pub finalized_at: Option<DateTime<Utc>>,
+    pub lease_owner: Option<String>,
+    pub lease_until: Option<DateTime<Utc>>,
+}
+
+impl JobRow {
+    /// The fence of this claim: the job, the worker holding it and the attempt.
+    pub fn fence(&self) -> Fence {
+        Fence {
+            id: self.id,
+            owner: self.lease_owner.clone().unwrap_or_default(),
+            attempt: self.attempt,
+        }
+    }
+}
+
+/// Identifies one run of a job: every write a run makes about its job (progress, outcome,
+/// the target's status, audit events) is conditional on the job still being `running` under
+/// this owner and attempt. A run whose lease was lost (rescued, then claimed again, even by the
+/// same worker) writes nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fence {
+    pub id: i64,
+    pub owner: String,
+    pub attempt: i32,
+}
+
+/// The SQL condition "this run still holds its job", for `$1` id, `$2` owner, `$3` attempt.
+const HELD: &str = "id = $1 AND lease_owner = $2 AND attempt = $3 AND state = 'running'";
+
+const COLUMNS: &str = "id, kind, target, args, state, attempt, max_attempts, errors, output, \
+    created_at, scheduled_at, attempted_at, finalized_at, lease_owner, lease_until";
+
+/// What to enqueue.
+#[derive(Debug, Clone)]
+pub struct NewJob {
+    pub kind: String,
+    pub target: Option<String>,
+    pub args: Value,
+    pub max_attempts: i32,
+    pub scheduled_at: Option<DateTime<Utc>>,
+}
+
+/// Serialises work on one job key with every enqueuer (the same lock as zs_enqueue_job).
+async fn lock_target(conn: &mut PgConnection, target: &str) -> sqlx::Result<()> {
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('zeroscale.job.' || $1, 0))")
+        .bind(target)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Enqueues inside the caller's transaction, so the job commits together with the caller's
+/// other writes or not at all. It does not NOTIFY: Postgres serialises the commits of every
+/// notifying transaction (a global lock held through the commit flush), which would undo group
+/// commit for the API's writes. Callers wake workers after commit with `notify_workers` (or the
+/// coalescing `jobs::Notifier`); workers also poll. A queued job for the same target is
+/// cancelled as superseded by this one.
+pub async fn enqueue(tx: &mut PgConnection, job: &NewJob) -> sqlx::Result<JobRow> {
+    // One round trip: the lock, the supersede and the insert are in zs_enqueue_job
+    // (migrations/..._record_change.sql), which the API's change function uses too.
+    sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM zs_enqueue_job($1, $2, $3, $4, $5)"
+    ))
+    .bind(&job.kind)
+    .bind(&job.target)
+    .bind(&job.args)
+    .bind(job.max_attempts)
+    .bind(job.scheduled_at)
+    .fetch_one(tx)
+    .await
+}
+
+/// Wakes every listening worker (in its own tiny transaction, outside the caller's).
+pub async fn notify_workers(pool: &PgPool) -> sqlx::Result<()> {
+    sqlx::query("SELECT pg_notify($1, 'jobs')")
+        .bind(NOTIFY_CHANNEL)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+/// Claims up to `limit` due jobs for `owner` in one short transaction (`FOR UPDATE SKIP
+/// LOCKED`), skipping targets that already have a running job. Due jobs go in the order they
+/// were enqueued (`id`), so a job that was rescued, released or retried keeps its place in the
+/// queue instead of going behind everything enqueued since.
+pub async fn claim(
+    pool: &PgPool,
+    owner: &str,
+    limit: i64,
+    lease: Duration,
+) -> sqlx::Result<Vec<JobRow>> {
+    let result = sqlx::query_as(&format!(
+        "WITH next AS ( \
+           SELECT id FROM jobs j \
+           WHERE state IN ('available', 'retryable') AND scheduled_at <= now() \
+             AND (target IS NULL OR NOT EXISTS ( \
+                   SELECT 1 FROM jobs r WHERE r.target = j.target AND r.state = 'running')) \
+           ORDER BY id \
+           LIMIT $2 \
+           FOR UPDATE SKIP LOCKED) \
+         UPDATE jobs SET state = 'running', attempt = attempt + 1, attempted_at = now(), \
+           lease_owner = $1, lease_until = now() + make_interval(secs => $3) \
+         FROM next WHERE jobs.id = next.id \
+         RETURNING {}",
+        COLUMNS
+            .split(", ")
+            .map(|c| format!("jobs.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ))
+    .bind(owner)
+    .bind(limit)
+    .bind(lease.as_secs_f64())
+    .fetch_all(pool)
+    .await;
+    match result {
+        // Two workers raced for the same target; the index kept the invariant. Try later.
+        Err(sqlx::Error::Database(e)) if e.constraint() == Some("jobs_one_running_per_target") => {
+            Ok(Vec::new())
+        }
+        other => other,
+    }
+}
+
+/// Cancels a queued job. Running jobs are not interrupted (their handler is idempotent and
+/// short); returns false for them and for finished jobs.
+pub async fn cancel(pool: &PgPool, id: i64) -> sqlx::Result<bool> {
+    let done = sqlx::query(
+        "UPDATE jobs SET state = 'cancelled', finalized_at = now() \
+         WHERE id = $1 AND state IN ('available', 'retryable')",
+    )
+    .bind(id)
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// One job by id.
+pub async fn get(pool: &PgPool, id: i64) -> sqlx::Result<Option<JobRow>> {
+    sqlx::query_as(&format!("SELECT {COLUMNS} FROM jobs WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(pool)
+        .await
+}
+
+/// Job counts by kind and state, for metrics.
+pub async fn counts(pool: &PgPool) -> sqlx::Result<Vec<(String, JobState, i64)>> {
+    sqlx::query_as(
+        "SELECT kind, state, count(*) FROM jobs GROUP BY kind, state ORDER BY kind, state",
+    )
+    .fetch_all(pool)
+    .await
+}
+
+/// The queued job a manual reconcile of `target` joins: a user's change waiting to run (or an
+/// earlier manual reconcile), made due now if it was waiting for a retry. A queued drift check
+/// is not joined (the manual reconcile supersedes it). None: nothing to join.
+pub async fn join_queued(
+    conn: &mut PgConnection,
+    kind: &str,
+    target: &str,
+) -> sqlx::Result<Option<JobRow>> {
+    sqlx::query_as(&format!(
+        "UPDATE jobs SET scheduled_at = LEAST(scheduled_at, now()) \
+         WHERE target = $1 AND kind = $2 AND state IN ('available', 'retryable') \
+           AND COALESCE(args->>'reason', 'change') <> 'drift' \
+         RETURNING {COLUMNS}"
+    ))
+    .bind(target)
+    .bind(kind)
+    .fetch_optional(conn)
+    .await
+}
