@@ -170,14 +170,7 @@ async fn every_flow_runs_under_the_policy_and_uses_every_line_of_it() {
                     .any(|r| r.contains(&c["seq"].as_u64().unwrap()))
             })
             .collect();
-    let denied: Vec<&Value> = calls
-        .iter()
-        .filter(|c| {
-            c["error"]
-                .as_str()
-                .is_some_and(|e| e.starts_with("AccessDenied"))
-        })
-        .collect();
+    let denied = common::aws::denied(&calls);
     assert!(denied.is_empty(), "calls the policy denies: {denied:#?}");
     assert!(
         calls.iter().any(|c| c["operation"] == "DeleteAlarms"

@@ -85,14 +85,7 @@ async fn an_attached_policy_denies_what_it_does_not_allow_in_each_protocol() {
         "{e:?}"
     );
     let calls = sb.calls().await;
-    let denied: Vec<&Value> = calls
-        .iter()
-        .filter(|c| {
-            c["error"]
-                .as_str()
-                .is_some_and(|e| e.starts_with("AccessDenied"))
-        })
-        .collect();
+    let denied = common::aws::denied(&calls);
     assert_eq!(denied.len(), 2, "{denied:?}");
     assert_eq!(
         denied[1]["authorized"],

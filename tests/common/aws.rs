@@ -216,3 +216,15 @@ pub fn deploy_policy_without(action: &str) -> Value {
     statements.retain(|st| st["Action"].as_array().is_some_and(|a| !a.is_empty()));
     doc
 }
+
+/// The calls AWS refused for want of a permission.
+pub fn denied(calls: &[Value]) -> Vec<&Value> {
+    calls
+        .iter()
+        .filter(|c| {
+            c["error"]
+                .as_str()
+                .is_some_and(|e| e.starts_with("AccessDenied"))
+        })
+        .collect()
+}
