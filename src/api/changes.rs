@@ -275,6 +275,35 @@ fn absent() -> ApiError {
     anyhow::anyhow!("the change function reported an absent target it was asked to create").into()
 }
 
+/// What `zs_record_change` did with a change: a closed set, matched exhaustively. An answer
+/// the function never gives is a server error, never a 202.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    /// The target does not exist and the change may not create it.
+    Absent,
+    /// The target does not exist, and the change needed it (If-Match, or a disable).
+    Missing,
+    /// If-Match named an older version.
+    Stale,
+    /// Identical to the current version: no new version, no job.
+    Unchanged,
+    /// A new version, with its job queued.
+    Accepted,
+}
+
+impl Outcome {
+    fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "absent" => Self::Absent,
+            "missing" => Self::Missing,
+            "stale" => Self::Stale,
+            "unchanged" => Self::Unchanged,
+            "accepted" => Self::Accepted,
+            _ => return None,
+        })
+    }
+}
+
 /// Records the change with one call of `zs_record_change` (migrations/..._lighter_change.sql):
 /// lock or create the target, check `If-Match`, and unless nothing changed, fold into the
 /// target's queued reconcile job or enqueue one, then write the new version and its `accepted`
@@ -312,10 +341,15 @@ async fn apply(
     .bind(change.rollback_to)
     .fetch_one(conn)
     .await?;
-    let outcome: String = recorded.try_get("outcome")?;
-    let row = match outcome.as_str() {
-        "absent" => return Ok(None),
-        "missing" => {
+    let said: String = recorded.try_get("outcome")?;
+    let outcome = Outcome::parse(&said).ok_or_else(|| {
+        ApiError::Internal(anyhow::anyhow!(
+            "zs_record_change answered outcome {said:?}, which this version does not know"
+        ))
+    })?;
+    let row = match outcome {
+        Outcome::Absent => return Ok(None),
+        Outcome::Missing => {
             return Err(if change.enabled {
                 ApiError::PreconditionFailed(format!(
                     "If-Match was given but {} is not managed by zeroscale yet",
@@ -325,17 +359,18 @@ async fn apply(
                 ApiError::NotFound(format!("{} is not managed by zeroscale", change.target))
             })
         }
-        _ => TargetRow::from_row(&recorded)?,
+        Outcome::Stale | Outcome::Unchanged | Outcome::Accepted => TargetRow::from_row(&recorded)?,
     };
     let etag = Some(format!("\"{}\"", row.version));
     let location = row.last_job_id.map(|id| format!("/operations/{id}"));
-    match outcome.as_str() {
-        "stale" => Err(ApiError::PreconditionFailed(format!(
+    match outcome {
+        Outcome::Absent | Outcome::Missing => unreachable!("answered above"),
+        Outcome::Stale => Err(ApiError::PreconditionFailed(format!(
             "If-Match \"{}\" is stale: the current version is {}; GET it again and retry",
             if_match.unwrap_or_default(),
             row.version
         ))),
-        "unchanged" => Ok(Some(ChangeReply {
+        Outcome::Unchanged => Ok(Some(ChangeReply {
             status: StatusCode::OK,
             body: json!({
                 "changed": false,
@@ -346,7 +381,7 @@ async fn apply(
             etag,
             replayed: false,
         })),
-        _ => Ok(Some(ChangeReply {
+        Outcome::Accepted => Ok(Some(ChangeReply {
             status: StatusCode::ACCEPTED,
             body: json!({
                 "changed": true,
@@ -361,5 +396,28 @@ async fn apply(
             etag,
             replayed: false,
         })),
+    }
+}
+
+#[cfg(test)]
+mod outcome_tests {
+    use super::Outcome;
+
+    #[test]
+    fn every_outcome_the_function_gives_is_known_and_nothing_else() {
+        for (s, o) in [
+            ("absent", Outcome::Absent),
+            ("missing", Outcome::Missing),
+            ("stale", Outcome::Stale),
+            ("unchanged", Outcome::Unchanged),
+            ("accepted", Outcome::Accepted),
+        ] {
+            assert_eq!(Outcome::parse(s), Some(o));
+        }
+        assert_eq!(
+            Outcome::parse("queued"),
+            None,
+            "an unknown answer is never a 202"
+        );
     }
 }
