@@ -5,9 +5,24 @@ WORKDIR /src
 # migrations and the API page includes assets/, so copying only src/ cannot build.
 # scripts/check-docker-context checks this file set in CI without a Docker engine.
 COPY . .
-RUN cargo build --release --locked && strip target/release/zeroscale
+# No default features: the image carries no AWS sandbox and refuses `--sandbox`.
+RUN cargo build --release --locked --no-default-features --bin zeroscale \
+ && strip target/release/zeroscale
 
-# Runtime stage: a slim image with a non-root user.
+# The AWS sandbox on its own (docker-compose.yml's `sandbox` service, `--target sandbox`): a
+# separate image, so the service's image never contains it.
+FROM build AS sandbox-build
+RUN cargo build --release --locked -p zeroscale-sandbox && strip target/release/zeroscale-sandbox
+
+FROM debian:bookworm-slim AS sandbox
+RUN useradd --system --uid 10001 --no-create-home sandbox
+COPY --from=sandbox-build /src/target/release/zeroscale-sandbox /usr/local/bin/zeroscale-sandbox
+USER sandbox
+EXPOSE 4566
+ENTRYPOINT ["zeroscale-sandbox"]
+CMD ["--listen", "0.0.0.0:4566", "--demo"]
+
+# Runtime stage (the default target): the service, a slim image with a non-root user.
 FROM debian:bookworm-slim
 RUN apt-get update \
  && apt-get install -y --no-install-recommends ca-certificates curl \

@@ -63,13 +63,7 @@ async fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     cancel_on_signal(shutdown.clone());
     if args.sandbox {
-        let sb = crate::sandbox::Sandbox::new();
-        sb.seed(&demo_world())
-            .map_err(|e| anyhow::anyhow!("seeding the sandbox: {e}"))?;
-        let addr = sb.start(args.sandbox_listen, shutdown.clone()).await?;
-        let url = format!("http://{addr}");
-        tracing::warn!(sandbox = %url, "SANDBOX MODE: AWS calls go to the in-process sandbox, not to AWS");
-        eprintln!("zeroscale: sandbox mode; AWS is simulated at {url} (try: aws --endpoint-url {url} sagemaker list-inference-components)");
+        let url = start_sandbox(args.sandbox_listen, shutdown.clone()).await?;
         args.aws.endpoint_url = Some(url);
         args.aws.sandbox_credentials = true;
     }
@@ -84,7 +78,7 @@ async fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
     let app = Application::build(&args.http, state, None).await?;
     let worker = if args.no_worker {
         // The workers elsewhere refresh their own gauges; this process's /metrics needs them too.
-        crate::api::metrics::refresh_periodically(pool.clone(), std::time::Duration::from_secs(15));
+        crate::jobs::gauges::refresh_periodically(pool.clone(), std::time::Duration::from_secs(15));
         None
     } else {
         let config = WorkerConfig::from_settings(&args.worker, args.http.shutdown_grace);
@@ -195,33 +189,42 @@ async fn token(args: TokenArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The demo world: an endpoint hosting one inference component (seed 000) and an async
-/// endpoint (seed 001), both ml.g5.xlarge with an instance quota of 4.
-pub fn demo_world() -> serde_json::Value {
-    serde_json::json!({
-        // The account never raised its quota: AWS's default is what is in force.
-        "default_quotas": {"ml.g5.xlarge": 4},
-        "endpoints": [
-            {"name": "demo-endpoint", "variant": "AllTraffic", "instance_type": "ml.g5.xlarge",
-             "min_instances": 0, "max_instances": 4, "initial_instances": 1},
-            {"name": "demo-async-endpoint", "variant": "AllTraffic", "instance_type": "ml.g5.xlarge",
-             "initial_instances": 1, "async": true}
-        ],
-        "components": [{"name": "demo-component", "endpoint": "demo-endpoint", "variant": "AllTraffic", "copies": 1}]
-    })
+/// What `--sandbox` and `zeroscale sandbox` say in a build without the sandbox.
+#[cfg(not(feature = "sandbox"))]
+const NO_SANDBOX: &str =
+    "this zeroscale was built without the AWS sandbox (cargo feature `sandbox`, \
+     left out of production builds and the Docker image): it only talks to AWS. \
+     For the sandbox, build from source with default features (`cargo run -- serve --sandbox`)";
+
+/// Starts the in-process sandbox seeded with the demo world; returns its URL.
+#[cfg(feature = "sandbox")]
+async fn start_sandbox(
+    listen: std::net::SocketAddr,
+    stop: CancellationToken,
+) -> anyhow::Result<String> {
+    let sb = zeroscale_sandbox::Sandbox::new();
+    sb.seed(&zeroscale_sandbox::demo_world())
+        .map_err(|e| anyhow::anyhow!("seeding the sandbox: {e}"))?;
+    let addr = sb.start(listen, stop).await?;
+    let url = format!("http://{addr}");
+    tracing::warn!(sandbox = %url, "SANDBOX MODE: AWS calls go to the in-process sandbox, not to AWS");
+    eprintln!("zeroscale: sandbox mode; AWS is simulated at {url} (try: aws --endpoint-url {url} sagemaker list-inference-components)");
+    Ok(url)
 }
 
+#[cfg(not(feature = "sandbox"))]
+async fn start_sandbox(_: std::net::SocketAddr, _: CancellationToken) -> anyhow::Result<String> {
+    anyhow::bail!("--sandbox: {NO_SANDBOX}")
+}
+
+#[cfg(feature = "sandbox")]
 async fn sandbox(args: SandboxArgs) -> anyhow::Result<()> {
-    let sb = crate::sandbox::Sandbox::new();
-    if args.demo {
-        sb.seed(&demo_world())
-            .map_err(|e| anyhow::anyhow!("seeding the demo world: {e}"))?;
-    }
     let stop = CancellationToken::new();
     cancel_on_signal(stop.clone());
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("sandbox cannot listen on {}", args.listen))?;
-    tracing::info!(listen = %args.listen, "AWS sandbox listening; use AWS_ENDPOINT_URL=http://{}", args.listen);
-    sb.serve(listener, stop).await
+    zeroscale_sandbox::run(args.listen, args.demo, stop).await
+}
+
+#[cfg(not(feature = "sandbox"))]
+async fn sandbox(_: SandboxArgs) -> anyhow::Result<()> {
+    anyhow::bail!("zeroscale sandbox: {NO_SANDBOX}")
 }

@@ -10,9 +10,12 @@ pub mod domain;
 pub mod error;
 pub mod jobs;
 pub mod reconcile;
-pub mod sandbox;
 pub mod store;
 pub mod telemetry;
+
+/// The AWS sandbox (crate `zeroscale-sandbox`), in builds with the `sandbox` feature.
+#[cfg(feature = "sandbox")]
+pub use zeroscale_sandbox as sandbox;
 
 /// mimalloc for every binary built on this crate (the service, its tests and benchmarks): the
 /// API path allocates for every request and response body, and glibc's malloc and free took a

@@ -30,7 +30,7 @@ async fn metrics_expose_http_jobs_and_targets_with_low_cardinality_labels() {
         .await
         .unwrap();
     // The workers' maintenance tick sets the queue and target gauges; a scrape reads memory.
-    zeroscale::api::metrics::refresh_gauges(&app.pool)
+    zeroscale::jobs::gauges::refresh_gauges(&app.pool)
         .await
         .unwrap();
     let text = app

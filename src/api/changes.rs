@@ -7,7 +7,6 @@ use axum::{
 };
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
-use sqlx::{FromRow, Row};
 use std::time::Duration;
 
 use super::{auth::Caller, AppState};
@@ -21,16 +20,6 @@ use crate::{
 };
 
 /// The job kind that converges a target to its desired version.
-pub const RECONCILE_JOB: &str = "reconcile";
-
-/// The arguments of a reconcile job that is not a user's change (a drift check, a manual
-/// reconcile): its target and why it runs. A change's job (written by `zs_record_change`) has no
-/// `reason`, and only such a job has later changes folded into it. Every reconcile job
-/// converges its target to the current desired version when it runs.
-pub fn reconcile_args(kind: &str, name: &str, reason: &str) -> Value {
-    json!({"kind": kind, "name": name, "reason": reason})
-}
-
 /// The headers every write takes, described once for the OpenAPI document; `if_match`,
 /// `idempotency_key` and the auth extractor read them.
 #[derive(utoipa::IntoParams)]
@@ -322,27 +311,33 @@ async fn apply(
         Some(IfMatch::Version(v)) => Some(v),
     };
     let caller = change.caller;
-    let recorded: sqlx::postgres::PgRow = sqlx::query(
-        "SELECT * FROM zs_record_change($1::target_kind, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+    let (name, job_target, request_id) = (
+        change.target.name(),
+        change.target.job_target(),
+        current_request_id(),
+    );
+    let recorded = crate::store::changes::record(
+        conn,
+        &crate::store::changes::ChangeInput {
+            kind: change.target.kind(),
+            name: &name,
+            enabled: change.enabled,
+            spec: change.spec.as_ref(),
+            if_match,
+            job_kind: crate::reconcile::RECONCILE_JOB,
+            job_target: &job_target,
+            token_name: &caller.token_name,
+            on_behalf_of: caller.on_behalf_of.as_deref(),
+            source_ip: caller.source_ip.as_deref(),
+            user_agent: caller.user_agent.as_deref(),
+            request_id: request_id.as_deref(),
+            create,
+            rollback_to: change.rollback_to,
+        },
     )
-    .bind(change.target.kind())
-    .bind(change.target.name())
-    .bind(change.enabled)
-    .bind(&change.spec)
-    .bind(if_match)
-    .bind(RECONCILE_JOB)
-    .bind(change.target.job_target())
-    .bind(&caller.token_name)
-    .bind(&caller.on_behalf_of)
-    .bind(&caller.source_ip)
-    .bind(&caller.user_agent)
-    .bind(current_request_id())
-    .bind(create)
-    .bind(change.rollback_to)
-    .fetch_one(conn)
     .await?;
-    let said: String = recorded.try_get("outcome")?;
-    let outcome = Outcome::parse(&said).ok_or_else(|| {
+    let said = &recorded.outcome;
+    let outcome = Outcome::parse(said).ok_or_else(|| {
         ApiError::Internal(anyhow::anyhow!(
             "zs_record_change answered outcome {said:?}, which this version does not know"
         ))
@@ -359,7 +354,7 @@ async fn apply(
                 ApiError::NotFound(format!("{} is not managed by zeroscale", change.target))
             })
         }
-        Outcome::Stale | Outcome::Unchanged | Outcome::Accepted => TargetRow::from_row(&recorded)?,
+        Outcome::Stale | Outcome::Unchanged | Outcome::Accepted => recorded.target()?,
     };
     let etag = Some(format!("\"{}\"", row.version));
     let location = row.last_job_id.map(|id| format!("/operations/{id}"));

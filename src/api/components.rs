@@ -14,26 +14,13 @@ use super::{
     auth::{Reader, Writer},
     extract::OptionalJson,
     targets::{self, EnableQuery, ListQuery, ListRequest},
-    views::{Page, TargetState},
+    views::{ComponentStatus, Page},
     AppState,
 };
 use crate::{
     domain::{ComponentName, ComponentSpec, TargetKind, TargetRef, TargetSpec},
     error::{ApiError, Problem},
-    store::targets::TargetRow,
 };
-
-/// A component's desired state and where it stands.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ComponentStatus {
-    /// The inference component's name.
-    #[schema(example = "demo-component")]
-    pub name: String,
-    /// The desired configuration (defaults filled in).
-    pub spec: ComponentSpec,
-    #[serde(flatten)]
-    pub state: TargetState,
-}
 
 /// The answer to a write.
 #[derive(Debug, Serialize, ToSchema)]
@@ -51,15 +38,6 @@ pub(crate) fn parse_name(name: &str) -> Result<TargetRef, ApiError> {
     ComponentName::parse(name)
         .map(TargetRef::Component)
         .map_err(|m| ApiError::invalid_field("name", m))
-}
-
-/// A component's status from its stored row.
-pub fn status(target: &TargetRef, row: &TargetRow) -> ComponentStatus {
-    ComponentStatus {
-        name: row.name.clone(),
-        spec: serde_json::from_value(row.spec.clone()).unwrap_or_default(),
-        state: TargetState::new(row, target.owned_names()),
-    }
 }
 
 /// Enable or update scale-to-zero for an inference component.

@@ -45,7 +45,7 @@ pub async fn healthz() -> Json<Liveness> {
             content_type = "application/problem+json"),
     ))]
 pub async fn readyz(State(state): State<AppState>) -> Result<Json<Readiness>, ApiError> {
-    let check = sqlx::query_scalar::<_, i32>("SELECT 1").fetch_one(&state.pool);
+    let check = crate::store::ping(&state.pool);
     match tokio::time::timeout(DB_CHECK_TIMEOUT, check).await {
         Ok(Ok(_)) => Ok(Json(Readiness {
             status: "ready",

@@ -298,7 +298,7 @@ pub async fn rollback(
         caller,
         rollback_to: Some(n),
     };
-    Ok(changes::record(state, change, targets::render)
+    Ok(changes::record(state, change, super::views::render)
         .await?
         .into_response())
 }

@@ -14,8 +14,7 @@ use utoipa::IntoParams;
 use super::{
     auth::Caller,
     changes::{self, Change},
-    components, variants,
-    views::Page,
+    views::{render, Page},
     AppState,
 };
 use crate::{
@@ -23,18 +22,9 @@ use crate::{
     error::{ApiError, FieldError},
     store::{
         audit::{self, NewAuditEvent},
-        targets::{self, TargetRow},
+        targets,
     },
 };
-
-/// Renders a target for a response body, by kind.
-pub fn render(target: &TargetRef, row: &TargetRow) -> Value {
-    let value = match target {
-        TargetRef::Component(_) => serde_json::to_value(components::status(target, row)),
-        TargetRef::EndpointVariant { .. } => serde_json::to_value(variants::status(target, row)),
-    };
-    value.unwrap_or(Value::Null)
-}
 
 /// Every spec violation at once, as one 422.
 pub fn invalid_spec(errs: Vec<SpecViolation>) -> ApiError {
@@ -216,18 +206,21 @@ pub async fn reconcile(
     // A change (or an earlier manual reconcile) already queued for the target converges it to
     // the current version when it runs: join it, so the change keeps its operation, its place
     // and its audit action. Only a queued drift check is superseded.
-    let joined =
-        crate::store::jobs::join_queued(&mut tx, changes::RECONCILE_JOB, &target.job_target())
-            .await?;
+    let joined = crate::store::jobs::join_queued(
+        &mut tx,
+        crate::reconcile::RECONCILE_JOB,
+        &target.job_target(),
+    )
+    .await?;
     let job = match &joined {
         Some(job) => job.clone(),
         None => {
             crate::jobs::enqueue(
                 &mut tx,
                 &crate::jobs::new_job(
-                    changes::RECONCILE_JOB,
+                    crate::reconcile::RECONCILE_JOB,
                     Some(target.job_target()),
-                    changes::reconcile_args(target.kind(), &target.name(), "manual"),
+                    crate::reconcile::reconcile_args(target.kind(), &target.name(), "manual"),
                 ),
             )
             .await?

@@ -15,29 +15,13 @@ use super::{
     auth::{Reader, Writer},
     extract::OptionalJson,
     targets::{self, EnableQuery, ListQuery, ListRequest},
-    views::{Page, TargetState},
+    views::{Page, VariantStatus},
     AppState,
 };
 use crate::{
     domain::{EndpointName, TargetKind, TargetRef, TargetSpec, VariantName, VariantSpec},
     error::{ApiError, Problem},
-    store::targets::TargetRow,
 };
-
-/// An async endpoint variant's desired state and where it stands.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct VariantStatus {
-    /// The endpoint's name.
-    #[schema(example = "demo-async-endpoint")]
-    pub endpoint: String,
-    /// The production variant's name.
-    #[schema(example = "AllTraffic")]
-    pub variant: String,
-    /// The desired configuration (defaults filled in).
-    pub spec: VariantSpec,
-    #[serde(flatten)]
-    pub state: TargetState,
-}
 
 /// The answer to a write.
 #[derive(Debug, Serialize, ToSchema)]
@@ -67,22 +51,6 @@ pub(crate) fn parse(endpoint: &str, variant: &str) -> Result<TargetRef, ApiError
             .map_err(|m| ApiError::invalid_field("endpoint", m))?,
         variant: VariantName::parse(variant).map_err(|m| ApiError::invalid_field("variant", m))?,
     })
-}
-
-/// A variant's status from its stored row.
-pub fn status(target: &TargetRef, row: &TargetRow) -> VariantStatus {
-    let (endpoint, variant) = match target {
-        TargetRef::EndpointVariant { endpoint, variant } => {
-            (endpoint.to_string(), variant.to_string())
-        }
-        TargetRef::Component(_) => (String::new(), String::new()),
-    };
-    VariantStatus {
-        endpoint,
-        variant,
-        spec: serde_json::from_value(row.spec.clone()).unwrap_or_default(),
-        state: TargetState::new(row, target.owned_names()),
-    }
 }
 
 /// Enable or update scale-to-zero for a variant of an async-inference endpoint.

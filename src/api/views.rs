@@ -6,7 +6,7 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 use crate::{
-    domain::OwnedNames,
+    domain::{ComponentSpec, OwnedNames, TargetRef, VariantSpec},
     store::{jobs::JobState, targets::TargetRow},
 };
 
@@ -125,4 +125,65 @@ pub struct Page<T> {
     /// Pass as `cursor` to get the next page; absent on the last page.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_cursor: Option<String>,
+}
+
+/// A component's desired state and where it stands.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ComponentStatus {
+    /// The inference component's name.
+    #[schema(example = "demo-component")]
+    pub name: String,
+    /// The desired configuration (defaults filled in).
+    pub spec: ComponentSpec,
+    #[serde(flatten)]
+    pub state: TargetState,
+}
+
+/// A component's status from its stored row.
+pub fn component_status(target: &TargetRef, row: &TargetRow) -> ComponentStatus {
+    ComponentStatus {
+        name: row.name.clone(),
+        spec: serde_json::from_value(row.spec.clone()).unwrap_or_default(),
+        state: TargetState::new(row, target.owned_names()),
+    }
+}
+
+/// An async endpoint variant's desired state and where it stands.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VariantStatus {
+    /// The endpoint's name.
+    #[schema(example = "demo-async-endpoint")]
+    pub endpoint: String,
+    /// The production variant's name.
+    #[schema(example = "AllTraffic")]
+    pub variant: String,
+    /// The desired configuration (defaults filled in).
+    pub spec: VariantSpec,
+    #[serde(flatten)]
+    pub state: TargetState,
+}
+
+/// A variant's status from its stored row.
+pub fn variant_status(target: &TargetRef, row: &TargetRow) -> VariantStatus {
+    let (endpoint, variant) = match target {
+        TargetRef::EndpointVariant { endpoint, variant } => {
+            (endpoint.to_string(), variant.to_string())
+        }
+        TargetRef::Component(_) => (String::new(), String::new()),
+    };
+    VariantStatus {
+        endpoint,
+        variant,
+        spec: serde_json::from_value(row.spec.clone()).unwrap_or_default(),
+        state: TargetState::new(row, target.owned_names()),
+    }
+}
+
+/// Renders a target for a response body, by kind.
+pub fn render(target: &TargetRef, row: &TargetRow) -> Value {
+    let value = match target {
+        TargetRef::Component(_) => serde_json::to_value(component_status(target, row)),
+        TargetRef::EndpointVariant { .. } => serde_json::to_value(variant_status(target, row)),
+    };
+    value.unwrap_or(Value::Null)
 }

@@ -1,10 +1,8 @@
-//! One mapping from the SDK's errors to what the job engine needs: retry or stop, and a message
-//! for humans. SDK text is kept for logs and operations, never sent in API error bodies.
+//! One mapping from the SDK's errors to what callers need: retry or stop, and a message for
+//! humans (`reconcile::job_error` turns it into a job error). SDK text is kept for logs and operations, never sent in API error bodies.
 
 use aws_sdk_sagemaker::error::ProvideErrorMetadata;
 use aws_smithy_runtime_api::{client::result::SdkError, http::Response as HttpResponse};
-
-use crate::jobs::JobError;
 
 /// How a failed AWS call should be treated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -115,23 +113,6 @@ impl AwsFailure {
             message: "no answer in time".into(),
             request_id: None,
         }
-    }
-
-    /// As a job error: retryable or permanent, with a message that names the call.
-    pub fn into_job_error(self) -> JobError {
-        let mut text = self.to_string();
-        if self.code.starts_with("AccessDenied") {
-            // AWS's message names the IAM action; say where the full list is.
-            text.push_str(
-                " (grant it to the role zeroscale runs as: deploy/iam-policy.json lists every action zeroscale needs, and `zeroscale doctor` checks the reads)",
-            );
-        }
-        let code = self.code.clone();
-        match self.kind {
-            FailureKind::Retryable | FailureKind::NotFound => JobError::retryable(text),
-            FailureKind::Permanent => JobError::permanent(text),
-        }
-        .with_code(code)
     }
 }
 

@@ -1,20 +1,15 @@
 //! The AWS lines: Region, credentials, identity, where each service's calls go.
 
-use std::time::Duration;
-
-use super::{check, permissions::permissions, Check, Status};
+use super::{
+    check,
+    permissions::permissions,
+    probe::{reach_hint, said, timed_out, AWS_TIMEOUT},
+    Check, Status,
+};
 use crate::aws::{
     setup::{self, EndpointSetting},
-    AwsClients, AwsFailure, FailureKind,
+    AwsClients,
 };
-
-/// How long any one AWS step may take: the whole checklist stays well inside the API's request
-/// timeout even when AWS does not answer at all.
-pub(super) const AWS_TIMEOUT: Duration = Duration::from_secs(5);
-
-pub(super) fn timed_out(operation: &'static str) -> AwsFailure {
-    AwsFailure::timeout("doctor", operation)
-}
 
 pub(super) async fn aws_checks(aws: &AwsClients) -> Vec<Check> {
     let s = &aws.setup;
@@ -102,29 +97,6 @@ pub(super) async fn aws_checks(aws: &AwsClients) -> Vec<Check> {
         );
     }
     out
-}
-
-/// A failure as a sentence: AWS's code and zeroscale's words, never SDK text.
-pub(super) fn said(f: &AwsFailure) -> String {
-    match f.kind {
-        FailureKind::Retryable if f.code == "DispatchFailure" || f.code == "Timeout" => {
-            format!("{} ({})", f.message, f.code)
-        }
-        _ => f.code.clone(),
-    }
-}
-
-pub(super) fn reach_hint(f: &AwsFailure) -> &'static str {
-    match f.code.as_str() {
-        "DispatchFailure" | "Timeout" => {
-            "AWS is not reachable from here: check the network path (NAT, proxy, VPC endpoints) and the endpoint overrides below"
-        }
-        "InvalidClientTokenId" | "SignatureDoesNotMatch" | "UnrecognizedClientException" => {
-            "AWS refused the credentials: check which ones the process gets (AWS_PROFILE, AWS_ACCESS_KEY_ID, the role)"
-        }
-        "ExpiredToken" | "ExpiredTokenException" => "the credentials expired: refresh them (or use a role, which refreshes itself)",
-        _ => "see this process's log for AWS's answer",
-    }
 }
 
 /// Where each service's calls go, and whether that looks like what the operator meant.

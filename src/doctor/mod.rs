@@ -11,6 +11,7 @@ use crate::{aws::AwsClients, config::DbArgs};
 mod aws;
 mod database;
 mod permissions;
+mod probe;
 
 /// A check's verdict.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]

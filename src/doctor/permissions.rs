@@ -1,8 +1,9 @@
 //! One line per read zeroscale needs, each tried once in its most harmless form.
 
 use super::{
-    aws::{reach_hint, said, timed_out, AWS_TIMEOUT},
-    check, Check, Status,
+    check,
+    probe::{reach_hint, said, timed_out, AWS_TIMEOUT},
+    Check, Status,
 };
 use crate::aws::{AwsClients, AwsFailure, FailureKind};
 

@@ -1,10 +1,13 @@
 //! The model: names, specs and their validation. No axum, no sqlx.
 
+pub mod audit;
+pub mod job;
 pub mod names;
 pub mod spec;
 pub mod target;
 pub mod variant_spec;
 
+pub use job::JobState;
 pub use names::{ComponentName, EndpointName, VariantName};
 pub use spec::{Comparison, ComponentSpec, ScaleFromZero};
 pub use target::{OwnedNames, TargetKind, TargetRef, TargetSpec};

@@ -83,7 +83,7 @@ pub(super) async fn maintain(
             Ok(n) => tracing::info!(expired = n, "expired idempotency keys"),
             Err(e) => tracing::warn!(error = %e, "expiring idempotency keys failed"),
         }
-        if let Err(e) = crate::api::metrics::refresh_gauges(&pool).await {
+        if let Err(e) = crate::jobs::gauges::refresh_gauges(&pool).await {
             tracing::debug!(error = %e, "refreshing the queue and target gauges failed");
         }
     }

@@ -3,6 +3,7 @@
 //! jittered exponential backoff, rescue expired leases. SQL lives in `store::jobs`.
 
 mod background;
+pub mod gauges;
 mod outcome;
 pub mod worker;
 

@@ -4,19 +4,15 @@
 
 use aws_sdk_applicationautoscaling::{
     operation::RequestId as _,
-    types::{
-        AdjustmentType, CustomizedMetricSpecification, MetricAggregationType, MetricDimension,
-        MetricStatistic, MetricType, PolicyType, PredefinedMetricSpecification, ServiceNamespace,
-        StepAdjustment, StepScalingPolicyConfiguration, SuspendedState,
-        TargetTrackingScalingPolicyConfiguration,
-    },
+    types::{PolicyType, ServiceNamespace},
 };
-use aws_sdk_cloudwatch::types::{ComparisonOperator, Dimension, Statistic};
 use serde_json::{json, Value};
 
 use super::{
+    job_error,
+    objects::alarm::put_members,
     observe::dimension,
-    plan::{Desired, Step, TargetTracking, TrackedMetric},
+    plan::{Desired, Step},
 };
 use crate::{
     aws::{AwsClients, AwsFailure},
@@ -42,7 +38,7 @@ fn fail<E>(
 where
     E: aws_sdk_sagemaker::error::ProvideErrorMetadata + std::error::Error + 'static,
 {
-    move |e| AwsFailure::from_sdk(service, op, e).into_job_error()
+    move |e| job_error(AwsFailure::from_sdk(service, op, e))
 }
 
 type PutPolicy =
@@ -108,7 +104,6 @@ pub async fn apply(
 ) -> Result<StepRecord, JobError> {
     let aas = &aws.autoscaling;
     let names = &d.names;
-    let z = &d.alarm.settings;
     let (request_id, result) = match step {
         Step::RegisterScalableTarget {
             min_capacity,
@@ -116,14 +111,6 @@ pub async fn apply(
             suspended_state,
         } => {
             aws.pace().await;
-            let flag = |k: &str| suspended_state.as_ref().and_then(|s| s[k].as_bool());
-            let suspended = suspended_state.as_ref().map(|_| {
-                SuspendedState::builder()
-                    .set_dynamic_scaling_in_suspended(flag("DynamicScalingInSuspended"))
-                    .set_dynamic_scaling_out_suspended(flag("DynamicScalingOutSuspended"))
-                    .set_scheduled_scaling_suspended(flag("ScheduledScalingSuspended"))
-                    .build()
-            });
             let out = aas
                 .register_scalable_target()
                 .service_namespace(ServiceNamespace::Sagemaker)
@@ -131,7 +118,7 @@ pub async fn apply(
                 .scalable_dimension(dimension(names))
                 .min_capacity(*min_capacity)
                 .max_capacity(*max_capacity)
-                .set_suspended_state(suspended)
+                .set_suspended_state(suspended_state.map(|s| s.to_sdk()))
                 .send()
                 .await
                 .map_err(fail("application-autoscaling", "RegisterScalableTarget"))?;
@@ -153,25 +140,14 @@ pub async fn apply(
             gone_is_done(out, "DeregisterScalableTarget")?
         }
         Step::PutTargetTrackingPolicy { policy_name, .. } => {
-            let cfg = target_tracking_input(&d.target_tracking)?;
+            let cfg = d.target_tracking.to_sdk().map_err(invalid)?;
             let put = put_policy(aws, names, policy_name, PolicyType::TargetTrackingScaling)
                 .target_tracking_scaling_policy_configuration(cfg);
             let (request_id, arn) = send_policy(aws, put).await?;
             (request_id, json!({"PolicyARN": arn}))
         }
         Step::PutStepScalingPolicy { policy_name, .. } => {
-            let cfg = StepScalingPolicyConfiguration::builder()
-                .adjustment_type(AdjustmentType::ChangeInCapacity)
-                .metric_aggregation_type(MetricAggregationType::from(d.step.aggregation))
-                .cooldown(d.step.cooldown as i32)
-                .step_adjustments(
-                    StepAdjustment::builder()
-                        .metric_interval_lower_bound(0.0)
-                        .scaling_adjustment(d.step.adjustment as i32)
-                        .build()
-                        .map_err(|e| JobError::permanent(e.to_string()))?,
-                )
-                .build();
+            let cfg = d.step.to_sdk().map_err(invalid)?;
             let put = put_policy(aws, names, policy_name, PolicyType::StepScaling)
                 .step_scaling_policy_configuration(cfg);
             let (request_id, arn) = send_policy(aws, put).await?;
@@ -184,29 +160,8 @@ pub async fn apply(
                 JobError::retryable("the step policy's ARN is not known yet; observing again")
             })?;
             aws.pace().await;
-            let a = &d.alarm;
-            let out = aws
-                .cloudwatch
-                .put_metric_alarm()
-                .alarm_name(alarm_name)
-                .alarm_description(&a.description)
-                .metric_name(a.metric_name)
-                .namespace("AWS/SageMaker")
-                .statistic(Statistic::from(a.statistic))
-                .dimensions(
-                    Dimension::builder()
-                        .name(a.dimension.0)
-                        .value(&a.dimension.1)
-                        .build(),
-                )
-                .period(z.period_seconds as i32)
-                .evaluation_periods(z.evaluation_periods as i32)
-                .datapoints_to_alarm(z.datapoints_to_alarm as i32)
-                .threshold(z.threshold)
-                .comparison_operator(ComparisonOperator::from(z.comparison.as_str()))
-                .treat_missing_data("missing")
-                .actions_enabled(true)
-                .alarm_actions(&arn)
+            let put = aws.cloudwatch.put_metric_alarm().alarm_name(alarm_name);
+            let out = put_members!(put, &d.alarm, &arn)
                 .send()
                 .await
                 .map_err(fail("monitoring", "PutMetricAlarm"))?;
@@ -294,7 +249,7 @@ async fn delete_alarm(
                         f.message
                     )))
                 }
-                _ => Err(f.into_job_error()),
+                _ => Err(job_error(f)),
             }
         }
     }
@@ -336,42 +291,8 @@ fn rule_names(rule: &str, alarm: &str) -> bool {
     .any(|form| rule.contains(form.as_str()))
 }
 
-/// The SDK input of the target-tracking policy.
-fn target_tracking_input(
-    t: &TargetTracking,
-) -> Result<TargetTrackingScalingPolicyConfiguration, JobError> {
-    let invalid =
-        |e: aws_sdk_applicationautoscaling::error::BuildError| JobError::permanent(e.to_string());
-    let mut cfg = TargetTrackingScalingPolicyConfiguration::builder()
-        .target_value(t.target_value)
-        .scale_in_cooldown(t.scale_in_cooldown as i32)
-        .scale_out_cooldown(t.scale_out_cooldown as i32);
-    cfg = match &t.metric {
-        TrackedMetric::Predefined(kind) => cfg.predefined_metric_specification(
-            PredefinedMetricSpecification::builder()
-                .predefined_metric_type(MetricType::from(*kind))
-                .build()
-                .map_err(invalid)?,
-        ),
-        TrackedMetric::Customized {
-            metric_name,
-            namespace,
-            dimension,
-            statistic,
-        } => cfg.customized_metric_specification(
-            CustomizedMetricSpecification::builder()
-                .metric_name(*metric_name)
-                .namespace(*namespace)
-                .dimensions(
-                    MetricDimension::builder()
-                        .name(dimension.0)
-                        .value(&dimension.1)
-                        .build()
-                        .map_err(invalid)?,
-                )
-                .statistic(MetricStatistic::from(*statistic))
-                .build(),
-        ),
-    };
-    cfg.build().map_err(invalid)
+/// A description the SDK refuses to build (a required member missing): a defect, not worth
+/// retrying.
+fn invalid(e: aws_sdk_applicationautoscaling::error::BuildError) -> JobError {
+    JobError::permanent(e.to_string())
 }

@@ -1,6 +1,6 @@
 //! Inference components (seed 000): the checks that must pass before any write.
 
-use super::{kinds, quotas, Preflight};
+use super::{job_error, kinds, quotas, Preflight};
 use crate::{
     aws::{AwsClients, AwsFailure},
     jobs::{ErrorClass, JobError},
@@ -31,7 +31,7 @@ pub async fn preflight(aws: &AwsClients, name: &str) -> Result<Preflight, JobErr
                     &hint,
                 ));
             }
-            return Err(f.into_job_error());
+            return Err(job_error(f));
         }
     };
     let status = ic
@@ -56,7 +56,7 @@ pub async fn preflight(aws: &AwsClients, name: &str) -> Result<Preflight, JobErr
         .endpoint_name(&endpoint)
         .send()
         .await
-        .map_err(|e| AwsFailure::from_sdk("sagemaker", "DescribeEndpoint", e).into_job_error())?;
+        .map_err(|e| job_error(AwsFailure::from_sdk("sagemaker", "DescribeEndpoint", e)))?;
     let ep_status = ep
         .endpoint_status()
         .map(|s| s.as_str().to_string())
@@ -78,7 +78,11 @@ pub async fn preflight(aws: &AwsClients, name: &str) -> Result<Preflight, JobErr
         .send()
         .await
         .map_err(|e| {
-            AwsFailure::from_sdk("sagemaker", "DescribeEndpointConfig", e).into_job_error()
+            job_error(AwsFailure::from_sdk(
+                "sagemaker",
+                "DescribeEndpointConfig",
+                e,
+            ))
         })?;
     quotas::remember_config(aws, &config_name, &config);
     let pv = config

@@ -8,7 +8,7 @@ use std::time::Duration;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
-use crate::api::changes::{reconcile_args, RECONCILE_JOB};
+use super::{reconcile_args, RECONCILE_JOB};
 
 /// Queues a drift check for one target unless it already has work; true when queued.
 pub async fn enqueue_if_idle(
@@ -18,30 +18,15 @@ pub async fn enqueue_if_idle(
     job_target: &str,
     reason: &str,
 ) -> sqlx::Result<bool> {
-    let done = sqlx::query(
-        "INSERT INTO jobs (kind, target, args) \
-         SELECT $1, $2, $3 WHERE NOT EXISTS ( \
-           SELECT 1 FROM jobs WHERE target = $2 AND state IN ('available', 'retryable', 'running')) \
-         ON CONFLICT DO NOTHING",
-    )
-    .bind(RECONCILE_JOB)
-    .bind(job_target)
-    .bind(reconcile_args(kind, name, reason))
-    .execute(pool)
-    .await?;
-    Ok(done.rows_affected() == 1)
+    let args = reconcile_args(kind, name, reason);
+    crate::store::jobs::enqueue_if_idle(pool, RECONCILE_JOB, job_target, &args).await
 }
 
 /// Runs drift checks until `stop`: each round lists the enabled targets and queues one check
 /// per target, `interval / n` apart.
 pub async fn run(pool: PgPool, interval: Duration, stop: CancellationToken) {
     loop {
-        let targets: Vec<(String, String)> = match sqlx::query_as(
-            "SELECT kind::text, name FROM targets WHERE enabled AND phase IN ('ready', 'failed') ORDER BY name",
-        )
-        .fetch_all(&pool)
-        .await
-        {
+        let targets = match crate::store::targets::settled_enabled(&pool).await {
             Ok(t) => t,
             Err(e) => {
                 tracing::warn!(error = %e, "drift: cannot list targets");

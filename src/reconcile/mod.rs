@@ -7,6 +7,7 @@ pub mod apply;
 pub mod component;
 pub mod drift;
 pub mod kinds;
+pub mod objects;
 pub mod observe;
 pub mod plan;
 pub mod prepare;
@@ -19,13 +20,40 @@ use serde_json::{json, Value};
 use sqlx::PgPool;
 
 use crate::{
-    api::changes::RECONCILE_JOB,
-    aws::AwsClients,
+    aws::{AwsClients, AwsFailure, FailureKind},
     domain::{TargetRef, TargetSpec},
     jobs::{ErrorClass, JobContext, JobError, Registry},
     store::{audit, jobs, targets},
 };
 use observe::Purpose;
+
+/// The job that brings one target's AWS objects to its desired version.
+pub const RECONCILE_JOB: &str = "reconcile";
+
+/// The arguments of a reconcile job that is not a user's change (a drift check, a manual
+/// reconcile): its target and why it runs. A change's job (written by `zs_record_change`) has no
+/// `reason`, and only such a job has later changes folded into it. Every reconcile job
+/// converges its target to the current desired version when it runs.
+pub fn reconcile_args(kind: &str, name: &str, reason: &str) -> Value {
+    json!({"kind": kind, "name": name, "reason": reason})
+}
+
+/// A failed AWS call as a job error: retryable or permanent, with a message that names the
+/// call (and, for a refusal, where the IAM policy is).
+pub fn job_error(f: AwsFailure) -> JobError {
+    let mut text = f.to_string();
+    if f.code.starts_with("AccessDenied") {
+        // AWS's message names the IAM action; say where the full list is.
+        text.push_str(
+            " (grant it to the role zeroscale runs as: deploy/iam-policy.json lists every action zeroscale needs, and `zeroscale doctor` checks the reads)",
+        );
+    }
+    match f.kind {
+        FailureKind::Retryable | FailureKind::NotFound => JobError::retryable(text),
+        FailureKind::Permanent => JobError::permanent(text),
+    }
+    .with_code(f.code)
+}
 use plan::{Baseline, Desired, Observed};
 pub use prepare::{dry_run, prepare, DryRun, Preflight, Prepared};
 pub use report::Report;

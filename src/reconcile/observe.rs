@@ -5,12 +5,11 @@
 use aws_sdk_applicationautoscaling::types::{ScalableDimension, ServiceNamespace};
 use serde_json::{json, Value};
 
-use super::plan::{Observed, ObservedAlarm, ObservedPolicy, ObservedTarget};
-use crate::{
-    aws::{AwsClients, AwsFailure},
-    domain::OwnedNames,
-    jobs::JobError,
+use super::{
+    job_error, objects,
+    plan::{Observed, ObservedAlarm, ObservedPolicy},
 };
+use crate::{aws::AwsClients, domain::OwnedNames, jobs::JobError};
 
 /// The target's scalable dimension as the SDK types it.
 pub(super) fn dimension(names: &OwnedNames) -> ScalableDimension {
@@ -48,26 +47,12 @@ pub async fn observe(
     let pages = aws
         .pages("application-autoscaling", "DescribeScalableTargets", pages)
         .await
-        .map_err(AwsFailure::into_job_error)?;
-    let mut target = None;
-    for page in &pages {
-        if let Some(t) = page.scalable_targets().first() {
-            let s = t.suspended_state();
-            target = Some(ObservedTarget {
-                min: t.min_capacity(),
-                max: t.max_capacity(),
-                suspended_in: s
-                    .and_then(|s| s.dynamic_scaling_in_suspended())
-                    .unwrap_or(false),
-                suspended_out: s
-                    .and_then(|s| s.dynamic_scaling_out_suspended())
-                    .unwrap_or(false),
-                suspended_scheduled: s
-                    .and_then(|s| s.scheduled_scaling_suspended())
-                    .unwrap_or(false),
-            });
-        }
-    }
+        .map_err(job_error)?;
+    let target = pages
+        .iter()
+        .filter_map(|page| page.scalable_targets().first())
+        .next_back()
+        .map(objects::scalable_target::read_back);
     let mut observed = Observed {
         target,
         ..Default::default()
@@ -100,7 +85,7 @@ async fn read_policies(
     let pages = aws
         .pages("application-autoscaling", "DescribeScalingPolicies", pages)
         .await
-        .map_err(AwsFailure::into_job_error)?;
+        .map_err(job_error)?;
     for page in &pages {
         for p in page.scaling_policies() {
             sort_policy(names, p, observed);
@@ -118,12 +103,14 @@ fn sort_policy(
     if p.policy_name() == names.target_tracking_policy {
         observed.target_tracking = Some(ObservedPolicy {
             arn,
-            config: target_tracking_read_back(p.target_tracking_scaling_policy_configuration()),
+            config: objects::target_tracking::read_back(
+                p.target_tracking_scaling_policy_configuration(),
+            ),
         });
     } else if p.policy_name() == names.step_policy {
         observed.step = Some(ObservedPolicy {
             arn,
-            config: step_read_back(p.step_scaling_policy_configuration()),
+            config: objects::step_policy::read_back(p.step_scaling_policy_configuration()),
         });
     } else {
         observed.foreign_policies.push(format!(
@@ -132,31 +119,6 @@ fn sort_policy(
             p.policy_type().as_str()
         ));
     }
-}
-
-/// A step configuration as AWS returns it, in the shape `StepPolicy::config` produces.
-fn step_read_back(
-    c: Option<&aws_sdk_applicationautoscaling::types::StepScalingPolicyConfiguration>,
-) -> Value {
-    let steps: Vec<Value> = c
-        .map(|c| c.step_adjustments())
-        .unwrap_or_default()
-        .iter()
-        .map(|s| {
-            json!({
-                "MetricIntervalLowerBound": s.metric_interval_lower_bound(),
-                "MetricIntervalUpperBound": s.metric_interval_upper_bound(),
-                "ScalingAdjustment": s.scaling_adjustment(),
-            })
-        })
-        .collect();
-    json!({
-        "AdjustmentType": c.and_then(|c| c.adjustment_type()).map(|a| a.as_str()),
-        "MetricAggregationType": c.and_then(|c| c.metric_aggregation_type()).map(|a| a.as_str()),
-        "Cooldown": c.and_then(|c| c.cooldown()),
-        "MinAdjustmentMagnitude": c.and_then(|c| c.min_adjustment_magnitude()),
-        "StepAdjustments": steps,
-    })
 }
 
 /// Our alarm's comparable configuration, and whether this target's alarm under the legacy name
@@ -176,13 +138,13 @@ async fn read_alarms(
     let pages = aws
         .pages("monitoring", "DescribeAlarms", pages)
         .await
-        .map_err(AwsFailure::into_job_error)?;
+        .map_err(job_error)?;
     for page in &pages {
         for a in page.metric_alarms() {
             let name = a.alarm_name().unwrap_or_default();
             if name == names.alarm {
                 observed.alarm = Some(ObservedAlarm {
-                    config: alarm_read_back(a),
+                    config: objects::alarm::read_back(a),
                 });
             } else if name == names.legacy_alarm {
                 // The old scheme's names collided; the metric dimension tells whose it is.
@@ -195,33 +157,6 @@ async fn read_alarms(
         }
     }
     Ok(())
-}
-
-/// An alarm as DescribeAlarms returns it, in the shape `Alarm::config` produces (plus its
-/// actions).
-fn alarm_read_back(a: &aws_sdk_cloudwatch::types::MetricAlarm) -> Value {
-    json!({
-        "AlarmDescription": a.alarm_description(),
-        "ActionsEnabled": a.actions_enabled().unwrap_or(true),
-        "OKActions": a.ok_actions(),
-        "InsufficientDataActions": a.insufficient_data_actions(),
-        "MetricName": a.metric_name(),
-        "Namespace": a.namespace(),
-        "Statistic": a.statistic().map(|s| s.as_str()),
-        "ExtendedStatistic": a.extended_statistic(),
-        "Dimensions": a.dimensions().iter().map(|d| json!({"Name": d.name(), "Value": d.value()})).collect::<Vec<_>>(),
-        "Period": a.period(),
-        "Unit": a.unit().map(|u| u.as_str()),
-        "EvaluationPeriods": a.evaluation_periods(),
-        "DatapointsToAlarm": a.datapoints_to_alarm(),
-        "Threshold": a.threshold(),
-        "ComparisonOperator": a.comparison_operator().map(|c| c.as_str()),
-        "TreatMissingData": a.treat_missing_data().unwrap_or("missing"),
-        "EvaluateLowSampleCountPercentile": a.evaluate_low_sample_count_percentile(),
-        "Metrics": a.metrics().len(),
-        "ThresholdMetricId": a.threshold_metric_id(),
-        "AlarmActions": a.alarm_actions(),
-    })
 }
 
 /// The latest scaling activity that failed, with AWS's message (seed 001: such failures are
@@ -269,35 +204,4 @@ pub async fn last_scaling_problem(aws: &AwsClients, names: &OwnedNames) -> Optio
         token.as_ref()?;
     }
     None
-}
-
-/// A target-tracking configuration as AWS returns it, in the shape `TargetTracking::config`
-/// produces, so the plan can compare them.
-fn target_tracking_read_back(
-    c: Option<&aws_sdk_applicationautoscaling::types::TargetTrackingScalingPolicyConfiguration>,
-) -> Value {
-    let Some(c) = c else { return json!({}) };
-    let mut out = json!({
-        "TargetValue": c.target_value(),
-        "ScaleInCooldown": c.scale_in_cooldown(),
-        "ScaleOutCooldown": c.scale_out_cooldown(),
-        "DisableScaleIn": c.disable_scale_in().unwrap_or(false),
-    });
-    if let Some(m) = c.predefined_metric_specification() {
-        out["PredefinedMetricSpecification"] = json!({
-            "PredefinedMetricType": m.predefined_metric_type().as_str(),
-            "ResourceLabel": m.resource_label(),
-        });
-    }
-    if let Some(m) = c.customized_metric_specification() {
-        out["CustomizedMetricSpecification"] = json!({
-            "MetricName": m.metric_name(),
-            "Namespace": m.namespace(),
-            "Dimensions": m.dimensions().iter().map(|d| json!({"Name": d.name(), "Value": d.value()})).collect::<Vec<_>>(),
-            "Statistic": m.statistic().map(|s| s.as_str()),
-            "Unit": m.unit(),
-            "Metrics": m.metrics().len(),
-        });
-    }
-    out
 }

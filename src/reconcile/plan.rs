@@ -4,49 +4,10 @@
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::domain::{OwnedNames, ScaleFromZero, TargetRef, TargetSpec};
-
-/// The metric a target-tracking policy follows.
-#[derive(Debug, Clone, PartialEq)]
-pub enum TrackedMetric {
-    /// A predefined metric type (components: `SageMakerInferenceComponentInvocationsPerCopy`).
-    Predefined(&'static str),
-    /// A customized CloudWatch metric (async endpoints: `ApproximateBacklogSizePerInstance`).
-    Customized {
-        metric_name: &'static str,
-        namespace: &'static str,
-        dimension: (&'static str, String),
-        statistic: &'static str,
-    },
-}
-
-/// The target-tracking policy zeroscale puts.
-#[derive(Debug, Clone, PartialEq)]
-pub struct TargetTracking {
-    pub target_value: f64,
-    pub metric: TrackedMetric,
-    pub scale_in_cooldown: u32,
-    pub scale_out_cooldown: u32,
-}
-
-/// The step policy that scales out of zero (one step, lower bound 0, ChangeInCapacity).
-#[derive(Debug, Clone, PartialEq)]
-pub struct StepPolicy {
-    /// `MetricAggregationType`: Maximum for components (seed 000), Average for async (seed 001).
-    pub aggregation: &'static str,
-    pub cooldown: u32,
-    pub adjustment: u32,
-}
-
-/// The CloudWatch alarm whose action is the step policy.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Alarm {
-    pub metric_name: &'static str,
-    pub statistic: &'static str,
-    pub dimension: (&'static str, String),
-    pub settings: ScaleFromZero,
-    pub description: String,
-}
+pub use super::objects::{
+    Alarm, ObservedTarget, StepPolicy, Suspended, TargetTracking, TrackedMetric,
+};
+use crate::domain::{OwnedNames, TargetRef, TargetSpec};
 
 /// What AWS should hold for one target. Built by [`desired_for`], the one place where the two
 /// kinds differ.
@@ -139,18 +100,6 @@ pub struct ObservedPolicy {
 pub struct ObservedAlarm {
     /// The comparable subset of its configuration.
     pub config: Value,
-}
-
-/// The scalable target as observed.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct ObservedTarget {
-    pub min: i32,
-    pub max: i32,
-    /// SuspendedState (aws-facts.md, "SuspendedState"): scale-out suspended means the step
-    /// policy cannot wake the target.
-    pub suspended_in: bool,
-    pub suspended_out: bool,
-    pub suspended_scheduled: bool,
 }
 
 /// What AWS holds now for the target's objects.
@@ -270,7 +219,7 @@ pub enum Step {
         min_capacity: i32,
         max_capacity: i32,
         #[serde(skip_serializing_if = "Option::is_none")]
-        suspended_state: Option<Value>,
+        suspended_state: Option<Suspended>,
     },
     /// DeregisterScalableTarget: steps aside from a target zeroscale registered (its policies
     /// go with it).
@@ -297,86 +246,6 @@ pub enum Step {
     DeleteScalingPolicy { policy_name: String },
 }
 
-impl TargetTracking {
-    /// The comparable configuration, in the shape `observe` reads it back.
-    pub fn config(&self) -> Value {
-        // Every member zeroscale sets or leaves at its default, so that an edit to any of them
-        // is drift (aws-facts.md, "Alarm actions"; the alarm's promise "edits are reverted").
-        let mut c = json!({
-            "TargetValue": self.target_value,
-            "ScaleInCooldown": self.scale_in_cooldown,
-            "ScaleOutCooldown": self.scale_out_cooldown,
-            "DisableScaleIn": false,
-        });
-        match &self.metric {
-            TrackedMetric::Predefined(t) => {
-                c["PredefinedMetricSpecification"] =
-                    json!({ "PredefinedMetricType": t, "ResourceLabel": null });
-            }
-            TrackedMetric::Customized {
-                metric_name,
-                namespace,
-                dimension,
-                statistic,
-            } => {
-                c["CustomizedMetricSpecification"] = json!({
-                    "MetricName": metric_name,
-                    "Namespace": namespace,
-                    "Dimensions": [{"Name": dimension.0, "Value": dimension.1}],
-                    "Statistic": statistic,
-                    "Unit": null,
-                    "Metrics": 0,
-                });
-            }
-        }
-        c
-    }
-}
-
-impl StepPolicy {
-    /// The comparable configuration (seed 000's CLI example passes it as a target-tracking
-    /// configuration; it is a StepScalingPolicyConfiguration).
-    pub fn config(&self) -> Value {
-        json!({
-            "AdjustmentType": "ChangeInCapacity",
-            "MetricAggregationType": self.aggregation,
-            "Cooldown": self.cooldown,
-            "MinAdjustmentMagnitude": null,
-            "StepAdjustments": [{"MetricIntervalLowerBound": 0.0, "MetricIntervalUpperBound": null, "ScalingAdjustment": self.adjustment}],
-        })
-    }
-}
-
-impl Alarm {
-    /// The comparable configuration, without the action: every member PutMetricAlarm takes,
-    /// including the ones zeroscale leaves empty (an OK action or a unit added by hand is
-    /// drift too).
-    pub fn config(&self) -> Value {
-        let z = &self.settings;
-        json!({
-            "AlarmDescription": self.description,
-            "ActionsEnabled": true,
-            "OKActions": [],
-            "InsufficientDataActions": [],
-            "MetricName": self.metric_name,
-            "Namespace": "AWS/SageMaker",
-            "Statistic": self.statistic,
-            "ExtendedStatistic": null,
-            "Dimensions": [{"Name": self.dimension.0, "Value": self.dimension.1}],
-            "Period": z.period_seconds,
-            "Unit": null,
-            "EvaluationPeriods": z.evaluation_periods,
-            "DatapointsToAlarm": z.datapoints_to_alarm,
-            "Threshold": z.threshold,
-            "ComparisonOperator": z.comparison.as_str(),
-            "TreatMissingData": "missing",
-            "EvaluateLowSampleCountPercentile": null,
-            "Metrics": 0,
-            "ThresholdMetricId": null,
-        })
-    }
-}
-
 /// The writes that enable scale-to-zero, in order; nothing already as desired is written again,
 /// and a changed step-policy ARN re-puts the alarm. A suspended scale-out is resumed (it keeps
 /// the step policy from waking the target), and this target's alarm under the old name is
@@ -390,13 +259,10 @@ pub fn plan_enable(d: &Desired, o: &Observed) -> Vec<Step> {
         steps.push(Step::RegisterScalableTarget {
             min_capacity: 0,
             max_capacity: d.max_capacity,
-            suspended_state: o.target.filter(|t| t.suspended_out).map(|t| {
-                json!({
-                    "DynamicScalingInSuspended": t.suspended_in,
-                    "DynamicScalingOutSuspended": false,
-                    "ScheduledScalingSuspended": t.suspended_scheduled,
-                })
-            }),
+            suspended_state: o
+                .target
+                .filter(|t| t.suspended_out)
+                .map(|t| t.resume_scale_out()),
         });
     }
     let tt = d.target_tracking.config();
@@ -507,12 +373,10 @@ pub fn plan_disable(
         current.suspended_out,
         current.suspended_scheduled,
     );
-    let suspended_state = suspended.filter(|s| *s != now).map(|s| {
-        json!({
-            "DynamicScalingInSuspended": s.0,
-            "DynamicScalingOutSuspended": s.1,
-            "ScheduledScalingSuspended": s.2,
-        })
+    let suspended_state = suspended.filter(|s| *s != now).map(|s| Suspended {
+        dynamic_scaling_in_suspended: s.0,
+        dynamic_scaling_out_suspended: s.1,
+        scheduled_scaling_suspended: s.2,
     });
     if baseline == Baseline::Absent {
         warning = Some(format!(
@@ -674,7 +538,7 @@ mod tests {
         assert!(matches!(
             steps.last(),
             Some(Step::RegisterScalableTarget { min_capacity: 1, suspended_state: Some(s), .. })
-                if s["DynamicScalingOutSuspended"] == true
+                if s.dynamic_scaling_out_suspended
         ));
     }
 
@@ -720,7 +584,7 @@ mod tests {
         assert!(matches!(
             &steps[..],
             [Step::RegisterScalableTarget { suspended_state: Some(s), .. }, Step::DeleteAlarm { alarm_name }]
-                if s["DynamicScalingOutSuspended"] == false && *alarm_name == d.names.legacy_alarm
+                if !s.dynamic_scaling_out_suspended && *alarm_name == d.names.legacy_alarm
         ));
         o.alarm.as_mut().unwrap().config["ActionsEnabled"] = json!(false);
         assert!(plan_enable(&d, &o)

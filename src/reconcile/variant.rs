@@ -1,6 +1,6 @@
 //! Async-inference endpoint variants (seed 001): the checks that must pass before any write.
 
-use super::{kinds, quotas, Preflight};
+use super::{job_error, kinds, quotas, Preflight};
 use crate::{
     aws::{AwsClients, AwsFailure},
     domain::{EndpointName, VariantName},
@@ -40,7 +40,7 @@ pub async fn preflight(
                     &hint,
                 ));
             }
-            return Err(f.into_job_error());
+            return Err(job_error(f));
         }
     };
     let status = ep
@@ -57,7 +57,11 @@ pub async fn preflight(
         .send()
         .await
         .map_err(|e| {
-            AwsFailure::from_sdk("sagemaker", "DescribeEndpointConfig", e).into_job_error()
+            job_error(AwsFailure::from_sdk(
+                "sagemaker",
+                "DescribeEndpointConfig",
+                e,
+            ))
         })?;
     quotas::remember_config(aws, &config_name, &config);
     if config.async_inference_config().is_none() {

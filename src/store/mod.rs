@@ -14,6 +14,7 @@ use sqlx::{
 use crate::config::DbArgs;
 
 pub mod audit;
+pub mod changes;
 pub mod idempotency;
 pub mod jobs;
 pub mod targets;
@@ -216,4 +217,12 @@ pub async fn migration_state(conn: &mut sqlx::PgConnection) -> sqlx::Result<Migr
         .filter(|v| !ours.iter().any(|m| m.version == *v))
         .collect();
     Ok(state)
+}
+
+/// One round trip to the database (readiness).
+pub async fn ping(pool: &PgPool) -> sqlx::Result<()> {
+    sqlx::query_scalar::<_, i32>("SELECT 1")
+        .fetch_one(pool)
+        .await
+        .map(drop)
 }

@@ -201,3 +201,20 @@ pub async fn clear_baseline(conn: &mut PgConnection, id: i64) -> sqlx::Result<()
         .await?;
     Ok(())
 }
+
+/// Enabled targets that are settled (`ready` or `failed`), as (kind, name) in name order: the
+/// ones a drift check re-observes.
+pub async fn settled_enabled(pool: &PgPool) -> sqlx::Result<Vec<(String, String)>> {
+    sqlx::query_as(
+        "SELECT kind::text, name FROM targets WHERE enabled AND phase IN ('ready', 'failed') ORDER BY name",
+    )
+    .fetch_all(pool)
+    .await
+}
+
+/// Targets per (kind, phase), for the gauges.
+pub async fn count_by_phase(pool: &PgPool) -> sqlx::Result<Vec<(String, String, i64)>> {
+    sqlx::query_as("SELECT kind::text, phase::text, count(*) FROM targets GROUP BY 1, 2")
+        .fetch_all(pool)
+        .await
+}

@@ -70,7 +70,7 @@ impl SandboxEnv {
     /// Starts a sandbox seeded with the demo world.
     pub async fn demo() -> Self {
         let env = Self::start().await;
-        env.control("POST", "/seed", zeroscale::cli::demo_world())
+        env.control("POST", "/seed", zeroscale::sandbox::demo_world())
             .await;
         env
     }

@@ -14,27 +14,10 @@ mod run;
 pub use maintenance::{delete_finished_before, rescue_expired, Rescue};
 pub use run::{complete_many, fail, finish_in, heartbeat, hold, release, set_output, FailOutcome};
 
+pub use crate::domain::JobState;
+
 /// The NOTIFY channel workers listen on.
 pub const NOTIFY_CHANNEL: &str = "zeroscale_jobs";
-
-/// A job's lifecycle state (River's state machine).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::Type, serde::Serialize, utoipa::ToSchema)]
-#[sqlx(type_name = "job_state", rename_all = "lowercase")]
-#[serde(rename_all = "lowercase")]
-pub enum JobState {
-    /// Queued, can run now (or at `scheduled_at`).
-    Available,
-    /// Claimed by a worker that holds its lease.
-    Running,
-    /// Failed an attempt; waits for its backoff before running again.
-    Retryable,
-    /// Finished successfully.
-    Completed,
-    /// Failed for good: a permanent error, or out of attempts.
-    Discarded,
-    /// Cancelled, or superseded by a newer job for the same target.
-    Cancelled,
-}
 
 /// A row of `jobs`.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -224,4 +207,26 @@ pub async fn join_queued(
     .bind(kind)
     .fetch_optional(conn)
     .await
+}
+
+/// Queues a job for `target` unless it already has one queued or running (the database also
+/// refuses a second queued job per target); true when queued.
+pub async fn enqueue_if_idle(
+    pool: &PgPool,
+    kind: &str,
+    target: &str,
+    args: &Value,
+) -> sqlx::Result<bool> {
+    let done = sqlx::query(
+        "INSERT INTO jobs (kind, target, args) \
+         SELECT $1, $2, $3 WHERE NOT EXISTS ( \
+           SELECT 1 FROM jobs WHERE target = $2 AND state IN ('available', 'retryable', 'running')) \
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(kind)
+    .bind(target)
+    .bind(args)
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected() == 1)
 }

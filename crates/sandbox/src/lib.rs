@@ -3,6 +3,9 @@
 //! Service Quotas and STS on one port), with AWS's documented semantics, IAM enforcement of an
 //! attached policy, a controllable clock, fault injection and a log of every call. Control API
 //! under `/_sandbox/`.
+//!
+//! Its own crate so that a production build of zeroscale (`--no-default-features`) carries none
+//! of it: the control API has no authentication and must never run beside real AWS credentials.
 
 pub mod autoscaling;
 pub mod cloudwatch;
@@ -247,4 +250,36 @@ async fn aws(State(sb): State<Sandbox>, uri: Uri, headers: HeaderMap, body: Byte
         Ok(out) => protocol::success(req.protocol, &req.operation, &request_id, out),
         Err(e) => protocol::error(req.protocol, req.service, &request_id, &e),
     }
+}
+
+/// The demo world of `zeroscale serve --sandbox` and `zeroscale-sandbox --demo`: an endpoint
+/// hosting one inference component (seed 000) and an async endpoint (seed 001), both
+/// ml.g5.xlarge with an instance quota of 4. The document shape is `POST /_sandbox/seed`'s.
+pub fn demo_world() -> Value {
+    serde_json::json!({
+        // The account never raised its quota: AWS's default is what is in force.
+        "default_quotas": {"ml.g5.xlarge": 4},
+        "endpoints": [
+            {"name": "demo-endpoint", "variant": "AllTraffic", "instance_type": "ml.g5.xlarge",
+             "min_instances": 0, "max_instances": 4, "initial_instances": 1},
+            {"name": "demo-async-endpoint", "variant": "AllTraffic", "instance_type": "ml.g5.xlarge",
+             "initial_instances": 1, "async": true}
+        ],
+        "components": [{"name": "demo-component", "endpoint": "demo-endpoint", "variant": "AllTraffic", "copies": 1}]
+    })
+}
+
+/// The standalone sandbox (`zeroscale-sandbox`, `zeroscale sandbox`): listens on `listen`,
+/// optionally seeded with [`demo_world`], until `stop`.
+pub async fn run(listen: SocketAddr, demo: bool, stop: CancellationToken) -> anyhow::Result<()> {
+    let sb = Sandbox::new();
+    if demo {
+        sb.seed(&demo_world())
+            .map_err(|e| anyhow::anyhow!("seeding the demo world: {e}"))?;
+    }
+    let listener = TcpListener::bind(listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("sandbox cannot listen on {listen}: {e}"))?;
+    tracing::info!(%listen, "AWS sandbox listening; use AWS_ENDPOINT_URL=http://{listen}");
+    sb.serve(listener, stop).await
 }

@@ -168,7 +168,7 @@ pub fn wildcard(pattern: &str, text: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sandbox::iam::SLR_SERVICE;
+    use crate::iam::SLR_SERVICE;
     use serde_json::json;
 
     #[test]

@@ -824,7 +824,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::sandbox::{autoscaling, cloudwatch, control, world::Clock};
+    use crate::{autoscaling, cloudwatch, control, world::Clock};
 
     fn world() -> World {
         let mut w = World::new(Clock {
