@@ -363,3 +363,33 @@ async fn graceful_shutdown_gives_up_after_the_grace_period() {
     );
     in_flight.abort();
 }
+
+/// The change function lives in sql/functions.sql, re-applied after the migrations by every
+/// start-up that migrates: replicas migrating at once all succeed, and a function that is
+/// missing (or was edited by hand) is back as the file has it.
+#[tokio::test]
+async fn every_migrating_start_reapplies_the_change_functions() {
+    let app = spawn_app().await;
+    sqlx::query(
+        "DROP FUNCTION zs_record_change(target_kind, text, boolean, jsonb, integer, text, text, \
+         text, text, text, text, text, boolean)",
+    )
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    let count = "SELECT count(*) FROM pg_proc WHERE proname = 'zs_record_change'";
+    let before: i64 = sqlx::query_scalar(count)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(before, 1);
+    let starts = (0..4).map(|_| zeroscale::store::migrate(&app.pool));
+    for started in futures::future::join_all(starts).await {
+        started.expect("a replica migrating beside others starts");
+    }
+    let after: i64 = sqlx::query_scalar(count)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(after, 2, "both signatures are back");
+}

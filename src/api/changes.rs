@@ -336,7 +336,7 @@ async fn apply(
         },
     )
     .await?;
-    let said = &recorded.outcome;
+    let said = recorded.outcome.as_deref().unwrap_or_default();
     let outcome = Outcome::parse(said).ok_or_else(|| {
         ApiError::Internal(anyhow::anyhow!(
             "zs_record_change answered outcome {said:?}, which this version does not know"

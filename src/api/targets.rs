@@ -314,6 +314,7 @@ pub async fn list(
         phase: q.phase,
         name_prefix: super::extract::text_filter("prefix", q.name_prefix)?,
         after: super::extract::parse_name_cursor(kind.as_str(), q.cursor)?,
+        name: None,
         limit: limit + 1,
     };
     let mut rows = targets::list(&state.pool, kind.as_str(), &filter).await?;

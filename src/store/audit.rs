@@ -26,7 +26,7 @@ pub struct NewAuditEvent {
 }
 
 /// A stored event.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct AuditRow {
     pub id: i64,
     pub at: DateTime<Utc>,
@@ -49,36 +49,36 @@ pub struct AuditRow {
 
 /// Appends an event (inside the caller's transaction when given one).
 pub async fn append(conn: &mut PgConnection, e: &NewAuditEvent) -> sqlx::Result<i64> {
-    sqlx::query_scalar(
+    sqlx::query_scalar!(
         "INSERT INTO audit_log (actor, on_behalf_of, source_ip, user_agent, action, target_kind, \
            target_name, version, request_id, job_id, before, after, outcome, error, aws_request_ids) \
-         VALUES ($1, $2, $3, $4, $5, $6::target_kind, $7, $8, $9, $10, $11, $12, $13, $14, $15) RETURNING id",
+         VALUES ($1, $2, $3, $4, $5, $6::text::target_kind, $7, $8, $9, $10, $11, $12, $13, $14, $15) RETURNING id",
+        &e.actor,
+        e.on_behalf_of.as_deref(),
+        e.source_ip.as_deref(),
+        e.user_agent.as_deref(),
+        &e.action,
+        &e.target_kind,
+        &e.target_name,
+        e.version,
+        e.request_id.as_deref(),
+        e.job_id,
+        e.before.as_ref(),
+        e.after.as_ref(),
+        &e.outcome,
+        e.error.as_deref(),
+        serde_json::json!(e.aws_request_ids),
     )
-    .bind(&e.actor)
-    .bind(&e.on_behalf_of)
-    .bind(&e.source_ip)
-    .bind(&e.user_agent)
-    .bind(&e.action)
-    .bind(&e.target_kind)
-    .bind(&e.target_name)
-    .bind(e.version)
-    .bind(&e.request_id)
-    .bind(e.job_id)
-    .bind(&e.before)
-    .bind(&e.after)
-    .bind(&e.outcome)
-    .bind(&e.error)
-    .bind(serde_json::json!(e.aws_request_ids))
     .fetch_one(conn)
     .await
 }
 
 /// Whether job `job_id` already has its outcome (`applied` or `failed`) in the log.
 pub async fn has_outcome(conn: &mut PgConnection, job_id: i64) -> sqlx::Result<bool> {
-    sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM audit_log WHERE job_id = $1 AND outcome IN ('applied', 'failed'))",
+    sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM audit_log WHERE job_id = $1 AND outcome IN ('applied', 'failed')) AS "exists!""#,
+        job_id,
     )
-    .bind(job_id)
     .fetch_one(conn)
     .await
 }
@@ -99,24 +99,26 @@ pub struct AuditFilter {
 
 /// Events newest first, filtered, one page.
 pub async fn list(pool: &PgPool, f: &AuditFilter) -> sqlx::Result<Vec<AuditRow>> {
-    sqlx::query_as(
-        "SELECT id, at, actor, on_behalf_of, source_ip, user_agent, action, target_kind::text AS target_kind, \
-           target_name, version, request_id, job_id, before, after, outcome, error, aws_request_ids \
-         FROM audit_log WHERE \
-           ($1::text IS NULL OR target_kind = $1::target_kind) AND ($2::text IS NULL OR target_name = $2) \
-           AND ($3::text IS NULL OR actor = $3) AND ($4::text IS NULL OR action = $4) \
-           AND ($5::timestamptz IS NULL OR at >= $5) AND ($6::timestamptz IS NULL OR at < $6) \
-           AND ($7::bigint IS NULL OR id < $7) \
-         ORDER BY id DESC LIMIT $8",
+    sqlx::query_as!(
+        AuditRow,
+        r#"SELECT a.id, a.at, a.actor, a.on_behalf_of, a.source_ip, a.user_agent, a.action,
+            a.target_kind::text AS "target_kind!", a.target_name, a.version, a.request_id, a.job_id,
+            a.before, a.after, a.outcome, a.error, a.aws_request_ids
+        FROM audit_log a WHERE
+            ($1::text IS NULL OR a.target_kind = $1::text::target_kind) AND ($2::text IS NULL OR a.target_name = $2)
+            AND ($3::text IS NULL OR a.actor = $3) AND ($4::text IS NULL OR a.action = $4)
+            AND ($5::timestamptz IS NULL OR a.at >= $5) AND ($6::timestamptz IS NULL OR a.at < $6)
+            AND ($7::bigint IS NULL OR a.id < $7)
+        ORDER BY a.id DESC LIMIT $8"#,
+        f.target_kind,
+        f.target_name,
+        f.actor,
+        f.action,
+        f.since,
+        f.until,
+        f.before_id,
+        f.limit,
     )
-    .bind(&f.target_kind)
-    .bind(&f.target_name)
-    .bind(&f.actor)
-    .bind(&f.action)
-    .bind(f.since)
-    .bind(f.until)
-    .bind(f.before_id)
-    .bind(f.limit)
     .fetch_all(pool)
     .await
 }
@@ -158,10 +160,6 @@ pub fn link(prev: &[u8], e: &AuditRow) -> Vec<u8> {
     h.finalize().to_vec()
 }
 
-const EVENT_COLUMNS: &str = "a.id, a.at, a.actor, a.on_behalf_of, a.source_ip, a.user_agent, a.action, \
-    a.target_kind::text AS target_kind, a.target_name, a.version, a.request_id, a.job_id, a.before, \
-    a.after, a.outcome, a.error, a.aws_request_ids";
-
 /// The sealed head of the chain.
 #[derive(Debug, Clone)]
 pub struct Head {
@@ -195,36 +193,40 @@ pub async fn seal_all(pool: &PgPool, rounds: usize) -> sqlx::Result<Option<Head>
 /// moved.
 pub async fn seal(pool: &PgPool) -> sqlx::Result<Option<Head>> {
     let mut tx = pool.begin().await?;
-    let sealing: bool = sqlx::query_scalar(
-        "SELECT pg_try_advisory_xact_lock(hashtextextended('zeroscale.audit_chain', 0))",
+    let sealing = sqlx::query_scalar!(
+        r#"SELECT pg_try_advisory_xact_lock(hashtextextended('zeroscale.audit_chain', 0)) AS "locked!""#
     )
     .fetch_one(&mut *tx)
     .await?;
     if !sealing {
         return Ok(None);
     }
-    let last: Option<(i64, Vec<u8>, DateTime<Utc>)> = sqlx::query_as(
+    let last = sqlx::query!(
         "SELECT c.position, c.hash, a.at FROM audit_chain c JOIN audit_log a ON a.id = c.event_id \
          ORDER BY c.position DESC LIMIT 1",
     )
     .fetch_optional(&mut *tx)
     .await?;
     let (mut position, mut hash, last_at) = match last {
-        Some((p, h, at)) => (p, h, Some(at)),
+        Some(l) => (l.position, l.hash, Some(l.at)),
         None => (0, vec![0u8; 32], None),
     };
     // Events commit in about id order; one that committed late, behind events sealed already,
     // is sealed now at the end of the chain (its position, not its id, orders the chain). The
     // look-back (events written up to ten minutes before the last one sealed: far longer than
     // any transaction may last under statement_timeout) bounds the scan.
-    let events: Vec<AuditRow> = sqlx::query_as(&format!(
-        "SELECT {EVENT_COLUMNS} FROM audit_log a \
-         WHERE ($1::timestamptz IS NULL OR a.at > $1 - interval '10 minutes') \
-           AND NOT EXISTS (SELECT 1 FROM audit_chain c WHERE c.event_id = a.id) \
-         ORDER BY a.id LIMIT $2"
-    ))
-    .bind(last_at)
-    .bind(SEAL_BATCH)
+    let events = sqlx::query_as!(
+        AuditRow,
+        r#"SELECT a.id, a.at, a.actor, a.on_behalf_of, a.source_ip, a.user_agent, a.action,
+            a.target_kind::text AS "target_kind!", a.target_name, a.version, a.request_id, a.job_id,
+            a.before, a.after, a.outcome, a.error, a.aws_request_ids
+        FROM audit_log a
+        WHERE ($1::timestamptz IS NULL OR a.at > $1 - interval '10 minutes')
+          AND NOT EXISTS (SELECT 1 FROM audit_chain c WHERE c.event_id = a.id)
+        ORDER BY a.id LIMIT $2"#,
+        last_at,
+        SEAL_BATCH,
+    )
     .fetch_all(&mut *tx)
     .await?;
     if events.is_empty() {
@@ -239,14 +241,14 @@ pub async fn seal(pool: &PgPool) -> sqlx::Result<Option<Head>> {
         prevs.push(std::mem::replace(&mut hash, next.clone()));
         hashes.push(next);
     }
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO audit_chain (position, event_id, prev_hash, hash) \
          SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bytea[], $4::bytea[])",
+        &positions,
+        &ids,
+        &prevs,
+        &hashes,
     )
-    .bind(&positions)
-    .bind(&ids)
-    .bind(&prevs)
-    .bind(&hashes)
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
@@ -261,7 +263,6 @@ pub use crate::domain::audit::{Broken, Verification};
 
 /// Recomputes the whole chain, `SEAL_BATCH` links at a time.
 pub async fn verify(pool: &PgPool) -> sqlx::Result<Verification> {
-    #[derive(sqlx::FromRow)]
     struct Link {
         position: i64,
         event_id: i64,
@@ -273,22 +274,27 @@ pub async fn verify(pool: &PgPool) -> sqlx::Result<Verification> {
     let mut first_broken = None;
     let mut sealed = 0;
     loop {
-        let links: Vec<Link> = sqlx::query_as(
+        let links = sqlx::query_as!(
+            Link,
             "SELECT position, event_id, prev_hash, hash FROM audit_chain \
              WHERE position >= $1 ORDER BY position LIMIT $2",
+            next_position,
+            SEAL_BATCH,
         )
-        .bind(next_position)
-        .bind(SEAL_BATCH)
         .fetch_all(pool)
         .await?;
         if links.is_empty() {
             break;
         }
         let ids: Vec<i64> = links.iter().map(|l| l.event_id).collect();
-        let events: Vec<AuditRow> = sqlx::query_as(&format!(
-            "SELECT {EVENT_COLUMNS} FROM audit_log a WHERE a.id = ANY($1)"
-        ))
-        .bind(&ids)
+        let events = sqlx::query_as!(
+            AuditRow,
+            r#"SELECT a.id, a.at, a.actor, a.on_behalf_of, a.source_ip, a.user_agent, a.action,
+                a.target_kind::text AS "target_kind!", a.target_name, a.version, a.request_id,
+                a.job_id, a.before, a.after, a.outcome, a.error, a.aws_request_ids
+            FROM audit_log a WHERE a.id = ANY($1)"#,
+            &ids,
+        )
         .fetch_all(pool)
         .await?;
         let by_id: std::collections::HashMap<i64, &AuditRow> =
@@ -318,12 +324,14 @@ pub async fn verify(pool: &PgPool) -> sqlx::Result<Verification> {
             next_position = l.position + 1;
         }
     }
-    let (events, unsealed_old): (i64, i64) = sqlx::query_as(
-        "SELECT count(*), count(*) FILTER (WHERE at < now() - interval '1 minute' AND NOT EXISTS \
-           (SELECT 1 FROM audit_chain c WHERE c.event_id = a.id)) FROM audit_log a",
+    let counts = sqlx::query!(
+        r#"SELECT count(*) AS "events!", count(*) FILTER (WHERE at < now() - interval '1 minute'
+             AND NOT EXISTS (SELECT 1 FROM audit_chain c WHERE c.event_id = a.id)) AS "unsealed_old!"
+           FROM audit_log a"#,
     )
     .fetch_one(pool)
     .await?;
+    let (events, unsealed_old) = (counts.events, counts.unsealed_old);
     Ok(Verification {
         ok: first_broken.is_none() && unsealed_old == 0,
         events,

@@ -3,9 +3,11 @@
 //! the new version with its `accepted` audit event. The rules are in SQL so that the whole
 //! change is one atomic statement; the API maps its answer (`outcome`) to HTTP.
 
-use sqlx::{postgres::PgRow, PgConnection, Row};
+use chrono::{DateTime, Utc};
+use sqlx::PgConnection;
 
 use super::targets::TargetRow;
+use crate::domain::JobState;
 
 /// One change, as the function takes it.
 #[derive(Debug)]
@@ -30,44 +32,79 @@ pub struct ChangeInput<'a> {
     pub rollback_to: Option<i32>,
 }
 
-/// What the function answered: its `outcome` word and the row (the target after the change,
-/// when there is one).
+/// What the function answered: its `outcome` word and, for outcomes that have one, the target
+/// after the change joined with its last job (the function's OUT parameters, all nullable to
+/// sqlx; `target` checks the ones a target always has).
+#[derive(Debug)]
 pub struct Recorded {
-    pub outcome: String,
-    row: PgRow,
+    pub outcome: Option<String>,
+    id: Option<i64>,
+    kind: Option<String>,
+    name: Option<String>,
+    enabled: Option<bool>,
+    version: Option<i32>,
+    spec: Option<serde_json::Value>,
+    phase: Option<String>,
+    conditions: Option<serde_json::Value>,
+    observed: Option<serde_json::Value>,
+    last_job_id: Option<i64>,
+    created_at: Option<DateTime<Utc>>,
+    updated_at: Option<DateTime<Utc>>,
+    job_state: Option<JobState>,
+    job_attempt: Option<i32>,
+    job_last_error: Option<String>,
 }
 
 impl Recorded {
-    /// The target as the function left it (for outcomes that have one).
-    pub fn target(&self) -> sqlx::Result<TargetRow> {
-        sqlx::FromRow::from_row(&self.row)
+    /// The target as the function left it; an error if the answer has none.
+    pub fn target(self) -> sqlx::Result<TargetRow> {
+        let missing = |column: &str| {
+            sqlx::Error::ColumnNotFound(format!("zs_record_change answered no {column}"))
+        };
+        Ok(TargetRow {
+            id: self.id.ok_or_else(|| missing("id"))?,
+            kind: self.kind.ok_or_else(|| missing("kind"))?,
+            name: self.name.ok_or_else(|| missing("name"))?,
+            enabled: self.enabled.ok_or_else(|| missing("enabled"))?,
+            version: self.version.ok_or_else(|| missing("version"))?,
+            spec: self.spec.ok_or_else(|| missing("spec"))?,
+            phase: self.phase.ok_or_else(|| missing("phase"))?,
+            conditions: self.conditions.ok_or_else(|| missing("conditions"))?,
+            observed: self.observed.ok_or_else(|| missing("observed"))?,
+            last_job_id: self.last_job_id,
+            created_at: self.created_at.ok_or_else(|| missing("created_at"))?,
+            updated_at: self.updated_at.ok_or_else(|| missing("updated_at"))?,
+            job_state: self.job_state,
+            job_attempt: self.job_attempt,
+            job_last_error: self.job_last_error,
+        })
     }
 }
 
 /// Records one change (`conn`: a pooled connection in autocommit, or the idempotency key's
 /// transaction).
 pub async fn record(conn: &mut PgConnection, c: &ChangeInput<'_>) -> sqlx::Result<Recorded> {
-    let row = sqlx::query(
-        "SELECT * FROM zs_record_change($1::target_kind, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+    sqlx::query_as!(
+        Recorded,
+        r#"SELECT outcome, id, kind, name, enabled, version, spec, phase, conditions, observed,
+            last_job_id, created_at, updated_at, job_state AS "job_state: JobState", job_attempt,
+            job_last_error
+        FROM zs_record_change($1::text::target_kind, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"#,
+        c.kind,
+        c.name,
+        c.enabled,
+        c.spec,
+        c.if_match,
+        c.job_kind,
+        c.job_target,
+        c.token_name,
+        c.on_behalf_of,
+        c.source_ip,
+        c.user_agent,
+        c.request_id,
+        c.create,
+        c.rollback_to,
     )
-    .bind(c.kind)
-    .bind(c.name)
-    .bind(c.enabled)
-    .bind(c.spec)
-    .bind(c.if_match)
-    .bind(c.job_kind)
-    .bind(c.job_target)
-    .bind(c.token_name)
-    .bind(c.on_behalf_of)
-    .bind(c.source_ip)
-    .bind(c.user_agent)
-    .bind(c.request_id)
-    .bind(c.create)
-    .bind(c.rollback_to)
     .fetch_one(conn)
-    .await?;
-    Ok(Recorded {
-        outcome: row.try_get("outcome")?,
-        row,
-    })
+    .await
 }

@@ -15,7 +15,7 @@ pub struct KeyScope<'a> {
 }
 
 /// A stored response.
-#[derive(Debug, sqlx::FromRow)]
+#[derive(Debug)]
 pub struct StoredResponse {
     pub body_sha256: Vec<u8>,
     pub status: i32,
@@ -26,13 +26,15 @@ pub struct StoredResponse {
 /// Takes the key's transaction-scoped lock without waiting. False means another request with
 /// the same key is in flight right now (the caller answers 409).
 pub async fn try_lock(conn: &mut PgConnection, k: &KeyScope<'_>) -> sqlx::Result<bool> {
-    sqlx::query_scalar("SELECT pg_try_advisory_xact_lock(hashtextextended($1 || E'\\n' || $2 || E'\\n' || $3 || E'\\n' || $4, 7))")
-        .bind(k.actor)
-        .bind(k.method)
-        .bind(k.path)
-        .bind(k.key)
-        .fetch_one(conn)
-        .await
+    sqlx::query_scalar!(
+        r#"SELECT pg_try_advisory_xact_lock(hashtextextended($1 || E'\n' || $2 || E'\n' || $3 || E'\n' || $4, 7)) AS "locked!""#,
+        k.actor,
+        k.method,
+        k.path,
+        k.key,
+    )
+    .fetch_one(conn)
+    .await
 }
 
 /// The stored response for a key, if used within `ttl` (an older key has expired: it is
@@ -42,25 +44,26 @@ pub async fn find(
     k: &KeyScope<'_>,
     ttl: Duration,
 ) -> sqlx::Result<Option<StoredResponse>> {
-    sqlx::query(
+    sqlx::query!(
         "DELETE FROM idempotency_keys WHERE actor = $1 AND method = $2 AND path = $3 AND key = $4 \
          AND created_at < now() - make_interval(secs => $5)",
+        k.actor,
+        k.method,
+        k.path,
+        k.key,
+        ttl.as_secs_f64(),
     )
-    .bind(k.actor)
-    .bind(k.method)
-    .bind(k.path)
-    .bind(k.key)
-    .bind(ttl.as_secs_f64())
     .execute(&mut *conn)
     .await?;
-    sqlx::query_as(
+    sqlx::query_as!(
+        StoredResponse,
         "SELECT body_sha256, status, response, location FROM idempotency_keys \
          WHERE actor = $1 AND method = $2 AND path = $3 AND key = $4",
+        k.actor,
+        k.method,
+        k.path,
+        k.key,
     )
-    .bind(k.actor)
-    .bind(k.method)
-    .bind(k.path)
-    .bind(k.key)
     .fetch_optional(conn)
     .await
 }
@@ -74,18 +77,18 @@ pub async fn store(
     response: &Value,
     location: Option<&str>,
 ) -> sqlx::Result<()> {
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO idempotency_keys (actor, method, path, key, body_sha256, status, response, location) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        k.actor,
+        k.method,
+        k.path,
+        k.key,
+        body_sha256,
+        i32::from(status),
+        response,
+        location,
     )
-    .bind(k.actor)
-    .bind(k.method)
-    .bind(k.path)
-    .bind(k.key)
-    .bind(body_sha256)
-    .bind(i32::from(status))
-    .bind(response)
-    .bind(location)
     .execute(conn)
     .await?;
     Ok(())
@@ -94,11 +97,14 @@ pub async fn store(
 /// Deletes keys older than `ttl`, in batches (the table would otherwise grow forever). Returns
 /// how many.
 pub async fn expire(pool: &PgPool, ttl: Duration) -> sqlx::Result<u64> {
-    super::delete_in_batches(
-        pool,
-        "DELETE FROM idempotency_keys WHERE ctid = ANY(ARRAY(SELECT ctid FROM idempotency_keys \
-           WHERE created_at < now() - make_interval(secs => $1) LIMIT $2))",
-        ttl,
-    )
+    super::delete_in_batches(ttl, |secs, limit| {
+        sqlx::query!(
+            "DELETE FROM idempotency_keys WHERE ctid = ANY(ARRAY(SELECT ctid FROM idempotency_keys \
+               WHERE created_at < now() - make_interval(secs => $1) LIMIT $2))",
+            secs,
+            limit,
+        )
+        .execute(pool)
+    })
     .await
 }

@@ -89,15 +89,16 @@ pub async fn connect(db: &DbArgs) -> anyhow::Result<PgPool> {
 /// statements that never hold many locks or hit the statement timeout.
 pub const DELETE_BATCH: i64 = 1000;
 
-/// Runs `delete` (a DELETE of at most `$2` rows older than `$1` seconds) until it deletes fewer
-/// than `DELETE_BATCH`; returns how many rows went.
-pub async fn delete_in_batches(pool: &PgPool, delete: &str, age: Duration) -> sqlx::Result<u64> {
+/// Runs `delete` (one batch: a DELETE of at most `limit` rows older than `age_secs`, answering
+/// how many went) until a batch deletes fewer than `DELETE_BATCH`; returns how many rows went.
+pub async fn delete_in_batches<F, Fut>(age: Duration, mut delete: F) -> sqlx::Result<u64>
+where
+    F: FnMut(f64, i64) -> Fut,
+    Fut: std::future::Future<Output = sqlx::Result<sqlx::postgres::PgQueryResult>>,
+{
     let mut total = 0;
     loop {
-        let done = sqlx::query(delete)
-            .bind(age.as_secs_f64())
-            .bind(DELETE_BATCH)
-            .execute(pool)
+        let done = delete(age.as_secs_f64(), DELETE_BATCH)
             .await?
             .rows_affected();
         total += done;
@@ -125,21 +126,45 @@ pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
     // Migrations may rewrite big tables and wait for locks: the service's timeouts do not apply
     // to them (and are back once the connection returns to the pool).
     let mut conn = pool.acquire().await.context("connecting to migrate")?;
-    sqlx::query("SET statement_timeout = 0")
-        .execute(&mut *conn)
-        .await?;
-    sqlx::query("SET lock_timeout = 0")
-        .execute(&mut *conn)
-        .await?;
-    let ran = MIGRATOR.run(&mut *conn).await;
-    let reset = sqlx::raw_sql("RESET statement_timeout; RESET lock_timeout")
-        .execute(&mut *conn)
-        .await;
+    sqlx::query!(
+        "SELECT set_config(name, '0', false) FROM unnest(ARRAY['statement_timeout', 'lock_timeout']) AS name"
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    let ran = match MIGRATOR.run(&mut *conn).await {
+        Ok(()) => apply_functions(&mut conn).await,
+        Err(e) => Err(e.into()),
+    };
+    let reset = sqlx::query!(
+        "SELECT set_config(name, reset_val, false) FROM pg_settings \
+         WHERE name IN ('statement_timeout', 'lock_timeout')"
+    )
+    .fetch_all(&mut *conn)
+    .await;
     ran.context("running database migrations")?;
     if reset.is_err() {
         // The connection is in doubt: do not hand it back to the pool.
         conn.detach();
     }
+    Ok(())
+}
+
+/// The change function and its helpers (sql/functions.sql): every statement is CREATE OR
+/// REPLACE, so this is re-applied after the migrations at every start-up that migrates.
+const FUNCTIONS: &str = include_str!("../../sql/functions.sql");
+
+/// Applies [`FUNCTIONS`] in one transaction, serialised across replicas by an advisory lock
+/// (concurrent CREATE OR REPLACE of one function fails with "tuple concurrently updated").
+async fn apply_functions(conn: &mut sqlx::PgConnection) -> anyhow::Result<()> {
+    let mut tx = conn.begin().await?;
+    sqlx::query!("SELECT pg_advisory_xact_lock(hashtextextended('zeroscale.functions', 0))")
+        .fetch_one(&mut *tx)
+        .await?;
+    sqlx::raw_sql(FUNCTIONS)
+        .execute(&mut *tx)
+        .await
+        .context("applying sql/functions.sql")?;
+    tx.commit().await?;
     Ok(())
 }
 
@@ -163,7 +188,7 @@ pub async fn connect_once(db: &DbArgs) -> sqlx::Result<sqlx::PgConnection> {
 
 /// The server's product and version, for `doctor`.
 pub async fn server_version(conn: &mut sqlx::PgConnection) -> sqlx::Result<String> {
-    let v: String = sqlx::query_scalar("SHOW server_version")
+    let v = sqlx::query_scalar!(r#"SELECT current_setting('server_version') AS "v!""#)
         .fetch_one(conn)
         .await?;
     Ok(format!("PostgreSQL {v}"))
@@ -184,16 +209,20 @@ pub struct MigrationState {
 
 /// Reads the applied migrations and compares them with [`MIGRATOR`].
 pub async fn migration_state(conn: &mut sqlx::PgConnection) -> sqlx::Result<MigrationState> {
-    let exists: bool = sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
-        .fetch_one(&mut *conn)
-        .await?;
+    let exists =
+        sqlx::query_scalar!(r#"SELECT to_regclass('_sqlx_migrations') IS NOT NULL AS "exists!""#)
+            .fetch_one(&mut *conn)
+            .await?;
     if !exists {
         return Ok(MigrationState::default());
     }
     let applied: Vec<(i64, bool, Vec<u8>)> =
-        sqlx::query_as("SELECT version, success, checksum FROM _sqlx_migrations ORDER BY version")
+        sqlx::query!("SELECT version, success, checksum FROM _sqlx_migrations ORDER BY version")
             .fetch_all(&mut *conn)
-            .await?;
+            .await?
+            .into_iter()
+            .map(|m| (m.version, m.success, m.checksum))
+            .collect();
     let mut state = MigrationState {
         table_exists: true,
         ..Default::default()
@@ -221,7 +250,7 @@ pub async fn migration_state(conn: &mut sqlx::PgConnection) -> sqlx::Result<Migr
 
 /// One round trip to the database (readiness).
 pub async fn ping(pool: &PgPool) -> sqlx::Result<()> {
-    sqlx::query_scalar::<_, i32>("SELECT 1")
+    sqlx::query_scalar!("SELECT 1 AS one")
         .fetch_one(pool)
         .await
         .map(drop)

@@ -8,7 +8,7 @@ use sqlx::{PgConnection, PgPool};
 use super::jobs::{Fence, JobRow, JobState};
 
 /// A row of `targets`.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct TargetRow {
     pub id: i64,
     pub kind: String,
@@ -45,35 +45,32 @@ impl TargetRow {
     }
 }
 
-/// Columns of a target joined with its last job (`targets t LEFT JOIN jobs j`).
-const JOINED: &str = "t.id, t.kind::text AS kind, t.name, t.enabled, t.version, t.spec, \
-    t.phase::text AS phase, t.conditions, t.observed, t.last_job_id, t.created_at, t.updated_at, \
-    j.state AS job_state, j.attempt AS job_attempt, j.errors->-1->>'error' AS job_last_error";
-const FROM_JOINED: &str = "targets t LEFT JOIN jobs j ON j.id = t.last_job_id";
 /// Reads a target and locks it for the rest of the transaction (serialises writers per target).
 pub async fn lock(
     conn: &mut PgConnection,
     kind: &str,
     name: &str,
 ) -> sqlx::Result<Option<TargetRow>> {
-    sqlx::query_as(&format!(
-        "SELECT {JOINED} FROM {FROM_JOINED} WHERE t.kind = $1::target_kind AND t.name = $2 FOR UPDATE OF t"
-    ))
-    .bind(kind)
-    .bind(name)
-    .fetch_optional(conn)
-    .await
+    let locked = sqlx::query_scalar!(
+        "SELECT id FROM targets WHERE kind = $1::text::target_kind AND name = $2 FOR UPDATE",
+        kind,
+        name,
+    )
+    .fetch_optional(&mut *conn)
+    .await?;
+    match locked {
+        None => Ok(None),
+        Some(_) => Ok(select(conn, kind, &TargetFilter::named(name, 1))
+            .await?
+            .pop()),
+    }
 }
 
 /// One target by kind and name, with its last job.
 pub async fn get(pool: &PgPool, kind: &str, name: &str) -> sqlx::Result<Option<TargetRow>> {
-    sqlx::query_as(&format!(
-        "SELECT {JOINED} FROM {FROM_JOINED} WHERE t.kind = $1::target_kind AND t.name = $2"
-    ))
-    .bind(kind)
-    .bind(name)
-    .fetch_optional(pool)
-    .await
+    Ok(select(pool, kind, &TargetFilter::named(name, 1))
+        .await?
+        .pop())
 }
 
 /// Filters for listing targets.
@@ -83,31 +80,56 @@ pub struct TargetFilter {
     pub name_prefix: Option<String>,
     /// Cursor: names strictly after this one.
     pub after: Option<String>,
+    /// Exactly this name.
+    pub name: Option<String>,
     pub limit: i64,
+}
+
+impl TargetFilter {
+    fn named(name: &str, limit: i64) -> Self {
+        Self {
+            name: Some(name.to_string()),
+            limit,
+            ..Default::default()
+        }
+    }
 }
 
 /// Targets of a kind in name order, filtered, one page.
 pub async fn list(pool: &PgPool, kind: &str, f: &TargetFilter) -> sqlx::Result<Vec<TargetRow>> {
-    sqlx::query_as(&format!(
-        "SELECT {JOINED} FROM {FROM_JOINED} WHERE t.kind = $1::target_kind \
-           AND ($2::text IS NULL OR t.phase = $2::target_phase) \
-           AND ($3::text IS NULL OR starts_with(t.name, $3)) \
-           AND ($4::text IS NULL OR t.name > $4) \
-         ORDER BY t.name LIMIT $5"
-    ))
-    .bind(kind)
-    .bind(&f.phase)
-    .bind(&f.name_prefix)
-    .bind(&f.after)
-    .bind(f.limit)
-    .fetch_all(pool)
-    .await
+    select(pool, kind, f).await
 }
 
-/// The condition "the run `$6` (id), `$7` (owner), `$8` (attempt) still holds its job".
-const RUN_HOLDS_JOB: &str =
-    "EXISTS (SELECT 1 FROM jobs WHERE jobs.id = $6 AND jobs.lease_owner = $7 \
-    AND jobs.attempt = $8 AND jobs.state = 'running')";
+/// Targets of a kind joined with their last job (state, attempts and latest error, so a read
+/// costs one round trip), in name order.
+async fn select<'e>(
+    ex: impl sqlx::PgExecutor<'e>,
+    kind: &str,
+    f: &TargetFilter,
+) -> sqlx::Result<Vec<TargetRow>> {
+    sqlx::query_as!(
+        TargetRow,
+        r#"SELECT t.id, t.kind::text AS "kind!", t.name, t.enabled, t.version, t.spec,
+            t.phase::text AS "phase!", t.conditions, t.observed, t.last_job_id, t.created_at,
+            t.updated_at, j.state AS "job_state?: JobState", j.attempt AS "job_attempt?",
+            j.errors->-1->>'error' AS job_last_error
+        FROM targets t LEFT JOIN jobs j ON j.id = t.last_job_id
+        WHERE t.kind = $1::text::target_kind
+          AND ($2::text IS NULL OR t.phase = $2::text::target_phase)
+          AND ($3::text IS NULL OR starts_with(t.name, $3))
+          AND ($4::text IS NULL OR t.name > $4)
+          AND ($5::text IS NULL OR t.name = $5)
+        ORDER BY t.name LIMIT $6"#,
+        kind,
+        f.phase,
+        f.name_prefix,
+        f.after,
+        f.name,
+        f.limit,
+    )
+    .fetch_all(ex)
+    .await
+}
 
 /// Records what a reconcile found, if the run still holds its job (`fence`; a stale run writes
 /// nothing and gets false). The phase only changes if the target is still at `version` (a newer
@@ -121,20 +143,21 @@ pub async fn set_status(
     conditions: Option<&Value>,
     observed: Option<&Value>,
 ) -> sqlx::Result<bool> {
-    let done = sqlx::query(&format!(
+    let done = sqlx::query!(
         "UPDATE targets SET \
-           phase = CASE WHEN version = $2 AND $3::text IS NOT NULL THEN $3::target_phase ELSE phase END, \
+           phase = CASE WHEN version = $2 AND $3::text IS NOT NULL THEN $3::text::target_phase ELSE phase END, \
            conditions = COALESCE($4, conditions), observed = COALESCE($5, observed), updated_at = now() \
-         WHERE id = $1 AND {RUN_HOLDS_JOB}"
-    ))
-    .bind(id)
-    .bind(version)
-    .bind(phase)
-    .bind(conditions)
-    .bind(observed)
-    .bind(fence.id)
-    .bind(&fence.owner)
-    .bind(fence.attempt)
+         WHERE id = $1 AND EXISTS (SELECT 1 FROM jobs WHERE jobs.id = $6 AND jobs.lease_owner = $7 \
+           AND jobs.attempt = $8 AND jobs.state = 'running')",
+        id,
+        version,
+        phase,
+        conditions,
+        observed,
+        fence.id,
+        &fence.owner,
+        fence.attempt,
+    )
     .execute(conn)
     .await?;
     Ok(done.rows_affected() == 1)
@@ -148,13 +171,13 @@ pub async fn set_failed(
     version: i32,
     conditions: &Value,
 ) -> sqlx::Result<()> {
-    sqlx::query(
+    sqlx::query!(
         "UPDATE targets SET phase = CASE WHEN version = $2 THEN 'failed'::target_phase ELSE phase END, \
            conditions = $3, updated_at = now() WHERE id = $1",
+        id,
+        version,
+        conditions,
     )
-    .bind(id)
-    .bind(version)
-    .bind(conditions)
     .execute(conn)
     .await?;
     Ok(())
@@ -170,33 +193,32 @@ pub async fn capture_baseline(
     id: i64,
     baseline: &Value,
 ) -> sqlx::Result<Option<Value>> {
-    sqlx::query_scalar(
-        "UPDATE targets SET baseline = COALESCE(baseline, $2) WHERE id = $1 AND EXISTS ( \
-           SELECT 1 FROM jobs WHERE jobs.id = $3 AND jobs.lease_owner = $4 AND jobs.attempt = $5 \
-             AND jobs.state = 'running') \
-         RETURNING baseline",
+    let row = sqlx::query_scalar!(
+        r#"UPDATE targets SET baseline = COALESCE(baseline, $2) WHERE id = $1 AND EXISTS (
+             SELECT 1 FROM jobs WHERE jobs.id = $3 AND jobs.lease_owner = $4 AND jobs.attempt = $5
+               AND jobs.state = 'running')
+           RETURNING baseline AS "baseline!""#,
+        id,
+        baseline,
+        fence.id,
+        &fence.owner,
+        fence.attempt,
     )
-    .bind(id)
-    .bind(baseline)
-    .bind(fence.id)
-    .bind(&fence.owner)
-    .bind(fence.attempt)
     .fetch_optional(pool)
-    .await
+    .await?;
+    Ok(row)
 }
 
 /// The recorded baseline, if any.
 pub async fn baseline(pool: &PgPool, id: i64) -> sqlx::Result<Option<Value>> {
-    sqlx::query_scalar("SELECT baseline FROM targets WHERE id = $1")
-        .bind(id)
+    sqlx::query_scalar!("SELECT baseline FROM targets WHERE id = $1", id)
         .fetch_one(pool)
         .await
 }
 
 /// Forgets the baseline once a disable has restored it (a later enable captures afresh).
 pub async fn clear_baseline(conn: &mut PgConnection, id: i64) -> sqlx::Result<()> {
-    sqlx::query("UPDATE targets SET baseline = NULL WHERE id = $1")
-        .bind(id)
+    sqlx::query!("UPDATE targets SET baseline = NULL WHERE id = $1", id)
         .execute(conn)
         .await?;
     Ok(())
@@ -205,16 +227,25 @@ pub async fn clear_baseline(conn: &mut PgConnection, id: i64) -> sqlx::Result<()
 /// Enabled targets that are settled (`ready` or `failed`), as (kind, name) in name order: the
 /// ones a drift check re-observes.
 pub async fn settled_enabled(pool: &PgPool) -> sqlx::Result<Vec<(String, String)>> {
-    sqlx::query_as(
-        "SELECT kind::text, name FROM targets WHERE enabled AND phase IN ('ready', 'failed') ORDER BY name",
+    let rows = sqlx::query!(
+        r#"SELECT kind::text AS "kind!", name FROM targets
+           WHERE enabled AND phase IN ('ready', 'failed') ORDER BY name"#
     )
     .fetch_all(pool)
-    .await
+    .await?;
+    Ok(rows.into_iter().map(|r| (r.kind, r.name)).collect())
 }
 
 /// Targets per (kind, phase), for the gauges.
 pub async fn count_by_phase(pool: &PgPool) -> sqlx::Result<Vec<(String, String, i64)>> {
-    sqlx::query_as("SELECT kind::text, phase::text, count(*) FROM targets GROUP BY 1, 2")
-        .fetch_all(pool)
-        .await
+    let rows = sqlx::query!(
+        r#"SELECT kind::text AS "kind!", phase::text AS "phase!", count(*) AS "count!"
+           FROM targets GROUP BY 1, 2"#
+    )
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| (r.kind, r.phase, r.count))
+        .collect())
 }

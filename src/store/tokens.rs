@@ -7,7 +7,7 @@ use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 
 /// A stored token (never the secret).
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct TokenRow {
     pub id: i64,
     pub name: String,
@@ -40,14 +40,15 @@ pub async fn create(
     rand::rng().fill_bytes(&mut bytes);
     let prefix = hex::encode(&bytes[..6]);
     let secret = format!("zs_{prefix}_{}", hex::encode(&bytes[6..]));
-    let row = sqlx::query_as(
+    let row = sqlx::query_as!(
+        TokenRow,
         "INSERT INTO api_tokens (name, scopes, prefix, secret_hash) VALUES ($1, $2, $3, $4) \
          RETURNING id, name, scopes, prefix, secret_hash, created_at, revoked_at",
+        name,
+        scopes,
+        &prefix,
+        hash_secret(&secret),
     )
-    .bind(name)
-    .bind(scopes)
-    .bind(&prefix)
-    .bind(hash_secret(&secret))
     .fetch_one(pool)
     .await?;
     Ok((row, secret))
@@ -55,18 +56,20 @@ pub async fn create(
 
 /// The live (not revoked) token with this prefix.
 pub async fn find_live_by_prefix(pool: &PgPool, prefix: &str) -> sqlx::Result<Option<TokenRow>> {
-    sqlx::query_as(
+    sqlx::query_as!(
+        TokenRow,
         "SELECT id, name, scopes, prefix, secret_hash, created_at, revoked_at FROM api_tokens \
          WHERE prefix = $1 AND revoked_at IS NULL",
+        prefix,
     )
-    .bind(prefix)
     .fetch_optional(pool)
     .await
 }
 
 /// Every token, newest first.
 pub async fn list(pool: &PgPool) -> sqlx::Result<Vec<TokenRow>> {
-    sqlx::query_as(
+    sqlx::query_as!(
+        TokenRow,
         "SELECT id, name, scopes, prefix, secret_hash, created_at, revoked_at FROM api_tokens ORDER BY id DESC",
     )
     .fetch_all(pool)
@@ -81,15 +84,14 @@ pub const REVOKED_CHANNEL: &str = "zeroscale_token_revoked";
 /// revocation); false when there is no live token of that name.
 pub async fn revoke(pool: &PgPool, name: &str) -> sqlx::Result<bool> {
     let mut tx = pool.begin().await?;
-    let done = sqlx::query(
+    let done = sqlx::query!(
         "UPDATE api_tokens SET revoked_at = now() WHERE name = $1 AND revoked_at IS NULL",
+        name,
     )
-    .bind(name)
     .execute(&mut *tx)
     .await?;
-    sqlx::query("SELECT pg_notify($1, '')")
-        .bind(REVOKED_CHANNEL)
-        .execute(&mut *tx)
+    sqlx::query!("SELECT pg_notify($1, '')", REVOKED_CHANNEL)
+        .fetch_one(&mut *tx)
         .await?;
     tx.commit().await?;
     Ok(done.rows_affected() == 1)

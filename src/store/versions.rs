@@ -6,7 +6,7 @@ use serde_json::Value;
 use sqlx::PgPool;
 
 /// One accepted version and its fate.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct VersionRow {
     pub version: i32,
     pub enabled: bool,
@@ -25,19 +25,42 @@ pub struct VersionRow {
     pub outcome: String,
 }
 
-/// The columns and the outcome, computed from the jobs' `applied` / `failed` audit events of
-/// the version (a job records the version it converged to).
-const SELECT: &str = "SELECT v.version, v.enabled, v.spec, v.actor, v.on_behalf_of, v.request_id, \
-    v.job_id, v.created_at, v.action, v.rollback_to, \
-    CASE WHEN EXISTS (SELECT 1 FROM audit_log a WHERE a.target_kind = t.kind \
-                        AND a.target_name = t.name AND a.version = v.version \
-                        AND a.outcome = 'applied') THEN 'applied' \
-         WHEN EXISTS (SELECT 1 FROM audit_log a WHERE a.target_kind = t.kind \
-                        AND a.target_name = t.name AND a.version = v.version \
-                        AND a.outcome = 'failed') THEN 'failed' \
-         WHEN v.version < t.version THEN 'superseded' \
-         ELSE 'pending' END AS outcome \
-    FROM target_versions v JOIN targets t ON t.id = v.target_id";
+/// Versions of target `id`, newest first: all of them older than `before` (when given), or only
+/// `version` (when given). The outcome is computed from the jobs' `applied` / `failed` audit
+/// events of the version (a job records the version it converged to). The view's columns are
+/// all nullable to sqlx; the ones `targets` and the audit log never leave empty say so.
+async fn select(
+    pool: &PgPool,
+    id: i64,
+    before: Option<i32>,
+    version: Option<i32>,
+    limit: i64,
+) -> sqlx::Result<Vec<VersionRow>> {
+    sqlx::query_as!(
+        VersionRow,
+        r#"SELECT v.version AS "version!", v.enabled AS "enabled!", v.spec AS "spec!",
+            v.actor AS "actor!", v.on_behalf_of, v.request_id, v.job_id,
+            v.created_at AS "created_at!", v.action AS "action!", v.rollback_to,
+            CASE WHEN EXISTS (SELECT 1 FROM audit_log a WHERE a.target_kind = t.kind
+                                AND a.target_name = t.name AND a.version = v.version
+                                AND a.outcome = 'applied') THEN 'applied'
+                 WHEN EXISTS (SELECT 1 FROM audit_log a WHERE a.target_kind = t.kind
+                                AND a.target_name = t.name AND a.version = v.version
+                                AND a.outcome = 'failed') THEN 'failed'
+                 WHEN v.version < t.version THEN 'superseded'
+                 ELSE 'pending' END AS "outcome!"
+        FROM target_versions v JOIN targets t ON t.id = v.target_id
+        WHERE v.target_id = $1 AND ($2::int IS NULL OR v.version < $2)
+          AND ($3::int IS NULL OR v.version = $3)
+        ORDER BY v.version DESC LIMIT $4"#,
+        id,
+        before,
+        version,
+        limit,
+    )
+    .fetch_all(pool)
+    .await
+}
 
 /// Versions of target `id`, newest first, older than `before` when given.
 pub async fn list(
@@ -46,24 +69,10 @@ pub async fn list(
     before: Option<i32>,
     limit: i64,
 ) -> sqlx::Result<Vec<VersionRow>> {
-    sqlx::query_as(&format!(
-        "{SELECT} WHERE v.target_id = $1 AND ($2::int IS NULL OR v.version < $2) \
-         ORDER BY v.version DESC LIMIT $3"
-    ))
-    .bind(id)
-    .bind(before)
-    .bind(limit)
-    .fetch_all(pool)
-    .await
+    select(pool, id, before, None, limit).await
 }
 
 /// Version `version` of target `id`, if it exists.
 pub async fn get(pool: &PgPool, id: i64, version: i32) -> sqlx::Result<Option<VersionRow>> {
-    sqlx::query_as(&format!(
-        "{SELECT} WHERE v.target_id = $1 AND v.version = $2"
-    ))
-    .bind(id)
-    .bind(version)
-    .fetch_optional(pool)
-    .await
+    Ok(select(pool, id, None, Some(version), 1).await?.pop())
 }

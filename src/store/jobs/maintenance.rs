@@ -7,7 +7,7 @@ use sqlx::PgPool;
 
 use super::{
     run::{record_failure, FailOutcome},
-    JobRow, COLUMNS,
+    JobRow,
 };
 
 /// What a rescue pass did.
@@ -28,11 +28,7 @@ pub async fn rescue_expired(
     pool: &PgPool,
     backoff: impl Fn(i32) -> Duration,
 ) -> sqlx::Result<Rescue> {
-    let expired: Vec<JobRow> = sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM jobs WHERE state = 'running' AND lease_until < now() ORDER BY id LIMIT 1000"
-    ))
-    .fetch_all(pool)
-    .await?;
+    let expired = super::select(pool, None, true, 1000).await?;
     let mut rescued = 0;
     let mut discarded = Vec::new();
     let mut failed = None;
@@ -70,13 +66,16 @@ pub async fn rescue_expired(
 
 /// Deletes finished jobs older than `age`, in batches. Returns how many.
 pub async fn delete_finished_before(pool: &PgPool, age: Duration) -> sqlx::Result<u64> {
-    crate::store::delete_in_batches(
-        pool,
-        "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs \
-           WHERE state IN ('completed', 'discarded', 'cancelled') \
-             AND finalized_at < now() - make_interval(secs => $1) \
-           LIMIT $2)",
-        age,
-    )
+    crate::store::delete_in_batches(age, |secs, limit| {
+        sqlx::query!(
+            "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs \
+               WHERE state IN ('completed', 'discarded', 'cancelled') \
+                 AND finalized_at < now() - make_interval(secs => $1) \
+               LIMIT $2)",
+            secs,
+            limit,
+        )
+        .execute(pool)
+    })
     .await
 }

@@ -20,7 +20,7 @@ pub use crate::domain::JobState;
 pub const NOTIFY_CHANNEL: &str = "zeroscale_jobs";
 
 /// A row of `jobs`.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct JobRow {
     pub id: i64,
     pub kind: String,
@@ -61,12 +61,6 @@ pub struct Fence {
     pub attempt: i32,
 }
 
-/// The SQL condition "this run still holds its job", for `$1` id, `$2` owner, `$3` attempt.
-const HELD: &str = "id = $1 AND lease_owner = $2 AND attempt = $3 AND state = 'running'";
-
-const COLUMNS: &str = "id, kind, target, args, state, attempt, max_attempts, errors, output, \
-    created_at, scheduled_at, attempted_at, finalized_at, lease_owner, lease_until";
-
 /// What to enqueue.
 #[derive(Debug, Clone)]
 pub struct NewJob {
@@ -79,10 +73,12 @@ pub struct NewJob {
 
 /// Serialises work on one job key with every enqueuer (the same lock as zs_enqueue_job).
 async fn lock_target(conn: &mut PgConnection, target: &str) -> sqlx::Result<()> {
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('zeroscale.job.' || $1, 0))")
-        .bind(target)
-        .execute(conn)
-        .await?;
+    sqlx::query!(
+        "SELECT pg_advisory_xact_lock(hashtextextended('zeroscale.job.' || $1, 0))",
+        target,
+    )
+    .fetch_one(conn)
+    .await?;
     Ok(())
 }
 
@@ -95,23 +91,28 @@ async fn lock_target(conn: &mut PgConnection, target: &str) -> sqlx::Result<()> 
 pub async fn enqueue(tx: &mut PgConnection, job: &NewJob) -> sqlx::Result<JobRow> {
     // One round trip: the lock, the supersede and the insert are in zs_enqueue_job
     // (migrations/..._record_change.sql), which the API's change function uses too.
-    sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM zs_enqueue_job($1, $2, $3, $4, $5)"
-    ))
-    .bind(&job.kind)
-    .bind(&job.target)
-    .bind(&job.args)
-    .bind(job.max_attempts)
-    .bind(job.scheduled_at)
+    // The function returns a `jobs` row, whose columns sqlx cannot know to be non-null.
+    sqlx::query_as!(
+        JobRow,
+        r#"SELECT id AS "id!", kind AS "kind!", target, args AS "args!", state AS "state!: JobState",
+            attempt AS "attempt!", max_attempts AS "max_attempts!", errors AS "errors!", output,
+            created_at AS "created_at!", scheduled_at AS "scheduled_at!", attempted_at,
+            finalized_at, lease_owner, lease_until
+        FROM zs_enqueue_job($1, $2, $3, $4, $5)"#,
+        &job.kind,
+        job.target.as_deref(),
+        &job.args,
+        job.max_attempts,
+        job.scheduled_at,
+    )
     .fetch_one(tx)
     .await
 }
 
 /// Wakes every listening worker (in its own tiny transaction, outside the caller's).
 pub async fn notify_workers(pool: &PgPool) -> sqlx::Result<()> {
-    sqlx::query("SELECT pg_notify($1, 'jobs')")
-        .bind(NOTIFY_CHANNEL)
-        .execute(pool)
+    sqlx::query!("SELECT pg_notify($1, 'jobs')", NOTIFY_CHANNEL)
+        .fetch_one(pool)
         .await?;
     Ok(())
 }
@@ -126,28 +127,27 @@ pub async fn claim(
     limit: i64,
     lease: Duration,
 ) -> sqlx::Result<Vec<JobRow>> {
-    let result = sqlx::query_as(&format!(
-        "WITH next AS ( \
-           SELECT id FROM jobs j \
-           WHERE state IN ('available', 'retryable') AND scheduled_at <= now() \
-             AND (target IS NULL OR NOT EXISTS ( \
-                   SELECT 1 FROM jobs r WHERE r.target = j.target AND r.state = 'running')) \
-           ORDER BY id \
-           LIMIT $2 \
-           FOR UPDATE SKIP LOCKED) \
-         UPDATE jobs SET state = 'running', attempt = attempt + 1, attempted_at = now(), \
-           lease_owner = $1, lease_until = now() + make_interval(secs => $3) \
-         FROM next WHERE jobs.id = next.id \
-         RETURNING {}",
-        COLUMNS
-            .split(", ")
-            .map(|c| format!("jobs.{c}"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    ))
-    .bind(owner)
-    .bind(limit)
-    .bind(lease.as_secs_f64())
+    let result = sqlx::query_as!(
+        JobRow,
+        r#"WITH next AS (
+            SELECT id FROM jobs j
+            WHERE state IN ('available', 'retryable') AND scheduled_at <= now()
+              AND (target IS NULL OR NOT EXISTS (
+                    SELECT 1 FROM jobs r WHERE r.target = j.target AND r.state = 'running'))
+            ORDER BY id
+            LIMIT $2
+            FOR UPDATE SKIP LOCKED)
+        UPDATE jobs SET state = 'running', attempt = attempt + 1, attempted_at = now(),
+            lease_owner = $1, lease_until = now() + make_interval(secs => $3)
+        FROM next WHERE jobs.id = next.id
+        RETURNING jobs.id, jobs.kind, jobs.target, jobs.args, jobs.state AS "state: JobState",
+            jobs.attempt, jobs.max_attempts, jobs.errors, jobs.output, jobs.created_at,
+            jobs.scheduled_at, jobs.attempted_at, jobs.finalized_at, jobs.lease_owner,
+            jobs.lease_until"#,
+        owner,
+        limit,
+        lease.as_secs_f64(),
+    )
     .fetch_all(pool)
     .await;
     match result {
@@ -162,11 +162,11 @@ pub async fn claim(
 /// Cancels a queued job. Running jobs are not interrupted (their handler is idempotent and
 /// short); returns false for them and for finished jobs.
 pub async fn cancel(pool: &PgPool, id: i64) -> sqlx::Result<bool> {
-    let done = sqlx::query(
+    let done = sqlx::query!(
         "UPDATE jobs SET state = 'cancelled', finalized_at = now() \
          WHERE id = $1 AND state IN ('available', 'retryable')",
+        id,
     )
-    .bind(id)
     .execute(pool)
     .await?;
     Ok(done.rows_affected() == 1)
@@ -174,19 +174,45 @@ pub async fn cancel(pool: &PgPool, id: i64) -> sqlx::Result<bool> {
 
 /// One job by id.
 pub async fn get(pool: &PgPool, id: i64) -> sqlx::Result<Option<JobRow>> {
-    sqlx::query_as(&format!("SELECT {COLUMNS} FROM jobs WHERE id = $1"))
-        .bind(id)
-        .fetch_optional(pool)
-        .await
+    Ok(select(pool, Some(id), false, 1).await?.pop())
+}
+
+/// Jobs in id order: job `id` (when given), running jobs whose lease expired (when
+/// `lease_expired`), at most `limit`.
+pub(super) async fn select(
+    pool: &PgPool,
+    id: Option<i64>,
+    lease_expired: bool,
+    limit: i64,
+) -> sqlx::Result<Vec<JobRow>> {
+    sqlx::query_as!(
+        JobRow,
+        r#"SELECT id, kind, target, args, state AS "state: JobState", attempt, max_attempts, errors,
+            output, created_at, scheduled_at, attempted_at, finalized_at, lease_owner, lease_until
+        FROM jobs
+        WHERE ($1::bigint IS NULL OR id = $1)
+          AND (NOT $2 OR (state = 'running' AND lease_until < now()))
+        ORDER BY id LIMIT $3"#,
+        id,
+        lease_expired,
+        limit,
+    )
+    .fetch_all(pool)
+    .await
 }
 
 /// Job counts by kind and state, for metrics.
 pub async fn counts(pool: &PgPool) -> sqlx::Result<Vec<(String, JobState, i64)>> {
-    sqlx::query_as(
-        "SELECT kind, state, count(*) FROM jobs GROUP BY kind, state ORDER BY kind, state",
+    let rows = sqlx::query!(
+        r#"SELECT kind, state AS "state: JobState", count(*) AS "count!"
+           FROM jobs GROUP BY kind, state ORDER BY kind, state"#
     )
     .fetch_all(pool)
-    .await
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| (r.kind, r.state, r.count))
+        .collect())
 }
 
 /// The queued job a manual reconcile of `target` joins: a user's change waiting to run (or an
@@ -197,14 +223,17 @@ pub async fn join_queued(
     kind: &str,
     target: &str,
 ) -> sqlx::Result<Option<JobRow>> {
-    sqlx::query_as(&format!(
-        "UPDATE jobs SET scheduled_at = LEAST(scheduled_at, now()) \
-         WHERE target = $1 AND kind = $2 AND state IN ('available', 'retryable') \
-           AND COALESCE(args->>'reason', 'change') <> 'drift' \
-         RETURNING {COLUMNS}"
-    ))
-    .bind(target)
-    .bind(kind)
+    sqlx::query_as!(
+        JobRow,
+        r#"UPDATE jobs SET scheduled_at = LEAST(scheduled_at, now())
+        WHERE target = $1 AND kind = $2 AND state IN ('available', 'retryable')
+          AND COALESCE(args->>'reason', 'change') <> 'drift'
+        RETURNING id, kind, target, args, state AS "state: JobState", attempt, max_attempts,
+            errors, output, created_at, scheduled_at, attempted_at, finalized_at, lease_owner,
+            lease_until"#,
+        target,
+        kind,
+    )
     .fetch_optional(conn)
     .await
 }
@@ -217,15 +246,15 @@ pub async fn enqueue_if_idle(
     target: &str,
     args: &Value,
 ) -> sqlx::Result<bool> {
-    let done = sqlx::query(
+    let done = sqlx::query!(
         "INSERT INTO jobs (kind, target, args) \
          SELECT $1, $2, $3 WHERE NOT EXISTS ( \
            SELECT 1 FROM jobs WHERE target = $2 AND state IN ('available', 'retryable', 'running')) \
          ON CONFLICT DO NOTHING",
+        kind,
+        target,
+        args,
     )
-    .bind(kind)
-    .bind(target)
-    .bind(args)
     .execute(pool)
     .await?;
     Ok(done.rows_affected() == 1)

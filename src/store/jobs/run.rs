@@ -6,31 +6,33 @@ use std::time::Duration;
 use serde_json::Value;
 use sqlx::{PgConnection, PgPool};
 
-use super::{lock_target, Fence, JobRow, JobState, HELD, NOTIFY_CHANNEL};
+use super::{lock_target, Fence, JobRow, JobState, NOTIFY_CHANNEL};
 
 /// Locks the job row for the rest of the caller's transaction if this run still holds it, so
 /// the outcome it writes commits before any rescue can take the job. False: the run is stale
 /// and must write nothing.
 pub async fn hold(conn: &mut PgConnection, fence: &Fence) -> sqlx::Result<bool> {
-    let held: Option<i64> =
-        sqlx::query_scalar(&format!("SELECT id FROM jobs WHERE {HELD} FOR SHARE"))
-            .bind(fence.id)
-            .bind(&fence.owner)
-            .bind(fence.attempt)
-            .fetch_optional(conn)
-            .await?;
+    let held = sqlx::query_scalar!(
+        "SELECT id FROM jobs WHERE id = $1 AND lease_owner = $2 AND attempt = $3 AND state = 'running' FOR SHARE",
+        fence.id,
+        &fence.owner,
+        fence.attempt,
+    )
+    .fetch_optional(conn)
+    .await?;
     Ok(held.is_some())
 }
 
 /// Extends the lease of a run that still holds its job. False when the lease was lost.
 pub async fn heartbeat(pool: &PgPool, fence: &Fence, lease: Duration) -> sqlx::Result<bool> {
-    let done = sqlx::query(&format!(
-        "UPDATE jobs SET lease_until = now() + make_interval(secs => $4) WHERE {HELD}"
-    ))
-    .bind(fence.id)
-    .bind(&fence.owner)
-    .bind(fence.attempt)
-    .bind(lease.as_secs_f64())
+    let done = sqlx::query!(
+        "UPDATE jobs SET lease_until = now() + make_interval(secs => $4) \
+         WHERE id = $1 AND lease_owner = $2 AND attempt = $3 AND state = 'running'",
+        fence.id,
+        &fence.owner,
+        fence.attempt,
+        lease.as_secs_f64(),
+    )
     .execute(pool)
     .await?;
     Ok(done.rows_affected() == 1)
@@ -39,13 +41,16 @@ pub async fn heartbeat(pool: &PgPool, fence: &Fence, lease: Duration) -> sqlx::R
 /// Records progress (steps done so far) on a running job; false (nothing written) when the run
 /// no longer holds it.
 pub async fn set_output(pool: &PgPool, fence: &Fence, output: &Value) -> sqlx::Result<bool> {
-    let done = sqlx::query(&format!("UPDATE jobs SET output = $4 WHERE {HELD}"))
-        .bind(fence.id)
-        .bind(&fence.owner)
-        .bind(fence.attempt)
-        .bind(output)
-        .execute(pool)
-        .await?;
+    let done = sqlx::query!(
+        "UPDATE jobs SET output = $4 \
+         WHERE id = $1 AND lease_owner = $2 AND attempt = $3 AND state = 'running'",
+        fence.id,
+        &fence.owner,
+        fence.attempt,
+        output,
+    )
+    .execute(pool)
+    .await?;
     Ok(done.rows_affected() == 1)
 }
 
@@ -58,18 +63,18 @@ pub async fn complete_many(
     attempts: &[i32],
     outputs: &[Option<Value>],
 ) -> sqlx::Result<Vec<i64>> {
-    sqlx::query_scalar(
+    sqlx::query_scalar!(
         "UPDATE jobs SET state = 'completed', finalized_at = now(), lease_owner = NULL, \
            lease_until = NULL, output = COALESCE(x.output, jobs.output) \
          FROM unnest($2::bigint[], $3::int[], $4::jsonb[]) AS x(id, attempt, output) \
          WHERE jobs.id = x.id AND jobs.attempt = x.attempt AND jobs.lease_owner = $1 \
            AND jobs.state = 'running' \
          RETURNING jobs.id",
+        owner,
+        ids,
+        attempts,
+        outputs as &[Option<Value>],
     )
-    .bind(owner)
-    .bind(ids)
-    .bind(attempts)
-    .bind(outputs)
     .fetch_all(pool)
     .await
 }
@@ -114,41 +119,41 @@ pub(super) async fn record_failure(
     if let Some(target) = &job.target {
         lock_target(&mut tx, target).await?;
     }
-    let row: Option<(JobState,)> = sqlx::query_as(
-        "WITH decided AS ( \
-           SELECT j.id, CASE \
-             WHEN $4 OR j.attempt >= j.max_attempts THEN 'discarded'::job_state \
-             WHEN j.target IS NOT NULL AND EXISTS (SELECT 1 FROM jobs q WHERE q.target = j.target \
-                  AND q.state IN ('available', 'retryable')) THEN 'cancelled'::job_state \
-             ELSE 'retryable'::job_state END AS next \
-           FROM jobs j \
-           WHERE j.id = $1 AND j.lease_owner = $2 AND j.attempt = $7 AND j.state = 'running' \
-             AND (NOT $6 OR j.lease_until < now()) \
-           FOR UPDATE) \
-         UPDATE jobs j SET state = d.next, \
-           errors = j.errors || jsonb_build_array(jsonb_build_object( \
-             'attempt', j.attempt, 'at', now(), 'error', $3::text, 'permanent', $4, \
-             'code', $8::text)), \
-           scheduled_at = now() + make_interval(secs => $5), \
-           finalized_at = CASE WHEN d.next = 'retryable' THEN NULL ELSE now() END, \
-           lease_owner = NULL, lease_until = NULL \
-         FROM decided d WHERE j.id = d.id \
-         RETURNING j.state",
+    let next = sqlx::query_scalar!(
+        r#"WITH decided AS (
+           SELECT j.id, CASE
+             WHEN $4 OR j.attempt >= j.max_attempts THEN 'discarded'::job_state
+             WHEN j.target IS NOT NULL AND EXISTS (SELECT 1 FROM jobs q WHERE q.target = j.target
+                  AND q.state IN ('available', 'retryable')) THEN 'cancelled'::job_state
+             ELSE 'retryable'::job_state END AS next
+           FROM jobs j
+           WHERE j.id = $1 AND j.lease_owner = $2 AND j.attempt = $7 AND j.state = 'running'
+             AND (NOT $6 OR j.lease_until < now())
+           FOR UPDATE)
+         UPDATE jobs j SET state = d.next,
+           errors = j.errors || jsonb_build_array(jsonb_build_object(
+             'attempt', j.attempt, 'at', now(), 'error', $3::text, 'permanent', $4,
+             'code', $8::text)),
+           scheduled_at = now() + make_interval(secs => $5),
+           finalized_at = CASE WHEN d.next = 'retryable' THEN NULL ELSE now() END,
+           lease_owner = NULL, lease_until = NULL
+         FROM decided d WHERE j.id = d.id
+         RETURNING j.state AS "state: JobState""#,
+        job.id,
+        owner,
+        error,
+        permanent,
+        retry_in.as_secs_f64(),
+        only_if_expired,
+        job.attempt,
+        code,
     )
-    .bind(job.id)
-    .bind(owner)
-    .bind(error)
-    .bind(permanent)
-    .bind(retry_in.as_secs_f64())
-    .bind(only_if_expired)
-    .bind(job.attempt)
-    .bind(code)
     .fetch_optional(&mut *tx)
     .await?;
-    let outcome = match row {
+    let outcome = match next {
         None => FailOutcome::LeaseLost,
-        Some((JobState::Retryable,)) => FailOutcome::Retryable,
-        Some((JobState::Cancelled,)) => FailOutcome::Superseded,
+        Some(JobState::Retryable) => FailOutcome::Retryable,
+        Some(JobState::Cancelled) => FailOutcome::Superseded,
         Some(_) => FailOutcome::Discarded,
     };
     tx.commit().await?;
@@ -162,7 +167,7 @@ pub async fn release(pool: &PgPool, job: &JobRow, owner: &str) -> sqlx::Result<b
     if let Some(target) = &job.target {
         lock_target(&mut tx, target).await?;
     }
-    let done = sqlx::query(
+    let done = sqlx::query!(
         "UPDATE jobs j SET \
            state = CASE WHEN j.target IS NOT NULL AND EXISTS (SELECT 1 FROM jobs q \
                      WHERE q.target = j.target AND q.state IN ('available', 'retryable')) \
@@ -173,15 +178,14 @@ pub async fn release(pool: &PgPool, job: &JobRow, owner: &str) -> sqlx::Result<b
                    THEN now() END, \
            lease_owner = NULL, lease_until = NULL \
          WHERE j.id = $1 AND j.lease_owner = $2 AND j.attempt = $3 AND j.state = 'running'",
+        job.id,
+        owner,
+        job.attempt,
     )
-    .bind(job.id)
-    .bind(owner)
-    .bind(job.attempt)
     .execute(&mut *tx)
     .await?;
-    sqlx::query("SELECT pg_notify($1, 'released')")
-        .bind(NOTIFY_CHANNEL)
-        .execute(&mut *tx)
+    sqlx::query!("SELECT pg_notify($1, 'released')", NOTIFY_CHANNEL)
+        .fetch_one(&mut *tx)
         .await?;
     tx.commit().await?;
     Ok(done.rows_affected() == 1)
@@ -199,7 +203,7 @@ pub async fn finish_in(
     error: Option<(&str, Option<&str>)>,
 ) -> sqlx::Result<bool> {
     let (message, code) = error.unzip();
-    let done = sqlx::query(&format!(
+    let done = sqlx::query!(
         "UPDATE jobs SET \
            state = CASE WHEN $5::text IS NULL THEN 'completed'::job_state ELSE 'discarded'::job_state END, \
            finalized_at = now(), lease_owner = NULL, lease_until = NULL, \
@@ -207,14 +211,14 @@ pub async fn finish_in(
            errors = CASE WHEN $5::text IS NULL THEN errors ELSE errors || jsonb_build_array( \
              jsonb_build_object('attempt', attempt, 'at', now(), 'error', $5::text, \
                'permanent', true, 'code', $6::text)) END \
-         WHERE {HELD}"
-    ))
-    .bind(fence.id)
-    .bind(&fence.owner)
-    .bind(fence.attempt)
-    .bind(output)
-    .bind(message)
-    .bind(code.flatten())
+         WHERE id = $1 AND lease_owner = $2 AND attempt = $3 AND state = 'running'",
+        fence.id,
+        &fence.owner,
+        fence.attempt,
+        output,
+        message,
+        code.flatten(),
+    )
     .execute(conn)
     .await?;
     Ok(done.rows_affected() == 1)
