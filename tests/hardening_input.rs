@@ -183,19 +183,68 @@ async fn messages_say_names_and_etags_as_the_user_wrote_them() {
     assert_eq!(app.count("targets").await, 0);
 }
 
+/// Cursors are opaque and scoped to the list that issued them: a made-up one, a bare key
+/// (what a client might guess from an id or a name) and one issued by another list are all
+/// refused.
 #[tokio::test]
 async fn junk_cursors_are_refused_on_every_list() {
     let app = spawn_app().await;
     let token = app.token("portal", "read,write").await;
+    for name in ["a", "b"] {
+        let resp = app
+            .client
+            .post(app.url(&format!("/components/{name}/scale-to-zero?dry_run=false")))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert!(resp.status().is_success(), "{}", resp.status());
+    }
+    let page = |path: String| {
+        let (client, token) = (app.client.clone(), token.clone());
+        async move {
+            let page: Value = client
+                .get(path)
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            page["next_cursor"]
+                .as_str()
+                .expect("a next page")
+                .to_string()
+        }
+    };
+    let audit_cursor = page(app.url("/audit?limit=1")).await;
+    let components_cursor = page(app.url("/components?limit=1")).await;
+    assert!(
+        app.client
+            .get(app.url(&format!("/components?cursor={components_cursor}")))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .is_success(),
+        "the list's own cursor is taken"
+    );
     for path in [
-        "/components?cursor=junk",
-        "/endpoints?cursor=junk",
-        "/audit?cursor=junk",
-        "/components?cursor=%2F%2F%2F",
+        "/components?cursor=junk".to_string(),
+        "/endpoints?cursor=junk".to_string(),
+        "/audit?cursor=junk".to_string(),
+        "/components?cursor=%2F%2F%2F".to_string(),
+        "/audit?cursor=1".to_string(),
+        "/components?cursor=a".to_string(),
+        format!("/components?cursor={audit_cursor}"),
+        format!("/audit?cursor={components_cursor}"),
+        format!("/endpoints?cursor={components_cursor}"),
     ] {
         let resp = app
             .client
-            .get(app.url(path))
+            .get(app.url(&path))
             .bearer_auth(&token)
             .send()
             .await

@@ -1,15 +1,12 @@
 //! `/audit`: the append-only audit log, filtered and paged.
 
-use axum::{
-    extract::{Query, State},
-    Json,
-};
+use axum::{extract::State, Json};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
-use super::{auth::Reader, views::Page, AppState};
+use super::{auth::Reader, extract::ApiQuery, views::Page, AppState};
 use crate::{
     error::{ApiError, Problem},
     store::audit::{self, AuditFilter},
@@ -105,9 +102,8 @@ pub struct AuditQuery {
 pub async fn list(
     State(state): State<AppState>,
     Reader(caller): Reader,
-    query: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
+    ApiQuery(q): ApiQuery<AuditQuery>,
 ) -> Result<Json<Page<AuditEvent>>, ApiError> {
-    let Query(q) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     if let Some(k) = &q.kind {
         if k != "component" && k != "endpoint_variant" {
             return Err(ApiError::invalid_field(
@@ -117,7 +113,7 @@ pub async fn list(
         }
     }
     let limit = super::extract::page_limit(q.limit)?;
-    let before_id = super::extract::numeric_cursor::<i64>(q.cursor)?;
+    let before_id = super::extract::parse_cursor("audit", q.cursor, |id: &i64| *id > 0)?;
     let filter = AuditFilter {
         target_kind: q.kind,
         target_name: super::extract::text_filter("target", q.target)?,
@@ -131,7 +127,9 @@ pub async fn list(
     let mut rows = audit::list(&state.pool, &filter).await?;
     let next_cursor = (rows.len() as i64 > limit).then(|| {
         rows.truncate(limit as usize);
-        rows.last().map(|r| r.id.to_string()).unwrap_or_default()
+        rows.last()
+            .map(|r| super::extract::cursor("audit", &r.id.to_string()))
+            .unwrap_or_default()
     });
     let personal = caller.has_scope("audit");
     let items = rows

@@ -1,7 +1,7 @@
 //! `/components`: the desired scale-to-zero state of SageMaker inference components.
 
 use axum::{
-    extract::{Path, Query, State},
+    extract::{Path, State},
     http::HeaderMap,
     response::Response,
     Json,
@@ -12,6 +12,7 @@ use utoipa::ToSchema;
 
 use super::{
     auth::{Reader, Writer},
+    extract::ApiQuery,
     extract::OptionalJson,
     targets::{self, EnableQuery, ListQuery, ListRequest},
     views::{ComponentStatus, Page},
@@ -71,11 +72,10 @@ pub async fn enable(
     State(state): State<AppState>,
     Writer(caller): Writer,
     Path(name): Path<String>,
-    query: Result<Query<EnableQuery>, axum::extract::rejection::QueryRejection>,
+    ApiQuery(q): ApiQuery<EnableQuery>,
     headers: HeaderMap,
     OptionalJson(spec): OptionalJson<ComponentSpec>,
 ) -> Result<Response, ApiError> {
-    let Query(q) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let target = parse_name(&name)?;
     spec.validate().map_err(targets::invalid_spec)?;
     let dry_run = q.dry_run.unwrap_or(false);
@@ -186,9 +186,8 @@ pub async fn get_one(
 pub async fn list(
     State(state): State<AppState>,
     Reader(_caller): Reader,
-    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+    ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<Page<Value>>, ApiError> {
-    let Query(q) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let request = ListRequest {
         phase: q.phase,
         name_prefix: q.prefix,

@@ -3,16 +3,17 @@
 
 use axum::{
     body::Bytes,
-    extract::{rejection::JsonRejection, FromRequest, Request},
+    extract::{rejection::QueryRejection, FromRequest, FromRequestParts, Request},
     http::{header, StatusCode},
 };
 use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
 
-/// `axum::Json`, but rejecting with `ApiError`: malformed JSON is 400, a non-JSON content type
-/// is 415, a well-formed body of the wrong shape (unknown field, wrong type) is 422, and a body
-/// over the size limit is 413.
+/// `axum::Json`, but rejecting with `ApiError` (the body is read and parsed here, so the
+/// problem names the offending field from serde's path, never from axum's rejection text):
+/// malformed JSON is 400, a non-JSON content type is 415, a well-formed body of the wrong shape
+/// (unknown field, wrong type) is 422, and a body over the size limit is 413.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ApiJson<T>(pub T);
 
@@ -24,19 +25,12 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let limit = req
-            .extensions()
-            .get::<BodyReadTimeout>()
-            .map(|t| t.0)
-            .unwrap_or(std::time::Duration::from_secs(10));
-        let read = tokio::time::timeout(limit, axum::Json::<T>::from_request(req, state)).await;
-        let Ok(read) = read else {
-            return Err(ApiError::BodyTimeout(limit.as_secs().max(1)));
-        };
-        match read {
-            Ok(axum::Json(value)) => Ok(ApiJson(value)),
-            Err(rejection) => Err(json_rejection(rejection)),
+        let is_json = content_type_is_json(&req);
+        let bytes = read_body(req, state).await?;
+        if !is_json {
+            return Err(unsupported_media_type());
         }
+        parse_json(&bytes).map(ApiJson)
     }
 }
 
@@ -56,12 +50,7 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let is_json = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<mime::Mime>().ok())
-            .is_some_and(|m| is_json(&m));
+        let is_json = content_type_is_json(&req);
         let bytes = read_body(req, state).await?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(OptionalJson(T::default()));
@@ -77,23 +66,48 @@ where
                     "body",
                     "must be a JSON object (or empty, or null, for all defaults)",
                 )),
-                Err(e) => Err(ApiError::BadRequest(format!(
-                    "request body is not valid JSON: {e}"
-                ))),
+                Err(e) => Err(not_json(e)),
             };
         }
-        let mut json: serde_json::Value = serde_json::from_slice(&bytes)
-            .map_err(|e| ApiError::BadRequest(format!("request body is not valid JSON: {e}")))?;
-        integral_numbers(&mut json);
-        let value = serde_path_to_error::deserialize(json).map_err(|e| {
-            let path = e.path().to_string();
-            ApiError::invalid_field(
-                if path == "." { "body".into() } else { path },
-                e.inner().to_string(),
-            )
-        })?;
-        Ok(OptionalJson(value))
+        parse_json(&bytes).map(OptionalJson)
     }
+}
+
+/// `axum::extract::Query` rejecting with `ApiError` (400 problem+json).
+#[derive(Debug, FromRequestParts)]
+#[from_request(via(axum::extract::Query), rejection(ApiError))]
+pub struct ApiQuery<T>(pub T);
+
+impl From<QueryRejection> for ApiError {
+    fn from(r: QueryRejection) -> Self {
+        ApiError::BadRequest(r.body_text())
+    }
+}
+
+fn content_type_is_json(req: &Request) -> bool {
+    req.headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<mime::Mime>().ok())
+        .is_some_and(|m| is_json(&m))
+}
+
+fn not_json(e: serde_json::Error) -> ApiError {
+    ApiError::BadRequest(format!("request body is not valid JSON: {e}"))
+}
+
+/// Parses a JSON body into `T`: 400 when it is not JSON, 422 naming the field (serde's path)
+/// when it is JSON of the wrong shape.
+fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let mut json: serde_json::Value = serde_json::from_slice(bytes).map_err(not_json)?;
+    integral_numbers(&mut json);
+    serde_path_to_error::deserialize(json).map_err(|e| {
+        let path = e.path().to_string();
+        ApiError::invalid_field(
+            if path == "." { "body".into() } else { path },
+            e.inner().to_string(),
+        )
+    })
 }
 
 /// Writes integral floats (`829.0`) as integers: JSON Schema, and so the OpenAPI document,
@@ -144,35 +158,6 @@ fn body_rejection(status: StatusCode, text: String) -> ApiError {
     }
 }
 
-/// Maps axum's JSON rejection onto our error type.
-pub fn json_rejection(rejection: JsonRejection) -> ApiError {
-    match rejection {
-        JsonRejection::JsonDataError(e) => {
-            // axum's message is "Failed to deserialize ...: <path>: <reason>".
-            let text = e.body_text();
-            let reason = text
-                .split_once(": ")
-                .map(|(_, r)| r)
-                .unwrap_or(&text)
-                .to_string();
-            let (field, message) = match reason.split_once(": ") {
-                Some((path, msg)) if !path.contains(' ') => (path.to_string(), msg.to_string()),
-                _ => ("body".to_string(), reason.clone()),
-            };
-            ApiError::Validation {
-                detail: reason,
-                errors: vec![crate::error::FieldError { field, message }],
-            }
-        }
-        JsonRejection::JsonSyntaxError(e) => {
-            ApiError::BadRequest(format!("request body is not valid JSON: {}", e.body_text()))
-        }
-        JsonRejection::MissingJsonContentType(_) => unsupported_media_type(),
-        JsonRejection::BytesRejection(e) => body_rejection(e.status(), e.body_text()),
-        other => ApiError::BadRequest(other.body_text()),
-    }
-}
-
 /// `application/json` or any `application/*+json` type (the `mime` crate parses the header).
 fn is_json(m: &mime::Mime) -> bool {
     m.type_() == mime::APPLICATION && (m.subtype() == mime::JSON || m.suffix() == Some(mime::JSON))
@@ -203,27 +188,21 @@ pub fn page_limit(limit: Option<i64>) -> Result<i64, ApiError> {
     }
 }
 
-/// A numeric cursor (the key of the previous page's last item); anything else is refused.
-pub fn numeric_cursor<T: std::str::FromStr>(cursor: Option<String>) -> Result<Option<T>, ApiError> {
-    match cursor.filter(|c| !c.is_empty()) {
-        None => Ok(None),
-        Some(c) => c
-            .parse::<T>()
-            .map(Some)
-            .map_err(|_| ApiError::invalid_field("cursor", "not a cursor this service issued")),
-    }
-}
-
-/// The cursor of a page of targets: the last stored name of the previous page, base64url
-/// (opaque to clients, and URL-safe whatever the name holds).
-pub fn name_cursor(name: &str) -> String {
+/// An opaque page cursor: base64url of `<scope>:<key>`, where `key` is the previous page's
+/// last item (a name, an id, a version) and `scope` names the list that issued it, so a cursor
+/// from another list is refused like any made-up one.
+pub fn cursor(scope: &str, key: &str) -> String {
     use base64::Engine;
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(name)
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{scope}:{key}"))
 }
 
-/// Reads a cursor [`name_cursor`] issued for targets of `kind`; anything else is refused (422),
-/// as `/audit` refuses a cursor it did not issue.
-pub fn parse_name_cursor(kind: &str, cursor: Option<String>) -> Result<Option<String>, ApiError> {
+/// Reads a cursor [`cursor`] issued for `scope` whose key passes `valid`; no cursor (or an
+/// empty one) is the first page, anything else is refused (422).
+pub fn parse_cursor<T: std::str::FromStr>(
+    scope: &str,
+    cursor: Option<String>,
+    valid: impl Fn(&T) -> bool,
+) -> Result<Option<T>, ApiError> {
     use base64::Engine;
     let Some(c) = cursor.filter(|c| !c.is_empty()) else {
         return Ok(None);
@@ -232,7 +211,11 @@ pub fn parse_name_cursor(kind: &str, cursor: Option<String>) -> Result<Option<St
         .decode(c.as_bytes())
         .ok()
         .and_then(|b| String::from_utf8(b).ok())
-        .filter(|name| crate::domain::TargetRef::from_stored(kind, name).is_ok())
+        .and_then(|text| {
+            let key = text.strip_prefix(scope)?.strip_prefix(':')?;
+            key.parse::<T>().ok()
+        })
+        .filter(|key| valid(key))
         .map(Some)
         .ok_or_else(|| ApiError::invalid_field("cursor", "not a cursor this service issued"))
 }

@@ -4,7 +4,7 @@
 //! The per-kind routes (`history_routes` below) are thin and carry the OpenAPI description.
 
 use axum::{
-    extract::{Path, Query, State},
+    extract::{Path, State},
     http::HeaderMap,
     response::{IntoResponse, Response},
     Json,
@@ -18,6 +18,7 @@ use super::{
     auth::{Caller, Reader, Writer},
     changes::{self, Change},
     extract::ApiJson,
+    extract::ApiQuery,
     targets,
     views::Page,
     AppState,
@@ -176,19 +177,13 @@ pub async fn list(
     q: HistoryQuery,
 ) -> Result<Json<Page<VersionSummary>>, ApiError> {
     let limit = super::extract::page_limit(q.limit)?;
-    let before = super::extract::numeric_cursor::<i32>(q.cursor)?;
-    if before.is_some_and(|v| v < 1) {
-        return Err(ApiError::invalid_field(
-            "cursor",
-            "not a cursor this service issued",
-        ));
-    }
+    let before = super::extract::parse_cursor("versions", q.cursor, |v: &i32| *v > 0)?;
     let id = managed(state, target).await?;
     let mut rows = versions::list(&state.pool, id, before, limit + 1).await?;
     let next_cursor = (rows.len() as i64 > limit).then(|| {
         rows.truncate(limit as usize);
         rows.last()
-            .map(|r| r.version.to_string())
+            .map(|r| super::extract::cursor("versions", &r.version.to_string()))
             .unwrap_or_default()
     });
     Ok(Json(Page {
@@ -374,9 +369,8 @@ pub mod history_routes {
         State(state): State<AppState>,
         Reader(_caller): Reader,
         Path(name): Path<String>,
-        query: Result<Query<HistoryQuery>, axum::extract::rejection::QueryRejection>,
+        ApiQuery(q): ApiQuery<HistoryQuery>,
     ) -> Result<Json<Page<VersionSummary>>, ApiError> {
-        let Query(q) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
         list(&state, &components::parse_name(&name)?, q).await
     }
 
@@ -417,9 +411,8 @@ pub mod history_routes {
         State(state): State<AppState>,
         Reader(_caller): Reader,
         Path((name, version)): Path<(String, String)>,
-        query: Result<Query<DiffQuery>, axum::extract::rejection::QueryRejection>,
+        ApiQuery(q): ApiQuery<DiffQuery>,
     ) -> Result<Json<VersionDiff>, ApiError> {
-        let Query(q) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
         diff(&state, &components::parse_name(&name)?, &version, q).await
     }
 
@@ -454,11 +447,10 @@ pub mod history_routes {
         State(state): State<AppState>,
         Writer(caller): Writer,
         Path(name): Path<String>,
-        query: Result<Query<RollbackQuery>, axum::extract::rejection::QueryRejection>,
+        ApiQuery(q): ApiQuery<RollbackQuery>,
         headers: HeaderMap,
         ApiJson(body): ApiJson<Map<String, Value>>,
     ) -> Result<Response, ApiError> {
-        let Query(q) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
         let target = components::parse_name(&name)?;
         rollback(&state, &caller, target, q, &headers, body).await
     }
@@ -483,9 +475,8 @@ pub mod history_routes {
         State(state): State<AppState>,
         Reader(_caller): Reader,
         Path((endpoint, variant)): Path<(String, String)>,
-        query: Result<Query<HistoryQuery>, axum::extract::rejection::QueryRejection>,
+        ApiQuery(q): ApiQuery<HistoryQuery>,
     ) -> Result<Json<Page<VersionSummary>>, ApiError> {
-        let Query(q) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
         list(&state, &variants::parse(&endpoint, &variant)?, q).await
     }
 
@@ -530,9 +521,8 @@ pub mod history_routes {
         State(state): State<AppState>,
         Reader(_caller): Reader,
         Path((endpoint, variant, version)): Path<(String, String, String)>,
-        query: Result<Query<DiffQuery>, axum::extract::rejection::QueryRejection>,
+        ApiQuery(q): ApiQuery<DiffQuery>,
     ) -> Result<Json<VersionDiff>, ApiError> {
-        let Query(q) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
         diff(&state, &variants::parse(&endpoint, &variant)?, &version, q).await
     }
 
@@ -568,11 +558,10 @@ pub mod history_routes {
         State(state): State<AppState>,
         Writer(caller): Writer,
         Path((endpoint, variant)): Path<(String, String)>,
-        query: Result<Query<RollbackQuery>, axum::extract::rejection::QueryRejection>,
+        ApiQuery(q): ApiQuery<RollbackQuery>,
         headers: HeaderMap,
         ApiJson(body): ApiJson<Map<String, Value>>,
     ) -> Result<Response, ApiError> {
-        let Query(q) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
         let target = variants::parse(&endpoint, &variant)?;
         rollback(&state, &caller, target, q, &headers, body).await
     }

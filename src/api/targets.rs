@@ -313,7 +313,9 @@ pub async fn list(
     let filter = targets::TargetFilter {
         phase: q.phase,
         name_prefix: super::extract::text_filter("prefix", q.name_prefix)?,
-        after: super::extract::parse_name_cursor(kind.as_str(), q.cursor)?,
+        after: super::extract::parse_cursor(kind.as_str(), q.cursor, |name: &String| {
+            TargetRef::from_stored(kind.as_str(), name).is_ok()
+        })?,
         name: None,
         limit: limit + 1,
     };
@@ -321,7 +323,7 @@ pub async fn list(
     let next_cursor = (rows.len() as i64 > limit).then(|| {
         rows.truncate(limit as usize);
         rows.last()
-            .map(|r| super::extract::name_cursor(&r.name))
+            .map(|r| super::extract::cursor(kind.as_str(), &r.name))
             .unwrap_or_default()
     });
     let items = rows

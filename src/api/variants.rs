@@ -2,7 +2,7 @@
 //! endpoint variants (seed 001). Same machinery as components, through `targets`.
 
 use axum::{
-    extract::{Path, Query, State},
+    extract::{Path, State},
     http::HeaderMap,
     response::Response,
     Json,
@@ -13,6 +13,7 @@ use utoipa::ToSchema;
 
 use super::{
     auth::{Reader, Writer},
+    extract::ApiQuery,
     extract::OptionalJson,
     targets::{self, EnableQuery, ListQuery, ListRequest},
     views::{Page, VariantStatus},
@@ -87,11 +88,10 @@ pub async fn enable(
     State(state): State<AppState>,
     Writer(caller): Writer,
     Path((endpoint, variant)): Path<(String, String)>,
-    query: Result<Query<EnableQuery>, axum::extract::rejection::QueryRejection>,
+    ApiQuery(q): ApiQuery<EnableQuery>,
     headers: HeaderMap,
     OptionalJson(spec): OptionalJson<VariantSpec>,
 ) -> Result<Response, ApiError> {
-    let Query(q) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let target = parse(&endpoint, &variant)?;
     spec.validate().map_err(targets::invalid_spec)?;
     let dry_run = q.dry_run.unwrap_or(false);
@@ -200,9 +200,8 @@ pub async fn reconcile(
 pub async fn list(
     State(state): State<AppState>,
     Reader(_caller): Reader,
-    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+    ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<Page<Value>>, ApiError> {
-    let Query(q) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let request = ListRequest {
         phase: q.phase,
         // Stored names are the ResourceId, `endpoint/<endpoint>/variant/<variant>`.
