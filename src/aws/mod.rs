@@ -6,11 +6,7 @@ pub mod errors;
 pub mod observe;
 pub mod setup;
 
-use std::{
-    collections::HashMap,
-    sync::{Arc, Mutex},
-    time::Instant,
-};
+use std::{collections::HashMap, sync::Arc};
 
 use aws_config::{retry::RetryConfig, BehaviorVersion, Region};
 
@@ -19,15 +15,20 @@ pub use setup::{AwsSetup, Identity};
 
 use crate::config::AwsArgs;
 
-/// Instance quotas by instance type, with when they were read.
-pub type QuotaCache = Arc<Mutex<HashMap<String, (Option<Quota>, Instant)>>>;
+/// How long a quota or account-usage read is reused.
+pub const QUOTA_TTL: std::time::Duration = std::time::Duration::from_secs(600);
 
-/// The account's instances by instance type, (endpoint, variant, instances), with when it was
-/// read.
-pub type UsageCache = Arc<Mutex<Option<(Instant, HashMap<String, Vec<(String, String, i32)>>)>>>;
+/// Instance quotas by instance type (None: no quota of that name), for [`QUOTA_TTL`].
+/// Concurrent preflights of one type share one read (`try_get_with`).
+pub type QuotaCache = moka::future::Cache<String, Option<Quota>>;
 
-/// Endpoint configs' variant instance types (configs are immutable under their name).
-pub type ConfigCache = Arc<Mutex<HashMap<String, HashMap<String, Option<String>>>>>;
+/// The account's instances by instance type, (endpoint, variant, instances): one entry (the
+/// key is `()`), for [`QUOTA_TTL`].
+pub type UsageCache = moka::future::Cache<(), Arc<HashMap<String, Vec<(String, String, i32)>>>>;
+
+/// Endpoint configs' variant instance types (configs are immutable under their name, so
+/// entries never expire; the count is bounded).
+pub type ConfigCache = moka::future::Cache<String, Arc<HashMap<String, Option<String>>>>;
 
 /// Where a quota's value came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -247,9 +248,12 @@ impl AwsClients {
             quotas,
             sts,
             setup: Arc::new(AwsSetup::describe(args, shared)),
-            quota_cache: QuotaCache::default(),
-            usage_cache: UsageCache::default(),
-            config_cache: ConfigCache::default(),
+            quota_cache: QuotaCache::builder()
+                .time_to_live(QUOTA_TTL)
+                .max_capacity(1_000)
+                .build(),
+            usage_cache: UsageCache::builder().time_to_live(QUOTA_TTL).build(),
+            config_cache: ConfigCache::builder().max_capacity(10_000).build(),
             pacer: pacer(args.rate_limit),
         }
     }

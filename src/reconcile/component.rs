@@ -84,7 +84,7 @@ pub async fn preflight(aws: &AwsClients, name: &str) -> Result<Preflight, JobErr
                 e,
             ))
         })?;
-    quotas::remember_config(aws, &config_name, &config);
+    quotas::remember_config(aws, &config_name, &config).await;
     let pv = config
         .production_variants()
         .iter()

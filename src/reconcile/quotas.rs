@@ -5,10 +5,7 @@
 //! that never raised one has only AWS's default (ListAWSDefaultServiceQuotas). The quota counts
 //! instances across the whole account and Region. Both reads are cached.
 
-use std::{
-    collections::HashMap,
-    time::{Duration, Instant},
-};
+use std::{collections::HashMap, sync::Arc};
 
 use aws_sdk_sagemaker::types::ProductionVariant;
 
@@ -18,9 +15,6 @@ use crate::{
     aws::{AwsClients, AwsFailure},
     jobs::JobError,
 };
-
-/// How long a quota or usage read is reused.
-const TTL: Duration = Duration::from_secs(600);
 
 /// Instances of one type other variants run: ("endpoint (variant)", instances).
 pub type Usage = Vec<(String, i32)>;
@@ -34,26 +28,16 @@ pub async fn instance_quota(
     aws: &AwsClients,
     instance_type: &str,
 ) -> Result<Option<Quota>, String> {
-    if let Some((value, at)) = aws
-        .quota_cache
-        .lock()
-        .expect("quota cache")
-        .get(instance_type)
-    {
-        if at.elapsed() < TTL {
-            return Ok(*value);
-        }
-    }
     let wanted = format!("{instance_type} for endpoint usage");
-    let found = match find_quota(aws, &wanted, QuotaSource::Applied).await? {
-        Some(v) => Some(v),
-        None => find_quota(aws, &wanted, QuotaSource::Default).await?,
-    };
     aws.quota_cache
-        .lock()
-        .expect("quota cache")
-        .insert(instance_type.to_string(), (found, Instant::now()));
-    Ok(found)
+        .try_get_with(instance_type.to_string(), async {
+            match find_quota(aws, &wanted, QuotaSource::Applied).await? {
+                Some(v) => Ok(Some(v)),
+                None => find_quota(aws, &wanted, QuotaSource::Default).await,
+            }
+        })
+        .await
+        .map_err(|e: Arc<String>| e.to_string())
 }
 
 /// Pages through the applied (or default) quotas of SageMaker for one by name.
@@ -119,15 +103,11 @@ pub async fn other_usage(
     instance_type: &str,
     ours: (&str, &str),
 ) -> Result<Usage, String> {
-    let cached = aws.usage_cache.lock().expect("usage cache").clone();
-    let all = match cached {
-        Some((at, all)) if at.elapsed() < TTL => all,
-        _ => {
-            let all = sweep(aws).await?;
-            *aws.usage_cache.lock().expect("usage cache") = Some((Instant::now(), all.clone()));
-            all
-        }
-    };
+    let all = aws
+        .usage_cache
+        .try_get_with((), async { sweep(aws).await.map(Arc::new) })
+        .await
+        .map_err(|e: Arc<String>| e.to_string())?;
     Ok(all
         .get(instance_type)
         .map(|u| {
@@ -196,15 +176,17 @@ async fn sweep(aws: &AwsClients) -> Result<HashMap<String, AccountUsage>, String
 
 /// Keeps an endpoint config a preflight read for the usage sweep (configs are immutable under
 /// their name, so it never goes stale).
-pub fn remember_config(
+pub async fn remember_config(
     aws: &AwsClients,
     name: &str,
     config: &aws_sdk_sagemaker::operation::describe_endpoint_config::DescribeEndpointConfigOutput,
 ) {
-    aws.config_cache.lock().expect("config cache").insert(
-        name.to_string(),
-        variant_types(config.production_variants()),
-    );
+    aws.config_cache
+        .insert(
+            name.to_string(),
+            Arc::new(variant_types(config.production_variants())),
+        )
+        .await;
 }
 
 fn variant_types(variants: &[ProductionVariant]) -> HashMap<String, Option<String>> {
@@ -223,9 +205,9 @@ fn variant_types(variants: &[ProductionVariant]) -> HashMap<String, Option<Strin
 async fn config_types(
     aws: &AwsClients,
     config: &str,
-) -> Result<HashMap<String, Option<String>>, String> {
-    if let Some(t) = aws.config_cache.lock().expect("config cache").get(config) {
-        return Ok(t.clone());
+) -> Result<Arc<HashMap<String, Option<String>>>, String> {
+    if let Some(t) = aws.config_cache.get(config).await {
+        return Ok(t);
     }
     aws.pace().await;
     let out = aws
@@ -241,11 +223,10 @@ async fn config_types(
                 e,
             ))
         })?;
-    let types = variant_types(out.production_variants());
+    let types = Arc::new(variant_types(out.production_variants()));
     aws.config_cache
-        .lock()
-        .expect("config cache")
-        .insert(config.to_string(), types.clone());
+        .insert(config.to_string(), types.clone())
+        .await;
     Ok(types)
 }
 

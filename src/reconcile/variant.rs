@@ -63,7 +63,7 @@ pub async fn preflight(
                 e,
             ))
         })?;
-    quotas::remember_config(aws, &config_name, &config);
+    quotas::remember_config(aws, &config_name, &config).await;
     if config.async_inference_config().is_none() {
         return Err(permanent(format!(
             "endpoint {endpoint:?} is a real-time endpoint (its config {config_name:?} has no AsyncInferenceConfig). \
