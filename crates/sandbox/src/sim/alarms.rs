@@ -1,0 +1,162 @@
+//! CloudWatch's side of the simulation: metric statistics over a period, alarm evaluation,
+//! state transitions and the actions an alarm runs.
+
+use serde_json::Value;
+
+use super::scaling::step_scale;
+use crate::world::{AlarmTransition, World};
+
+pub(super) fn statistic(values: &[f64], stat: &str) -> Option<f64> {
+    if values.is_empty() {
+        return None;
+    }
+    Some(match stat {
+        "Sum" => values.iter().sum(),
+        "Minimum" => values.iter().cloned().fold(f64::INFINITY, f64::min),
+        "Maximum" => values.iter().cloned().fold(f64::NEG_INFINITY, f64::max),
+        "SampleCount" => values.len() as f64,
+        _ => values.iter().sum::<f64>() / values.len() as f64,
+    })
+}
+
+/// The statistic of one period [start, start + period) for an alarm's metric and dimensions.
+pub(super) fn period_value(w: &World, cfg: &Value, start: f64, period: f64) -> Option<f64> {
+    let ns = cfg["Namespace"].as_str().unwrap_or_default();
+    let metric = cfg["MetricName"].as_str().unwrap_or_default();
+    let dims: Vec<(String, String)> = cfg["Dimensions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|d| {
+            Some((
+                d["Name"].as_str()?.to_string(),
+                d["Value"].as_str()?.to_string(),
+            ))
+        })
+        .collect();
+    let values: Vec<f64> = w
+        .metrics
+        .iter()
+        .filter(|d| {
+            d.namespace == ns && d.metric == metric && d.at >= start && d.at < start + period
+        })
+        .filter(|d| {
+            d.dimensions.len() == dims.len()
+                && dims.iter().all(|(k, v)| d.dimensions.get(k) == Some(v))
+        })
+        .map(|d| d.value)
+        .collect();
+    statistic(&values, cfg["Statistic"].as_str().unwrap_or("Average"))
+}
+
+pub(super) fn breaches(value: f64, cfg: &Value) -> bool {
+    let t = cfg["Threshold"].as_f64().unwrap_or(0.0);
+    match cfg["ComparisonOperator"].as_str().unwrap_or_default() {
+        "GreaterThanOrEqualToThreshold" => value >= t,
+        "GreaterThanThreshold" => value > t,
+        "LessThanThreshold" => value < t,
+        _ => value <= t,
+    }
+}
+
+pub(super) fn evaluate_alarm(w: &mut World, name: &str, boundary: f64) {
+    let Some(alarm) = w.alarms.get(name) else {
+        return;
+    };
+    let cfg = alarm.config.clone();
+    let period = cfg["Period"].as_f64().unwrap_or(60.0).max(10.0);
+    if (boundary % period).abs() > 1e-6 {
+        return;
+    }
+    let n = cfg["EvaluationPeriods"].as_u64().unwrap_or(1) as usize;
+    let m = cfg["DatapointsToAlarm"]
+        .as_u64()
+        .map(|x| x as usize)
+        .unwrap_or(n);
+    let treat = cfg["TreatMissingData"].as_str().unwrap_or("missing");
+    let values: Vec<Option<f64>> = (0..n)
+        .map(|i| period_value(w, &cfg, boundary - (i as f64 + 1.0) * period, period))
+        .collect();
+    let present = values.iter().flatten().count();
+    let mut bad = values
+        .iter()
+        .flatten()
+        .filter(|v| breaches(**v, &cfg))
+        .count();
+    if treat == "breaching" {
+        bad += n - present;
+    }
+    let state = if bad >= m {
+        "ALARM"
+    } else if present == 0 && treat == "missing" {
+        "INSUFFICIENT_DATA"
+    } else if present == 0 && treat == "ignore" {
+        return;
+    } else {
+        "OK"
+    };
+    let shown: Vec<String> = values.iter().flatten().map(|v| format!("{v}")).collect();
+    let reason = format!(
+        "Threshold Crossed: {bad} out of the last {n} datapoints [{}] breached the threshold ({}) ({} of {n} needed).",
+        shown.join(", "),
+        cfg["Threshold"],
+        m
+    );
+    transition(w, name, state, &reason, boundary);
+    if state == "ALARM" {
+        run_actions(
+            w,
+            name,
+            values.first().copied().flatten().unwrap_or(0.0),
+            boundary,
+        );
+    }
+}
+
+/// Sets an alarm's state, recording the change; entering ALARM runs its actions (SetAlarmState
+/// goes through here too).
+pub fn transition(w: &mut World, name: &str, state: &str, reason: &str, at: f64) {
+    let Some(a) = w.alarms.get_mut(name) else {
+        return;
+    };
+    if a.state != state {
+        a.history.push(AlarmTransition {
+            at,
+            from: a.state.clone(),
+            to: state.into(),
+            reason: reason.into(),
+        });
+        a.state = state.into();
+        a.reason = reason.into();
+        a.updated = at;
+    }
+}
+
+/// Runs the alarm's Application Auto Scaling actions (other actions are recorded only).
+pub fn run_actions(w: &mut World, alarm: &str, value: f64, at: f64) {
+    let Some(a) = w.alarms.get(alarm) else { return };
+    if a.config["ActionsEnabled"].as_bool() == Some(false) {
+        return;
+    }
+    let threshold = a.config["Threshold"].as_f64().unwrap_or(0.0);
+    let actions: Vec<String> = a.config["AlarmActions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.as_str().map(str::to_string))
+        .collect();
+    for action in actions {
+        let policy = w
+            .policies
+            .values()
+            .find(|p| p.arn == action && p.step.is_some())
+            .cloned();
+        if let Some(policy) = policy {
+            let cause = format!(
+                "monitor alarm {alarm} in state ALARM triggered policy {}",
+                policy.name
+            );
+            step_scale(w, &policy, value - threshold, &cause, at);
+        }
+    }
+}

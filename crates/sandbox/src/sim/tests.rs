@@ -1,0 +1,164 @@
+//! The simulation's rules, on a frozen clock.
+
+use serde_json::json;
+
+use super::scaling::step_scale;
+use super::*;
+use crate::{autoscaling, cloudwatch, control, world::Clock};
+
+fn world() -> World {
+    let mut w = World::new(Clock {
+        frozen: Some(1_800_000_000.0),
+        offset: 0.0,
+    });
+    control::seed(
+        &mut w,
+        &json!({"quotas": {"ml.g5.xlarge": 100},
+                "endpoints": [{"name": "ep", "instance_type": "ml.g5.xlarge", "initial_instances": 1, "async": true}]}),
+    )
+    .unwrap();
+    w.settings.provisioning_delay_seconds = 0.0;
+    // Kinder than AWS on purpose: these tests exercise the scaling arithmetic on a target
+    // registered a moment ago; eventual consistency has its own tests (tests/sandbox.rs).
+    w.settings.eventual_consistency = false;
+    autoscaling::handle(&mut w, "RegisterScalableTarget", &json!({"ServiceNamespace": "sagemaker",
+        "ResourceId": "endpoint/ep/variant/AllTraffic", "ScalableDimension": "sagemaker:variant:DesiredInstanceCount",
+        "MinCapacity": 0, "MaxCapacity": 50})).unwrap();
+    w
+}
+
+fn step_policy(w: &mut World, adjustment: i64, cooldown: i64) -> String {
+    let out = autoscaling::handle(w, "PutScalingPolicy", &json!({"PolicyName": "s", "ServiceNamespace": "sagemaker",
+        "ResourceId": "endpoint/ep/variant/AllTraffic", "ScalableDimension": "sagemaker:variant:DesiredInstanceCount",
+        "PolicyType": "StepScaling", "StepScalingPolicyConfiguration": {"AdjustmentType": "ChangeInCapacity",
+        "Cooldown": cooldown, "StepAdjustments": [{"MetricIntervalLowerBound": 0.0, "ScalingAdjustment": adjustment}]}})).unwrap();
+    out["PolicyARN"].as_str().unwrap().to_string()
+}
+
+fn alarm(w: &mut World, name: &str, treat: &str, evaluations: u64, to_alarm: u64) {
+    cloudwatch::handle(w, "PutMetricAlarm", &json!({"AlarmName": name, "Namespace": "T", "MetricName": "m",
+        "Statistic": "Sum", "Period": 60, "EvaluationPeriods": evaluations, "DatapointsToAlarm": to_alarm,
+        "Threshold": 1.0, "ComparisonOperator": "GreaterThanOrEqualToThreshold", "TreatMissingData": treat})).unwrap();
+}
+
+fn advance(w: &mut World, seconds: f64) {
+    w.clock.advance(seconds);
+    settle(w);
+}
+
+fn instances(w: &World) -> u32 {
+    capacity(w, "endpoint/ep/variant/AllTraffic").unwrap()
+}
+
+#[test]
+fn missing_data_follows_treat_missing_data() {
+    let mut w = world();
+    for (name, treat) in [
+        ("missing", "missing"),
+        ("bad", "breaching"),
+        ("good", "notBreaching"),
+        ("keep", "ignore"),
+    ] {
+        alarm(&mut w, name, treat, 1, 1);
+    }
+    advance(&mut w, 60.0);
+    let state = |w: &World, n: &str| w.alarms[n].state.clone();
+    assert_eq!(state(&w, "missing"), "INSUFFICIENT_DATA");
+    assert_eq!(state(&w, "bad"), "ALARM");
+    assert_eq!(state(&w, "good"), "OK");
+    assert_eq!(
+        state(&w, "keep"),
+        "INSUFFICIENT_DATA",
+        "ignore keeps the current state"
+    );
+    let now = w.now();
+    w.put_metric("T", "m", &[], now, 5.0);
+    advance(&mut w, 60.0);
+    assert_eq!(state(&w, "missing"), "ALARM");
+    assert_eq!(state(&w, "keep"), "ALARM");
+    assert!(
+        w.alarms["missing"].history.iter().any(|h| h.to == "ALARM"),
+        "transitions are recorded"
+    );
+}
+
+#[test]
+fn datapoints_to_alarm_m_of_n() {
+    let mut w = world();
+    alarm(&mut w, "two-of-three", "missing", 3, 2);
+    let now = w.now();
+    w.put_metric("T", "m", &[], now, 1.0);
+    advance(&mut w, 60.0);
+    assert_ne!(w.alarms["two-of-three"].state, "ALARM", "1 of 3 breaching");
+    advance(&mut w, 60.0);
+    let now = w.now() - 30.0;
+    w.put_metric("T", "m", &[], now, 2.0);
+    advance(&mut w, 60.0);
+    assert_eq!(
+        w.alarms["two-of-three"].state, "ALARM",
+        "2 of the last 3 breaching"
+    );
+}
+
+#[test]
+fn scale_out_during_cooldown_counts_what_the_last_activity_added() {
+    let mut w = world();
+    let arn = step_policy(&mut w, 2, 300);
+    let policy = w.policies.values().find(|p| p.arn == arn).cloned().unwrap();
+    let now = w.now();
+    step_scale(&mut w, &policy, 1.0, "test", now);
+    assert_eq!(instances(&w), 3, "1 + 2");
+    // Same policy, now +3, still in cooldown: +3 from the pre-activity capacity (1) = 4.
+    let mut bigger = w.policies.values().find(|p| p.arn == arn).cloned().unwrap();
+    bigger.step.as_mut().unwrap()["StepAdjustments"][0]["ScalingAdjustment"] = json!(3);
+    step_scale(&mut w, &bigger, 1.0, "test", now + 30.0);
+    assert_eq!(
+        instances(&w),
+        4,
+        "+2 then +3 during the cooldown gives +1 more"
+    );
+    // After the cooldown, a fresh +2 applies to the current capacity.
+    let policy = w.policies.values().find(|p| p.arn == arn).cloned().unwrap();
+    step_scale(&mut w, &policy, 1.0, "test", now + 400.0);
+    assert_eq!(instances(&w), 6);
+}
+
+#[test]
+fn suspended_scale_out_does_not_scale_and_records_no_activity() {
+    let mut w = world();
+    autoscaling::handle(&mut w, "RegisterScalableTarget", &json!({"ServiceNamespace": "sagemaker",
+        "ResourceId": "endpoint/ep/variant/AllTraffic", "ScalableDimension": "sagemaker:variant:DesiredInstanceCount",
+        "SuspendedState": {"DynamicScalingOutSuspended": true}})).unwrap();
+    let arn = step_policy(&mut w, 1, 60);
+    let policy = w.policies.values().find(|p| p.arn == arn).cloned().unwrap();
+    let now = w.now();
+    let before = w.activities.len();
+    step_scale(&mut w, &policy, 1.0, "test", now);
+    assert_eq!(instances(&w), 1);
+    assert_eq!(
+        w.activities.len(),
+        before,
+        "suspension is not a NotScaledReason: it shows only in SuspendedState"
+    );
+}
+
+#[test]
+fn capacity_is_clamped_to_the_target_bounds() {
+    let mut w = world();
+    let arn = step_policy(&mut w, 100, 0);
+    let policy = w.policies.values().find(|p| p.arn == arn).cloned().unwrap();
+    let now = w.now();
+    step_scale(&mut w, &policy, 1.0, "test", now);
+    assert_eq!(instances(&w), 50, "MaxCapacity bounds scale-out");
+    step_scale(&mut w, &policy, 1.0, "test", now + 10.0);
+    let last = w.activities.last().unwrap();
+    assert_eq!(
+        last.not_scaled.as_ref().unwrap()[0],
+        json!({"Code": "AlreadyAtMaxCapacity", "CurrentCapacity": 50, "MaxCapacity": 50})
+    );
+    assert_eq!(
+        last.status, "Failed",
+        "AWS's shape for a not-scaled activity"
+    );
+    assert!(last.message.is_empty(), "and no StatusMessage");
+}

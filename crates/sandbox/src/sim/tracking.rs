@@ -1,0 +1,198 @@
+//! Target tracking through its own alarms (AlarmHigh / AlarmLow), one decision per minute.
+
+use serde_json::json;
+
+use super::alarms::{period_value, transition};
+use super::scaling::{capacity, set_capacity};
+use crate::world::{TargetKey, World};
+
+/// Datapoints of a target-tracking policy's own alarms (aws-facts.md, for one-minute
+/// metrics): AlarmHigh scales out after 3 of 3 breaching minutes, AlarmLow scales in after 15
+/// of 15. The low threshold is 90 % of the target value (an approximation of AWS's).
+pub(super) const HIGH_DATAPOINTS: usize = 3;
+pub(super) const LOW_DATAPOINTS: usize = 15;
+pub(super) const LOW_FRACTION: f64 = 0.9;
+
+/// Where a target-tracking policy's alarms stand after the minute that just ended.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) enum Tracking {
+    /// Not enough datapoints (at zero capacity there is no per-unit value at all).
+    Insufficient,
+    Ok,
+    /// AlarmHigh in ALARM: scale out to this capacity.
+    High(u32),
+    /// AlarmLow in ALARM: scale in to this capacity.
+    Low(u32),
+}
+
+/// Target tracking, through its own alarms: each minute records the per-unit value (none at
+/// zero capacity), the alarms evaluate their datapoints, and an alarm in ALARM scales.
+pub(super) fn target_tracking(w: &mut World, boundary: f64) {
+    let keys: Vec<(TargetKey, String)> = w
+        .policies
+        .iter()
+        .filter(|(_, p)| p.target_tracking.is_some())
+        .map(|(k, _)| k.clone())
+        .collect();
+    let mut verdicts = Vec::new();
+    for k in &keys {
+        let Some(p) = w.policies.get(k).cloned() else {
+            continue;
+        };
+        let Some(current) = capacity(w, &k.0 .1) else {
+            continue;
+        };
+        let sample = if current == 0 {
+            None
+        } else {
+            per_unit(w, &p, current, boundary)
+        };
+        let Some(pp) = w.policies.get_mut(k) else {
+            continue;
+        };
+        pp.samples.push(sample);
+        let excess = pp.samples.len().saturating_sub(LOW_DATAPOINTS);
+        pp.samples.drain(..excess);
+        let verdict = tracking(&pp.clone(), current);
+        set_tracking_alarms(w, &p, verdict, boundary);
+        verdicts.push((k.clone(), p, current, verdict));
+    }
+    for (k, p, current, verdict) in verdicts.iter().cloned() {
+        let Some(target) = w.targets.get(&k.0).cloned() else {
+            continue;
+        };
+        let cfg = p.target_tracking.clone().unwrap_or_default();
+        let alarm = |side: &str| {
+            p.owned_alarms
+                .iter()
+                .find(|a| a.contains(side))
+                .cloned()
+                .unwrap_or_default()
+        };
+        match verdict {
+            Tracking::High(desired) if !target.suspended_out => {
+                let cooldown = cfg["ScaleOutCooldown"].as_f64().unwrap_or(300.0);
+                let new = desired.min(target.max);
+                let cooled = p
+                    .last_scale_out
+                    .is_none_or(|(t, _)| boundary >= t + cooldown);
+                let cause = format!(
+                    "monitor alarm {} in state ALARM triggered policy {}",
+                    alarm("AlarmHigh"),
+                    p.name
+                );
+                if cooled && new > current && set_capacity(w, &k.0, new, &cause, boundary) {
+                    if let Some(pp) = w.policies.get_mut(&k) {
+                        pp.last_scale_out = Some((boundary, current));
+                    }
+                }
+            }
+            Tracking::Low(desired) if !target.suspended_in => {
+                let cooldown = cfg["ScaleInCooldown"].as_f64().unwrap_or(300.0);
+                let cooled = p.last_scale_in.is_none_or(|t| boundary >= t + cooldown)
+                    && p.last_scale_out
+                        .is_none_or(|(t, _)| boundary >= t + cooldown);
+                // Scale-in happens only when every target-tracking policy on the target agrees.
+                let all_agree = verdicts
+                    .iter()
+                    .filter(|(o, ..)| o.0 == k.0)
+                    .all(|(.., v)| matches!(v, Tracking::Low(_)));
+                let new = desired.max(target.min);
+                let cause = format!(
+                    "monitor alarm {} in state ALARM triggered policy {}",
+                    alarm("AlarmLow"),
+                    p.name
+                );
+                if cooled
+                    && all_agree
+                    && new < current
+                    && set_capacity(w, &k.0, new, &cause, boundary)
+                {
+                    if let Some(pp) = w.policies.get_mut(&k) {
+                        pp.last_scale_in = Some(boundary);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The alarms' verdict over a policy's recorded minutes.
+pub(super) fn tracking(p: &crate::world::Policy, current: u32) -> Tracking {
+    let target_value = p
+        .target_tracking
+        .as_ref()
+        .and_then(|c| c["TargetValue"].as_f64())
+        .unwrap_or(1.0)
+        .max(1e-9);
+    let last = |n: usize| -> Option<Vec<f64>> {
+        (p.samples.len() >= n)
+            .then(|| p.samples[p.samples.len() - n..].to_vec())?
+            .into_iter()
+            .collect()
+    };
+    let Some(Some(latest)) = p.samples.last().copied() else {
+        return Tracking::Insufficient;
+    };
+    let desired = (f64::from(current) * latest / target_value).ceil() as u32;
+    if last(HIGH_DATAPOINTS).is_some_and(|v| v.iter().all(|x| *x > target_value)) {
+        return Tracking::High(desired);
+    }
+    if last(LOW_DATAPOINTS).is_some_and(|v| v.iter().all(|x| *x < LOW_FRACTION * target_value)) {
+        return Tracking::Low(desired);
+    }
+    Tracking::Ok
+}
+
+/// Shows the verdict on the policy's two alarms (AWS's own; nobody else may edit them).
+pub(super) fn set_tracking_alarms(
+    w: &mut World,
+    p: &crate::world::Policy,
+    verdict: Tracking,
+    at: f64,
+) {
+    for name in &p.owned_alarms {
+        let high = name.contains("AlarmHigh");
+        let state = match verdict {
+            Tracking::Insufficient => "INSUFFICIENT_DATA",
+            Tracking::High(_) if high => "ALARM",
+            Tracking::Low(_) if !high => "ALARM",
+            _ => "OK",
+        };
+        let reason = format!("Target tracking: {state} after the minute ending {at}");
+        transition(w, name, state, &reason, at);
+    }
+}
+
+/// The tracked metric per unit of capacity over the minute that just ended.
+pub(super) fn per_unit(
+    w: &World,
+    p: &crate::world::Policy,
+    current: u32,
+    boundary: f64,
+) -> Option<f64> {
+    let cfg = p.target_tracking.as_ref()?;
+    let start = boundary - 60.0;
+    if let Some(custom) = cfg.get("CustomizedMetricSpecification") {
+        let alarm_like = json!({
+            "Namespace": custom["Namespace"], "MetricName": custom["MetricName"],
+            "Dimensions": custom["Dimensions"], "Statistic": custom["Statistic"],
+        });
+        return Some(period_value(w, &alarm_like, start, 60.0).unwrap_or(0.0));
+    }
+    let name = p.resource_id.strip_prefix("inference-component/")?;
+    let sum: f64 = w
+        .metrics
+        .iter()
+        .filter(|d| d.metric == "Invocations" && d.at >= start && d.at < boundary)
+        .filter(|d| {
+            d.dimensions
+                .get("InferenceComponentName")
+                .map(String::as_str)
+                == Some(name)
+        })
+        .map(|d| d.value)
+        .sum();
+    Some(sum / f64::from(current))
+}
