@@ -6,6 +6,7 @@
 pub mod apply;
 pub mod component;
 pub mod drift;
+mod finish;
 pub mod kinds;
 pub mod objects;
 pub mod observe;
@@ -160,7 +161,7 @@ impl Reconciler {
         let last_attempt = ctx.job.attempt >= ctx.job.max_attempts;
         match result {
             Ok(()) => {
-                self.finish(&ctx, &target, &row, &report, None).await?;
+                finish::finish(&self.pool, &ctx, &target, &row, &report, None).await?;
                 Ok(Some(json!(report)))
             }
             // AWS is changing the resource (an endpoint Updating while it scales): not a
@@ -179,7 +180,7 @@ impl Reconciler {
                     // The activity history is often what explains a failure (seed 001).
                     report.last_scaling_failure =
                         observe::last_scaling_problem(&self.aws, &target.owned_names()).await;
-                    self.finish(&ctx, &target, &row, &report, Some(&e)).await?;
+                    finish::finish(&self.pool, &ctx, &target, &row, &report, Some(&e)).await?;
                 }
                 Err(e)
             }
@@ -311,122 +312,6 @@ impl Reconciler {
         }
         report.step_policy_arn = if report.enabled { step_arn } else { None };
         Ok(())
-    }
-
-    /// Writes the outcome onto the target (phase, conditions, observed) and the audit log, and
-    /// ends the job (completed, or discarded with `failure`), all in one transaction: a crash
-    /// can neither lose the outcome nor make the re-run audit it twice. A database failure
-    /// here is retried (the re-run finds AWS converged and records the outcome then).
-    async fn finish(
-        &self,
-        ctx: &JobContext,
-        target: &TargetRef,
-        row: &targets::TargetRow,
-        report: &Report,
-        failure: Option<&JobError>,
-    ) -> Result<(), JobError> {
-        let error = failure.map(|e| e.message.as_str());
-        let names = target.owned_names();
-        let conditions = report::conditions(report, error);
-        let phase = match (error, row.enabled) {
-            (Some(_), _) => "failed",
-            (None, true) => "ready",
-            (None, false) => "disabled",
-        };
-        let observed = json!({
-            "resolved_max_capacity": report.resolved_max_capacity,
-            "original_capacity": report.original_capacity,
-            "baseline": report.baseline,
-            "target_tracking_policy_arn": report.target_tracking_policy_arn,
-            "step_policy_arn": report.step_policy_arn,
-            "alarm_name": if row.enabled && error.is_none() { Some(names.alarm.clone()) } else { None },
-            "foreign_policies": report.foreign_policies,
-            "last_scaling_failure": report.last_scaling_failure,
-            "applied_version": report.version,
-        });
-        let drift = report.drift();
-        // A drift check that found nothing to repair refreshes the status (scaling problems
-        // included) but is not an event worth an audit row every interval.
-        let quiet = report.reason == "drift" && drift.is_none() && error.is_none();
-        if drift.is_some() {
-            metrics::counter!("zeroscale_drift_repaired_total", "kind" => target.kind())
-                .increment(1);
-        }
-        let action = match (&drift, row.enabled) {
-            (Some(_), _) => "drift-repair",
-            (None, true) => "apply",
-            (None, false) => "disable",
-        };
-        let event = audit::NewAuditEvent {
-            actor: "zeroscale".into(),
-            action: action.into(),
-            target_kind: target.kind().into(),
-            target_name: target.name(),
-            version: Some(row.version),
-            job_id: Some(ctx.job.id),
-            before: drift.as_ref().map(|d| json!({ "drift": d })),
-            after: Some(observed.clone()),
-            outcome: if error.is_some() { "failed" } else { "applied" }.into(),
-            error: error.map(str::to_string),
-            aws_request_ids: report
-                .steps
-                .iter()
-                .filter_map(|s| s.request_id.clone())
-                .collect(),
-            ..Default::default()
-        };
-        // The target's status and the audit event commit together.
-        let conditions = json!(conditions);
-        // Fenced: a run that lost its lease (rescued and handed to another worker) writes no
-        // phase, no audit event and no baseline change; holding the job row until commit keeps
-        // a rescue from slipping in between the check and the writes.
-        let written: sqlx::Result<bool> = async {
-            let mut tx = self.pool.begin().await?;
-            if !jobs::hold(&mut tx, &ctx.fence()).await? {
-                return Ok(false);
-            }
-            targets::set_status(
-                &mut tx,
-                &ctx.fence(),
-                row.id,
-                row.version,
-                Some(phase),
-                Some(&conditions),
-                Some(&observed),
-            )
-            .await?;
-            if !quiet {
-                audit::append(&mut tx, &event).await?;
-            }
-            // A completed disable has restored what was there before zeroscale: a later
-            // enable captures afresh.
-            if !row.enabled && error.is_none() {
-                targets::clear_baseline(&mut tx, row.id).await?;
-            }
-            if !ctx
-                .finish_in(&mut tx, Some(&json!(report)), failure)
-                .await?
-            {
-                return Ok(false);
-            }
-            tx.commit().await.map(|()| true)
-        }
-        .await;
-        match written {
-            Ok(true) => {
-                ctx.mark_finished();
-                Ok(())
-            }
-            Ok(false) => {
-                tracing::warn!(
-                    job_id = ctx.job.id,
-                    attempt = ctx.job.attempt,
-                    "this run lost its lease: its outcome is not recorded"
-                );
-                Err(lost_lease())
-            }
-            Err(e) => Err(JobError::database(e)),
-        }
     }
 }
 

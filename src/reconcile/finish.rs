@@ -1,0 +1,174 @@
+//! The end of a run: what it found is written onto the target (phase, conditions, observed)
+//! and the audit log, and the job ends (completed, or discarded with its failure), all in one
+//! transaction: a crash can neither lose the outcome nor make the re-run audit it twice. A
+//! database failure here is retried (the re-run finds AWS converged and records the outcome
+//! then).
+
+use serde_json::{json, Value};
+use sqlx::PgPool;
+
+use super::{lost_lease, report, Report};
+use crate::{
+    domain::TargetRef,
+    jobs::{JobContext, JobError},
+    store::{audit, jobs, targets},
+};
+
+/// What the end of a run writes.
+struct Outcome {
+    phase: &'static str,
+    conditions: Value,
+    observed: Value,
+    /// None for a drift check that found nothing to repair: it refreshes the status (scaling
+    /// problems included) but is not an event worth an audit row every interval.
+    event: Option<audit::NewAuditEvent>,
+    /// A completed disable has restored what was there before zeroscale: a later enable
+    /// captures afresh.
+    clear_baseline: bool,
+}
+
+/// Records the run's outcome and ends its job; an error if the run lost its lease (nothing
+/// written) or the database failed (retried).
+pub(super) async fn finish(
+    pool: &PgPool,
+    ctx: &JobContext,
+    target: &TargetRef,
+    row: &targets::TargetRow,
+    report: &Report,
+    failure: Option<&JobError>,
+) -> Result<(), JobError> {
+    let outcome = outcome(ctx.job.id, target, row, report, failure);
+    match write(pool, ctx, row, report, failure, &outcome).await {
+        Ok(true) => {
+            ctx.mark_finished();
+            Ok(())
+        }
+        Ok(false) => {
+            tracing::warn!(
+                job_id = ctx.job.id,
+                attempt = ctx.job.attempt,
+                "this run lost its lease: its outcome is not recorded"
+            );
+            Err(lost_lease())
+        }
+        Err(e) => Err(JobError::database(e)),
+    }
+}
+
+fn outcome(
+    job_id: i64,
+    target: &TargetRef,
+    row: &targets::TargetRow,
+    report: &Report,
+    failure: Option<&JobError>,
+) -> Outcome {
+    let error = failure.map(|e| e.message.as_str());
+    let phase = match (error, row.enabled) {
+        (Some(_), _) => "failed",
+        (None, true) => "ready",
+        (None, false) => "disabled",
+    };
+    let alarm = (row.enabled && error.is_none()).then(|| target.owned_names().alarm);
+    let observed = json!({
+        "resolved_max_capacity": report.resolved_max_capacity,
+        "original_capacity": report.original_capacity,
+        "baseline": report.baseline,
+        "target_tracking_policy_arn": report.target_tracking_policy_arn,
+        "step_policy_arn": report.step_policy_arn,
+        "alarm_name": alarm,
+        "foreign_policies": report.foreign_policies,
+        "last_scaling_failure": report.last_scaling_failure,
+        "applied_version": report.version,
+    });
+    let drift = report.drift();
+    if drift.is_some() {
+        metrics::counter!("zeroscale_drift_repaired_total", "kind" => target.kind()).increment(1);
+    }
+    let quiet = report.reason == "drift" && drift.is_none() && error.is_none();
+    let event = (!quiet).then(|| audit_event(job_id, target, row, report, drift, &observed, error));
+    Outcome {
+        phase,
+        conditions: json!(report::conditions(report, error)),
+        observed,
+        event,
+        clear_baseline: !row.enabled && error.is_none(),
+    }
+}
+
+/// The run's `applied` / `failed` audit event, with the drift it repaired and every AWS
+/// request id it made.
+fn audit_event(
+    job_id: i64,
+    target: &TargetRef,
+    row: &targets::TargetRow,
+    report: &Report,
+    drift: Option<String>,
+    observed: &Value,
+    error: Option<&str>,
+) -> audit::NewAuditEvent {
+    let action = match (&drift, row.enabled) {
+        (Some(_), _) => "drift-repair",
+        (None, true) => "apply",
+        (None, false) => "disable",
+    };
+    audit::NewAuditEvent {
+        actor: "zeroscale".into(),
+        action: action.into(),
+        target_kind: target.kind().into(),
+        target_name: target.name(),
+        version: Some(row.version),
+        job_id: Some(job_id),
+        before: drift.map(|d| json!({ "drift": d })),
+        after: Some(observed.clone()),
+        outcome: if error.is_some() { "failed" } else { "applied" }.into(),
+        error: error.map(str::to_string),
+        aws_request_ids: report
+            .steps
+            .iter()
+            .filter_map(|s| s.request_id.clone())
+            .collect(),
+        ..Default::default()
+    }
+}
+
+/// The writes, fenced: a run that lost its lease (rescued and handed to another worker) writes
+/// no phase, no audit event and no baseline change; holding the job row until commit keeps a
+/// rescue from slipping in between the check and the writes. False: the lease was lost.
+async fn write(
+    pool: &PgPool,
+    ctx: &JobContext,
+    row: &targets::TargetRow,
+    report: &Report,
+    failure: Option<&JobError>,
+    o: &Outcome,
+) -> sqlx::Result<bool> {
+    let mut tx = pool.begin().await?;
+    if !jobs::hold(&mut tx, &ctx.fence()).await? {
+        return Ok(false);
+    }
+    let fence = ctx.fence();
+    let (phase, conditions, observed) = (Some(o.phase), Some(&o.conditions), Some(&o.observed));
+    targets::set_status(
+        &mut tx,
+        &fence,
+        row.id,
+        row.version,
+        phase,
+        conditions,
+        observed,
+    )
+    .await?;
+    if let Some(event) = &o.event {
+        audit::append(&mut tx, event).await?;
+    }
+    if o.clear_baseline {
+        targets::clear_baseline(&mut tx, row.id).await?;
+    }
+    if !ctx
+        .finish_in(&mut tx, Some(&json!(report)), failure)
+        .await?
+    {
+        return Ok(false);
+    }
+    tx.commit().await.map(|()| true)
+}

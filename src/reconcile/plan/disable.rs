@@ -1,0 +1,100 @@
+//! The plan of a disable: step aside, restoring what was there before zeroscale.
+
+use super::{Baseline, Observed, Step, Suspended};
+use crate::domain::OwnedNames;
+
+/// The writes that turn scale-to-zero off: our alarms, then our policies and the target as
+/// they were before zeroscale (`baseline`): a target zeroscale registered is deregistered (its
+/// policies go with it), one that existed is restored to its capacities. Objects zeroscale did
+/// not create are never touched; a target zeroscale registered that now carries someone
+/// else's policies stays registered (at `restore_min`), with a warning. AWS's own
+/// `TargetTracking-*` alarms go with their policy, by AWS.
+pub fn plan_disable(
+    names: &OwnedNames,
+    o: &Observed,
+    baseline: Option<Baseline>,
+    restore_min: i32,
+) -> (Vec<Step>, Option<String>) {
+    let mut steps = Vec::new();
+    if o.alarm.is_some() {
+        steps.push(Step::DeleteAlarm {
+            alarm_name: names.alarm.clone(),
+        });
+    }
+    if o.legacy_alarm {
+        steps.push(Step::DeleteAlarm {
+            alarm_name: names.legacy_alarm.clone(),
+        });
+    }
+    let Some(current) = o.target else {
+        // Not listed: gone, or registered a moment ago and not listed yet (registration is
+        // eventually consistent). If zeroscale may have written here (a baseline was recorded
+        // before its first write), what it may have put is removed by name: deleting something
+        // already gone is done (ObjectNotFoundException is tolerated).
+        if let Some(b) = baseline {
+            steps.push(Step::DeleteScalingPolicy {
+                policy_name: names.step_policy.clone(),
+            });
+            steps.push(Step::DeleteScalingPolicy {
+                policy_name: names.target_tracking_policy.clone(),
+            });
+            if b == Baseline::Absent {
+                steps.push(Step::DeregisterScalableTarget);
+            }
+        }
+        return (steps, None);
+    };
+    // Never captured and nothing of ours there: the target was never touched by zeroscale.
+    let baseline = match baseline {
+        Some(b) => b,
+        None if o.owns_something() => Baseline::Unknown,
+        None => return (steps, None),
+    };
+    let mut warning = None;
+    if baseline == Baseline::Absent && o.foreign_policies.is_empty() {
+        steps.push(Step::DeregisterScalableTarget);
+        return (steps, None);
+    }
+    if o.step.is_some() {
+        steps.push(Step::DeleteScalingPolicy {
+            policy_name: names.step_policy.clone(),
+        });
+    }
+    if o.target_tracking.is_some() {
+        steps.push(Step::DeleteScalingPolicy {
+            policy_name: names.target_tracking_policy.clone(),
+        });
+    }
+    let (restore, suspended) = match baseline {
+        Baseline::Existed {
+            min,
+            max,
+            suspended,
+        } => ((min, max), Some(suspended)),
+        Baseline::Absent | Baseline::Unknown => ((restore_min, current.max.max(restore_min)), None),
+    };
+    let now = (
+        current.suspended_in,
+        current.suspended_out,
+        current.suspended_scheduled,
+    );
+    let suspended_state = suspended.filter(|s| *s != now).map(|s| Suspended {
+        dynamic_scaling_in_suspended: s.0,
+        dynamic_scaling_out_suspended: s.1,
+        scheduled_scaling_suspended: s.2,
+    });
+    if baseline == Baseline::Absent {
+        warning = Some(format!(
+            "zeroscale registered this scalable target, but policies it did not create are on it ({}): it stays registered (MinCapacity {}) so they keep working. Deregister it yourself to step aside completely (for example before an UpdateEndpoint that changes the instance type)",
+            o.foreign_policies.join(", "), restore.0
+        ));
+    }
+    if (current.min, current.max) != restore || suspended_state.is_some() {
+        steps.push(Step::RegisterScalableTarget {
+            min_capacity: restore.0,
+            max_capacity: restore.1,
+            suspended_state,
+        });
+    }
+    (steps, warning)
+}

@@ -1,0 +1,228 @@
+//! The plan: the minimal AWS writes that take what was observed to what is desired. Pure
+//! functions, no I/O, so "what AWS calls does enabling make?" is answered here.
+
+use serde::Serialize;
+use serde_json::{json, Value};
+
+pub use super::objects::{
+    Alarm, ObservedTarget, StepPolicy, Suspended, TargetTracking, TrackedMetric,
+};
+use crate::domain::{OwnedNames, TargetRef, TargetSpec};
+
+mod baseline;
+mod disable;
+#[cfg(test)]
+mod tests;
+
+pub use baseline::Baseline;
+pub use disable::plan_disable;
+
+/// What AWS should hold for one target. Built by [`desired_for`], the one place where the two
+/// kinds differ.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Desired {
+    pub names: OwnedNames,
+    pub max_capacity: i32,
+    pub target_tracking: TargetTracking,
+    pub step: StepPolicy,
+    pub alarm: Alarm,
+}
+
+/// The desired AWS objects of `target` under `spec`, with `max_capacity` already resolved.
+/// Errs only when the spec was read for another kind of target.
+pub fn desired_for(
+    target: &TargetRef,
+    spec: &TargetSpec,
+    max_capacity: i32,
+) -> Result<Desired, String> {
+    let names = target.owned_names();
+    Ok(match (target, spec) {
+        // Seed 000: invocations per copy; a request at zero copies is a
+        // NoCapacityInvocationFailures datapoint (Sum), and one is enough to wake it.
+        (TargetRef::Component(ic), TargetSpec::Component(s)) => Desired {
+            names,
+            max_capacity,
+            target_tracking: TargetTracking {
+                target_value: s.target_invocations_per_copy,
+                metric: TrackedMetric::Predefined("SageMakerInferenceComponentInvocationsPerCopy"),
+                scale_in_cooldown: s.scale_in_cooldown_seconds,
+                scale_out_cooldown: s.scale_out_cooldown_seconds,
+            },
+            step: StepPolicy {
+                aggregation: "Maximum",
+                cooldown: s.scale_from_zero.cooldown_seconds,
+                adjustment: s.scale_from_zero.adjustment,
+            },
+            alarm: Alarm {
+                metric_name: "NoCapacityInvocationFailures",
+                statistic: "Sum",
+                dimension: ("InferenceComponentName", ic.to_string()),
+                settings: s.scale_from_zero.clone(),
+                description: format!("zeroscale: scale inference component {ic} out of zero copies. Managed by zeroscale; edits are reverted."),
+            },
+        },
+        // Seed 001 and the AWS async-inference guide: backlog per instance for target tracking;
+        // HasBacklogWithoutCapacity (Average, 2 of 2) fires the step policy. Both metrics are
+        // per endpoint (dimension EndpointName).
+        (TargetRef::EndpointVariant { endpoint, variant }, TargetSpec::Variant(s)) => Desired {
+            names,
+            max_capacity,
+            target_tracking: TargetTracking {
+                target_value: s.target_backlog_per_instance,
+                metric: TrackedMetric::Customized {
+                    metric_name: "ApproximateBacklogSizePerInstance",
+                    namespace: "AWS/SageMaker",
+                    dimension: ("EndpointName", endpoint.to_string()),
+                    statistic: "Average",
+                },
+                scale_in_cooldown: s.scale_in_cooldown_seconds,
+                scale_out_cooldown: s.scale_out_cooldown_seconds,
+            },
+            step: StepPolicy {
+                aggregation: "Average",
+                cooldown: s.scale_from_zero.cooldown_seconds,
+                adjustment: s.scale_from_zero.adjustment,
+            },
+            alarm: Alarm {
+                metric_name: "HasBacklogWithoutCapacity",
+                statistic: "Average",
+                dimension: ("EndpointName", endpoint.to_string()),
+                settings: s.scale_from_zero.settings(),
+                description: format!("zeroscale: scale variant {variant} of async endpoint {endpoint} out of zero instances. Managed by zeroscale; edits are reverted."),
+            },
+        },
+        _ => return Err(format!("the stored spec of {target} is of another target kind")),
+    })
+}
+
+/// A scaling policy as observed.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ObservedPolicy {
+    pub arn: String,
+    /// The configuration as AWS returned it (the comparable subset).
+    pub config: Value,
+}
+
+/// The alarm as observed.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ObservedAlarm {
+    /// The comparable subset of its configuration.
+    pub config: Value,
+}
+
+/// What AWS holds now for the target's objects.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Observed {
+    pub target: Option<ObservedTarget>,
+    pub target_tracking: Option<ObservedPolicy>,
+    pub step: Option<ObservedPolicy>,
+    pub alarm: Option<ObservedAlarm>,
+    /// This target's alarm under the old, colliding name scheme is still there.
+    pub legacy_alarm: bool,
+    /// Policies on the target that zeroscale did not create.
+    pub foreign_policies: Vec<String>,
+}
+
+impl Observed {
+    /// (MinCapacity, MaxCapacity) of the scalable target, if registered.
+    pub fn capacity(&self) -> Option<(i32, i32)> {
+        self.target.map(|t| (t.min, t.max))
+    }
+
+    /// Whether any object zeroscale names exists.
+    pub fn owns_something(&self) -> bool {
+        self.target_tracking.is_some()
+            || self.step.is_some()
+            || self.alarm.is_some()
+            || self.legacy_alarm
+    }
+}
+
+/// One AWS write.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "call")]
+pub enum Step {
+    /// RegisterScalableTarget with these capacities (and, to resume a suspended scale-out, the
+    /// whole SuspendedState).
+    RegisterScalableTarget {
+        min_capacity: i32,
+        max_capacity: i32,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        suspended_state: Option<Suspended>,
+    },
+    /// DeregisterScalableTarget: steps aside from a target zeroscale registered (its policies
+    /// go with it).
+    DeregisterScalableTarget,
+    /// PutScalingPolicy (TargetTrackingScaling).
+    PutTargetTrackingPolicy {
+        policy_name: String,
+        configuration: Value,
+    },
+    /// PutScalingPolicy (StepScaling).
+    PutStepScalingPolicy {
+        policy_name: String,
+        configuration: Value,
+    },
+    /// PutMetricAlarm whose action is the step policy's current ARN (filled in at apply time
+    /// when the step policy is put in the same run).
+    PutMetricAlarm {
+        alarm_name: String,
+        configuration: Value,
+    },
+    /// DeleteAlarms (ours only).
+    DeleteAlarm { alarm_name: String },
+    /// DeleteScalingPolicy (ours only).
+    DeleteScalingPolicy { policy_name: String },
+}
+
+/// The writes that enable scale-to-zero, in order; nothing already as desired is written again,
+/// and a changed step-policy ARN re-puts the alarm. A suspended scale-out is resumed (it keeps
+/// the step policy from waking the target), and this target's alarm under the old name is
+/// deleted once the new one is in place, so there is no moment without an alarm.
+pub fn plan_enable(d: &Desired, o: &Observed) -> Vec<Step> {
+    let mut steps = Vec::new();
+    let target_ok = o
+        .target
+        .is_some_and(|t| t.min == 0 && t.max == d.max_capacity && !t.suspended_out);
+    if !target_ok {
+        steps.push(Step::RegisterScalableTarget {
+            min_capacity: 0,
+            max_capacity: d.max_capacity,
+            suspended_state: o
+                .target
+                .filter(|t| t.suspended_out)
+                .map(|t| t.resume_scale_out()),
+        });
+    }
+    let tt = d.target_tracking.config();
+    if o.target_tracking.as_ref().map(|p| &p.config) != Some(&tt) {
+        steps.push(Step::PutTargetTrackingPolicy {
+            policy_name: d.names.target_tracking_policy.clone(),
+            configuration: tt,
+        });
+    }
+    let step = d.step.config();
+    let step_changes = o.step.as_ref().map(|p| &p.config) != Some(&step);
+    if step_changes {
+        steps.push(Step::PutStepScalingPolicy {
+            policy_name: d.names.step_policy.clone(),
+            configuration: step,
+        });
+    }
+    let mut alarm = d.alarm.config();
+    if let Some(arn) = o.step.as_ref().map(|p| p.arn.clone()) {
+        alarm["AlarmActions"] = json!([arn]);
+    }
+    if step_changes || o.alarm.as_ref().map(|a| &a.config) != Some(&alarm) {
+        steps.push(Step::PutMetricAlarm {
+            alarm_name: d.names.alarm.clone(),
+            configuration: alarm,
+        });
+    }
+    if o.legacy_alarm {
+        steps.push(Step::DeleteAlarm {
+            alarm_name: d.names.legacy_alarm.clone(),
+        });
+    }
+    steps
+}
