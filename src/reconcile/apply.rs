@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 
 use super::{
     job_error,
-    objects::alarm::put_members,
+    objects::{alarm::put_members, Suspended},
     observe::dimension,
     plan::{Desired, Step},
 };
@@ -95,6 +95,9 @@ async fn send_policy(
     ))
 }
 
+/// What one call answered: AWS's request id and the part of the answer worth keeping.
+type Answer = (Option<String>, Value);
+
 /// Applies one step. `step_arn` carries the step policy's ARN to the alarm put after it.
 pub async fn apply(
     aws: &AwsClients,
@@ -102,43 +105,14 @@ pub async fn apply(
     step: &Step,
     step_arn: &mut Option<String>,
 ) -> Result<StepRecord, JobError> {
-    let aas = &aws.autoscaling;
     let names = &d.names;
     let (request_id, result) = match step {
         Step::RegisterScalableTarget {
             min_capacity,
             max_capacity,
             suspended_state,
-        } => {
-            aws.pace().await;
-            let out = aas
-                .register_scalable_target()
-                .service_namespace(ServiceNamespace::Sagemaker)
-                .resource_id(&names.resource_id)
-                .scalable_dimension(dimension(names))
-                .min_capacity(*min_capacity)
-                .max_capacity(*max_capacity)
-                .set_suspended_state(suspended_state.map(|s| s.to_sdk()))
-                .send()
-                .await
-                .map_err(fail("application-autoscaling", "RegisterScalableTarget"))?;
-            (
-                out.request_id().map(str::to_string),
-                json!({"ScalableTargetARN": out.scalable_target_arn()}),
-            )
-        }
-        Step::DeregisterScalableTarget => {
-            aws.pace().await;
-            let out = aas
-                .deregister_scalable_target()
-                .service_namespace(ServiceNamespace::Sagemaker)
-                .resource_id(&names.resource_id)
-                .scalable_dimension(dimension(names))
-                .send()
-                .await;
-            // Already gone (DeleteEndpoint deregisters it too): what disable wanted.
-            gone_is_done(out, "DeregisterScalableTarget")?
-        }
+        } => register(aws, names, (*min_capacity, *max_capacity), *suspended_state).await?,
+        Step::DeregisterScalableTarget => deregister(aws, names).await?,
         Step::PutTargetTrackingPolicy { policy_name, .. } => {
             let cfg = d.target_tracking.to_sdk().map_err(invalid)?;
             let put = put_policy(aws, names, policy_name, PolicyType::TargetTrackingScaling)
@@ -156,39 +130,100 @@ pub async fn apply(
             (request_id, json!({"PolicyARN": arn}))
         }
         Step::PutMetricAlarm { alarm_name, .. } => {
-            let arn = step_arn.clone().ok_or_else(|| {
-                JobError::retryable("the step policy's ARN is not known yet; observing again")
-            })?;
-            aws.pace().await;
-            let put = aws.cloudwatch.put_metric_alarm().alarm_name(alarm_name);
-            let out = put_members!(put, &d.alarm, &arn)
-                .send()
-                .await
-                .map_err(fail("monitoring", "PutMetricAlarm"))?;
-            (
-                out.request_id().map(str::to_string),
-                json!({"AlarmActions": [arn]}),
-            )
+            put_alarm(aws, d, alarm_name, step_arn.as_deref()).await?
         }
         Step::DeleteAlarm { alarm_name } => delete_alarm(aws, alarm_name).await?,
-        Step::DeleteScalingPolicy { policy_name } => {
-            aws.pace().await;
-            let out = aas
-                .delete_scaling_policy()
-                .policy_name(policy_name)
-                .service_namespace(ServiceNamespace::Sagemaker)
-                .resource_id(&names.resource_id)
-                .scalable_dimension(dimension(names))
-                .send()
-                .await;
-            gone_is_done(out, "DeleteScalingPolicy")?
-        }
+        Step::DeleteScalingPolicy { policy_name } => delete_policy(aws, names, policy_name).await?,
     };
     Ok(StepRecord {
         step: step.clone(),
         request_id,
         result,
     })
+}
+
+/// RegisterScalableTarget with these (MinCapacity, MaxCapacity) and, to resume a suspended
+/// scale-out, the whole SuspendedState.
+async fn register(
+    aws: &AwsClients,
+    names: &OwnedNames,
+    (min, max): (i32, i32),
+    suspended: Option<Suspended>,
+) -> Result<Answer, JobError> {
+    aws.pace().await;
+    let out = aws
+        .autoscaling
+        .register_scalable_target()
+        .service_namespace(ServiceNamespace::Sagemaker)
+        .resource_id(&names.resource_id)
+        .scalable_dimension(dimension(names))
+        .min_capacity(min)
+        .max_capacity(max)
+        .set_suspended_state(suspended.map(Suspended::to_sdk))
+        .send()
+        .await
+        .map_err(fail("application-autoscaling", "RegisterScalableTarget"))?;
+    Ok((
+        out.request_id().map(str::to_string),
+        json!({"ScalableTargetARN": out.scalable_target_arn()}),
+    ))
+}
+
+/// DeregisterScalableTarget; already gone (DeleteEndpoint deregisters it too) is what disable
+/// wanted.
+async fn deregister(aws: &AwsClients, names: &OwnedNames) -> Result<Answer, JobError> {
+    aws.pace().await;
+    let out = aws
+        .autoscaling
+        .deregister_scalable_target()
+        .service_namespace(ServiceNamespace::Sagemaker)
+        .resource_id(&names.resource_id)
+        .scalable_dimension(dimension(names))
+        .send()
+        .await;
+    gone_is_done(out, "DeregisterScalableTarget")
+}
+
+/// PutMetricAlarm with the step policy's ARN as its action (retried when the ARN is not known
+/// yet: the run observes again).
+async fn put_alarm(
+    aws: &AwsClients,
+    d: &Desired,
+    alarm_name: &str,
+    step_arn: Option<&str>,
+) -> Result<Answer, JobError> {
+    let arn = step_arn.ok_or_else(|| {
+        JobError::retryable("the step policy's ARN is not known yet; observing again")
+    })?;
+    aws.pace().await;
+    let put = aws.cloudwatch.put_metric_alarm().alarm_name(alarm_name);
+    let out = put_members!(put, &d.alarm, arn)
+        .send()
+        .await
+        .map_err(fail("monitoring", "PutMetricAlarm"))?;
+    Ok((
+        out.request_id().map(str::to_string),
+        json!({"AlarmActions": [arn]}),
+    ))
+}
+
+/// DeleteScalingPolicy of one of ours; already gone is done.
+async fn delete_policy(
+    aws: &AwsClients,
+    names: &OwnedNames,
+    policy_name: &str,
+) -> Result<Answer, JobError> {
+    aws.pace().await;
+    let out = aws
+        .autoscaling
+        .delete_scaling_policy()
+        .policy_name(policy_name)
+        .service_namespace(ServiceNamespace::Sagemaker)
+        .resource_id(&names.resource_id)
+        .scalable_dimension(dimension(names))
+        .send()
+        .await;
+    gone_is_done(out, "DeleteScalingPolicy")
 }
 
 /// The outcome of a delete or deregister: ObjectNotFoundException means the object is already

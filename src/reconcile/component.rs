@@ -1,6 +1,11 @@
 //! Inference components (seed 000): the checks that must pass before any write.
 
-use super::{job_error, kinds, quotas, Preflight};
+use aws_sdk_sagemaker::{
+    operation::describe_inference_component::DescribeInferenceComponentOutput,
+    types::ProductionVariant,
+};
+
+use super::{job_error, kinds, quotas, reads, Preflight};
 use crate::{
     aws::{AwsClients, AwsFailure},
     jobs::{ErrorClass, JobError},
@@ -13,6 +18,53 @@ fn permanent(msg: String) -> JobError {
 /// Checks, before any write, that scale-to-zero can work for component `name` (aws-facts.md,
 /// "Preconditions for inference components"); each failure says what to change.
 pub async fn preflight(aws: &AwsClients, name: &str) -> Result<Preflight, JobError> {
+    let ic = describe(aws, name).await?;
+    let endpoint = ic.endpoint_name().unwrap_or_default().to_string();
+    let variant = ic.variant_name().unwrap_or_default().to_string();
+    let current_copies = ic
+        .runtime_config()
+        .and_then(|r| r.current_copy_count())
+        .unwrap_or(0);
+    let ep = reads::endpoint(aws, &endpoint, None).await?;
+    // An endpoint is Updating whenever any component on it scales: no reason for this one to
+    // wait (its own status says whether it is being changed). Only a terminal status of the
+    // endpoint stops it.
+    let ep_status = reads::status(ep.endpoint_status());
+    match kinds::status_check("Endpoint", &format!("endpoint {endpoint:?}"), &ep_status) {
+        Err(e) if e.class == ErrorClass::Wait => {}
+        other => other?,
+    }
+    let config_name = ep.endpoint_config_name().unwrap_or_default().to_string();
+    let config = reads::endpoint_config(aws, &config_name).await?;
+    let pv = config
+        .production_variants()
+        .iter()
+        .find(|v| v.variant_name() == Some(variant.as_str()))
+        .ok_or_else(|| {
+            permanent(format!(
+                "endpoint config {config_name:?} has no production variant {variant:?}"
+            ))
+        })?;
+    let max_instances = allows_zero(pv, &config_name, &endpoint, &variant)?;
+    let (instance_type, instance_pools) = quotas::instance_types(pv);
+    Ok(Preflight {
+        endpoint,
+        variant,
+        config_name,
+        instance_type,
+        instance_pools,
+        max_instance_count: Some(max_instances),
+        current_capacity: current_copies,
+        warnings: Vec::new(),
+    })
+}
+
+/// DescribeInferenceComponent, checked to be InService; a missing one points at the endpoint
+/// route when `name` is an endpoint.
+async fn describe(
+    aws: &AwsClients,
+    name: &str,
+) -> Result<DescribeInferenceComponentOutput, JobError> {
     aws.pace().await;
     let ic = match aws
         .sagemaker
@@ -26,105 +78,46 @@ pub async fn preflight(aws: &AwsClients, name: &str) -> Result<Preflight, JobErr
             let f = AwsFailure::from_sdk("sagemaker", "DescribeInferenceComponent", e);
             if kinds::not_found(&f) {
                 let hint = kinds::component_is_elsewhere(aws, name).await;
-                return Err(kinds::does_not_exist(
-                    &format!("inference component {name:?}"),
-                    &hint,
-                ));
+                let what = format!("inference component {name:?}");
+                return Err(kinds::does_not_exist(&what, &hint));
             }
             return Err(job_error(f));
         }
     };
-    let status = ic
-        .inference_component_status()
-        .map(|s| s.as_str().to_string())
-        .unwrap_or_default();
-    kinds::status_check(
-        "InferenceComponent",
-        &format!("inference component {name:?}"),
-        &status,
-    )?;
-    let endpoint = ic.endpoint_name().unwrap_or_default().to_string();
-    let variant = ic.variant_name().unwrap_or_default().to_string();
-    let current_copies = ic
-        .runtime_config()
-        .and_then(|r| r.current_copy_count())
-        .unwrap_or(0);
-    aws.pace().await;
-    let ep = aws
-        .sagemaker
-        .describe_endpoint()
-        .endpoint_name(&endpoint)
-        .send()
-        .await
-        .map_err(|e| job_error(AwsFailure::from_sdk("sagemaker", "DescribeEndpoint", e)))?;
-    let ep_status = ep
-        .endpoint_status()
-        .map(|s| s.as_str().to_string())
-        .unwrap_or_default();
-    // An endpoint is Updating whenever any component on it scales: no reason for this one to
-    // wait (its own status above says whether it is being changed). Only a terminal status
-    // of the endpoint stops it.
-    match kinds::status_check("Endpoint", &format!("endpoint {endpoint:?}"), &ep_status) {
-        Err(e) if e.class == ErrorClass::Wait => {}
-        other => other?,
-    }
-    // The endpoint config is the authoritative record of the variant's settings.
-    let config_name = ep.endpoint_config_name().unwrap_or_default().to_string();
-    aws.pace().await;
-    let config = aws
-        .sagemaker
-        .describe_endpoint_config()
-        .endpoint_config_name(&config_name)
-        .send()
-        .await
-        .map_err(|e| {
-            job_error(AwsFailure::from_sdk(
-                "sagemaker",
-                "DescribeEndpointConfig",
-                e,
-            ))
-        })?;
-    quotas::remember_config(aws, &config_name, &config).await;
-    let pv = config
-        .production_variants()
-        .iter()
-        .find(|v| v.variant_name() == Some(variant.as_str()))
-        .ok_or_else(|| {
-            permanent(format!(
-                "endpoint config {config_name:?} has no production variant {variant:?}"
-            ))
-        })?;
+    let status = reads::status(ic.inference_component_status());
+    let what = format!("inference component {name:?}");
+    kinds::status_check("InferenceComponent", &what, &status)?;
+    Ok(ic)
+}
+
+/// The variant's MaxInstanceCount, if its managed instance scaling allows zero instances;
+/// otherwise a permanent error saying which endpoint config to create.
+fn allows_zero(
+    pv: &ProductionVariant,
+    config_name: &str,
+    endpoint: &str,
+    variant: &str,
+) -> Result<i32, JobError> {
     let mis = pv.managed_instance_scaling();
     let enabled = mis
         .and_then(|m| m.status())
-        .map(|s| s.as_str() == "ENABLED")
-        .unwrap_or(false);
+        .is_some_and(|s| s.as_str() == "ENABLED");
     let min = mis.and_then(|m| m.min_instance_count()).unwrap_or(-1);
     let max_instances = mis.and_then(|m| m.max_instance_count()).unwrap_or(0);
-    if !enabled || min != 0 {
-        let now = if enabled {
-            format!("MinInstanceCount {min}")
-        } else {
-            "ManagedInstanceScaling disabled".into()
-        };
-        return Err(permanent(format!(
-            "endpoint config {config_name:?} (variant {variant:?}) does not allow zero instances: it has {now}. \
-             Create an endpoint config whose variant has ManagedInstanceScaling {{Status: ENABLED, MinInstanceCount: 0, MaxInstanceCount: {}}} \
-             and UpdateEndpoint {endpoint:?} to it, then retry",
-            max_instances.max(1)
-        )));
+    if enabled && min == 0 {
+        return Ok(max_instances);
     }
-    let (instance_type, instance_pools) = quotas::instance_types(pv);
-    Ok(Preflight {
-        endpoint,
-        variant,
-        config_name,
-        instance_type,
-        instance_pools,
-        max_instance_count: Some(max_instances),
-        current_capacity: current_copies,
-        warnings: Vec::new(),
-    })
+    let now = if enabled {
+        format!("MinInstanceCount {min}")
+    } else {
+        "ManagedInstanceScaling disabled".into()
+    };
+    Err(permanent(format!(
+        "endpoint config {config_name:?} (variant {variant:?}) does not allow zero instances: it has {now}. \
+         Create an endpoint config whose variant has ManagedInstanceScaling {{Status: ENABLED, MinInstanceCount: 0, MaxInstanceCount: {}}} \
+         and UpdateEndpoint {endpoint:?} to it, then retry",
+        max_instances.max(1)
+    )))
 }
 
 /// The instances a component's scale-out may need, and how that was derived. The quota bounds

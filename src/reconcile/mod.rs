@@ -13,6 +13,7 @@ pub mod observe;
 pub mod plan;
 pub mod prepare;
 pub mod quotas;
+mod reads;
 pub mod report;
 pub mod variant;
 

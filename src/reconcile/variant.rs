@@ -1,8 +1,12 @@
 //! Async-inference endpoint variants (seed 001): the checks that must pass before any write.
 
-use super::{job_error, kinds, quotas, Preflight};
+use aws_sdk_sagemaker::{
+    operation::describe_endpoint_config::DescribeEndpointConfigOutput, types::ProductionVariant,
+};
+
+use super::{kinds, quotas, reads, Preflight};
 use crate::{
-    aws::{AwsClients, AwsFailure},
+    aws::AwsClients,
     domain::{EndpointName, VariantName},
     jobs::JobError,
 };
@@ -22,70 +26,12 @@ pub async fn preflight(
     variant: &VariantName,
 ) -> Result<Preflight, JobError> {
     let (endpoint, variant) = (endpoint.as_str(), variant.as_str());
-    aws.pace().await;
-    let ep = match aws
-        .sagemaker
-        .describe_endpoint()
-        .endpoint_name(endpoint)
-        .send()
-        .await
-    {
-        Ok(ep) => ep,
-        Err(e) => {
-            let f = AwsFailure::from_sdk("sagemaker", "DescribeEndpoint", e);
-            if kinds::not_found(&f) {
-                let hint = kinds::endpoint_is_elsewhere(aws, endpoint).await;
-                return Err(kinds::does_not_exist(
-                    &format!("endpoint {endpoint:?}"),
-                    &hint,
-                ));
-            }
-            return Err(job_error(f));
-        }
-    };
-    let status = ep
-        .endpoint_status()
-        .map(|s| s.as_str().to_string())
-        .unwrap_or_default();
+    let ep = reads::endpoint(aws, endpoint, Some(&format!("endpoint {endpoint:?}"))).await?;
+    let status = reads::status(ep.endpoint_status());
     kinds::status_check("Endpoint", &format!("endpoint {endpoint:?}"), &status)?;
     let config_name = ep.endpoint_config_name().unwrap_or_default().to_string();
-    aws.pace().await;
-    let config = aws
-        .sagemaker
-        .describe_endpoint_config()
-        .endpoint_config_name(&config_name)
-        .send()
-        .await
-        .map_err(|e| {
-            job_error(AwsFailure::from_sdk(
-                "sagemaker",
-                "DescribeEndpointConfig",
-                e,
-            ))
-        })?;
-    quotas::remember_config(aws, &config_name, &config).await;
-    if config.async_inference_config().is_none() {
-        return Err(permanent(format!(
-            "endpoint {endpoint:?} is a real-time endpoint (its config {config_name:?} has no AsyncInferenceConfig). \
-             Only async-inference endpoints queue requests while at zero instances; a real-time endpoint scales to zero \
-             through the inference components it hosts: use POST /components/{{component}}/scale-to-zero for each of them"
-        )));
-    }
-    let variants: Vec<&str> = config
-        .production_variants()
-        .iter()
-        .filter_map(|v| v.variant_name())
-        .collect();
-    let pv = config
-        .production_variants()
-        .iter()
-        .find(|v| v.variant_name() == Some(variant))
-        .ok_or_else(|| {
-            permanent(format!(
-                "endpoint {endpoint:?} has no production variant {variant:?}; its variants are: {}",
-                variants.join(", ")
-            ))
-        })?;
+    let config = reads::endpoint_config(aws, &config_name).await?;
+    let pv = async_variant(&config, endpoint, variant)?;
     let (instance_type, instance_pools) = quotas::instance_types(pv);
     if instance_type.is_none() && instance_pools.is_empty() {
         return Err(permanent(format!(
@@ -109,6 +55,37 @@ pub async fn preflight(
         current_capacity: current_instances,
         warnings: Vec::new(),
     })
+}
+
+/// The variant's configuration, if the endpoint is an async-inference endpoint that has it.
+fn async_variant<'c>(
+    config: &'c DescribeEndpointConfigOutput,
+    endpoint: &str,
+    variant: &str,
+) -> Result<&'c ProductionVariant, JobError> {
+    let config_name = config.endpoint_config_name().unwrap_or_default();
+    if config.async_inference_config().is_none() {
+        return Err(permanent(format!(
+            "endpoint {endpoint:?} is a real-time endpoint (its config {config_name:?} has no AsyncInferenceConfig). \
+             Only async-inference endpoints queue requests while at zero instances; a real-time endpoint scales to zero \
+             through the inference components it hosts: use POST /components/{{component}}/scale-to-zero for each of them"
+        )));
+    }
+    let variants: Vec<&str> = config
+        .production_variants()
+        .iter()
+        .filter_map(|v| v.variant_name())
+        .collect();
+    config
+        .production_variants()
+        .iter()
+        .find(|v| v.variant_name() == Some(variant))
+        .ok_or_else(|| {
+            permanent(format!(
+                "endpoint {endpoint:?} has no production variant {variant:?}; its variants are: {}",
+                variants.join(", ")
+            ))
+        })
 }
 
 /// The instances an async variant may need: its max_capacity (it scales instances directly),
