@@ -7,7 +7,7 @@ use super::{key_of, not_found, unhook, IC_DIMENSION};
 use crate::{
     params::{check_enum, opt_f64, opt_str, page, req_str, str_list, with_token},
     protocol::{ts, AwsError},
-    world::{arn, Alarm, Policy, World},
+    world::{arn, Alarm, Policy, TargetKey, World},
 };
 
 pub(super) fn validate_step(cfg: &Value) -> Result<(), AwsError> {
@@ -112,6 +112,8 @@ pub(super) fn validate_target_tracking(cfg: &Value, dim: &str) -> Result<(), Aws
     }
 }
 
+/// PutScalingPolicy: validates, then creates or replaces the policy (its ARN, creation time
+/// and scaling history survive a replacement; target tracking's own alarms are made afresh).
 pub(super) fn put_policy(w: &mut World, p: &Value) -> Result<Value, AwsError> {
     let name = req_str(p, "PolicyName")?;
     let key = key_of(p)?;
@@ -121,37 +123,8 @@ pub(super) fn put_policy(w: &mut World, p: &Value) -> Result<Value, AwsError> {
         &policy_type,
         &["StepScaling", "TargetTrackingScaling", "PredictiveScaling"],
     )?;
-    if !w.targets.contains_key(&key) {
-        return Err(not_found(format!("No scalable target registered for service namespace: {}, resource ID: {}, scalable dimension: {}", key.0, key.1, key.2)));
-    }
-    // Eventual consistency: the first policy put right after a registration misses the target
-    // (one miss per registration, by a put or a describe, whichever comes first).
-    if let Some(i) = w.fresh_registrations.iter().position(|r| r == &key.1) {
-        w.fresh_registrations.remove(i);
-        w.unlisted_registrations.retain(|r| r != &key.1);
-        return Err(not_found(format!("No scalable target registered for service namespace: {}, resource ID: {}, scalable dimension: {}", key.0, key.1, key.2)));
-    }
-    let (step, tt) = match policy_type.as_str() {
-        "StepScaling" => {
-            let cfg = p.get("StepScalingPolicyConfiguration").ok_or_else(|| {
-                AwsError::validation(
-                    "StepScalingPolicyConfiguration is required for a StepScaling policy",
-                )
-            })?;
-            validate_step(cfg)?;
-            (Some(cfg.clone()), None)
-        }
-        "TargetTrackingScaling" => {
-            let cfg = p.get("TargetTrackingScalingPolicyConfiguration").ok_or_else(|| AwsError::validation("TargetTrackingScalingPolicyConfiguration is required for a TargetTrackingScaling policy"))?;
-            validate_target_tracking(cfg, &key.2)?;
-            (None, Some(cfg.clone()))
-        }
-        _ => {
-            return Err(AwsError::validation(
-                "the sandbox does not simulate predictive scaling",
-            ))
-        }
-    };
+    target_is_listed(w, &key)?;
+    let (step, tt) = configuration(p, &policy_type, &key)?;
     let existing = w.policies.get(&(key.clone(), name.clone())).cloned();
     if existing.is_none() && w.policies.keys().filter(|(k, _)| *k == key).count() >= 50 {
         return Err(AwsError::client(
@@ -160,36 +133,17 @@ pub(super) fn put_policy(w: &mut World, p: &Value) -> Result<Value, AwsError> {
         ));
     }
     let policy_arn = existing.as_ref().map(|e| e.arn.clone()).unwrap_or_else(|| {
+        let id = w.id();
         arn(
             "autoscaling",
             &format!(
-                "scalingPolicy:{}:resource/{}/{}:policyName/{name}",
-                w.id(),
-                key.0,
-                key.1
+                "scalingPolicy:{id}:resource/{}/{}:policyName/{name}",
+                key.0, key.1
             ),
         )
     });
     let now = w.now();
-    // Target tracking creates (and re-creates on update) its own alarms; they belong to AWS.
-    let mut owned_alarms = existing
-        .as_ref()
-        .map(|e| e.owned_alarms.clone())
-        .unwrap_or_default();
-    for a in owned_alarms.drain(..) {
-        w.alarms.remove(&a);
-    }
-    if let Some(cfg) = &tt {
-        let suffix = w.id();
-        for side in ["AlarmHigh", "AlarmLow"] {
-            let alarm_name = format!("TargetTracking-{}-{side}-{suffix}", key.1);
-            w.alarms.insert(
-                alarm_name.clone(),
-                aws_owned_alarm(&alarm_name, &policy_arn, now, side, cfg, &key.1),
-            );
-            owned_alarms.push(alarm_name);
-        }
-    }
+    let owned_alarms = replace_owned_alarms(w, existing.as_ref(), tt.as_ref(), &policy_arn, &key);
     let policy = Policy {
         name: name.clone(),
         arn: policy_arn.clone(),
@@ -199,14 +153,11 @@ pub(super) fn put_policy(w: &mut World, p: &Value) -> Result<Value, AwsError> {
         policy_type,
         step,
         target_tracking: tt,
-        created: existing.as_ref().map(|e| e.created).unwrap_or(now),
+        created: existing.as_ref().map_or(now, |e| e.created),
         owned_alarms: owned_alarms.clone(),
         last_scale_out: existing.as_ref().and_then(|e| e.last_scale_out),
         last_scale_in: existing.as_ref().and_then(|e| e.last_scale_in),
-        samples: existing
-            .as_ref()
-            .map(|e| e.samples.clone())
-            .unwrap_or_default(),
+        samples: existing.map(|e| e.samples).unwrap_or_default(),
     };
     w.policies.insert((key, name), policy);
     let alarms: Vec<Value> = owned_alarms
@@ -214,6 +165,80 @@ pub(super) fn put_policy(w: &mut World, p: &Value) -> Result<Value, AwsError> {
         .map(|a| json!({"AlarmName": a, "AlarmARN": arn("cloudwatch", &format!("alarm:{a}"))}))
         .collect();
     Ok(json!({"PolicyARN": policy_arn, "Alarms": alarms}))
+}
+
+/// The target must be registered and, by eventual consistency, already visible: the first
+/// policy put right after a registration misses it (one miss per registration, by a put or a
+/// describe, whichever comes first).
+fn target_is_listed(w: &mut World, key: &TargetKey) -> Result<(), AwsError> {
+    let missing = || {
+        not_found(format!(
+            "No scalable target registered for service namespace: {}, resource ID: {}, scalable dimension: {}",
+            key.0, key.1, key.2
+        ))
+    };
+    if !w.targets.contains_key(key) {
+        return Err(missing());
+    }
+    if let Some(i) = w.fresh_registrations.iter().position(|r| r == &key.1) {
+        w.fresh_registrations.remove(i);
+        w.unlisted_registrations.retain(|r| r != &key.1);
+        return Err(missing());
+    }
+    Ok(())
+}
+
+/// The policy's (step, target-tracking) configuration, the one its type needs, validated.
+fn configuration(
+    p: &Value,
+    policy_type: &str,
+    key: &TargetKey,
+) -> Result<(Option<Value>, Option<Value>), AwsError> {
+    let required = |member: &str| {
+        p.get(member).ok_or_else(|| {
+            AwsError::validation(format!("{member} is required for a {policy_type} policy"))
+        })
+    };
+    match policy_type {
+        "StepScaling" => {
+            let cfg = required("StepScalingPolicyConfiguration")?;
+            validate_step(cfg)?;
+            Ok((Some(cfg.clone()), None))
+        }
+        "TargetTrackingScaling" => {
+            let cfg = required("TargetTrackingScalingPolicyConfiguration")?;
+            validate_target_tracking(cfg, &key.2)?;
+            Ok((None, Some(cfg.clone())))
+        }
+        _ => Err(AwsError::validation(
+            "the sandbox does not simulate predictive scaling",
+        )),
+    }
+}
+
+/// Target tracking creates (and re-creates on update) its own alarms, which belong to AWS: the
+/// replaced policy's go, and a target-tracking policy gets a new AlarmHigh and AlarmLow.
+fn replace_owned_alarms(
+    w: &mut World,
+    existing: Option<&Policy>,
+    tt: Option<&Value>,
+    policy_arn: &str,
+    key: &TargetKey,
+) -> Vec<String> {
+    for a in existing.map(|e| e.owned_alarms.clone()).unwrap_or_default() {
+        w.alarms.remove(&a);
+    }
+    let Some(cfg) = tt else { return Vec::new() };
+    let (now, suffix) = (w.now(), w.id());
+    ["AlarmHigh", "AlarmLow"]
+        .into_iter()
+        .map(|side| {
+            let alarm_name = format!("TargetTracking-{}-{side}-{suffix}", key.1);
+            let alarm = aws_owned_alarm(&alarm_name, policy_arn, now, side, cfg, &key.1);
+            w.alarms.insert(alarm_name.clone(), alarm);
+            alarm_name
+        })
+        .collect()
 }
 
 /// One of the two alarms AWS makes for a target-tracking policy: AlarmHigh on 3 of 3 one-minute

@@ -1,7 +1,7 @@
 //! Application Auto Scaling's side: step scaling, capacity changes as scaling activities
 //! (failing past the account's instance quota), and what a capacity change does to instances.
 
-use serde_json::json;
+use serde_json::{json, Value};
 
 use super::{sync_component_instances, updating};
 use crate::world::{Activity, TargetKey, World};
@@ -32,6 +32,10 @@ pub fn capacity(w: &World, rid: &str) -> Option<u32> {
     None
 }
 
+/// Runs a step policy for a breach of `breach` past the alarm's threshold: the matching step's
+/// adjustment, from the capacity (or, within a scale-out cooldown, the capacity before the last
+/// scale-out), within the target's bounds; a change becomes a scaling activity, no change a
+/// not-scaled one.
 pub(super) fn step_scale(
     w: &mut World,
     policy: &crate::world::Policy,
@@ -44,42 +48,18 @@ pub(super) fn step_scale(
         return;
     };
     let cfg = policy.step.clone().unwrap_or_default();
-    let step = cfg["StepAdjustments"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|s| {
-            let lo = s["MetricIntervalLowerBound"]
-                .as_f64()
-                .unwrap_or(f64::NEG_INFINITY);
-            let hi = s["MetricIntervalUpperBound"]
-                .as_f64()
-                .unwrap_or(f64::INFINITY);
-            breach >= lo && breach < hi
-        });
-    let Some(adj) = step.and_then(|s| s["ScalingAdjustment"].as_i64()) else {
+    let Some(adj) = step_adjustment(&cfg, breach) else {
         return;
     };
     let cooldown = cfg["Cooldown"].as_f64().unwrap_or(0.0);
+    let cooling = policy.last_scale_out.filter(|(t, _)| at < t + cooldown);
     // During a scale-out cooldown, capacity the previous activity added counts toward this one.
-    let base = match policy.last_scale_out {
-        Some((t, before)) if adj > 0 && at < t + cooldown => i64::from(before),
+    let base = match cooling {
+        Some((_, before)) if adj > 0 => i64::from(before),
         _ => i64::from(current),
     };
-    let wanted = match cfg["AdjustmentType"].as_str().unwrap_or("ChangeInCapacity") {
-        "ExactCapacity" => adj,
-        "PercentChangeInCapacity" => {
-            let min_mag = cfg["MinAdjustmentMagnitude"].as_i64().unwrap_or(1);
-            let delta = (base as f64 * adj as f64 / 100.0).round() as i64;
-            base + if adj > 0 {
-                delta.max(min_mag)
-            } else {
-                delta.min(-min_mag)
-            }
-        }
-        _ => base + adj,
-    };
-    let new = wanted.clamp(i64::from(target.min), i64::from(target.max)) as u32;
+    let new =
+        wanted_capacity(&cfg, adj, base).clamp(i64::from(target.min), i64::from(target.max)) as u32;
     let out = new > current;
     // Suspended dynamic scaling: the policy does not run and no activity is recorded (the
     // suspension is visible only in the target's SuspendedState).
@@ -87,13 +67,7 @@ pub(super) fn step_scale(
         return;
     }
     if new == current {
-        if adj > 0
-            && at
-                < policy
-                    .last_scale_out
-                    .map(|(t, _)| t + cooldown)
-                    .unwrap_or(0.0)
-        {
+        if adj > 0 && cooling.is_some() {
             return; // still in cooldown: the earlier activity already covers this breach
         }
         let code = if adj > 0 {
@@ -106,13 +80,40 @@ pub(super) fn step_scale(
     }
     if set_capacity(w, &key, new, cause, at) && out {
         if let Some(p) = w.policies.get_mut(&(key, policy.name.clone())) {
-            let before = p
-                .last_scale_out
-                .filter(|(t, _)| at < t + cooldown)
-                .map(|(_, b)| b)
-                .unwrap_or(current);
+            let before = cooling.map(|(_, b)| b).unwrap_or(current);
             p.last_scale_out = Some((at, before));
         }
+    }
+}
+
+/// The ScalingAdjustment of the step whose interval holds `breach`, if any.
+fn step_adjustment(cfg: &Value, breach: f64) -> Option<i64> {
+    cfg["StepAdjustments"].as_array()?.iter().find(|s| {
+        let lo = s["MetricIntervalLowerBound"]
+            .as_f64()
+            .unwrap_or(f64::NEG_INFINITY);
+        let hi = s["MetricIntervalUpperBound"]
+            .as_f64()
+            .unwrap_or(f64::INFINITY);
+        breach >= lo && breach < hi
+    })?["ScalingAdjustment"]
+        .as_i64()
+}
+
+/// The capacity an adjustment of `adj` asks for from `base`, by AdjustmentType.
+fn wanted_capacity(cfg: &Value, adj: i64, base: i64) -> i64 {
+    match cfg["AdjustmentType"].as_str().unwrap_or("ChangeInCapacity") {
+        "ExactCapacity" => adj,
+        "PercentChangeInCapacity" => {
+            let min_mag = cfg["MinAdjustmentMagnitude"].as_i64().unwrap_or(1);
+            let delta = (base as f64 * adj as f64 / 100.0).round() as i64;
+            base + if adj > 0 {
+                delta.max(min_mag)
+            } else {
+                delta.min(-min_mag)
+            }
+        }
+        _ => base + adj,
     }
 }
 
