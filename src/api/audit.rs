@@ -2,54 +2,15 @@
 
 use axum::{extract::State, Json};
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
-use super::{auth::Reader, extract::ApiQuery, views::Page, AppState};
+use super::{auth::Reader, extract::ApiQuery, problems, views::Page, AppState};
 use crate::{
+    domain::audit::AuditEvent,
     error::{ApiError, Problem},
     store::audit::{self, AuditFilter},
 };
-
-/// One audit event.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct AuditEvent {
-    pub id: i64,
-    /// When it happened.
-    pub at: DateTime<Utc>,
-    /// The token name that acted (or `zeroscale` for the service's own jobs).
-    pub actor: String,
-    /// The portal user the actor acted for.
-    pub on_behalf_of: Option<String>,
-    /// The client's address. Shown only to tokens with the `audit` scope (it is personal data
-    /// of the people behind the calls); null for others.
-    pub source_ip: Option<String>,
-    /// The client's User-Agent; like `source_ip`, only for tokens with the `audit` scope.
-    pub user_agent: Option<String>,
-    /// enable, update, disable, apply, drift-repair, ...
-    pub action: String,
-    /// component or endpoint_variant.
-    pub target_kind: String,
-    pub target_name: String,
-    /// The desired version concerned.
-    pub version: Option<i32>,
-    pub request_id: Option<String>,
-    /// The operation (job) id.
-    pub job_id: Option<i64>,
-    /// State before the change.
-    #[schema(value_type = Option<Object>)]
-    pub before: Option<Value>,
-    /// State after the change.
-    #[schema(value_type = Option<Object>)]
-    pub after: Option<Value>,
-    /// accepted, applied, failed, ...
-    pub outcome: String,
-    pub error: Option<String>,
-    /// AWS request ids of the calls made.
-    #[schema(value_type = Vec<String>)]
-    pub aws_request_ids: Value,
-}
 
 /// The kinds of target.
 #[derive(Debug, ToSchema)]
@@ -93,10 +54,7 @@ pub struct AuditQuery {
     params(AuditQuery),
     responses(
         (status = 200, description = "A page of events, newest first", body = Page<AuditEvent>),
-        (status = 400, description = "Bad query", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or unknown token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Token lacks the read scope", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid filter", body = Problem, content_type = "application/problem+json"),
+        problems::ReadList,
     ),
     security(("bearer" = [])))]
 pub async fn list(
@@ -134,24 +92,13 @@ pub async fn list(
     let personal = caller.has_scope("audit");
     let items = rows
         .into_iter()
-        .map(|r| AuditEvent {
-            id: r.id,
-            at: r.at,
-            actor: r.actor,
-            on_behalf_of: r.on_behalf_of,
-            source_ip: r.source_ip.filter(|_| personal),
-            user_agent: r.user_agent.filter(|_| personal),
-            action: r.action,
-            target_kind: r.target_kind,
-            target_name: r.target_name,
-            version: r.version,
-            request_id: r.request_id,
-            job_id: r.job_id,
-            before: r.before,
-            after: r.after,
-            outcome: r.outcome,
-            error: r.error,
-            aws_request_ids: r.aws_request_ids,
+        .map(|mut r| {
+            // Personal data (who called from where) only for the audit scope.
+            if !personal {
+                r.source_ip = None;
+                r.user_agent = None;
+            }
+            r
         })
         .collect();
     Ok(Json(Page { items, next_cursor }))

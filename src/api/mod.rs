@@ -11,6 +11,7 @@ pub mod history;
 pub mod metrics;
 pub mod middleware;
 pub mod operations;
+pub mod problems;
 pub mod targets;
 pub mod variants;
 pub mod views;

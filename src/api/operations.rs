@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
-use super::{auth::Reader, AppState};
+use super::{auth::Reader, problems, AppState};
 use crate::{
     error::{ApiError, Problem},
     store::jobs::{self, JobState},
@@ -72,8 +72,7 @@ pub struct Operation {
     responses(
         (status = 200, description = "The operation", body = Operation),
         (status = 400, description = "Not an operation id", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or unknown token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Token lacks the read scope", body = Problem, content_type = "application/problem+json"),
+        problems::ReadAuth,
         (status = 404, description = "No such operation (or expired by retention)", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]

@@ -1,4 +1,5 @@
-//! What a check of the audit log's hash chain finds (`GET /audit/verify`).
+//! The audit log's events as stored and shown (`GET /audit`), and what a check of its hash
+//! chain finds (`GET /audit/verify`).
 
 /// What `verify` found.
 #[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
@@ -29,4 +30,43 @@ pub struct Broken {
     pub event_id: i64,
     /// `event_changed`, `link_rewritten` or `position_missing`.
     pub reason: String,
+}
+
+/// One audit event.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct AuditEvent {
+    pub id: i64,
+    /// When it happened.
+    pub at: chrono::DateTime<chrono::Utc>,
+    /// The token name that acted (or `zeroscale` for the service's own jobs).
+    pub actor: String,
+    /// The portal user the actor acted for.
+    pub on_behalf_of: Option<String>,
+    /// The client's address. Shown only to tokens with the `audit` scope (it is personal data
+    /// of the people behind the calls); null for others.
+    pub source_ip: Option<String>,
+    /// The client's User-Agent; like `source_ip`, only for tokens with the `audit` scope.
+    pub user_agent: Option<String>,
+    /// enable, update, disable, apply, drift-repair, ...
+    pub action: String,
+    /// component or endpoint_variant.
+    pub target_kind: String,
+    pub target_name: String,
+    /// The desired version concerned.
+    pub version: Option<i32>,
+    pub request_id: Option<String>,
+    /// The operation (job) id.
+    pub job_id: Option<i64>,
+    /// State before the change.
+    #[schema(value_type = Option<Object>)]
+    pub before: Option<serde_json::Value>,
+    /// State after the change.
+    #[schema(value_type = Option<Object>)]
+    pub after: Option<serde_json::Value>,
+    /// accepted, applied, failed, ...
+    pub outcome: String,
+    pub error: Option<String>,
+    /// AWS request ids of the calls made.
+    #[schema(value_type = Vec<String>)]
+    pub aws_request_ids: serde_json::Value,
 }

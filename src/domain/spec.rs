@@ -184,8 +184,21 @@ pub(super) struct Tracking {
     pub scale_out_cooldown_seconds: u32,
 }
 
+/// Every violation of a spec at once: its capacity and target-tracking settings, then its
+/// scale-from-zero settings.
+pub(super) fn validate_spec(t: Tracking, zero: &ScaleFromZero) -> Result<(), Vec<SpecViolation>> {
+    let mut errs = Vec::new();
+    check_tracking(&mut errs, t);
+    zero.check(&mut errs);
+    if errs.is_empty() {
+        Ok(())
+    } else {
+        Err(errs)
+    }
+}
+
 /// Checks capacity and target-tracking settings (Application Auto Scaling's limits).
-pub(super) fn check_tracking(errs: &mut Vec<SpecViolation>, t: Tracking) {
+fn check_tracking(errs: &mut Vec<SpecViolation>, t: Tracking) {
     if let Some(max) = t.max_capacity {
         range(errs, "max_capacity", max, 1, 1000);
         if t.restore_min_capacity > max {
@@ -228,24 +241,15 @@ pub(super) fn check_tracking(errs: &mut Vec<SpecViolation>, t: Tracking) {
 impl ComponentSpec {
     /// Checks every rule AWS would enforce later (and a few of our own), all at once.
     pub fn validate(&self) -> Result<(), Vec<SpecViolation>> {
-        let mut errs = Vec::new();
-        check_tracking(
-            &mut errs,
-            Tracking {
-                max_capacity: self.max_capacity,
-                restore_min_capacity: self.restore_min_capacity,
-                target_field: "target_invocations_per_copy",
-                target_value: self.target_invocations_per_copy,
-                scale_in_cooldown_seconds: self.scale_in_cooldown_seconds,
-                scale_out_cooldown_seconds: self.scale_out_cooldown_seconds,
-            },
-        );
-        self.scale_from_zero.check(&mut errs);
-        if errs.is_empty() {
-            Ok(())
-        } else {
-            Err(errs)
-        }
+        let tracking = Tracking {
+            max_capacity: self.max_capacity,
+            restore_min_capacity: self.restore_min_capacity,
+            target_field: "target_invocations_per_copy",
+            target_value: self.target_invocations_per_copy,
+            scale_in_cooldown_seconds: self.scale_in_cooldown_seconds,
+            scale_out_cooldown_seconds: self.scale_out_cooldown_seconds,
+        };
+        validate_spec(tracking, &self.scale_from_zero)
     }
 }
 

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::spec::{check_tracking, Comparison, ScaleFromZero, SpecViolation, Tracking};
+use super::spec::{validate_spec, Comparison, ScaleFromZero, SpecViolation, Tracking};
 
 /// The step policy and the `HasBacklogWithoutCapacity` alarm that bring an async endpoint back
 /// from zero instances. Target tracking on the backlog alone never does: with no instances
@@ -110,24 +110,15 @@ impl Default for VariantSpec {
 impl VariantSpec {
     /// Checks every rule AWS would enforce later (and a few of our own), all at once.
     pub fn validate(&self) -> Result<(), Vec<SpecViolation>> {
-        let mut errs = Vec::new();
-        check_tracking(
-            &mut errs,
-            Tracking {
-                max_capacity: self.max_capacity,
-                restore_min_capacity: self.restore_min_capacity,
-                target_field: "target_backlog_per_instance",
-                target_value: self.target_backlog_per_instance,
-                scale_in_cooldown_seconds: self.scale_in_cooldown_seconds,
-                scale_out_cooldown_seconds: self.scale_out_cooldown_seconds,
-            },
-        );
-        self.scale_from_zero.settings().check(&mut errs);
-        if errs.is_empty() {
-            Ok(())
-        } else {
-            Err(errs)
-        }
+        let tracking = Tracking {
+            max_capacity: self.max_capacity,
+            restore_min_capacity: self.restore_min_capacity,
+            target_field: "target_backlog_per_instance",
+            target_value: self.target_backlog_per_instance,
+            scale_in_cooldown_seconds: self.scale_in_cooldown_seconds,
+            scale_out_cooldown_seconds: self.scale_out_cooldown_seconds,
+        };
+        validate_spec(tracking, &self.scale_from_zero.settings())
     }
 }
 

@@ -25,27 +25,8 @@ pub struct NewAuditEvent {
     pub aws_request_ids: Vec<String>,
 }
 
-/// A stored event.
-#[derive(Debug, Clone)]
-pub struct AuditRow {
-    pub id: i64,
-    pub at: DateTime<Utc>,
-    pub actor: String,
-    pub on_behalf_of: Option<String>,
-    pub source_ip: Option<String>,
-    pub user_agent: Option<String>,
-    pub action: String,
-    pub target_kind: String,
-    pub target_name: String,
-    pub version: Option<i32>,
-    pub request_id: Option<String>,
-    pub job_id: Option<i64>,
-    pub before: Option<Value>,
-    pub after: Option<Value>,
-    pub outcome: String,
-    pub error: Option<String>,
-    pub aws_request_ids: Value,
-}
+/// A stored event (the shape `GET /audit` shows).
+pub use crate::domain::audit::AuditEvent as AuditRow;
 
 /// Appends an event (inside the caller's transaction when given one).
 pub async fn append(conn: &mut PgConnection, e: &NewAuditEvent) -> sqlx::Result<i64> {

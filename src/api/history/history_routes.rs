@@ -2,7 +2,7 @@
 //! description, over the shared handlers in `history`.
 
 use super::*;
-use crate::api::{components, variants};
+use crate::api::{components, problems, variants};
 
 /// List a component's versions, newest first: who changed it, when, and whether AWS
 /// converged to each.
@@ -10,10 +10,8 @@ use crate::api::{components, variants};
     params(("name" = String, Path, description = "Inference component name", pattern = "^[a-zA-Z0-9]([-a-zA-Z0-9]*[a-zA-Z0-9])?$", max_length = 63), HistoryQuery),
     responses(
         (status = 200, description = "A page of versions, newest first", body = Page<VersionSummary>),
-        (status = 400, description = "Bad query", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or unknown token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Token lacks the read scope", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "Not managed by zeroscale", body = Problem, content_type = "application/problem+json"),
+        problems::ReadQuery,
+        problems::NotManaged,
         (status = 422, description = "Invalid name, limit or cursor", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
@@ -32,8 +30,7 @@ pub async fn component_versions(
            ("version" = i32, Path, description = "Version number", minimum = 1)),
     responses(
         (status = 200, description = "The version", body = VersionDetail),
-        (status = 401, description = "Missing or unknown token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Token lacks the read scope", body = Problem, content_type = "application/problem+json"),
+        problems::ReadAuth,
         (status = 404, description = "Not managed, or no such version", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid name or version", body = Problem, content_type = "application/problem+json"),
     ),
@@ -52,9 +49,7 @@ pub async fn component_version(
            ("version" = i32, Path, description = "Version number", minimum = 1), DiffQuery),
     responses(
         (status = 200, description = "The patch from `against` to `version`", body = VersionDiff),
-        (status = 400, description = "Bad query", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or unknown token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Token lacks the read scope", body = Problem, content_type = "application/problem+json"),
+        problems::ReadQuery,
         (status = 404, description = "Not managed, or no such version", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid name or version", body = Problem, content_type = "application/problem+json"),
     ),
@@ -83,14 +78,9 @@ pub async fn component_diff(
         (status = 202, description = "Accepted as a new version; poll the operation in Location", body = components::ComponentChange,
             headers(("Location" = String, description = "The operation"), ("ETag" = String, description = "The new version"))),
         (status = 200, description = "Already in that state: nothing to do; or, with dry_run, the verdict and plan", body = components::EnableOk),
-        (status = 400, description = "Malformed JSON or headers", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or unknown token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Token lacks the write scope", body = Problem, content_type = "application/problem+json"),
+        problems::WriteBody,
+        problems::WriteAuth,
         (status = 404, description = "Not managed, or no such version", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "A request with this Idempotency-Key is in flight", body = Problem, content_type = "application/problem+json"),
-        (status = 412, description = "If-Match does not match the current version", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Body is not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid name or body, or Idempotency-Key reused with another body", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Dry run: AWS unavailable", body = Problem, content_type = "application/problem+json"),
     ),
@@ -116,10 +106,8 @@ pub async fn component_rollback(
         HistoryQuery),
     responses(
         (status = 200, description = "A page of versions, newest first", body = Page<VersionSummary>),
-        (status = 400, description = "Bad query", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or unknown token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Token lacks the read scope", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "Not managed by zeroscale", body = Problem, content_type = "application/problem+json"),
+        problems::ReadQuery,
+        problems::NotManaged,
         (status = 422, description = "Invalid name, limit or cursor", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
@@ -140,8 +128,7 @@ pub async fn variant_versions(
         ("version" = i32, Path, description = "Version number", minimum = 1)),
     responses(
         (status = 200, description = "The version", body = VersionDetail),
-        (status = 401, description = "Missing or unknown token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Token lacks the read scope", body = Problem, content_type = "application/problem+json"),
+        problems::ReadAuth,
         (status = 404, description = "Not managed, or no such version", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid name or version", body = Problem, content_type = "application/problem+json"),
     ),
@@ -162,9 +149,7 @@ pub async fn variant_version(
         ("version" = i32, Path, description = "Version number", minimum = 1), DiffQuery),
     responses(
         (status = 200, description = "The patch from `against` to `version`", body = VersionDiff),
-        (status = 400, description = "Bad query", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or unknown token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Token lacks the read scope", body = Problem, content_type = "application/problem+json"),
+        problems::ReadQuery,
         (status = 404, description = "Not managed, or no such version", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid name or version", body = Problem, content_type = "application/problem+json"),
     ),
@@ -194,14 +179,9 @@ pub async fn variant_diff(
         (status = 202, description = "Accepted as a new version; poll the operation in Location", body = variants::VariantChange,
             headers(("Location" = String, description = "The operation"), ("ETag" = String, description = "The new version"))),
         (status = 200, description = "Already in that state: nothing to do; or, with dry_run, the verdict and plan", body = variants::VariantEnableOk),
-        (status = 400, description = "Malformed JSON or headers", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or unknown token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Token lacks the write scope", body = Problem, content_type = "application/problem+json"),
+        problems::WriteBody,
+        problems::WriteAuth,
         (status = 404, description = "Not managed, or no such version", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "A request with this Idempotency-Key is in flight", body = Problem, content_type = "application/problem+json"),
-        (status = 412, description = "If-Match does not match the current version", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Body is not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid names or body, or Idempotency-Key reused with another body", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Dry run: AWS unavailable", body = Problem, content_type = "application/problem+json"),
     ),

@@ -35,63 +35,75 @@ pub fn desired_for(
     spec: &TargetSpec,
     max_capacity: i32,
 ) -> Result<Desired, String> {
-    let names = target.owned_names();
-    Ok(match (target, spec) {
+    // What differs by kind: the tracked value and metric, the step policy's aggregation and
+    // the alarm's metric, statistic, dimension and words; the rest is shared.
+    let (target_value, metric, cooldowns, zero, aggregation, alarm) = match (target, spec) {
         // Seed 000: invocations per copy; a request at zero copies is a
         // NoCapacityInvocationFailures datapoint (Sum), and one is enough to wake it.
-        (TargetRef::Component(ic), TargetSpec::Component(s)) => Desired {
-            names,
-            max_capacity,
-            target_tracking: TargetTracking {
-                target_value: s.target_invocations_per_copy,
-                metric: TrackedMetric::Predefined("SageMakerInferenceComponentInvocationsPerCopy"),
-                scale_in_cooldown: s.scale_in_cooldown_seconds,
-                scale_out_cooldown: s.scale_out_cooldown_seconds,
-            },
-            step: StepPolicy {
-                aggregation: "Maximum",
-                cooldown: s.scale_from_zero.cooldown_seconds,
-                adjustment: s.scale_from_zero.adjustment,
-            },
-            alarm: Alarm {
-                metric_name: "NoCapacityInvocationFailures",
-                statistic: "Sum",
-                dimension: ("InferenceComponentName", ic.to_string()),
-                settings: s.scale_from_zero.clone(),
-                description: format!("zeroscale: scale inference component {ic} out of zero copies. Managed by zeroscale; edits are reverted."),
-            },
-        },
-        // Seed 001 and the AWS async-inference guide: backlog per instance for target tracking;
-        // HasBacklogWithoutCapacity (Average, 2 of 2) fires the step policy. Both metrics are
-        // per endpoint (dimension EndpointName).
-        (TargetRef::EndpointVariant { endpoint, variant }, TargetSpec::Variant(s)) => Desired {
-            names,
-            max_capacity,
-            target_tracking: TargetTracking {
-                target_value: s.target_backlog_per_instance,
-                metric: TrackedMetric::Customized {
-                    metric_name: "ApproximateBacklogSizePerInstance",
-                    namespace: "AWS/SageMaker",
-                    dimension: ("EndpointName", endpoint.to_string()),
-                    statistic: "Average",
-                },
-                scale_in_cooldown: s.scale_in_cooldown_seconds,
-                scale_out_cooldown: s.scale_out_cooldown_seconds,
-            },
-            step: StepPolicy {
-                aggregation: "Average",
-                cooldown: s.scale_from_zero.cooldown_seconds,
-                adjustment: s.scale_from_zero.adjustment,
-            },
-            alarm: Alarm {
-                metric_name: "HasBacklogWithoutCapacity",
-                statistic: "Average",
+        (TargetRef::Component(ic), TargetSpec::Component(s)) => (
+            s.target_invocations_per_copy,
+            TrackedMetric::Predefined("SageMakerInferenceComponentInvocationsPerCopy"),
+            (s.scale_in_cooldown_seconds, s.scale_out_cooldown_seconds),
+            s.scale_from_zero.clone(),
+            "Maximum",
+            (
+                "NoCapacityInvocationFailures",
+                "Sum",
+                ("InferenceComponentName", ic.to_string()),
+                format!("scale inference component {ic} out of zero copies"),
+            ),
+        ),
+        // Seed 001 and the AWS async-inference guide: backlog per instance for target
+        // tracking; HasBacklogWithoutCapacity (Average, 2 of 2) fires the step policy. Both
+        // metrics are per endpoint (dimension EndpointName).
+        (TargetRef::EndpointVariant { endpoint, variant }, TargetSpec::Variant(s)) => (
+            s.target_backlog_per_instance,
+            TrackedMetric::Customized {
+                metric_name: "ApproximateBacklogSizePerInstance",
+                namespace: "AWS/SageMaker",
                 dimension: ("EndpointName", endpoint.to_string()),
-                settings: s.scale_from_zero.settings(),
-                description: format!("zeroscale: scale variant {variant} of async endpoint {endpoint} out of zero instances. Managed by zeroscale; edits are reverted."),
+                statistic: "Average",
             },
+            (s.scale_in_cooldown_seconds, s.scale_out_cooldown_seconds),
+            s.scale_from_zero.settings(),
+            "Average",
+            (
+                "HasBacklogWithoutCapacity",
+                "Average",
+                ("EndpointName", endpoint.to_string()),
+                format!(
+                    "scale variant {variant} of async endpoint {endpoint} out of zero instances"
+                ),
+            ),
+        ),
+        _ => {
+            return Err(format!(
+                "the stored spec of {target} is of another target kind"
+            ))
+        }
+    };
+    let (metric_name, statistic, dimension, purpose) = alarm;
+    Ok(Desired {
+        names: target.owned_names(),
+        max_capacity,
+        target_tracking: TargetTracking {
+            target_value,
+            metric,
+            scale_in_cooldown: cooldowns.0,
+            scale_out_cooldown: cooldowns.1,
         },
-        _ => return Err(format!("the stored spec of {target} is of another target kind")),
+        step: StepPolicy {
+            aggregation,
+            cooldown: zero.cooldown_seconds,
+            adjustment: zero.adjustment,
+        },
+        alarm: Alarm {
+            metric_name,
+            statistic,
+            dimension,
+            settings: zero,
+            description: format!("zeroscale: {purpose}. Managed by zeroscale; edits are reverted."),
+        },
     })
 }
 

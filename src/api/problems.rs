@@ -1,0 +1,80 @@
+//! The problem answers many routes share, described once for the OpenAPI document: each
+//! status and its words once, each set of them one line. A route lists the sets it can answer,
+//! then its own statuses.
+
+use std::collections::BTreeMap;
+
+use utoipa::{
+    openapi::{ContentBuilder, Ref, RefOr, Response, ResponseBuilder},
+    IntoResponses,
+};
+
+/// One problem+json answer: its status and what it means.
+type Answer = (u16, &'static str);
+
+const BAD_QUERY: Answer = (400, "Bad query");
+const MALFORMED: Answer = (400, "Malformed JSON or headers");
+const UNAUTHORIZED: Answer = (401, "Missing or unknown token");
+const READ_SCOPE: Answer = (403, "Token lacks the read scope");
+const WRITE_SCOPE: Answer = (403, "Token lacks the write scope");
+const NOT_MANAGED: Answer = (404, "Not managed by zeroscale");
+const IN_FLIGHT: Answer = (409, "A request with this Idempotency-Key is in flight");
+const STALE: Answer = (412, "If-Match does not match the current version");
+const TOO_LARGE: Answer = (413, "Body too large");
+const NOT_JSON: Answer = (415, "Body is not JSON");
+const INVALID_FILTER: Answer = (422, "Invalid filter");
+
+/// The OpenAPI responses of `answers`, each a `Problem` as application/problem+json.
+fn problems(answers: &[Answer]) -> BTreeMap<String, RefOr<Response>> {
+    answers
+        .iter()
+        .map(|(status, description)| {
+            let content = ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("Problem")))
+                .build();
+            let response = ResponseBuilder::new()
+                .description(*description)
+                .content("application/problem+json", content)
+                .build();
+            (status.to_string(), RefOr::T(response))
+        })
+        .collect()
+}
+
+/// Declares a set of answers as a type a route's `responses(...)` can list.
+macro_rules! problem_set {
+    ($(#[$doc:meta])* $name:ident = [$($answer:ident),+]) => {
+        $(#[$doc])*
+        pub struct $name;
+        impl IntoResponses for $name {
+            fn responses() -> BTreeMap<String, RefOr<Response>> {
+                problems(&[$($answer),+])
+            }
+        }
+    };
+}
+
+problem_set!(
+    /// A read that needs the `read` scope.
+    ReadAuth = [UNAUTHORIZED, READ_SCOPE]
+);
+problem_set!(
+    /// A read with a query string, with the `read` scope.
+    ReadQuery = [BAD_QUERY, UNAUTHORIZED, READ_SCOPE]
+);
+problem_set!(
+    /// A page of a list, filtered, with the `read` scope.
+    ReadList = [BAD_QUERY, UNAUTHORIZED, READ_SCOPE, INVALID_FILTER]
+);
+problem_set!(
+    /// A write, with the `write` scope.
+    WriteAuth = [UNAUTHORIZED, WRITE_SCOPE]
+);
+problem_set!(
+    /// A write with a JSON body, If-Match and Idempotency-Key.
+    WriteBody = [MALFORMED, IN_FLIGHT, STALE, TOO_LARGE, NOT_JSON]
+);
+problem_set!(
+    /// A route about one target that zeroscale may not manage.
+    NotManaged = [NOT_MANAGED]
+);
