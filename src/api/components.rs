@@ -58,10 +58,9 @@ pub(crate) fn parse_name(name: &str) -> Result<TargetRef, ApiError> {
         (status = 202, description = "Accepted as a new version; poll the operation in Location", body = ComponentChange,
             headers(("Location" = String, description = "The operation"), ("ETag" = String, description = "The new version"))),
         (status = 200, description = "Identical to the current version: nothing to do; or, with dry_run, the verdict and plan", body = EnableOk),
-        problems::WriteBody,
-        problems::WriteAuth,
+        problems::Write,
         (status = 422, description = "Invalid name or settings, Idempotency-Key reused with another body, or the name is an endpoint (code wrong_target_kind)", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Dry run: AWS unavailable", body = Problem, content_type = "application/problem+json"),
+        problems::DryRun,
     ),
     security(("bearer" = [])))]
 pub async fn enable(

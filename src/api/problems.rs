@@ -23,6 +23,7 @@ const STALE: Answer = (412, "If-Match does not match the current version");
 const TOO_LARGE: Answer = (413, "Body too large");
 const NOT_JSON: Answer = (415, "Body is not JSON");
 const INVALID_FILTER: Answer = (422, "Invalid filter");
+const AWS_UNAVAILABLE: Answer = (503, "Dry run: AWS unavailable");
 
 /// The OpenAPI responses of `answers`, each a `Problem` as application/problem+json.
 fn problems(answers: &[Answer]) -> BTreeMap<String, RefOr<Response>> {
@@ -71,8 +72,12 @@ problem_set!(
     WriteAuth = [UNAUTHORIZED, WRITE_SCOPE]
 );
 problem_set!(
-    /// A write with a JSON body, If-Match and Idempotency-Key.
-    WriteBody = [MALFORMED, IN_FLIGHT, STALE, TOO_LARGE, NOT_JSON]
+    /// A write with a JSON body, If-Match and Idempotency-Key, with the `write` scope.
+    Write = [MALFORMED, UNAUTHORIZED, WRITE_SCOPE, IN_FLIGHT, STALE, TOO_LARGE, NOT_JSON]
+);
+problem_set!(
+    /// A write that can be a dry run, which asks AWS.
+    DryRun = [AWS_UNAVAILABLE]
 );
 problem_set!(
     /// A route about one target that zeroscale may not manage.

@@ -74,10 +74,9 @@ pub(crate) fn parse(endpoint: &str, variant: &str) -> Result<TargetRef, ApiError
         (status = 202, description = "Accepted as a new version; poll the operation in Location", body = VariantChange,
             headers(("Location" = String, description = "The operation"), ("ETag" = String, description = "The new version"))),
         (status = 200, description = "Identical to the current version: nothing to do; or, with dry_run, the verdict and plan", body = VariantEnableOk),
-        problems::WriteBody,
-        problems::WriteAuth,
+        problems::Write,
         (status = 422, description = "Invalid names or settings, Idempotency-Key reused with another body, or the endpoint name is an inference component (code wrong_target_kind)", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Dry run: AWS unavailable", body = Problem, content_type = "application/problem+json"),
+        problems::DryRun,
     ),
     security(("bearer" = [])))]
 pub async fn enable(

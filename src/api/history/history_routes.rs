@@ -78,11 +78,10 @@ pub async fn component_diff(
         (status = 202, description = "Accepted as a new version; poll the operation in Location", body = components::ComponentChange,
             headers(("Location" = String, description = "The operation"), ("ETag" = String, description = "The new version"))),
         (status = 200, description = "Already in that state: nothing to do; or, with dry_run, the verdict and plan", body = components::EnableOk),
-        problems::WriteBody,
-        problems::WriteAuth,
+        problems::Write,
         (status = 404, description = "Not managed, or no such version", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid name or body, or Idempotency-Key reused with another body", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Dry run: AWS unavailable", body = Problem, content_type = "application/problem+json"),
+        problems::DryRun,
     ),
     security(("bearer" = [])))]
 pub async fn component_rollback(
@@ -179,11 +178,10 @@ pub async fn variant_diff(
         (status = 202, description = "Accepted as a new version; poll the operation in Location", body = variants::VariantChange,
             headers(("Location" = String, description = "The operation"), ("ETag" = String, description = "The new version"))),
         (status = 200, description = "Already in that state: nothing to do; or, with dry_run, the verdict and plan", body = variants::VariantEnableOk),
-        problems::WriteBody,
-        problems::WriteAuth,
+        problems::Write,
         (status = 404, description = "Not managed, or no such version", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid names or body, or Idempotency-Key reused with another body", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Dry run: AWS unavailable", body = Problem, content_type = "application/problem+json"),
+        problems::DryRun,
     ),
     security(("bearer" = [])))]
 pub async fn variant_rollback(
