@@ -142,10 +142,18 @@ async fn postgres_going_away_while_jobs_run_loses_and_duplicates_nothing() {
     for n in &names {
         ops.push(enable(&app, &token, n).await);
     }
-    tokio::time::sleep(Duration::from_millis(400)).await; // jobs are mid-flight
+    common::wait_for("a job mid-flight", Duration::from_secs(10), || async {
+        let running: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs WHERE state = 'running'")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+        (running > 0).then_some(())
+    })
+    .await;
     proxy.cut();
     let ready = app.client.get(app.url("/readyz")).send().await.unwrap();
     assert_eq!(ready.status(), 503, "readiness reflects the outage");
+    // The outage lasts a while (the scenario), whatever the jobs do meanwhile.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     proxy.restore();
     for op in &ops {
@@ -189,17 +197,24 @@ async fn aws_unreachable_for_a_while_backs_off_then_converges() {
     for n in &names {
         ops.push(enable(&app, &token, n).await);
     }
-    tokio::time::sleep(Duration::from_millis(1200)).await;
-    let failing: Value = app
-        .client
-        .get(app.url(&ops[0]))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let failing: Value = common::wait_for(
+        "a retry while AWS is away",
+        Duration::from_secs(30),
+        || async {
+            let op: Value = app
+                .client
+                .get(app.url(&ops[0]))
+                .bearer_auth(&token)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            (op["attempt"].as_i64().unwrap_or(0) >= 2 && op["errors"][0].is_object()).then_some(op)
+        },
+    )
+    .await;
     assert!(
         failing["attempt"].as_i64().unwrap() >= 2,
         "retrying while AWS is away: {failing}"
@@ -235,17 +250,18 @@ async fn sigterm_during_a_job_releases_it_to_another_worker() {
     let first_stop = CancellationToken::new();
     let first = worker(&sb.url, &app.db.url, 200, first_stop.clone()).await;
     let op = enable(&app, &token, &names[0]).await;
-    for _ in 0..100 {
-        if sb
-            .calls()
-            .await
-            .iter()
-            .any(|c| c["operation"] == "PutScalingPolicy")
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    common::wait_for(
+        "the first worker mid-job (PutScalingPolicy sent)",
+        Duration::from_secs(10),
+        || async {
+            let calls = sb.calls().await;
+            calls
+                .iter()
+                .any(|c| c["operation"] == "PutScalingPolicy")
+                .then_some(())
+        },
+    )
+    .await;
     first_stop.cancel(); // SIGTERM: stop claiming, 200 ms grace, then release
     first.await.unwrap().unwrap();
     let released: Value = app

@@ -633,13 +633,18 @@ async fn pools_composite_alarms_gone_alarms_and_quota_errors() {
         .unwrap()
         .to_string();
     // The DeleteAlarms call is in flight (delayed) once the observation is done.
-    for _ in 0..100 {
-        let ops = e.ops_since(seq).await;
-        if ops.iter().any(|o| o == "DescribeAlarms") {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    common::wait_for(
+        "the observation (DescribeAlarms)",
+        std::time::Duration::from_secs(10),
+        || async {
+            let ops = e.ops_since(seq).await;
+            ops.iter().any(|o| o == "DescribeAlarms").then_some(())
+        },
+    )
+    .await;
+    // Aim for the window in which the delayed DeleteAlarms is in flight. Either order passes
+    // the assertions below: an alarm gone before the delete arrives answers ResourceNotFound,
+    // which is tolerated the same way.
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     let gone = e.sb.sandbox.world().alarms.remove(IC_ALARM);
     assert!(gone.is_some(), "deleted behind zeroscale's back");

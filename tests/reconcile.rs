@@ -660,17 +660,18 @@ async fn a_worker_killed_between_steps_is_rescued_without_duplicates() {
         .as_str()
         .unwrap()
         .to_string();
-    for _ in 0..100 {
-        if sb
-            .calls()
-            .await
-            .iter()
-            .any(|c| c["operation"] == "RegisterScalableTarget")
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    common::wait_for(
+        "the first worker past RegisterScalableTarget",
+        Duration::from_secs(10),
+        || async {
+            let calls = sb.calls().await;
+            calls
+                .iter()
+                .any(|c| c["operation"] == "RegisterScalableTarget")
+                .then_some(())
+        },
+    )
+    .await;
     first.abort(); // kill -9, between RegisterScalableTarget and the policies
     let _ = first.await;
     sb.control("DELETE", "/faults", json!({})).await;
@@ -930,4 +931,20 @@ async fn a_first_enable_makes_only_the_calls_it_needs() {
             "PutMetricAlarm",
         ]
     );
+}
+
+/// The harness's own check: a test that enqueues a job and ends without waiting for it fails
+/// (the Env's drop finds the job queued or running).
+#[tokio::test]
+#[should_panic(expected = "not run to the end")]
+async fn a_test_that_does_not_wait_for_its_job_fails() {
+    let env = common::reconcile::env().await;
+    let (status, _) = env
+        .call(
+            reqwest::Method::POST,
+            "/components/demo-component/scale-to-zero",
+            None,
+        )
+        .await;
+    assert_eq!(status, 202);
 }

@@ -234,3 +234,24 @@ impl TestApp {
     }
 }
 pub mod aws;
+
+/// Polls `probe` every 20 ms until it yields `Some` (returned) or `within` passes, then fails
+/// the test naming `what`: tests wait on an observable state, never on a guess at how long
+/// something takes.
+pub async fn wait_for<T, F, Fut>(what: &str, within: Duration, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if let Some(found) = probe().await {
+            return found;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "gave up waiting for {what} after {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -31,11 +31,47 @@ pub struct Env {
     pub sb: SandboxEnv,
     pub token: String,
     pub stop: CancellationToken,
+    /// Why this test may end with jobs that did not finish (see [`Env::allow_unfinished_jobs`]).
+    pub unfinished_ok: Option<&'static str>,
 }
 
+/// As crates.io's test harness does: a test that enqueued jobs must have run them. When an
+/// [`Env`] goes away (and the test has not already failed), every job must be finished
+/// (completed, discarded or cancelled); one still queued, retrying or running means the test
+/// stopped before what it asked for happened, so its assertions may not cover it.
 impl Drop for Env {
     fn drop(&mut self) {
         self.stop.cancel();
+        if std::thread::panicking() || self.unfinished_ok.is_some() {
+            return;
+        }
+        let url = self.app.db.url.clone();
+        let unfinished = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&url).await?;
+                sqlx::query_as::<_, (i64, String, String, String)>(
+                    "SELECT id, kind, COALESCE(target, ''), state::text FROM jobs \
+                     WHERE state IN ('available', 'retryable', 'running') ORDER BY id",
+                )
+                .fetch_all(&mut conn)
+                .await
+            })
+        })
+        .join()
+        .expect("the unfinished-jobs check ran");
+        match unfinished {
+            Ok(jobs) if jobs.is_empty() => {}
+            Ok(jobs) => panic!(
+                "the test ended with {} job(s) it enqueued not run to the end (id, kind, target, state): {jobs:?}; \
+                 wait for them, or call Env::allow_unfinished_jobs with the reason",
+                jobs.len()
+            ),
+            Err(e) => panic!("the unfinished-jobs check could not read the jobs: {e}"),
+        }
     }
 }
 
@@ -92,10 +128,17 @@ pub async fn env() -> Env {
         sb,
         token,
         stop,
+        unfinished_ok: None,
     }
 }
 
 impl Env {
+    /// Lets this test end with jobs not finished, for the reason given (a test about a job that
+    /// cannot finish, for instance).
+    pub fn allow_unfinished_jobs(&mut self, reason: &'static str) {
+        self.unfinished_ok = Some(reason);
+    }
+
     /// Calls the API with the token; the status and the JSON body (Null if none).
     pub async fn call(
         &self,
