@@ -293,27 +293,34 @@ async fn two_jobs_for_one_target_never_run_at_the_same_time() {
     let (_db, pool) = database().await;
     let current = Arc::new(AtomicUsize::new(0));
     let peak = Arc::new(AtomicUsize::new(0));
-    let (c, p) = (current.clone(), peak.clone());
+    // Each run holds until the test lets it go, so the first is still running, whatever the
+    // machine's speed, while the test looks at the second.
+    let release = Arc::new(tokio::sync::Semaphore::new(0));
+    let (c, p, r) = (current.clone(), peak.clone(), release.clone());
     let registry = Registry::new().register("converge", move |_ctx: JobContext| {
-        let (c, p) = (c.clone(), p.clone());
+        let (c, p, r) = (c.clone(), p.clone(), r.clone());
         async move {
             let now = c.fetch_add(1, Ordering::SeqCst) + 1;
             p.fetch_max(now, Ordering::SeqCst);
-            tokio::time::sleep(Duration::from_millis(300)).await;
+            r.acquire().await.expect("the gate stays open").forget();
             c.fetch_sub(1, Ordering::SeqCst);
             Ok(None)
         }
     });
-    let w = start(&pool, registry, fast_config());
+    let config = fast_config();
+    let poll = config.poll_interval;
+    let w = start(&pool, registry, config);
     let first = enqueue(&pool, "converge", Some("component/shared"), json!({"v": 1})).await;
     wait_state(&pool, first, JobState::Running, 10).await;
     let second = enqueue(&pool, "converge", Some("component/shared"), json!({"v": 2})).await;
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Several claim rounds pass (NOTIFY and polls) while the first is held.
+    tokio::time::sleep(poll * 4).await;
     assert_eq!(
         job(&pool, second).await.state,
         JobState::Available,
         "waits for the running job"
     );
+    release.add_permits(2);
     let a = wait_state(&pool, first, JobState::Completed, 10).await;
     let b = wait_state(&pool, second, JobState::Completed, 10).await;
     w.shutdown().await;
