@@ -19,7 +19,7 @@ fn world() -> World {
     .unwrap();
     w.settings.provisioning_delay_seconds = 0.0;
     // Kinder than AWS on purpose: these tests exercise the scaling arithmetic on a target
-    // registered a moment ago; eventual consistency has its own tests (tests/sandbox.rs).
+    // registered a moment ago; eventual consistency has its own tests (tests/it/sandbox.rs).
     w.settings.eventual_consistency = false;
     autoscaling::handle(&mut w, "RegisterScalableTarget", &json!({"ServiceNamespace": "sagemaker",
         "ResourceId": "endpoint/ep/variant/AllTraffic", "ScalableDimension": "sagemaker:variant:DesiredInstanceCount",

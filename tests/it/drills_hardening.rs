@@ -1,7 +1,7 @@
 //! Hardening drills (issue 14): a replica SIGKILLed mid-run, and Postgres going away during 100
 //! enables. Figures are printed (run with `--nocapture` to read them).
 
-mod common;
+use crate::common;
 
 use std::{
     collections::HashMap,

@@ -1,7 +1,7 @@
 //! The reconciler end to end: the API, the job engine and the reconcile handler against the
 //! sandbox, over HTTP with the real AWS SDK clients.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

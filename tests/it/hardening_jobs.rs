@@ -2,7 +2,7 @@
 //! displaced, no AWS call while a database connection is held, keys and jobs expire in batches,
 //! a stuck lock cannot hang the API.
 
-mod common;
+use crate::common;
 
 use std::{
     sync::{

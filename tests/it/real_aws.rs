@@ -2,7 +2,7 @@
 //! the whole stack against the sandbox's AWS-like defaults and fails on a reconciler that shares
 //! the old blind spot.
 
-mod common;
+use crate::common;
 
 use aws_sdk_applicationautoscaling::types::{
     AdjustmentType, PolicyType, ScalableDimension, ServiceNamespace, StepAdjustment,

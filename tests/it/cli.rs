@@ -1,7 +1,7 @@
 //! The binary as a user runs it: `migrate` creates a missing database, `serve` logs its AWS
 //! identity once, answers and stops on SIGTERM, `openapi` prints exactly the committed spec.
 
-mod common;
+use crate::common;
 
 use std::{process::Stdio, time::Duration};
 

@@ -1,7 +1,7 @@
 //! Bad input and outages (issue 14): every refusal is a clear problem+json that changes
 //! nothing, from whichever layer refuses.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

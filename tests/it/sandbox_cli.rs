@@ -3,7 +3,7 @@
 //! describe commands, and CloudWatch shows the same alarm to the CLI (JSON 1.0) and to the Rust
 //! SDK (CBOR). The CLI comes from `scripts/ensure-python-tools` (PyPI `awscli` in `.venv/`).
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 

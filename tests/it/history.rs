@@ -1,7 +1,7 @@
 //! Version history, diffs and rollback: who changed a target, what changed, and putting it back,
 //! through the API, with the job engine and the sandbox behind it.
 
-mod common;
+use crate::common;
 
 use aws_sdk_applicationautoscaling::types::ServiceNamespace;
 use common::reconcile::{env, Env};

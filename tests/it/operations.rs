@@ -1,6 +1,6 @@
 //! What the platform team runs on: Prometheus metrics, write rate limits, CORS.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -2,7 +2,7 @@
 //! activities and target tracking's own alarms, each as AWS's models and guides describe them
 //! (shared/docs/aws-facts.md), driven by the real AWS SDK for Rust clients.
 
-mod common;
+use crate::common;
 
 use aws_sdk_applicationautoscaling::{
     error::ProvideErrorMetadata,

@@ -1,7 +1,7 @@
 //! Async-inference endpoint variants (seed 001) end to end: the API, the job engine and the
 //! reconciler against the sandbox, over HTTP with the real AWS SDK clients.
 
-mod common;
+use crate::common;
 
 use aws_sdk_applicationautoscaling::types::{ScalableDimension, ServiceNamespace};
 use aws_sdk_cloudwatch::types::{ComparisonOperator, StateValue, Statistic};

@@ -1,6 +1,6 @@
 //! The desired-state API for inference components, through HTTP.
 
-mod common;
+use crate::common;
 
 use common::{spawn_app, TestApp};
 use reqwest::{Method, StatusCode};

@@ -1,7 +1,7 @@
 //! Hardening of the API and its auth path (issue 14): metrics from memory behind a token,
 //! made-up tokens, revocation, CORS, trusted proxies, who sees callers' addresses.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

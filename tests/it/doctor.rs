@@ -3,7 +3,7 @@
 //! the database is down or unmigrated; `serve` and `worker` stop with a sentence when there is
 //! no Region or no credentials.
 
-mod common;
+use crate::common;
 
 use std::{process::Output, time::Duration};
 

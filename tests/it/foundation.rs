@@ -1,6 +1,6 @@
 //! The service foundation: request ids, readiness, problem+json errors, limits, shutdown.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -4,7 +4,7 @@
 //! enums, patterns and error codes. The flows: `doctor` (STS and the probes, one denied), enable,
 //! drift repair, disable and failures, for both kinds of target. Zero violations.
 
-mod common;
+use crate::common;
 
 use std::{path::Path, process::Command};
 

@@ -1,6 +1,6 @@
 //! The durable job engine against a real Postgres database per test.
 
-mod common;
+use crate::common;
 
 use std::{
     collections::HashMap,

@@ -4,7 +4,7 @@
 //! denied, when a flow uses an action the policy does not grant, or when the policy grants an
 //! action no flow uses. `GET /doctor` is checked under the same policy.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 
@@ -217,7 +217,7 @@ async fn every_flow_runs_under_the_policy_and_uses_every_line_of_it() {
     );
 
     // The comment file gives a reason for each action.
-    let why = include_str!("../deploy/iam-policy.md");
+    let why = include_str!("../../deploy/iam-policy.md");
     for action in &granted {
         assert!(
             why.contains(&format!("`{action}`")),

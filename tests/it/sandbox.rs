@@ -1,6 +1,6 @@
 //! The protocol-level AWS sandbox, driven by the real AWS SDK for Rust clients over HTTP.
 
-mod common;
+use crate::common;
 
 use aws_sdk_applicationautoscaling::{
     error::ProvideErrorMetadata,

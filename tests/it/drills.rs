@@ -1,7 +1,7 @@
 //! Failure drills: the database goes away while jobs run, AWS (the sandbox) is unreachable for a
 //! while, and a worker gets SIGTERM mid-job. Nothing may be lost or duplicated.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

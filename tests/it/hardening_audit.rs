@@ -1,7 +1,7 @@
 //! The audit log's defences (issue 14): the service's role cannot alter it, and a hash chain
 //! makes tampering evident even to someone who can.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

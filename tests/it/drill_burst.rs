@@ -2,7 +2,7 @@
 //! describe must not stall reads. Alone in its own test binary so that nothing else competes
 //! for the machine while the reads are timed; figures are printed (`--nocapture`).
 
-mod common;
+use crate::common;
 
 use std::{
     sync::Arc,

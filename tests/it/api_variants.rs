@@ -1,7 +1,7 @@
 //! The desired-state API for async endpoint variants, through HTTP: the same idempotency,
 //! concurrency, audit and status behaviour as components, with seed 001's defaults.
 
-mod common;
+use crate::common;
 
 use common::{spawn_app, TestApp};
 use reqwest::{Method, StatusCode};

@@ -201,7 +201,8 @@ impl SandboxEnv {
 
 /// deploy/iam-policy.json: the policy zeroscale's role needs.
 pub fn deploy_policy() -> Value {
-    serde_json::from_str(include_str!("../../deploy/iam-policy.json")).expect("the policy is JSON")
+    serde_json::from_str(include_str!("../../../deploy/iam-policy.json"))
+        .expect("the policy is JSON")
 }
 
 /// The deploy policy without one action (statements left with none are dropped).

@@ -2,7 +2,7 @@
 //! answers STS GetCallerIdentity over AWS Query: what `doctor`, start-up and the policy
 //! coverage test rely on.
 
-mod common;
+use crate::common;
 
 use aws_sdk_sagemaker::error::ProvideErrorMetadata as _;
 use common::aws::{deploy_policy, deploy_policy_without as policy_without, sdk_config, SandboxEnv};
