@@ -5,18 +5,17 @@ use serde_json::{json, Value};
 
 use super::{key_of, not_found, unhook, IC_DIMENSION};
 use crate::{
-    params::{check_enum, opt_f64, opt_str, page, req_str, str_list, with_token},
+    params::{check_enum, opt_str, page, req_str, str_list, with_token},
     protocol::{ts, AwsError},
-    world::{arn, Alarm, Policy, TargetKey, World},
+    world::{arn, Alarm, Policy, StepConfig, TargetKey, TargetTrackingConfig, World},
 };
 
-pub(super) fn validate_step(cfg: &Value) -> Result<(), AwsError> {
-    let adjustment = cfg
-        .get("AdjustmentType")
-        .and_then(Value::as_str)
-        .ok_or_else(|| {
-            AwsError::validation("StepScalingPolicyConfiguration.AdjustmentType is required")
-        })?;
+/// AWS's checks of a step configuration: an adjustment type, 1 to 20 steps with integer
+/// adjustments, and intervals that neither overlap nor leave gaps.
+fn validate_step(cfg: &StepConfig) -> Result<(), AwsError> {
+    let adjustment = cfg.adjustment_type.as_deref().ok_or_else(|| {
+        AwsError::validation("StepScalingPolicyConfiguration.AdjustmentType is required")
+    })?;
     check_enum(
         "AdjustmentType",
         adjustment,
@@ -26,27 +25,22 @@ pub(super) fn validate_step(cfg: &Value) -> Result<(), AwsError> {
             "PercentChangeInCapacity",
         ],
     )?;
-    if let Some(agg) = cfg.get("MetricAggregationType").and_then(Value::as_str) {
+    if let Some(agg) = &cfg.metric_aggregation_type {
         check_enum(
             "MetricAggregationType",
             agg,
             &["Average", "Minimum", "Maximum"],
         )?;
     }
-    if cfg
-        .get("Cooldown")
-        .and_then(Value::as_i64)
-        .is_some_and(|c| c < 0)
-    {
+    if cfg.cooldown.is_some_and(|c| c < 0) {
         return Err(AwsError::validation("Cooldown must be >= 0"));
     }
-    let steps = cfg
-        .get("StepAdjustments")
-        .and_then(Value::as_array)
-        .filter(|s| !s.is_empty());
-    let steps = steps.ok_or_else(|| {
-        AwsError::validation("StepAdjustments must contain at least one step adjustment")
-    })?;
+    let steps = &cfg.step_adjustments;
+    if steps.is_empty() {
+        return Err(AwsError::validation(
+            "StepAdjustments must contain at least one step adjustment",
+        ));
+    }
     if steps.len() > 20 {
         return Err(AwsError::validation(
             "A step scaling policy can have at most 20 step adjustments",
@@ -54,13 +48,13 @@ pub(super) fn validate_step(cfg: &Value) -> Result<(), AwsError> {
     }
     let mut bounds: Vec<(f64, f64)> = Vec::new();
     for s in steps {
-        if s.get("ScalingAdjustment").and_then(Value::as_i64).is_none() {
+        if s.scaling_adjustment.is_none() {
             return Err(AwsError::validation(
                 "Each step adjustment needs an integer ScalingAdjustment",
             ));
         }
-        let lo = opt_f64(s, "MetricIntervalLowerBound").unwrap_or(f64::NEG_INFINITY);
-        let hi = opt_f64(s, "MetricIntervalUpperBound").unwrap_or(f64::INFINITY);
+        let lo = s.metric_interval_lower_bound.unwrap_or(f64::NEG_INFINITY);
+        let hi = s.metric_interval_upper_bound.unwrap_or(f64::INFINITY);
         if lo >= hi {
             return Err(AwsError::validation(
                 "MetricIntervalLowerBound must be less than MetricIntervalUpperBound",
@@ -69,35 +63,31 @@ pub(super) fn validate_step(cfg: &Value) -> Result<(), AwsError> {
         bounds.push((lo, hi));
     }
     bounds.sort_by(|a, b| a.0.total_cmp(&b.0));
-    for pair in bounds.windows(2) {
-        if pair[0].1 != pair[1].0 {
-            return Err(AwsError::validation(
-                "Step adjustments must not overlap or leave gaps between their intervals",
-            ));
-        }
+    if bounds.windows(2).any(|pair| pair[0].1 != pair[1].0) {
+        return Err(AwsError::validation(
+            "Step adjustments must not overlap or leave gaps between their intervals",
+        ));
     }
     Ok(())
 }
 
-pub(super) fn validate_target_tracking(cfg: &Value, dim: &str) -> Result<(), AwsError> {
-    let target = cfg
-        .get("TargetValue")
-        .and_then(Value::as_f64)
-        .ok_or_else(|| {
-            AwsError::validation("TargetTrackingScalingPolicyConfiguration.TargetValue is required")
-        })?;
+/// AWS's checks of a target-tracking configuration: a positive target value and exactly one
+/// metric, predefined ones limited to those of the scalable dimension.
+fn validate_target_tracking(cfg: &TargetTrackingConfig, dim: &str) -> Result<(), AwsError> {
+    let target = cfg.target_value.ok_or_else(|| {
+        AwsError::validation("TargetTrackingScalingPolicyConfiguration.TargetValue is required")
+    })?;
     if target <= 0.0 {
         return Err(AwsError::validation("TargetValue must be greater than 0"));
     }
-    match (cfg.get("PredefinedMetricSpecification"), cfg.get("CustomizedMetricSpecification")) {
+    match (&cfg.predefined_metric_specification, &cfg.customized_metric_specification) {
         (Some(pre), None) => {
-            let t = pre.get("PredefinedMetricType").and_then(Value::as_str).unwrap_or_default();
             let allowed = if dim == IC_DIMENSION {
                 ["SageMakerInferenceComponentInvocationsPerCopy", "SageMakerInferenceComponentConcurrentRequestsPerCopyHighResolution"]
             } else {
                 ["SageMakerVariantInvocationsPerInstance", "SageMakerVariantConcurrentRequestsPerModelHighResolution"]
             };
-            check_enum("PredefinedMetricType", t, &allowed)
+            check_enum("PredefinedMetricType", &pre.predefined_metric_type, &allowed)
         }
         (None, Some(custom)) => {
             if custom.get("MetricName").and_then(Value::as_str).is_none() && custom.get("Metrics").is_none() {
@@ -188,27 +178,35 @@ fn target_is_listed(w: &mut World, key: &TargetKey) -> Result<(), AwsError> {
     Ok(())
 }
 
-/// The policy's (step, target-tracking) configuration, the one its type needs, validated.
+/// The policy's (step, target-tracking) configuration, the one its type needs, parsed and
+/// validated.
 fn configuration(
     p: &Value,
     policy_type: &str,
     key: &TargetKey,
-) -> Result<(Option<Value>, Option<Value>), AwsError> {
-    let required = |member: &str| {
-        p.get(member).ok_or_else(|| {
+) -> Result<(Option<StepConfig>, Option<TargetTrackingConfig>), AwsError> {
+    fn parse<T: serde::de::DeserializeOwned>(
+        p: &Value,
+        member: &str,
+        policy_type: &str,
+    ) -> Result<T, AwsError> {
+        let v = p.get(member).ok_or_else(|| {
             AwsError::validation(format!("{member} is required for a {policy_type} policy"))
-        })
-    };
+        })?;
+        serde_json::from_value(v.clone())
+            .map_err(|e| AwsError::validation(format!("{member} is not valid: {e}")))
+    }
     match policy_type {
         "StepScaling" => {
-            let cfg = required("StepScalingPolicyConfiguration")?;
-            validate_step(cfg)?;
-            Ok((Some(cfg.clone()), None))
+            let cfg: StepConfig = parse(p, "StepScalingPolicyConfiguration", policy_type)?;
+            validate_step(&cfg)?;
+            Ok((Some(cfg), None))
         }
         "TargetTrackingScaling" => {
-            let cfg = required("TargetTrackingScalingPolicyConfiguration")?;
-            validate_target_tracking(cfg, &key.2)?;
-            Ok((None, Some(cfg.clone())))
+            let cfg: TargetTrackingConfig =
+                parse(p, "TargetTrackingScalingPolicyConfiguration", policy_type)?;
+            validate_target_tracking(&cfg, &key.2)?;
+            Ok((None, Some(cfg)))
         }
         _ => Err(AwsError::validation(
             "the sandbox does not simulate predictive scaling",
@@ -221,7 +219,7 @@ fn configuration(
 fn replace_owned_alarms(
     w: &mut World,
     existing: Option<&Policy>,
-    tt: Option<&Value>,
+    tt: Option<&TargetTrackingConfig>,
     policy_arn: &str,
     key: &TargetKey,
 ) -> Vec<String> {
@@ -249,12 +247,12 @@ pub(super) fn aws_owned_alarm(
     policy_arn: &str,
     now: f64,
     side: &str,
-    cfg: &Value,
+    cfg: &TargetTrackingConfig,
     resource_id: &str,
 ) -> Alarm {
-    let target = cfg["TargetValue"].as_f64().unwrap_or(1.0);
+    let target = cfg.target_value.unwrap_or(1.0);
     let high = side == "AlarmHigh";
-    let (metric, dims) = match cfg.get("CustomizedMetricSpecification") {
+    let (metric, dims) = match &cfg.customized_metric_specification {
         Some(c) => (
             c["MetricName"].as_str().unwrap_or_default().to_string(),
             c["Dimensions"].clone(),
@@ -323,10 +321,10 @@ pub(super) fn policy_view(w: &World, p: &Policy) -> Value {
         "Alarms": alarms,
     });
     if let Some(s) = &p.step {
-        out["StepScalingPolicyConfiguration"] = s.clone();
+        out["StepScalingPolicyConfiguration"] = json!(s);
     }
     if let Some(t) = &p.target_tracking {
-        out["TargetTrackingScalingPolicyConfiguration"] = t.clone();
+        out["TargetTrackingScalingPolicyConfiguration"] = json!(t);
     }
     out
 }

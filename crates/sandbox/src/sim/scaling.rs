@@ -1,10 +1,10 @@
 //! Application Auto Scaling's side: step scaling, capacity changes as scaling activities
 //! (failing past the account's instance quota), and what a capacity change does to instances.
 
-use serde_json::{json, Value};
+use serde_json::json;
 
 use super::{sync_component_instances, updating};
-use crate::world::{Activity, TargetKey, World};
+use crate::world::{Activity, StepConfig, TargetKey, World};
 
 pub(super) fn key_of(p: &crate::world::Policy) -> TargetKey {
     (
@@ -51,7 +51,7 @@ pub(super) fn step_scale(
     let Some(adj) = step_adjustment(&cfg, breach) else {
         return;
     };
-    let cooldown = cfg["Cooldown"].as_f64().unwrap_or(0.0);
+    let cooldown = cfg.cooldown.unwrap_or(0) as f64;
     let cooling = policy.last_scale_out.filter(|(t, _)| at < t + cooldown);
     // During a scale-out cooldown, capacity the previous activity added counts toward this one.
     let base = match cooling {
@@ -87,25 +87,23 @@ pub(super) fn step_scale(
 }
 
 /// The ScalingAdjustment of the step whose interval holds `breach`, if any.
-fn step_adjustment(cfg: &Value, breach: f64) -> Option<i64> {
-    cfg["StepAdjustments"].as_array()?.iter().find(|s| {
-        let lo = s["MetricIntervalLowerBound"]
-            .as_f64()
-            .unwrap_or(f64::NEG_INFINITY);
-        let hi = s["MetricIntervalUpperBound"]
-            .as_f64()
-            .unwrap_or(f64::INFINITY);
-        breach >= lo && breach < hi
-    })?["ScalingAdjustment"]
-        .as_i64()
+fn step_adjustment(cfg: &StepConfig, breach: f64) -> Option<i64> {
+    cfg.step_adjustments
+        .iter()
+        .find(|s| {
+            let lo = s.metric_interval_lower_bound.unwrap_or(f64::NEG_INFINITY);
+            let hi = s.metric_interval_upper_bound.unwrap_or(f64::INFINITY);
+            breach >= lo && breach < hi
+        })?
+        .scaling_adjustment
 }
 
 /// The capacity an adjustment of `adj` asks for from `base`, by AdjustmentType.
-fn wanted_capacity(cfg: &Value, adj: i64, base: i64) -> i64 {
-    match cfg["AdjustmentType"].as_str().unwrap_or("ChangeInCapacity") {
+fn wanted_capacity(cfg: &StepConfig, adj: i64, base: i64) -> i64 {
+    match cfg.adjustment_type.as_deref().unwrap_or("ChangeInCapacity") {
         "ExactCapacity" => adj,
         "PercentChangeInCapacity" => {
-            let min_mag = cfg["MinAdjustmentMagnitude"].as_i64().unwrap_or(1);
+            let min_mag = cfg.min_adjustment_magnitude.unwrap_or(1);
             let delta = (base as f64 * adj as f64 / 100.0).round() as i64;
             base + if adj > 0 {
                 delta.max(min_mag)

@@ -110,7 +110,7 @@ fn scale_out_during_cooldown_counts_what_the_last_activity_added() {
     assert_eq!(instances(&w), 3, "1 + 2");
     // Same policy, now +3, still in cooldown: +3 from the pre-activity capacity (1) = 4.
     let mut bigger = w.policies.values().find(|p| p.arn == arn).cloned().unwrap();
-    bigger.step.as_mut().unwrap()["StepAdjustments"][0]["ScalingAdjustment"] = json!(3);
+    bigger.step.as_mut().unwrap().step_adjustments[0].scaling_adjustment = Some(3);
     step_scale(&mut w, &bigger, 1.0, "test", now + 30.0);
     assert_eq!(
         instances(&w),

@@ -62,6 +62,7 @@ pub(super) fn target_tracking(w: &mut World, boundary: f64) {
             continue;
         };
         let cfg = p.target_tracking.clone().unwrap_or_default();
+        let cooldown_of = |c: Option<i64>| c.map_or(300.0, |c| c as f64);
         let alarm = |side: &str| {
             p.owned_alarms
                 .iter()
@@ -71,7 +72,7 @@ pub(super) fn target_tracking(w: &mut World, boundary: f64) {
         };
         match verdict {
             Tracking::High(desired) if !target.suspended_out => {
-                let cooldown = cfg["ScaleOutCooldown"].as_f64().unwrap_or(300.0);
+                let cooldown = cooldown_of(cfg.scale_out_cooldown);
                 let new = desired.min(target.max);
                 let cooled = p
                     .last_scale_out
@@ -88,7 +89,7 @@ pub(super) fn target_tracking(w: &mut World, boundary: f64) {
                 }
             }
             Tracking::Low(desired) if !target.suspended_in => {
-                let cooldown = cfg["ScaleInCooldown"].as_f64().unwrap_or(300.0);
+                let cooldown = cooldown_of(cfg.scale_in_cooldown);
                 let cooled = p.last_scale_in.is_none_or(|t| boundary >= t + cooldown)
                     && p.last_scale_out
                         .is_none_or(|(t, _)| boundary >= t + cooldown);
@@ -123,7 +124,7 @@ pub(super) fn tracking(p: &crate::world::Policy, current: u32) -> Tracking {
     let target_value = p
         .target_tracking
         .as_ref()
-        .and_then(|c| c["TargetValue"].as_f64())
+        .and_then(|c| c.target_value)
         .unwrap_or(1.0)
         .max(1e-9);
     let last = |n: usize| -> Option<Vec<f64>> {
@@ -174,7 +175,7 @@ pub(super) fn per_unit(
 ) -> Option<f64> {
     let cfg = p.target_tracking.as_ref()?;
     let start = boundary - 60.0;
-    if let Some(custom) = cfg.get("CustomizedMetricSpecification") {
+    if let Some(custom) = &cfg.customized_metric_specification {
         let alarm_like = json!({
             "Namespace": custom["Namespace"], "MetricName": custom["MetricName"],
             "Dimensions": custom["Dimensions"], "Statistic": custom["Statistic"],
