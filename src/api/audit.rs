@@ -50,13 +50,13 @@ pub struct AuditQuery {
 }
 
 /// Read the audit log, newest first, with filters (target, actor, action, time range).
-#[utoipa::path(get, path = "/audit", tag = "audit",
+#[utoipa::path(get, path = "/audit", operation_id = "list_audit_events", tag = "audit",
     params(AuditQuery),
     responses(
         (status = 200, description = "A page of events, newest first", body = Page<AuditEvent>),
         problems::ReadList,
-    ),
-    security(("bearer" = [])))]
+    )
+)]
 pub async fn list(
     State(state): State<AppState>,
     Reader(caller): Reader,
@@ -115,8 +115,8 @@ pub async fn list(
         (status = 200, description = "What the verification found", body = audit::Verification),
         (status = 401, description = "Missing or unknown token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Token lacks the audit scope", body = Problem, content_type = "application/problem+json"),
-    ),
-    security(("bearer" = [])))]
+    )
+)]
 pub async fn verify(
     State(state): State<AppState>,
     Reader(caller): Reader,

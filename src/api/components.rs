@@ -15,7 +15,7 @@ use super::{
     extract::ApiQuery,
     extract::OptionalJson,
     problems,
-    targets::{self, EnableQuery, ListQuery, ListRequest},
+    targets::{self, EnableQuery, ListQuery},
     views::{ComponentStatus, Page},
     AppState,
 };
@@ -46,7 +46,7 @@ pub(crate) fn parse_name(name: &str) -> Result<TargetRef, ApiError> {
 ///
 /// Records a new desired version and queues the job that converges AWS to it. With no body,
 /// every setting takes its default. Re-posting the current spec changes nothing (200).
-#[utoipa::path(post, path = "/components/{name}/scale-to-zero", tag = "components",
+#[utoipa::path(post, path = "/components/{name}/scale-to-zero", operation_id = "enable_component", tag = "components",
     params(
         ("name" = String, Path, description = "Inference component name", example = "demo-component", pattern = "^[a-zA-Z0-9]([-a-zA-Z0-9]*[a-zA-Z0-9])?$", max_length = 63),
         EnableQuery,
@@ -61,8 +61,8 @@ pub(crate) fn parse_name(name: &str) -> Result<TargetRef, ApiError> {
         problems::Write,
         (status = 422, description = "Invalid name or settings, Idempotency-Key reused with another body, or the name is an endpoint (code wrong_target_kind)", body = Problem, content_type = "application/problem+json"),
         problems::DryRun,
-    ),
-    security(("bearer" = [])))]
+    )
+)]
 pub async fn enable(
     State(state): State<AppState>,
     Writer(caller): Writer,
@@ -72,14 +72,12 @@ pub async fn enable(
     OptionalJson(spec): OptionalJson<ComponentSpec>,
 ) -> Result<Response, ApiError> {
     let target = parse_name(&name)?;
-    spec.validate().map_err(targets::invalid_spec)?;
-    let dry_run = q.dry_run.unwrap_or(false);
     targets::enable(
         &state,
         &caller,
         target,
         TargetSpec::Component(spec),
-        dry_run,
+        q,
         &headers,
     )
     .await
@@ -98,15 +96,15 @@ pub enum EnableOk {
 /// Re-observe a component now and repair whatever differs from its current version.
 ///
 /// Queues a reconcile job (no new version); the job's plan shows what, if anything, had drifted.
-#[utoipa::path(post, path = "/components/{name}/reconcile", tag = "components",
+#[utoipa::path(post, path = "/components/{name}/reconcile", operation_id = "reconcile_component", tag = "components",
     params(("name" = String, Path, description = "Inference component name", pattern = "^[a-zA-Z0-9]([-a-zA-Z0-9]*[a-zA-Z0-9])?$", max_length = 63)),
     responses(
         (status = 202, description = "Queued; poll the operation in Location", body = ComponentChange),
         problems::WriteAuth,
         problems::NotManaged,
         (status = 422, description = "Invalid name", body = Problem, content_type = "application/problem+json"),
-    ),
-    security(("bearer" = [])))]
+    )
+)]
 pub async fn reconcile(
     State(state): State<AppState>,
     Writer(caller): Writer,
@@ -119,7 +117,7 @@ pub async fn reconcile(
 ///
 /// The job removes the alarm and policies zeroscale created and restores the scalable target's
 /// minimum capacity.
-#[utoipa::path(delete, path = "/components/{name}/scale-to-zero", tag = "components",
+#[utoipa::path(delete, path = "/components/{name}/scale-to-zero", operation_id = "disable_component", tag = "components",
     params(
         ("name" = String, Path, description = "Inference component name", pattern = "^[a-zA-Z0-9]([-a-zA-Z0-9]*[a-zA-Z0-9])?$", max_length = 63),
         crate::api::changes::WriteHeaders,
@@ -133,8 +131,8 @@ pub async fn reconcile(
         (status = 409, description = "Idempotency-Key in flight", body = Problem, content_type = "application/problem+json"),
         (status = 412, description = "Stale If-Match", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid name", body = Problem, content_type = "application/problem+json"),
-    ),
-    security(("bearer" = [])))]
+    )
+)]
 pub async fn disable(
     State(state): State<AppState>,
     Writer(caller): Writer,
@@ -146,7 +144,7 @@ pub async fn disable(
 
 /// Read one component: spec, version (also the ETag), phase, conditions, owned AWS objects and
 /// the last operation.
-#[utoipa::path(get, path = "/components/{name}", tag = "components",
+#[utoipa::path(get, path = "/components/{name}", operation_id = "get_component", tag = "components",
     params(("name" = String, Path, description = "Inference component name", pattern = "^[a-zA-Z0-9]([-a-zA-Z0-9]*[a-zA-Z0-9])?$", max_length = 63)),
     responses(
         (status = 200, description = "The component", body = ComponentStatus,
@@ -154,8 +152,8 @@ pub async fn disable(
         problems::ReadAuth,
         problems::NotManaged,
         (status = 422, description = "Invalid name", body = Problem, content_type = "application/problem+json"),
-    ),
-    security(("bearer" = [])))]
+    )
+)]
 pub async fn get_one(
     State(state): State<AppState>,
     Reader(_caller): Reader,
@@ -165,25 +163,17 @@ pub async fn get_one(
 }
 
 /// List components, by name, with filters and cursor pagination.
-#[utoipa::path(get, path = "/components", tag = "components",
+#[utoipa::path(get, path = "/components", operation_id = "list_components", tag = "components",
     params(ListQuery),
     responses(
         (status = 200, description = "A page of components", body = Page<ComponentStatus>),
         problems::ReadList,
-    ),
-    security(("bearer" = [])))]
+    )
+)]
 pub async fn list(
     State(state): State<AppState>,
     Reader(_caller): Reader,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<Page<Value>>, ApiError> {
-    let request = ListRequest {
-        phase: q.phase,
-        name_prefix: q.prefix,
-        limit: q.limit,
-        cursor: q.cursor,
-    };
-    Ok(Json(
-        targets::list(&state, TargetKind::Component, request).await?,
-    ))
+    Ok(Json(targets::list(&state, TargetKind::Component, q).await?))
 }

@@ -31,14 +31,14 @@ pub struct Readiness {
 }
 
 /// Process liveness: answers as long as the process serves HTTP. Does no I/O.
-#[utoipa::path(get, path = "/healthz", tag = "health",
+#[utoipa::path(get, path = "/healthz", tag = "health", security(()),
     responses((status = 200, description = "The process is alive", body = Liveness)))]
 pub async fn healthz() -> Json<Liveness> {
     Json(Liveness { status: "alive" })
 }
 
 /// Readiness: 200 when the database answers, 503 naming what is down otherwise.
-#[utoipa::path(get, path = "/readyz", tag = "health",
+#[utoipa::path(get, path = "/readyz", tag = "health", security(()),
     responses(
         (status = 200, description = "Ready to serve", body = Readiness),
         (status = 503, description = "A dependency is down", body = crate::error::Problem,

@@ -54,7 +54,7 @@ pub async fn track(req: Request, next: Next) -> Response {
 /// the database (the job workers refresh the queue and target gauges on their maintenance
 /// tick). With `--metrics-token`, the scraper must send it as a bearer token; without one the
 /// route is open, which docs/operations.md documents and the start-up log says.
-#[utoipa::path(get, path = "/metrics", tag = "health",
+#[utoipa::path(get, path = "/metrics", tag = "health", security(()),
     responses(
         (status = 200, description = "Prometheus text format", body = String, content_type = "text/plain"),
         (status = 401, description = "A metrics token is configured and was not sent", body = crate::error::Problem, content_type = "application/problem+json"),

@@ -138,6 +138,8 @@ const DOCS_HTML: &str = include_str!("../../assets/docs.html");
         license(name = "Apache-2.0")
     ),
     modifiers(&BearerAuth),
+    // Every route needs a token unless it says otherwise (the probes and /metrics do).
+    security(("bearer" = [])),
     tags(
         (name = "components", description = "Scale-to-zero for SageMaker inference components"),
         (name = "endpoints", description = "Scale-to-zero for async-inference endpoint variants"),

@@ -67,15 +67,15 @@ pub struct Operation {
 }
 
 /// Read an operation: state, attempts, errors and the steps done.
-#[utoipa::path(get, path = "/operations/{id}", tag = "operations",
+#[utoipa::path(get, path = "/operations/{id}", operation_id = "get_operation", tag = "operations",
     params(("id" = i64, Path, description = "Operation id (from a write's Location)")),
     responses(
         (status = 200, description = "The operation", body = Operation),
         (status = 400, description = "Not an operation id", body = Problem, content_type = "application/problem+json"),
         problems::ReadAuth,
         (status = 404, description = "No such operation (or expired by retention)", body = Problem, content_type = "application/problem+json"),
-    ),
-    security(("bearer" = [])))]
+    )
+)]
 pub async fn get_one(
     State(state): State<AppState>,
     Reader(_caller): Reader,

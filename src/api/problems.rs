@@ -24,6 +24,9 @@ const TOO_LARGE: Answer = (413, "Body too large");
 const NOT_JSON: Answer = (415, "Body is not JSON");
 const INVALID_FILTER: Answer = (422, "Invalid filter");
 const AWS_UNAVAILABLE: Answer = (503, "Dry run: AWS unavailable");
+const NO_SUCH_VERSION: Answer = (404, "Not managed, or no such version");
+const INVALID_VERSION: Answer = (422, "Invalid name or version");
+const INVALID_PAGE: Answer = (422, "Invalid name, limit or cursor");
 
 /// The OpenAPI responses of `answers`, each a `Problem` as application/problem+json.
 fn problems(answers: &[Answer]) -> BTreeMap<String, RefOr<Response>> {
@@ -82,4 +85,12 @@ problem_set!(
 problem_set!(
     /// A route about one target that zeroscale may not manage.
     NotManaged = [NOT_MANAGED]
+);
+problem_set!(
+    /// A route about one version of a target.
+    NoSuchVersion = [NO_SUCH_VERSION, INVALID_VERSION]
+);
+problem_set!(
+    /// A page of a target's versions.
+    VersionPage = [NOT_MANAGED, INVALID_PAGE]
 );

@@ -56,9 +56,11 @@ pub async fn enable(
     caller: &Caller,
     target: TargetRef,
     spec: TargetSpec,
-    dry_run: bool,
+    q: EnableQuery,
     headers: &HeaderMap,
 ) -> Result<Response, ApiError> {
+    spec.validate().map_err(invalid_spec)?;
+    let dry_run = q.dry_run.unwrap_or(false);
     // Headers are checked for a dry run too: it answers what the real request would.
     let if_match = changes::if_match(headers)?;
     let idempotency_key = changes::idempotency_key(headers)?;
@@ -285,20 +287,20 @@ pub struct ListQuery {
     pub cursor: Option<String>,
 }
 
-/// A list request, checked.
-pub struct ListRequest {
-    pub phase: Option<String>,
-    /// Stored-name prefix to filter on.
-    pub name_prefix: Option<String>,
-    pub limit: Option<i64>,
-    pub cursor: Option<String>,
+/// A name prefix as stored: variants are stored under their ResourceId,
+/// `endpoint/<endpoint>/variant/<variant>`, and filtered by endpoint name.
+fn stored_prefix(kind: TargetKind, prefix: Option<String>) -> Option<String> {
+    match kind {
+        TargetKind::Component => prefix,
+        TargetKind::EndpointVariant => prefix.map(|p| format!("endpoint/{p}")),
+    }
 }
 
 /// One page of targets of `kind`, by stored name, rendered.
 pub async fn list(
     state: &AppState,
     kind: TargetKind,
-    q: ListRequest,
+    q: ListQuery,
 ) -> Result<Page<Value>, ApiError> {
     const PHASES: [&str; 5] = ["pending", "applying", "ready", "failed", "disabled"];
     if let Some(p) = &q.phase {
@@ -312,7 +314,7 @@ pub async fn list(
     let limit = super::extract::page_limit(q.limit)?;
     let filter = targets::TargetFilter {
         phase: q.phase,
-        name_prefix: super::extract::text_filter("prefix", q.name_prefix)?,
+        name_prefix: super::extract::text_filter("prefix", stored_prefix(kind, q.prefix))?,
         after: super::extract::parse_cursor(kind.as_str(), q.cursor, |name: &String| {
             TargetRef::from_stored(kind.as_str(), name).is_ok()
         })?,

@@ -16,7 +16,7 @@ use super::{
     extract::ApiQuery,
     extract::OptionalJson,
     problems,
-    targets::{self, EnableQuery, ListQuery, ListRequest},
+    targets::{self, EnableQuery, ListQuery},
     views::{Page, VariantStatus},
     AppState,
 };
@@ -61,7 +61,7 @@ pub(crate) fn parse(endpoint: &str, variant: &str) -> Result<TargetRef, ApiError
 /// MinCapacity 0, puts target tracking on `ApproximateBacklogSizePerInstance`, and puts the
 /// step policy and `HasBacklogWithoutCapacity` alarm that bring it back from zero (seed 001).
 /// With no body, every setting takes its default. Re-posting the current spec changes nothing.
-#[utoipa::path(post, path = "/endpoints/{endpoint}/variants/{variant}/scale-to-zero", tag = "endpoints",
+#[utoipa::path(post, path = "/endpoints/{endpoint}/variants/{variant}/scale-to-zero", operation_id = "enable_variant", tag = "endpoints",
     params(
         ("endpoint" = String, Path, description = "Async-inference endpoint name", example = "demo-async-endpoint", pattern = "^[a-zA-Z0-9]([-a-zA-Z0-9]*[a-zA-Z0-9])?$", max_length = 63),
         ("variant" = String, Path, description = "Production variant name", example = "AllTraffic", pattern = "^[a-zA-Z0-9]([-a-zA-Z0-9]*[a-zA-Z0-9])?$", max_length = 63),
@@ -77,8 +77,8 @@ pub(crate) fn parse(endpoint: &str, variant: &str) -> Result<TargetRef, ApiError
         problems::Write,
         (status = 422, description = "Invalid names or settings, Idempotency-Key reused with another body, or the endpoint name is an inference component (code wrong_target_kind)", body = Problem, content_type = "application/problem+json"),
         problems::DryRun,
-    ),
-    security(("bearer" = [])))]
+    )
+)]
 pub async fn enable(
     State(state): State<AppState>,
     Writer(caller): Writer,
@@ -88,14 +88,12 @@ pub async fn enable(
     OptionalJson(spec): OptionalJson<VariantSpec>,
 ) -> Result<Response, ApiError> {
     let target = parse(&endpoint, &variant)?;
-    spec.validate().map_err(targets::invalid_spec)?;
-    let dry_run = q.dry_run.unwrap_or(false);
     targets::enable(
         &state,
         &caller,
         target,
         TargetSpec::Variant(spec),
-        dry_run,
+        q,
         &headers,
     )
     .await
@@ -105,7 +103,7 @@ pub async fn enable(
 ///
 /// The job removes the alarm and policies zeroscale created and restores the scalable target's
 /// capacity from before zeroscale (or `restore_min_capacity`).
-#[utoipa::path(delete, path = "/endpoints/{endpoint}/variants/{variant}/scale-to-zero", tag = "endpoints",
+#[utoipa::path(delete, path = "/endpoints/{endpoint}/variants/{variant}/scale-to-zero", operation_id = "disable_variant", tag = "endpoints",
     params(
         ("endpoint" = String, Path, description = "Async-inference endpoint name", pattern = "^[a-zA-Z0-9]([-a-zA-Z0-9]*[a-zA-Z0-9])?$", max_length = 63),
         ("variant" = String, Path, description = "Production variant name", pattern = "^[a-zA-Z0-9]([-a-zA-Z0-9]*[a-zA-Z0-9])?$", max_length = 63),
@@ -120,8 +118,8 @@ pub async fn enable(
         (status = 409, description = "Idempotency-Key in flight", body = Problem, content_type = "application/problem+json"),
         (status = 412, description = "Stale If-Match", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid names", body = Problem, content_type = "application/problem+json"),
-    ),
-    security(("bearer" = [])))]
+    )
+)]
 pub async fn disable(
     State(state): State<AppState>,
     Writer(caller): Writer,
@@ -134,7 +132,7 @@ pub async fn disable(
 /// Read one async endpoint variant: spec, version (also the ETag), phase, conditions (with the
 /// last failed or not-scaled scaling activity, in AWS's words), owned AWS objects and the last
 /// operation.
-#[utoipa::path(get, path = "/endpoints/{endpoint}/variants/{variant}", tag = "endpoints",
+#[utoipa::path(get, path = "/endpoints/{endpoint}/variants/{variant}", operation_id = "get_variant", tag = "endpoints",
     params(
         ("endpoint" = String, Path, description = "Async-inference endpoint name", pattern = "^[a-zA-Z0-9]([-a-zA-Z0-9]*[a-zA-Z0-9])?$", max_length = 63),
         ("variant" = String, Path, description = "Production variant name", pattern = "^[a-zA-Z0-9]([-a-zA-Z0-9]*[a-zA-Z0-9])?$", max_length = 63),
@@ -145,8 +143,8 @@ pub async fn disable(
         problems::ReadAuth,
         problems::NotManaged,
         (status = 422, description = "Invalid names", body = Problem, content_type = "application/problem+json"),
-    ),
-    security(("bearer" = [])))]
+    )
+)]
 pub async fn get_one(
     State(state): State<AppState>,
     Reader(_caller): Reader,
@@ -157,7 +155,7 @@ pub async fn get_one(
 
 /// Re-observe a variant now and repair whatever differs from its current version; also
 /// refreshes the scaling-activity findings in its status.
-#[utoipa::path(post, path = "/endpoints/{endpoint}/variants/{variant}/reconcile", tag = "endpoints",
+#[utoipa::path(post, path = "/endpoints/{endpoint}/variants/{variant}/reconcile", operation_id = "reconcile_variant", tag = "endpoints",
     params(
         ("endpoint" = String, Path, description = "Async-inference endpoint name", pattern = "^[a-zA-Z0-9]([-a-zA-Z0-9]*[a-zA-Z0-9])?$", max_length = 63),
         ("variant" = String, Path, description = "Production variant name", pattern = "^[a-zA-Z0-9]([-a-zA-Z0-9]*[a-zA-Z0-9])?$", max_length = 63),
@@ -167,8 +165,8 @@ pub async fn get_one(
         problems::WriteAuth,
         problems::NotManaged,
         (status = 422, description = "Invalid names", body = Problem, content_type = "application/problem+json"),
-    ),
-    security(("bearer" = [])))]
+    )
+)]
 pub async fn reconcile(
     State(state): State<AppState>,
     Writer(caller): Writer,
@@ -179,26 +177,19 @@ pub async fn reconcile(
 
 /// List managed async endpoint variants, by endpoint then variant, with filters and cursor
 /// pagination.
-#[utoipa::path(get, path = "/endpoints", tag = "endpoints",
+#[utoipa::path(get, path = "/endpoints", operation_id = "list_variants", tag = "endpoints",
     params(ListQuery),
     responses(
         (status = 200, description = "A page of endpoint variants", body = Page<VariantStatus>),
         problems::ReadList,
-    ),
-    security(("bearer" = [])))]
+    )
+)]
 pub async fn list(
     State(state): State<AppState>,
     Reader(_caller): Reader,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<Page<Value>>, ApiError> {
-    let request = ListRequest {
-        phase: q.phase,
-        // Stored names are the ResourceId, `endpoint/<endpoint>/variant/<variant>`.
-        name_prefix: q.prefix.map(|p| format!("endpoint/{p}")),
-        limit: q.limit,
-        cursor: q.cursor,
-    };
     Ok(Json(
-        targets::list(&state, TargetKind::EndpointVariant, request).await?,
+        targets::list(&state, TargetKind::EndpointVariant, q).await?,
     ))
 }

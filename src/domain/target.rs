@@ -199,6 +199,14 @@ pub enum TargetSpec {
 }
 
 impl TargetSpec {
+    /// Every violation of the spec at once.
+    pub fn validate(&self) -> Result<(), Vec<super::spec::SpecViolation>> {
+        match self {
+            TargetSpec::Component(s) => s.validate(),
+            TargetSpec::Variant(s) => s.validate(),
+        }
+    }
+
     /// Reads the stored spec of a target of `kind`.
     pub fn from_stored(kind: TargetKind, spec: &serde_json::Value) -> Result<Self, String> {
         let read = |e: serde_json::Error| format!("stored spec unreadable: {e}");

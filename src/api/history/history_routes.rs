@@ -11,10 +11,9 @@ use crate::api::{components, problems, variants};
     responses(
         (status = 200, description = "A page of versions, newest first", body = Page<VersionSummary>),
         problems::ReadQuery,
-        problems::NotManaged,
-        (status = 422, description = "Invalid name, limit or cursor", body = Problem, content_type = "application/problem+json"),
-    ),
-    security(("bearer" = [])))]
+        problems::VersionPage,
+    )
+)]
 pub async fn component_versions(
     State(state): State<AppState>,
     Reader(_caller): Reader,
@@ -31,10 +30,9 @@ pub async fn component_versions(
     responses(
         (status = 200, description = "The version", body = VersionDetail),
         problems::ReadAuth,
-        (status = 404, description = "Not managed, or no such version", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid name or version", body = Problem, content_type = "application/problem+json"),
-    ),
-    security(("bearer" = [])))]
+        problems::NoSuchVersion,
+    )
+)]
 pub async fn component_version(
     State(state): State<AppState>,
     Reader(_caller): Reader,
@@ -50,10 +48,9 @@ pub async fn component_version(
     responses(
         (status = 200, description = "The patch from `against` to `version`", body = VersionDiff),
         problems::ReadQuery,
-        (status = 404, description = "Not managed, or no such version", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid name or version", body = Problem, content_type = "application/problem+json"),
-    ),
-    security(("bearer" = [])))]
+        problems::NoSuchVersion,
+    )
+)]
 pub async fn component_diff(
     State(state): State<AppState>,
     Reader(_caller): Reader,
@@ -82,8 +79,8 @@ pub async fn component_diff(
         (status = 404, description = "Not managed, or no such version", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid name or body, or Idempotency-Key reused with another body", body = Problem, content_type = "application/problem+json"),
         problems::DryRun,
-    ),
-    security(("bearer" = [])))]
+    )
+)]
 pub async fn component_rollback(
     State(state): State<AppState>,
     Writer(caller): Writer,
@@ -106,10 +103,9 @@ pub async fn component_rollback(
     responses(
         (status = 200, description = "A page of versions, newest first", body = Page<VersionSummary>),
         problems::ReadQuery,
-        problems::NotManaged,
-        (status = 422, description = "Invalid name, limit or cursor", body = Problem, content_type = "application/problem+json"),
-    ),
-    security(("bearer" = [])))]
+        problems::VersionPage,
+    )
+)]
 pub async fn variant_versions(
     State(state): State<AppState>,
     Reader(_caller): Reader,
@@ -128,10 +124,9 @@ pub async fn variant_versions(
     responses(
         (status = 200, description = "The version", body = VersionDetail),
         problems::ReadAuth,
-        (status = 404, description = "Not managed, or no such version", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid name or version", body = Problem, content_type = "application/problem+json"),
-    ),
-    security(("bearer" = [])))]
+        problems::NoSuchVersion,
+    )
+)]
 pub async fn variant_version(
     State(state): State<AppState>,
     Reader(_caller): Reader,
@@ -149,10 +144,9 @@ pub async fn variant_version(
     responses(
         (status = 200, description = "The patch from `against` to `version`", body = VersionDiff),
         problems::ReadQuery,
-        (status = 404, description = "Not managed, or no such version", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid name or version", body = Problem, content_type = "application/problem+json"),
-    ),
-    security(("bearer" = [])))]
+        problems::NoSuchVersion,
+    )
+)]
 pub async fn variant_diff(
     State(state): State<AppState>,
     Reader(_caller): Reader,
@@ -182,8 +176,8 @@ pub async fn variant_diff(
         (status = 404, description = "Not managed, or no such version", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid names or body, or Idempotency-Key reused with another body", body = Problem, content_type = "application/problem+json"),
         problems::DryRun,
-    ),
-    security(("bearer" = [])))]
+    )
+)]
 pub async fn variant_rollback(
     State(state): State<AppState>,
     Writer(caller): Writer,
