@@ -242,14 +242,55 @@ pub async fn seal(pool: &PgPool) -> sqlx::Result<Option<Head>> {
 
 pub use crate::domain::audit::{Broken, Verification};
 
+/// One link of the hash chain.
+struct Link {
+    position: i64,
+    event_id: i64,
+    prev_hash: Vec<u8>,
+    hash: Vec<u8>,
+}
+
+/// Why `l` does not hold, if it does not: it is not at the next position, it does not follow
+/// the previous link, or its event no longer hashes to it.
+fn broken_link(
+    l: &Link,
+    next_position: i64,
+    expected_prev: &[u8],
+    event: Option<&AuditRow>,
+) -> Option<&'static str> {
+    if l.position != next_position {
+        Some("position_missing")
+    } else if l.prev_hash != expected_prev {
+        Some("link_rewritten")
+    } else {
+        match event {
+            Some(e) if link(&l.prev_hash, e) == l.hash => None,
+            _ => Some("event_changed"),
+        }
+    }
+}
+
+/// The events these links name, by id.
+async fn events_of(
+    pool: &PgPool,
+    links: &[Link],
+) -> sqlx::Result<std::collections::HashMap<i64, AuditRow>> {
+    let ids: Vec<i64> = links.iter().map(|l| l.event_id).collect();
+    let events = sqlx::query_as!(
+        AuditRow,
+        r#"SELECT a.id, a.at, a.actor, a.on_behalf_of, a.source_ip, a.user_agent, a.action,
+            a.target_kind::text AS "target_kind!", a.target_name, a.version, a.request_id,
+            a.job_id, a.before, a.after, a.outcome, a.error, a.aws_request_ids
+        FROM audit_log a WHERE a.id = ANY($1)"#,
+        &ids,
+    )
+    .fetch_all(pool)
+    .await?;
+    Ok(events.into_iter().map(|e| (e.id, e)).collect())
+}
+
 /// Recomputes the whole chain, `SEAL_BATCH` links at a time.
 pub async fn verify(pool: &PgPool) -> sqlx::Result<Verification> {
-    struct Link {
-        position: i64,
-        event_id: i64,
-        prev_hash: Vec<u8>,
-        hash: Vec<u8>,
-    }
     let mut expected_prev = vec![0u8; 32];
     let mut next_position = 1;
     let mut first_broken = None;
@@ -267,39 +308,16 @@ pub async fn verify(pool: &PgPool) -> sqlx::Result<Verification> {
         if links.is_empty() {
             break;
         }
-        let ids: Vec<i64> = links.iter().map(|l| l.event_id).collect();
-        let events = sqlx::query_as!(
-            AuditRow,
-            r#"SELECT a.id, a.at, a.actor, a.on_behalf_of, a.source_ip, a.user_agent, a.action,
-                a.target_kind::text AS "target_kind!", a.target_name, a.version, a.request_id,
-                a.job_id, a.before, a.after, a.outcome, a.error, a.aws_request_ids
-            FROM audit_log a WHERE a.id = ANY($1)"#,
-            &ids,
-        )
-        .fetch_all(pool)
-        .await?;
-        let by_id: std::collections::HashMap<i64, &AuditRow> =
-            events.iter().map(|e| (e.id, e)).collect();
+        let events = events_of(pool, &links).await?;
         for l in &links {
             sealed += 1;
-            if first_broken.is_none() {
-                let reason = if l.position != next_position {
-                    Some("position_missing")
-                } else if l.prev_hash != expected_prev {
-                    Some("link_rewritten")
-                } else {
-                    match by_id.get(&l.event_id) {
-                        Some(e) if link(&l.prev_hash, e) == l.hash => None,
-                        _ => Some("event_changed"),
-                    }
-                };
-                if let Some(reason) = reason {
-                    first_broken = Some(Broken {
-                        position: l.position,
-                        event_id: l.event_id,
-                        reason: reason.into(),
-                    });
-                }
+            let event = events.get(&l.event_id);
+            if let Some(reason) = broken_link(l, next_position, &expected_prev, event) {
+                first_broken.get_or_insert(Broken {
+                    position: l.position,
+                    event_id: l.event_id,
+                    reason: reason.into(),
+                });
             }
             expected_prev = l.hash.clone();
             next_position = l.position + 1;

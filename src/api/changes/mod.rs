@@ -231,32 +231,7 @@ async fn apply(
         Some(IfMatch::Any) => Some(-1),
         Some(IfMatch::Version(v)) => Some(v),
     };
-    let caller = change.caller;
-    let (name, job_target, request_id) = (
-        change.target.name(),
-        change.target.job_target(),
-        current_request_id(),
-    );
-    let recorded = crate::store::changes::record(
-        conn,
-        &crate::store::changes::ChangeInput {
-            kind: change.target.kind(),
-            name: &name,
-            enabled: change.enabled,
-            spec: change.spec.as_ref(),
-            if_match,
-            job_kind: crate::reconcile::RECONCILE_JOB,
-            job_target: &job_target,
-            token_name: &caller.token_name,
-            on_behalf_of: caller.on_behalf_of.as_deref(),
-            source_ip: caller.source_ip.as_deref(),
-            user_agent: caller.user_agent.as_deref(),
-            request_id: request_id.as_deref(),
-            create,
-            rollback_to: change.rollback_to,
-        },
-    )
-    .await?;
+    let recorded = record_in_db(conn, change, if_match, create).await?;
     let said = recorded.outcome.as_deref().unwrap_or_default();
     let outcome = Outcome::parse(said).ok_or_else(|| {
         ApiError::Internal(anyhow::anyhow!(
@@ -265,54 +240,86 @@ async fn apply(
     })?;
     let row = match outcome {
         Outcome::Absent => return Ok(None),
+        Outcome::Missing if change.enabled => {
+            return Err(ApiError::PreconditionFailed(format!(
+                "If-Match was given but {} is not managed by zeroscale yet",
+                change.target
+            )))
+        }
         Outcome::Missing => {
-            return Err(if change.enabled {
-                ApiError::PreconditionFailed(format!(
-                    "If-Match was given but {} is not managed by zeroscale yet",
-                    change.target
-                ))
-            } else {
-                ApiError::NotFound(format!("{} is not managed by zeroscale", change.target))
-            })
+            return Err(ApiError::NotFound(format!(
+                "{} is not managed by zeroscale",
+                change.target
+            )))
         }
         Outcome::Stale | Outcome::Unchanged | Outcome::Accepted => recorded.target()?,
     };
-    let etag = Some(format!("\"{}\"", row.version));
     let location = row.last_job_id.map(|id| format!("/operations/{id}"));
-    match outcome {
-        Outcome::Absent | Outcome::Missing => unreachable!("answered above"),
-        Outcome::Stale => Err(ApiError::PreconditionFailed(format!(
-            "If-Match \"{}\" is stale: the current version is {}; GET it again and retry",
-            if_match.unwrap_or_default(),
-            row.version
-        ))),
-        Outcome::Unchanged => Ok(Some(ChangeReply {
-            status: StatusCode::OK,
-            body: json!({
-                "changed": false,
-                "detail": format!("identical to the current version {}: no new version and no new job", row.version),
-                "target": render(&change.target, &row),
-            }),
-            location,
-            etag,
-            replayed: false,
-        })),
-        Outcome::Accepted => Ok(Some(ChangeReply {
-            status: StatusCode::ACCEPTED,
-            body: json!({
-                "changed": true,
-                "detail": format!(
-                    "accepted as version {}; poll {} to follow it",
-                    row.version,
-                    location.as_deref().unwrap_or_default()
-                ),
-                "target": render(&change.target, &row),
-            }),
-            location,
-            etag,
-            replayed: false,
-        })),
-    }
+    let (changed, status, detail) = match outcome {
+        Outcome::Stale => {
+            return Err(ApiError::PreconditionFailed(format!(
+                "If-Match \"{}\" is stale: the current version is {}; GET it again and retry",
+                if_match.unwrap_or_default(),
+                row.version
+            )))
+        }
+        Outcome::Unchanged => (
+            false,
+            StatusCode::OK,
+            format!(
+                "identical to the current version {}: no new version and no new job",
+                row.version
+            ),
+        ),
+        _ => (
+            true,
+            StatusCode::ACCEPTED,
+            format!(
+                "accepted as version {}; poll {} to follow it",
+                row.version,
+                location.as_deref().unwrap_or_default()
+            ),
+        ),
+    };
+    Ok(Some(ChangeReply {
+        status,
+        body: json!({"changed": changed, "detail": detail, "target": render(&change.target, &row)}),
+        location,
+        etag: Some(format!("\"{}\"", row.version)),
+        replayed: false,
+    }))
+}
+
+/// One call of the change function for `change`, as its caller and request.
+async fn record_in_db(
+    conn: &mut sqlx::PgConnection,
+    change: &Change<'_>,
+    if_match: Option<i32>,
+    create: bool,
+) -> Result<crate::store::changes::Recorded, ApiError> {
+    let caller = change.caller;
+    let (name, job_target, request_id) = (
+        change.target.name(),
+        change.target.job_target(),
+        current_request_id(),
+    );
+    let input = crate::store::changes::ChangeInput {
+        kind: change.target.kind(),
+        name: &name,
+        enabled: change.enabled,
+        spec: change.spec.as_ref(),
+        if_match,
+        job_kind: crate::reconcile::RECONCILE_JOB,
+        job_target: &job_target,
+        token_name: &caller.token_name,
+        on_behalf_of: caller.on_behalf_of.as_deref(),
+        source_ip: caller.source_ip.as_deref(),
+        user_agent: caller.user_agent.as_deref(),
+        request_id: request_id.as_deref(),
+        create,
+        rollback_to: change.rollback_to,
+    };
+    Ok(crate::store::changes::record(conn, &input).await?)
 }
 
 #[cfg(test)]

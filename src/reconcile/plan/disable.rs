@@ -1,6 +1,6 @@
 //! The plan of a disable: step aside, restoring what was there before zeroscale.
 
-use super::{Baseline, Observed, Step, Suspended};
+use super::{Baseline, Observed, ObservedTarget, Step, Suspended};
 use crate::domain::OwnedNames;
 
 /// The writes that turn scale-to-zero off: our alarms, then our policies and the target as
@@ -50,7 +50,6 @@ pub fn plan_disable(
         None if o.owns_something() => Baseline::Unknown,
         None => return (steps, None),
     };
-    let mut warning = None;
     if baseline == Baseline::Absent && o.foreign_policies.is_empty() {
         steps.push(Step::DeregisterScalableTarget);
         return (steps, None);
@@ -65,6 +64,23 @@ pub fn plan_disable(
             policy_name: names.target_tracking_policy.clone(),
         });
     }
+    let (restore, register) = restore(current, baseline, restore_min);
+    steps.extend(register);
+    let warning = (baseline == Baseline::Absent).then(|| format!(
+        "zeroscale registered this scalable target, but policies it did not create are on it ({}): it stays registered (MinCapacity {}) so they keep working. Deregister it yourself to step aside completely (for example before an UpdateEndpoint that changes the instance type)",
+        o.foreign_policies.join(", "), restore.0
+    ));
+    (steps, warning)
+}
+
+/// The capacities (and SuspendedState) to give back, and the registration that does it when
+/// the target is not already so: the baseline's, or `restore_min` (and the current max, at
+/// least that) when what came before is unknown or was nothing.
+fn restore(
+    current: ObservedTarget,
+    baseline: Baseline,
+    restore_min: i32,
+) -> ((i32, i32), Option<Step>) {
     let (restore, suspended) = match baseline {
         Baseline::Existed {
             min,
@@ -83,18 +99,12 @@ pub fn plan_disable(
         dynamic_scaling_out_suspended: s.1,
         scheduled_scaling_suspended: s.2,
     });
-    if baseline == Baseline::Absent {
-        warning = Some(format!(
-            "zeroscale registered this scalable target, but policies it did not create are on it ({}): it stays registered (MinCapacity {}) so they keep working. Deregister it yourself to step aside completely (for example before an UpdateEndpoint that changes the instance type)",
-            o.foreign_policies.join(", "), restore.0
-        ));
-    }
-    if (current.min, current.max) != restore || suspended_state.is_some() {
-        steps.push(Step::RegisterScalableTarget {
+    let register = ((current.min, current.max) != restore || suspended_state.is_some()).then_some(
+        Step::RegisterScalableTarget {
             min_capacity: restore.0,
             max_capacity: restore.1,
             suspended_state,
-        });
-    }
-    (steps, warning)
+        },
+    );
+    (restore, register)
 }
