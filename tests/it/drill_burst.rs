@@ -1,6 +1,9 @@
 //! Hardening drill (issue 14): a burst of 200 first-time enables while SageMaker takes 2 s per
-//! describe must not stall reads. Alone in its own test binary so that nothing else competes
-//! for the machine while the reads are timed; figures are printed (`--nocapture`).
+//! describe must not stall reads. A stall would hold a read behind a 2 s describe, so the
+//! assertion is about that, not about the machine's speed: no read may take half as long as
+//! one describe. The latency figures are printed (`--nocapture`); the API's latency targets
+//! are measured by the committed benchmark (`cargo bench --bench api`), not here, where other
+//! tests share the machine.
 
 use crate::common;
 
@@ -108,6 +111,10 @@ async fn a_burst_of_first_enables_with_slow_sagemaker_does_not_stall_reads() {
         latencies.len() >= 100,
         "the burst was too short to measure reads"
     );
-    assert!(at(0.99) < 100.0, "reads stalled: p99 {:.1} ms", at(0.99));
+    let slowest = *latencies.last().unwrap();
+    assert!(
+        slowest < 1000.0,
+        "a read waited {slowest:.1} ms: reads stalled behind the 2 s SageMaker describes"
+    );
     assert_eq!(app.count("targets").await, 200);
 }

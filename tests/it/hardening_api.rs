@@ -39,8 +39,10 @@ async fn metrics_answer_from_memory_while_the_database_is_stuck_or_down() {
             Some(200),
             "{outage}"
         );
+        // Waiting on the database would take the statement or connect timeout (seconds);
+        // the bound leaves room for a machine other tests share.
         assert!(
-            took < Duration::from_millis(500),
+            took < Duration::from_millis(1000),
             "{outage}: a scrape waited {took:?} on the database"
         );
     }
@@ -152,7 +154,9 @@ async fn revocation_bites_at_once() {
     assert!(zeroscale::store::tokens::revoke(&app.pool, "leaving")
         .await
         .unwrap());
-    let deadline = Instant::now() + Duration::from_secs(1);
+    // The notification reaches the cache at once; without it, the cache would trust the token
+    // for its 5 s TTL. 3 s tells the two apart on a machine other tests share.
+    let deadline = Instant::now() + Duration::from_secs(3);
     loop {
         let status = get().await.unwrap().status();
         if status == 401 {
@@ -160,7 +164,7 @@ async fn revocation_bites_at_once() {
         }
         assert!(
             Instant::now() < deadline,
-            "the revoked token still works a second later"
+            "the revoked token still works 3 s later"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }

@@ -392,8 +392,10 @@ async fn first_enables_hold_no_connection_while_aws_answers() {
         assert_eq!(w.await.unwrap(), 202);
     }
     let slowest = slowest.load(Ordering::SeqCst);
+    // A read held for a connection would wait for a 1.5 s AWS answer to free one; other
+    // tests share the machine, so the bound is two thirds of that, not a latency target.
     assert!(
-        slowest < 500,
+        slowest < 1000,
         "a read waited {slowest} ms for a connection while first enables asked AWS"
     );
 }
