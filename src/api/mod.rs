@@ -8,6 +8,7 @@ pub mod doctor;
 pub mod extract;
 pub mod health;
 pub mod history;
+pub mod kind_routes;
 pub mod metrics;
 pub mod middleware;
 pub mod operations;
@@ -157,18 +158,18 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(components::get_one))
         .routes(routes!(components::reconcile))
         .routes(routes!(components::list))
+        .routes(routes!(components::versions))
+        .routes(routes!(components::version))
+        .routes(routes!(components::diff))
+        .routes(routes!(components::rollback))
         .routes(routes!(variants::enable, variants::disable))
         .routes(routes!(variants::get_one))
         .routes(routes!(variants::reconcile))
         .routes(routes!(variants::list))
-        .routes(routes!(history::history_routes::component_versions))
-        .routes(routes!(history::history_routes::component_version))
-        .routes(routes!(history::history_routes::component_diff))
-        .routes(routes!(history::history_routes::component_rollback))
-        .routes(routes!(history::history_routes::variant_versions))
-        .routes(routes!(history::history_routes::variant_version))
-        .routes(routes!(history::history_routes::variant_diff))
-        .routes(routes!(history::history_routes::variant_rollback))
+        .routes(routes!(variants::versions))
+        .routes(routes!(variants::version))
+        .routes(routes!(variants::diff))
+        .routes(routes!(variants::rollback))
         .routes(routes!(operations::get_one))
         .routes(routes!(audit::list))
         .routes(routes!(audit::verify))

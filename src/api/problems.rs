@@ -14,6 +14,7 @@ type Answer = (u16, &'static str);
 
 const BAD_QUERY: Answer = (400, "Bad query");
 const MALFORMED: Answer = (400, "Malformed JSON or headers");
+const MALFORMED_HEADERS: Answer = (400, "Malformed headers");
 const UNAUTHORIZED: Answer = (401, "Missing or unknown token");
 const READ_SCOPE: Answer = (403, "Token lacks the read scope");
 const WRITE_SCOPE: Answer = (403, "Token lacks the write scope");
@@ -23,6 +24,7 @@ const STALE: Answer = (412, "If-Match does not match the current version");
 const TOO_LARGE: Answer = (413, "Body too large");
 const NOT_JSON: Answer = (415, "Body is not JSON");
 const INVALID_FILTER: Answer = (422, "Invalid filter");
+const INVALID_NAME: Answer = (422, "Invalid name");
 const AWS_UNAVAILABLE: Answer = (503, "Dry run: AWS unavailable");
 const NO_SUCH_VERSION: Answer = (404, "Not managed, or no such version");
 const INVALID_VERSION: Answer = (422, "Invalid name or version");
@@ -71,10 +73,6 @@ problem_set!(
     ReadList = [BAD_QUERY, UNAUTHORIZED, READ_SCOPE, INVALID_FILTER]
 );
 problem_set!(
-    /// A write, with the `write` scope.
-    WriteAuth = [UNAUTHORIZED, WRITE_SCOPE]
-);
-problem_set!(
     /// A write with a JSON body, If-Match and Idempotency-Key, with the `write` scope.
     Write = [MALFORMED, UNAUTHORIZED, WRITE_SCOPE, IN_FLIGHT, STALE, TOO_LARGE, NOT_JSON]
 );
@@ -83,8 +81,16 @@ problem_set!(
     DryRun = [AWS_UNAVAILABLE]
 );
 problem_set!(
-    /// A route about one target that zeroscale may not manage.
-    NotManaged = [NOT_MANAGED]
+    /// A read of one target, named in the path.
+    ReadOne = [UNAUTHORIZED, READ_SCOPE, NOT_MANAGED, INVALID_NAME]
+);
+problem_set!(
+    /// A write to one target, named in the path, without a body.
+    WriteOne = [UNAUTHORIZED, WRITE_SCOPE, NOT_MANAGED, INVALID_NAME]
+);
+problem_set!(
+    /// A write to one target without a body, with If-Match and Idempotency-Key.
+    WriteOneHeaders = [MALFORMED_HEADERS, UNAUTHORIZED, WRITE_SCOPE, NOT_MANAGED, IN_FLIGHT, STALE, INVALID_NAME]
 );
 problem_set!(
     /// A route about one version of a target.

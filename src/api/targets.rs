@@ -228,20 +228,13 @@ pub async fn reconcile(
             .await?
         }
     };
-    let event = NewAuditEvent {
-        actor: caller.token_name.clone(),
-        on_behalf_of: caller.on_behalf_of.clone(),
-        source_ip: caller.source_ip.clone(),
-        user_agent: caller.user_agent.clone(),
-        action: "reconcile".into(),
-        target_kind: target.kind().into(),
-        target_name: target.name(),
-        version: Some(row.version),
-        request_id: crate::error::current_request_id(),
-        job_id: Some(job.id),
-        outcome: "accepted".into(),
-        ..Default::default()
-    };
+    let event = NewAuditEvent::new(
+        caller.actor(),
+        "reconcile",
+        audit::Outcome::Accepted,
+        target.clone(),
+        (row.version, job.id),
+    );
     audit::append(&mut tx, &event).await?;
     tx.commit().await?;
     state.notifier.notify();

@@ -200,47 +200,21 @@ impl AwsClients {
 
     /// Builds the clients from an SDK config, applying the per-service overrides in `args`.
     pub fn from_shared(shared: &aws_config::SdkConfig, args: &AwsArgs) -> Self {
-        let pick = |specific: &Option<String>| specific.clone();
-        let sagemaker = {
-            let mut b =
-                aws_sdk_sagemaker::config::Builder::from(shared).interceptor(observe::CallMetrics);
-            if let Some(u) = pick(&args.endpoint_url_sagemaker) {
-                b = b.endpoint_url(u);
-            }
-            aws_sdk_sagemaker::Client::from_conf(b.build())
-        };
-        let autoscaling = {
-            let mut b = aws_sdk_applicationautoscaling::config::Builder::from(shared)
-                .interceptor(observe::CallMetrics);
-            if let Some(u) = pick(&args.endpoint_url_application_auto_scaling) {
-                b = b.endpoint_url(u);
-            }
-            aws_sdk_applicationautoscaling::Client::from_conf(b.build())
-        };
-        let cloudwatch = {
-            let mut b =
-                aws_sdk_cloudwatch::config::Builder::from(shared).interceptor(observe::CallMetrics);
-            if let Some(u) = pick(&args.endpoint_url_cloudwatch) {
-                b = b.endpoint_url(u);
-            }
-            aws_sdk_cloudwatch::Client::from_conf(b.build())
-        };
-        let quotas = {
-            let mut b = aws_sdk_servicequotas::config::Builder::from(shared)
-                .interceptor(observe::CallMetrics);
-            if let Some(u) = pick(&args.endpoint_url_service_quotas) {
-                b = b.endpoint_url(u);
-            }
-            aws_sdk_servicequotas::Client::from_conf(b.build())
-        };
-        let sts = {
-            let mut b =
-                aws_sdk_sts::config::Builder::from(shared).interceptor(observe::CallMetrics);
-            if let Some(u) = pick(&args.endpoint_url_sts) {
-                b = b.endpoint_url(u);
-            }
-            aws_sdk_sts::Client::from_conf(b.build())
-        };
+        // One client per service, with the call metrics and its endpoint override if given.
+        macro_rules! client {
+            ($sdk:ident, $flag:literal) => {{
+                let mut b = $sdk::config::Builder::from(shared).interceptor(observe::CallMetrics);
+                if let Some(url) = args.endpoints.get($flag) {
+                    b = b.endpoint_url(url);
+                }
+                $sdk::Client::from_conf(b.build())
+            }};
+        }
+        let sagemaker = client!(aws_sdk_sagemaker, "sagemaker");
+        let autoscaling = client!(aws_sdk_applicationautoscaling, "application-auto-scaling");
+        let cloudwatch = client!(aws_sdk_cloudwatch, "cloudwatch");
+        let quotas = client!(aws_sdk_servicequotas, "service-quotas");
+        let sts = client!(aws_sdk_sts, "sts");
         Self {
             sagemaker,
             autoscaling,

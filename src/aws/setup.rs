@@ -10,7 +10,7 @@ use anyhow::bail;
 use aws_credential_types::provider::ProvideCredentials as _;
 
 use super::{AwsClients, AwsFailure};
-use crate::config::AwsArgs;
+use crate::config::{AwsArgs, SERVICES};
 
 /// What start-up and `doctor` say about the AWS set-up. Never holds a secret.
 #[derive(Debug, Clone, Default)]
@@ -47,20 +47,6 @@ pub struct Identity {
     pub arn: String,
 }
 
-/// The services zeroscale calls: display name, the flag of its own override, its zeroscale
-/// variable, and the SDK's variable (`AWS_ENDPOINT_URL_` + the service id).
-const SERVICES: [(&str, &str, &str); 5] = [
-    ("SageMaker", "sagemaker", "SAGEMAKER"),
-    (
-        "Application Auto Scaling",
-        "application-auto-scaling",
-        "APPLICATION_AUTO_SCALING",
-    ),
-    ("CloudWatch", "cloudwatch", "CLOUDWATCH"),
-    ("Service Quotas", "service-quotas", "SERVICE_QUOTAS"),
-    ("STS", "sts", "STS"),
-];
-
 fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
 }
@@ -83,7 +69,7 @@ impl AwsSetup {
         let endpoints = SERVICES
             .iter()
             .map(|(service, flag, id)| {
-                let own = args.endpoint_override(flag);
+                let own = args.endpoints.get(flag).map(str::to_string);
                 let (url, source) = if let Some(u) = own {
                     (
                         Some(u),
@@ -227,19 +213,5 @@ impl AwsClients {
             account: out.account().unwrap_or_default().to_string(),
             arn: out.arn().unwrap_or_default().to_string(),
         })
-    }
-}
-
-impl AwsArgs {
-    /// The override flag of one service (`flag` as in `--aws-endpoint-url-<flag>`).
-    pub fn endpoint_override(&self, flag: &str) -> Option<String> {
-        match flag {
-            "sagemaker" => self.endpoint_url_sagemaker.clone(),
-            "application-auto-scaling" => self.endpoint_url_application_auto_scaling.clone(),
-            "cloudwatch" => self.endpoint_url_cloudwatch.clone(),
-            "service-quotas" => self.endpoint_url_service_quotas.clone(),
-            "sts" => self.endpoint_url_sts.clone(),
-            _ => None,
-        }
     }
 }

@@ -7,9 +7,11 @@ use std::{net::SocketAddr, time::Duration};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+mod endpoints;
 mod http;
 mod secrets;
 
+pub use endpoints::{EndpointOverrides, SERVICES};
 pub use http::{parse_net, parse_origin, HttpArgs};
 pub use secrets::{DatabaseUrl, Secret};
 
@@ -176,33 +178,9 @@ pub struct AwsArgs {
     /// Endpoint override for every AWS service (the sandbox, for instance).
     #[arg(long = "aws-endpoint-url", env = "ZEROSCALE_AWS_ENDPOINT_URL")]
     pub endpoint_url: Option<String>,
-    /// Endpoint override for SageMaker only.
-    #[arg(
-        long = "aws-endpoint-url-sagemaker",
-        env = "ZEROSCALE_AWS_ENDPOINT_URL_SAGEMAKER"
-    )]
-    pub endpoint_url_sagemaker: Option<String>,
-    /// Endpoint override for Application Auto Scaling only.
-    #[arg(
-        long = "aws-endpoint-url-application-auto-scaling",
-        env = "ZEROSCALE_AWS_ENDPOINT_URL_APPLICATION_AUTO_SCALING"
-    )]
-    pub endpoint_url_application_auto_scaling: Option<String>,
-    /// Endpoint override for CloudWatch only.
-    #[arg(
-        long = "aws-endpoint-url-cloudwatch",
-        env = "ZEROSCALE_AWS_ENDPOINT_URL_CLOUDWATCH"
-    )]
-    pub endpoint_url_cloudwatch: Option<String>,
-    /// Endpoint override for Service Quotas only.
-    #[arg(
-        long = "aws-endpoint-url-service-quotas",
-        env = "ZEROSCALE_AWS_ENDPOINT_URL_SERVICE_QUOTAS"
-    )]
-    pub endpoint_url_service_quotas: Option<String>,
-    /// Endpoint override for STS only (GetCallerIdentity, at start-up and in `doctor`).
-    #[arg(long = "aws-endpoint-url-sts", env = "ZEROSCALE_AWS_ENDPOINT_URL_STS")]
-    pub endpoint_url_sts: Option<String>,
+    /// Per-service endpoint overrides (`--aws-endpoint-url-<service>`).
+    #[command(flatten)]
+    pub endpoints: EndpointOverrides,
     /// AWS calls per second this process makes at most (shared by all its workers).
     #[arg(
         long = "aws-rate-limit",
@@ -221,11 +199,7 @@ impl Default for AwsArgs {
         Self {
             region: None,
             endpoint_url: None,
-            endpoint_url_sagemaker: None,
-            endpoint_url_application_auto_scaling: None,
-            endpoint_url_cloudwatch: None,
-            endpoint_url_service_quotas: None,
-            endpoint_url_sts: None,
+            endpoints: EndpointOverrides::default(),
             rate_limit: 20,
             sandbox_credentials: false,
         }

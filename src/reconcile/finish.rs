@@ -111,23 +111,25 @@ fn audit_event(
         (None, true) => "apply",
         (None, false) => "disable",
     };
+    let outcome = match error {
+        Some(e) => audit::Outcome::Failed(e.to_string()),
+        None => audit::Outcome::Applied,
+    };
     audit::NewAuditEvent {
-        actor: "zeroscale".into(),
-        action: action.into(),
-        target_kind: target.kind().into(),
-        target_name: target.name(),
-        version: Some(row.version),
-        job_id: Some(job_id),
         before: drift.map(|d| json!({ "drift": d })),
         after: Some(observed.clone()),
-        outcome: if error.is_some() { "failed" } else { "applied" }.into(),
-        error: error.map(str::to_string),
         aws_request_ids: report
             .steps
             .iter()
             .filter_map(|s| s.request_id.clone())
             .collect(),
-        ..Default::default()
+        ..audit::NewAuditEvent::new(
+            audit::Actor::zeroscale(),
+            action,
+            outcome,
+            target.clone(),
+            (row.version, job_id),
+        )
     }
 }
 

@@ -113,17 +113,16 @@ impl Reconciler {
             };
             let conditions = json!(report::conditions(&report, Some(&error)));
             targets::set_failed(&mut tx, row.id, row.version, &conditions).await?;
-            let event = audit::NewAuditEvent {
-                actor: "zeroscale".into(),
-                action: if row.enabled { "apply" } else { "disable" }.into(),
-                target_kind: kind.clone(),
-                target_name: name.clone(),
-                version: Some(row.version),
-                job_id: Some(job.id),
-                outcome: "failed".into(),
-                error: Some(error.clone()),
-                ..Default::default()
+            let Ok(target) = crate::domain::TargetRef::from_stored(&kind, &name) else {
+                return Ok(()); // the row above was found by this name: unreachable
             };
+            let event = audit::NewAuditEvent::new(
+                audit::Actor::zeroscale(),
+                if row.enabled { "apply" } else { "disable" },
+                audit::Outcome::Failed(error.clone()),
+                target,
+                (row.version, job.id),
+            );
             audit::append(&mut tx, &event).await?;
             tx.commit().await
         }

@@ -5,24 +5,99 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::{PgConnection, PgPool};
 
-/// An event to append.
+use crate::domain::TargetRef;
+
+/// Who acted, as the log records it.
 #[derive(Debug, Clone, Default)]
-pub struct NewAuditEvent {
-    pub actor: String,
+pub struct Actor {
+    /// The token's name, or `zeroscale` for the service's own jobs.
+    pub name: String,
+    /// The portal user the token acted for (`X-On-Behalf-Of`).
     pub on_behalf_of: Option<String>,
+    /// The client's address and User-Agent.
     pub source_ip: Option<String>,
     pub user_agent: Option<String>,
-    pub action: String,
-    pub target_kind: String,
-    pub target_name: String,
-    pub version: Option<i32>,
+    /// The request that acted.
     pub request_id: Option<String>,
-    pub job_id: Option<i64>,
+}
+
+impl Actor {
+    /// zeroscale's own jobs.
+    pub fn zeroscale() -> Self {
+        Self {
+            name: "zeroscale".into(),
+            ..Self::default()
+        }
+    }
+}
+
+/// How an event this service appends ended (the change function writes the others).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Accepted: a job is queued.
+    Accepted,
+    /// AWS was brought to the version.
+    Applied,
+    /// The job failed, for this reason.
+    Failed(String),
+}
+
+impl Outcome {
+    fn as_str(&self) -> &'static str {
+        match self {
+            Outcome::Accepted => "accepted",
+            Outcome::Applied => "applied",
+            Outcome::Failed(_) => "failed",
+        }
+    }
+
+    fn error(&self) -> Option<&str> {
+        match self {
+            Outcome::Failed(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+/// An event to append: `by` did `action` to version `version` of `target` (job `job_id`),
+/// with this `outcome`.
+#[derive(Debug, Clone)]
+pub struct NewAuditEvent {
+    pub by: Actor,
+    pub action: &'static str,
+    pub outcome: Outcome,
+    pub target: TargetRef,
+    pub version: i32,
+    pub job_id: i64,
+    /// What the event changed, when it says (a drift repair: the drift found).
     pub before: Option<Value>,
+    /// The state it left (a job: what it observed).
     pub after: Option<Value>,
-    pub outcome: String,
-    pub error: Option<String>,
+    /// AWS request ids of the calls made.
     pub aws_request_ids: Vec<String>,
+}
+
+impl NewAuditEvent {
+    /// An event that records no state and no AWS call.
+    pub fn new(
+        by: Actor,
+        action: &'static str,
+        outcome: Outcome,
+        target: TargetRef,
+        (version, job_id): (i32, i64),
+    ) -> Self {
+        Self {
+            by,
+            action,
+            outcome,
+            target,
+            version,
+            job_id,
+            before: None,
+            after: None,
+            aws_request_ids: vec![],
+        }
+    }
 }
 
 /// A stored event (the shape `GET /audit` shows).
@@ -34,20 +109,20 @@ pub async fn append(conn: &mut PgConnection, e: &NewAuditEvent) -> sqlx::Result<
         "INSERT INTO audit_log (actor, on_behalf_of, source_ip, user_agent, action, target_kind, \
            target_name, version, request_id, job_id, before, after, outcome, error, aws_request_ids) \
          VALUES ($1, $2, $3, $4, $5, $6::text::target_kind, $7, $8, $9, $10, $11, $12, $13, $14, $15) RETURNING id",
-        &e.actor,
-        e.on_behalf_of.as_deref(),
-        e.source_ip.as_deref(),
-        e.user_agent.as_deref(),
-        &e.action,
-        &e.target_kind,
-        &e.target_name,
+        &e.by.name,
+        e.by.on_behalf_of.as_deref(),
+        e.by.source_ip.as_deref(),
+        e.by.user_agent.as_deref(),
+        e.action,
+        e.target.kind(),
+        e.target.name(),
         e.version,
-        e.request_id.as_deref(),
+        e.by.request_id.as_deref(),
         e.job_id,
         e.before.as_ref(),
         e.after.as_ref(),
-        &e.outcome,
-        e.error.as_deref(),
+        e.outcome.as_str(),
+        e.outcome.error(),
         serde_json::json!(e.aws_request_ids),
     )
     .fetch_one(conn)

@@ -32,6 +32,19 @@ pub struct Caller {
 }
 
 impl Caller {
+    /// The caller as the audit log records it, with this request's id.
+    pub fn actor(&self) -> crate::store::audit::Actor {
+        crate::store::audit::Actor {
+            name: self.token_name.clone(),
+            on_behalf_of: self.on_behalf_of.clone(),
+            source_ip: self.source_ip.clone(),
+            user_agent: self.user_agent.clone(),
+            request_id: crate::error::current_request_id(),
+        }
+    }
+}
+
+impl Caller {
     /// Whether the token holds `scope`.
     pub fn has_scope(&self, scope: &str) -> bool {
         self.scopes.iter().any(|s| s == scope)

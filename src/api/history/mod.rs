@@ -1,10 +1,9 @@
 //! Version history, diffs and rollback, for every kind of target. Every accepted change is a
 //! version (the audit log's `accepted` events, `store::versions`); a rollback is one more change
 //! whose state equals an earlier version's, audited as `rollback`: history is never rewritten.
-//! The per-kind routes (`history_routes` below) are thin and carry the OpenAPI description.
+//! The routes of each kind (`kind_routes`) parse the path and carry the OpenAPI description.
 
 use axum::{
-    extract::{Path, State},
     http::HeaderMap,
     response::{IntoResponse, Response},
     Json,
@@ -15,17 +14,15 @@ use serde_json::{json, Map, Value};
 use utoipa::{IntoParams, ToSchema};
 
 use super::{
-    auth::{Caller, Reader, Writer},
+    auth::Caller,
     changes::{self, Change},
-    extract::ApiJson,
-    extract::ApiQuery,
     targets,
     views::Page,
     AppState,
 };
 use crate::{
     domain::{TargetRef, TargetSpec},
-    error::{ApiError, Problem},
+    error::ApiError,
     reconcile::DryRun,
     store::{
         self,
@@ -346,6 +343,3 @@ async fn dry_run(
         .map_err(|e| ApiError::invalid_field("to_version", e))?;
     targets::run_dry(state, target, &spec).await
 }
-
-/// The history routes of both kinds, with their OpenAPI descriptions.
-pub mod history_routes;
