@@ -14,7 +14,10 @@ use axum::{
     http::request::Parts,
 };
 use serde::{de::DeserializeOwned, Deserialize};
-use utoipa::IntoParams;
+use utoipa::{
+    openapi::{schema::Type, ObjectBuilder, RefOr, Schema},
+    IntoParams,
+};
 
 use crate::{
     domain::{ComponentName, EndpointName, TargetRef, VariantName},
@@ -27,16 +30,28 @@ pub trait KindPath: DeserializeOwned + Send {
     fn target(self) -> Result<TargetRef, ApiError>;
 }
 
+/// A SageMaker resource name in a path, as SageMaker constrains it (`domain::names` checks it):
+/// the schema of every name parameter.
+pub struct SageMakerName;
+
+impl utoipa::PartialSchema for SageMakerName {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .pattern(Some("^[a-zA-Z0-9]([-a-zA-Z0-9]*[a-zA-Z0-9])?$"))
+            .max_length(Some(63))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for SageMakerName {}
+
 /// The name in `/components/{name}`.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Path)]
 pub struct ComponentPath {
     /// Inference component name
-    #[param(
-        example = "demo-component",
-        pattern = "^[a-zA-Z0-9]([-a-zA-Z0-9]*[a-zA-Z0-9])?$",
-        max_length = 63
-    )]
+    #[param(value_type = SageMakerName, inline, example = "demo-component")]
     name: String,
 }
 
@@ -53,18 +68,10 @@ impl KindPath for ComponentPath {
 #[into_params(parameter_in = Path)]
 pub struct VariantPath {
     /// Async-inference endpoint name
-    #[param(
-        example = "demo-async-endpoint",
-        pattern = "^[a-zA-Z0-9]([-a-zA-Z0-9]*[a-zA-Z0-9])?$",
-        max_length = 63
-    )]
+    #[param(value_type = SageMakerName, inline, example = "demo-async-endpoint")]
     endpoint: String,
     /// Production variant name
-    #[param(
-        example = "AllTraffic",
-        pattern = "^[a-zA-Z0-9]([-a-zA-Z0-9]*[a-zA-Z0-9])?$",
-        max_length = 63
-    )]
+    #[param(value_type = SageMakerName, inline, example = "AllTraffic")]
     variant: String,
 }
 
