@@ -124,44 +124,7 @@ async fn worker(args: WorkerArgs) -> anyhow::Result<()> {
 async fn token(args: TokenArgs) -> anyhow::Result<()> {
     let pool = store::prepare(&args.db, true).await?;
     match args.command {
-        TokenCommand::Create { name, scopes } => {
-            let name = name.trim().to_string();
-            anyhow::ensure!(
-                !name.is_empty()
-                    && name.len() <= 64
-                    && name
-                        .chars()
-                        .all(|c| c.is_ascii_alphanumeric() || "-_.@".contains(c)),
-                "token names are 1-64 characters: letters, digits, - _ . @"
-            );
-            let mut scopes: Vec<String> = scopes
-                .into_iter()
-                .map(|s| s.trim().to_lowercase())
-                .collect();
-            scopes.sort();
-            scopes.dedup();
-            anyhow::ensure!(
-                !scopes.is_empty()
-                    && scopes.iter().all(|s| ["read", "write", "audit"].contains(&s.as_str())),
-                "scopes must be among read, write and audit (audit shows callers' addresses and user agents in GET /audit)"
-            );
-            let (row, secret) =
-                store::tokens::create(&pool, &name, &scopes)
-                    .await
-                    .map_err(|e| match &e {
-                        sqlx::Error::Database(d) if d.is_unique_violation() => {
-                            anyhow::anyhow!("a token named {name:?} already exists")
-                        }
-                        _ => anyhow::Error::new(e).context("creating the token"),
-                    })?;
-            // The secret alone on stdout so scripts can capture it; everything else on stderr.
-            eprintln!(
-                "created token {:?} with scopes {}; store the secret now, it is not shown again",
-                row.name,
-                row.scopes.join(",")
-            );
-            println!("{secret}");
-        }
+        TokenCommand::Create { name, scopes } => create_token(&pool, &name, scopes).await?,
         TokenCommand::List => {
             println!("{:<24} {:<12} {:<26} REVOKED", "NAME", "SCOPES", "CREATED");
             for t in store::tokens::list(&pool).await? {
@@ -186,6 +149,47 @@ async fn token(args: TokenArgs) -> anyhow::Result<()> {
             eprintln!("revoked token {name:?}");
         }
     }
+    Ok(())
+}
+
+/// `token create`: the secret alone on stdout so scripts can capture it; everything else on
+/// stderr.
+async fn create_token(pool: &sqlx::PgPool, name: &str, scopes: Vec<String>) -> anyhow::Result<()> {
+    let name = name.trim().to_string();
+    anyhow::ensure!(
+        !name.is_empty()
+            && name.len() <= 64
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.@".contains(c)),
+        "token names are 1-64 characters: letters, digits, - _ . @"
+    );
+    let mut scopes: Vec<String> = scopes
+        .into_iter()
+        .map(|s| s.trim().to_lowercase())
+        .collect();
+    scopes.sort();
+    scopes.dedup();
+    anyhow::ensure!(
+        !scopes.is_empty()
+            && scopes.iter().all(|s| ["read", "write", "audit"].contains(&s.as_str())),
+        "scopes must be among read, write and audit (audit shows callers' addresses and user agents in GET /audit)"
+    );
+    let (row, secret) =
+        store::tokens::create(pool, &name, &scopes)
+            .await
+            .map_err(|e| match &e {
+                sqlx::Error::Database(d) if d.is_unique_violation() => {
+                    anyhow::anyhow!("a token named {name:?} already exists")
+                }
+                _ => anyhow::Error::new(e).context("creating the token"),
+            })?;
+    eprintln!(
+        "created token {:?} with scopes {}; store the secret now, it is not shown again",
+        row.name,
+        row.scopes.join(",")
+    );
+    println!("{secret}");
     Ok(())
 }
 

@@ -208,26 +208,7 @@ pub async fn reconcile(
     // A change (or an earlier manual reconcile) already queued for the target converges it to
     // the current version when it runs: join it, so the change keeps its operation, its place
     // and its audit action. Only a queued drift check is superseded.
-    let joined = crate::store::jobs::join_queued(
-        &mut tx,
-        crate::reconcile::RECONCILE_JOB,
-        &target.job_target(),
-    )
-    .await?;
-    let job = match &joined {
-        Some(job) => job.clone(),
-        None => {
-            crate::jobs::enqueue(
-                &mut tx,
-                &crate::jobs::new_job(
-                    crate::reconcile::RECONCILE_JOB,
-                    Some(target.job_target()),
-                    crate::reconcile::reconcile_args(target.kind(), &target.name(), "manual"),
-                ),
-            )
-            .await?
-        }
-    };
+    let (job, joined) = join_or_enqueue(&mut tx, target).await?;
     let event = NewAuditEvent::new(
         caller.actor(),
         "reconcile",
@@ -240,7 +221,7 @@ pub async fn reconcile(
     state.notifier.notify();
     let row = row.with_job(&job);
     let location = format!("/operations/{}", job.id);
-    let detail = if joined.is_some() {
+    let detail = if joined {
         format!(
             "an operation for version {} is already queued and reconciles it; poll {location}",
             row.version
@@ -261,6 +242,24 @@ pub async fn reconcile(
         response.headers_mut().insert("location", v);
     }
     Ok(response)
+}
+
+/// The job that will reconcile `target`: a change (or an earlier manual reconcile) already
+/// queued converges it to the current version when it runs, so it is joined (true), keeping its
+/// operation, its place and its audit action; otherwise a manual reconcile is queued. Only a
+/// queued drift check is superseded.
+async fn join_or_enqueue(
+    tx: &mut sqlx::PgConnection,
+    target: &TargetRef,
+) -> Result<(crate::store::jobs::JobRow, bool), ApiError> {
+    use crate::reconcile::{reconcile_args, RECONCILE_JOB};
+    let joined = crate::store::jobs::join_queued(tx, RECONCILE_JOB, &target.job_target()).await?;
+    if let Some(job) = joined {
+        return Ok((job, true));
+    }
+    let args = reconcile_args(target.kind(), &target.name(), "manual");
+    let new = crate::jobs::new_job(RECONCILE_JOB, Some(target.job_target()), args);
+    Ok((crate::jobs::enqueue(tx, &new).await?, false))
 }
 
 /// Filters and paging of the list routes.

@@ -27,6 +27,38 @@ pub struct AwsFailure {
     pub request_id: Option<String>,
 }
 
+/// An error answer's code, message, request id and status. An answer without an error code (a
+/// proxy's page, a bare 403) is described by what came back, not as "Unknown" with an empty
+/// message.
+fn answered(
+    e: &impl ProvideErrorMetadata,
+    raw: &HttpResponse,
+) -> (String, String, Option<String>, Option<u16>) {
+    let status = raw.status().as_u16();
+    let (code, message) = match e.code() {
+        Some(code) => (
+            code.to_string(),
+            e.message().unwrap_or_default().to_string(),
+        ),
+        None => (format!("HTTP {status}"), body_excerpt(raw.body().bytes())),
+    };
+    let request_id = raw.headers().get("x-amzn-requestid").map(str::to_string);
+    (code, message, request_id, Some(status))
+}
+
+/// Why a request was not sent, in a sentence.
+fn not_sent(d: &aws_smithy_runtime_api::client::result::DispatchFailure) -> &'static str {
+    if d.is_timeout() {
+        "the connection to AWS timed out"
+    } else if d.is_io() {
+        "the connection to AWS failed (network, DNS or TLS)"
+    } else if d.is_user() {
+        "the request to AWS could not be sent (configuration; see the worker's log)"
+    } else {
+        "the request to AWS could not be sent (see the worker's log)"
+    }
+}
+
 impl AwsFailure {
     /// Classifies an SDK error.
     pub fn from_sdk<E>(
@@ -38,26 +70,7 @@ impl AwsFailure {
         E: ProvideErrorMetadata + std::error::Error + 'static,
     {
         let (code, message, request_id, status) = match &err {
-            SdkError::ServiceError(se) => {
-                let e = se.err();
-                let raw = se.raw();
-                let status = raw.status().as_u16();
-                // An answer without an error code (a proxy's page, a bare 403) is described by
-                // what came back, not as "Unknown" with an empty message.
-                let (code, message) = match e.code() {
-                    Some(code) => (
-                        code.to_string(),
-                        e.message().unwrap_or_default().to_string(),
-                    ),
-                    None => (format!("HTTP {status}"), body_excerpt(raw.body().bytes())),
-                };
-                (
-                    code,
-                    message,
-                    raw.headers().get("x-amzn-requestid").map(str::to_string),
-                    Some(status),
-                )
-            }
+            SdkError::ServiceError(se) => answered(se.err(), se.raw()),
             SdkError::TimeoutError(_) => {
                 ("Timeout".into(), "the call timed out".into(), None, None)
             }
@@ -65,16 +78,7 @@ impl AwsFailure {
             // operations show a sentence.
             SdkError::DispatchFailure(d) => {
                 tracing::warn!(service, operation, error = ?d, "AWS call not sent");
-                let what = if d.is_timeout() {
-                    "the connection to AWS timed out"
-                } else if d.is_io() {
-                    "the connection to AWS failed (network, DNS or TLS)"
-                } else if d.is_user() {
-                    "the request to AWS could not be sent (configuration; see the worker's log)"
-                } else {
-                    "the request to AWS could not be sent (see the worker's log)"
-                };
-                ("DispatchFailure".into(), what.into(), None, None)
+                ("DispatchFailure".into(), not_sent(d).into(), None, None)
             }
             SdkError::ResponseError(_) => (
                 "ResponseError".into(),

@@ -1,5 +1,11 @@
 //! One line per read zeroscale needs, each tried once in its most harmless form.
 
+use std::future::Future;
+
+use aws_sdk_sagemaker::error::ProvideErrorMetadata;
+use aws_smithy_runtime_api::{client::result::SdkError, http::Response as HttpResponse};
+use futures::future::BoxFuture;
+
 use super::{
     check,
     probe::{reach_hint, said, timed_out, AWS_TIMEOUT},
@@ -21,98 +27,137 @@ const QUOTA_CHECK: Optional = Some(
 
 /// Each read zeroscale needs, tried once in its most harmless form, all at once.
 pub(super) async fn permissions(aws: &AwsClients) -> Vec<Check> {
-    use crate::domain::target::ALARM_PREFIX;
-    use futures::future::BoxFuture;
-    let ns = aws_sdk_applicationautoscaling::types::ServiceNamespace::Sagemaker;
-    let mut probes: Vec<BoxFuture<'_, Check>> = Vec::new();
-    macro_rules! probe {
-        ($action:expr, $optional:expr, $call:expr) => {{
-            let call = $call;
-            probes.push(Box::pin(async move {
-                aws.pace().await;
-                let r = match tokio::time::timeout(AWS_TIMEOUT, call.send()).await {
-                    Ok(r) => r
-                        .map(|_| ())
-                        .map_err(|e| AwsFailure::from_sdk("doctor", $action, e)),
-                    Err(_) => Err(timed_out($action)),
-                };
-                verdict($action, $optional, r)
-            }));
-        }};
-    }
-    probe!(
-        "application-autoscaling:DescribeScalableTargets",
-        None,
-        aws.autoscaling
-            .describe_scalable_targets()
-            .service_namespace(ns.clone())
-            .max_results(1)
-    );
-    probe!(
-        "application-autoscaling:DescribeScalingPolicies",
-        None,
-        aws.autoscaling
-            .describe_scaling_policies()
-            .service_namespace(ns.clone())
-            .max_results(1)
-    );
-    probe!(
-        "application-autoscaling:DescribeScalingActivities",
-        None,
-        aws.autoscaling
-            .describe_scaling_activities()
-            .service_namespace(ns)
-            .max_results(1)
-    );
-    probe!(
+    let mut probes = autoscaling_probes(aws);
+    probes.extend(sagemaker_probes(aws));
+    probes.extend(quota_probes(aws));
+    probes.push(probe(
+        aws,
         "cloudwatch:DescribeAlarms",
         None,
         aws.cloudwatch
             .describe_alarms()
-            .alarm_name_prefix(ALARM_PREFIX)
+            .alarm_name_prefix(crate::domain::target::ALARM_PREFIX)
             .max_records(1)
-    );
-    probe!(
-        "sagemaker:ListEndpoints",
-        QUOTA_CHECK,
-        aws.sagemaker.list_endpoints().max_results(1)
-    );
-    probe!(
-        "sagemaker:DescribeEndpoint",
-        None,
-        aws.sagemaker.describe_endpoint().endpoint_name(PROBE)
-    );
-    probe!(
-        "sagemaker:DescribeEndpointConfig",
-        None,
-        aws.sagemaker
-            .describe_endpoint_config()
-            .endpoint_config_name(PROBE)
-    );
-    probe!(
-        "sagemaker:DescribeInferenceComponent",
-        None,
-        aws.sagemaker
-            .describe_inference_component()
-            .inference_component_name(PROBE)
-    );
-    probe!(
-        "servicequotas:ListServiceQuotas",
-        QUOTA_CHECK,
-        aws.quotas
-            .list_service_quotas()
-            .service_code("sagemaker")
-            .max_results(1)
-    );
-    probe!(
-        "servicequotas:ListAWSDefaultServiceQuotas",
-        QUOTA_CHECK,
-        aws.quotas
-            .list_aws_default_service_quotas()
-            .service_code("sagemaker")
-            .max_results(1)
-    );
+            .send(),
+    ));
     futures::future::join_all(probes).await
+}
+
+/// One read, paced and bounded at `AWS_TIMEOUT`, and its verdict.
+fn probe<'a, O, E>(
+    aws: &'a AwsClients,
+    action: &'static str,
+    optional: Optional,
+    send: impl Future<Output = Result<O, SdkError<E, HttpResponse>>> + Send + 'a,
+) -> BoxFuture<'a, Check>
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    Box::pin(async move {
+        aws.pace().await;
+        let r = match tokio::time::timeout(AWS_TIMEOUT, send).await {
+            Ok(r) => r
+                .map(|_| ())
+                .map_err(|e| AwsFailure::from_sdk("doctor", action, e)),
+            Err(_) => Err(timed_out(action)),
+        };
+        verdict(action, optional, r)
+    })
+}
+
+/// The Application Auto Scaling reads, namespace-wide, one item each.
+fn autoscaling_probes(aws: &AwsClients) -> Vec<BoxFuture<'_, Check>> {
+    let ns = || aws_sdk_applicationautoscaling::types::ServiceNamespace::Sagemaker;
+    let a = &aws.autoscaling;
+    vec![
+        probe(
+            aws,
+            "application-autoscaling:DescribeScalableTargets",
+            None,
+            a.describe_scalable_targets()
+                .service_namespace(ns())
+                .max_results(1)
+                .send(),
+        ),
+        probe(
+            aws,
+            "application-autoscaling:DescribeScalingPolicies",
+            None,
+            a.describe_scaling_policies()
+                .service_namespace(ns())
+                .max_results(1)
+                .send(),
+        ),
+        probe(
+            aws,
+            "application-autoscaling:DescribeScalingActivities",
+            None,
+            a.describe_scaling_activities()
+                .service_namespace(ns())
+                .max_results(1)
+                .send(),
+        ),
+    ]
+}
+
+/// The SageMaker reads: the list with one item, the describes with a name no account uses.
+fn sagemaker_probes(aws: &AwsClients) -> Vec<BoxFuture<'_, Check>> {
+    let sm = &aws.sagemaker;
+    vec![
+        probe(
+            aws,
+            "sagemaker:ListEndpoints",
+            QUOTA_CHECK,
+            sm.list_endpoints().max_results(1).send(),
+        ),
+        probe(
+            aws,
+            "sagemaker:DescribeEndpoint",
+            None,
+            sm.describe_endpoint().endpoint_name(PROBE).send(),
+        ),
+        probe(
+            aws,
+            "sagemaker:DescribeEndpointConfig",
+            None,
+            sm.describe_endpoint_config()
+                .endpoint_config_name(PROBE)
+                .send(),
+        ),
+        probe(
+            aws,
+            "sagemaker:DescribeInferenceComponent",
+            None,
+            sm.describe_inference_component()
+                .inference_component_name(PROBE)
+                .send(),
+        ),
+    ]
+}
+
+/// The Service Quotas reads, SageMaker's, one item each.
+fn quota_probes(aws: &AwsClients) -> Vec<BoxFuture<'_, Check>> {
+    let q = &aws.quotas;
+    vec![
+        probe(
+            aws,
+            "servicequotas:ListServiceQuotas",
+            QUOTA_CHECK,
+            q.list_service_quotas()
+                .service_code("sagemaker")
+                .max_results(1)
+                .send(),
+        ),
+        probe(
+            aws,
+            "servicequotas:ListAWSDefaultServiceQuotas",
+            QUOTA_CHECK,
+            q.list_aws_default_service_quotas()
+                .service_code("sagemaker")
+                .max_results(1)
+                .send(),
+        ),
+    ]
 }
 
 /// What one probe's answer means. A denied optional read warns (with what zeroscale does

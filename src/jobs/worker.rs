@@ -123,28 +123,10 @@ impl Worker {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let free = self.config.concurrency - running.len();
-            let mut claimed_all = false;
-            if free > 0 && !shutdown.is_cancelled() {
-                match store::claim(&self.pool, &self.id, free as i64, self.config.lease).await {
-                    Ok(jobs) => {
-                        claimed_all = jobs.len() == free && free > 0;
-                        for job in jobs {
-                            in_flight
-                                .lock()
-                                .expect("in-flight map")
-                                .insert(job.id, job.clone());
-                            running.spawn(self.run_one(
-                                job,
-                                in_flight.clone(),
-                                complete_tx.clone(),
-                            ));
-                        }
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "claiming jobs failed; retrying after the poll interval");
-                    }
-                }
-            }
+            let claimed_all = !shutdown.is_cancelled()
+                && self
+                    .claim(free, &mut running, &in_flight, &complete_tx)
+                    .await;
             if claimed_all && running.len() < self.config.concurrency {
                 continue;
             }
@@ -164,6 +146,37 @@ impl Worker {
         self.release_unfinished(in_flight).await;
         tracing::info!(worker = %self.id, "job worker stopped");
         Ok(())
+    }
+
+    /// Claims up to `free` jobs and starts them; true when it got all it asked for (more may
+    /// be waiting).
+    async fn claim(
+        &self,
+        free: usize,
+        running: &mut JoinSet<()>,
+        in_flight: &InFlight,
+        complete_tx: &mpsc::Sender<Completion>,
+    ) -> bool {
+        if free == 0 {
+            return false;
+        }
+        match store::claim(&self.pool, &self.id, free as i64, self.config.lease).await {
+            Ok(jobs) => {
+                let all = jobs.len() == free;
+                for job in jobs {
+                    in_flight
+                        .lock()
+                        .expect("in-flight map")
+                        .insert(job.id, job.clone());
+                    running.spawn(self.run_one(job, in_flight.clone(), complete_tx.clone()));
+                }
+                all
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "claiming jobs failed; retrying after the poll interval");
+                false
+            }
+        }
     }
 
     /// Waits for running jobs up to the grace period, then releases what is left.
@@ -218,12 +231,7 @@ impl Worker {
         let owner = self.id.clone();
         async move {
             let kind = job.kind.clone();
-            if let Some(at) = job.attempted_at {
-                let latency = (at - job.scheduled_at).to_std().unwrap_or_default();
-                metrics::histogram!("zeroscale_job_claim_latency_seconds", "kind" => kind.clone())
-                    .record(latency.as_secs_f64());
-            }
-            metrics::counter!("zeroscale_jobs_claimed_total", "kind" => kind.clone()).increment(1);
+            claimed(&job);
             let started = Instant::now();
             // The heartbeat lives in the job's own future: if the worker is dropped mid-job,
             // the heartbeat stops too and the lease expires for the rescuer. When the lease is
@@ -244,28 +252,7 @@ impl Worker {
                 // The handler ended the job in its own transaction.
                 Ok(_) if by_handler => "completed",
                 Err(_) if by_handler => "discarded",
-                Ok(output) => {
-                    let (written, ack) = oneshot::channel();
-                    let sent = completions
-                        .send(Completion {
-                            id: job.id,
-                            attempt: job.attempt,
-                            output,
-                            written,
-                        })
-                        .await
-                        .is_ok();
-                    match (sent, ack.await) {
-                        (true, Ok(true)) => "completed",
-                        _ => {
-                            tracing::warn!(
-                                job_id = job.id,
-                                "completion not recorded (lease lost or database down)"
-                            );
-                            "lease_lost"
-                        }
-                    }
-                }
+                Ok(output) => send_completion(&completions, &job, output).await,
                 Err(e) => {
                     let message = e.message.clone();
                     let outcome = record_failure(&pool, &job, &owner, &config.retry, e).await;
@@ -281,6 +268,45 @@ impl Worker {
                 .record(started.elapsed().as_secs_f64());
             metrics::counter!("zeroscale_jobs_finished_total", "kind" => kind, "outcome" => outcome).increment(1);
             in_flight.lock().expect("in-flight map").remove(&job.id);
+        }
+    }
+}
+
+/// The claim metrics of a job just claimed: how long it waited, and the count.
+fn claimed(job: &JobRow) {
+    if let Some(at) = job.attempted_at {
+        let latency = (at - job.scheduled_at).to_std().unwrap_or_default();
+        metrics::histogram!("zeroscale_job_claim_latency_seconds", "kind" => job.kind.clone())
+            .record(latency.as_secs_f64());
+    }
+    metrics::counter!("zeroscale_jobs_claimed_total", "kind" => job.kind.clone()).increment(1);
+}
+
+/// Hands a successful run to the completer and waits until it is written: `completed`, or
+/// `lease_lost` when it could not be (the lease moved on, or the database is down).
+async fn send_completion(
+    completions: &mpsc::Sender<Completion>,
+    job: &JobRow,
+    output: Option<serde_json::Value>,
+) -> &'static str {
+    let (written, ack) = oneshot::channel();
+    let sent = completions
+        .send(Completion {
+            id: job.id,
+            attempt: job.attempt,
+            output,
+            written,
+        })
+        .await
+        .is_ok();
+    match (sent, ack.await) {
+        (true, Ok(true)) => "completed",
+        _ => {
+            tracing::warn!(
+                job_id = job.id,
+                "completion not recorded (lease lost or database down)"
+            );
+            "lease_lost"
         }
     }
 }

@@ -263,15 +263,38 @@ pub async fn seal(pool: &PgPool) -> sqlx::Result<Option<Head>> {
     )
     .fetch_optional(&mut *tx)
     .await?;
-    let (mut position, mut hash, last_at) = match last {
+    let (position, hash, last_at) = match last {
         Some(l) => (l.position, l.hash, Some(l.at)),
         None => (0, vec![0u8; 32], None),
     };
-    // Events commit in about id order; one that committed late, behind events sealed already,
-    // is sealed now at the end of the chain (its position, not its id, orders the chain). The
-    // look-back (events written up to ten minutes before the last one sealed: far longer than
-    // any transaction may last under statement_timeout) bounds the scan.
-    let events = sqlx::query_as!(
+    let events = unsealed(&mut tx, last_at).await?;
+    if events.is_empty() {
+        return Ok(None);
+    }
+    let links = chain(&events, position, &hash);
+    let (position, hash) = match links.last() {
+        Some(l) => (l.position, l.hash.clone()),
+        None => (position, hash),
+    };
+    insert_links(&mut tx, links).await?;
+    tx.commit().await?;
+    Ok(Some(Head {
+        position,
+        hash,
+        sealed: events.len(),
+    }))
+}
+
+/// Events not sealed yet, oldest first, one batch. Events commit in about id order; one that
+/// committed late, behind events sealed already, is sealed now at the end of the chain (its
+/// position, not its id, orders the chain). The look-back (events written up to ten minutes
+/// before the last one sealed: far longer than any transaction may last under
+/// statement_timeout) bounds the scan.
+async fn unsealed(
+    tx: &mut PgConnection,
+    last_at: Option<DateTime<Utc>>,
+) -> sqlx::Result<Vec<AuditRow>> {
+    sqlx::query_as!(
         AuditRow,
         r#"SELECT a.id, a.at, a.actor, a.on_behalf_of, a.source_ip, a.user_agent, a.action,
             a.target_kind::text AS "target_kind!", a.target_name, a.version, a.request_id, a.job_id,
@@ -283,20 +306,16 @@ pub async fn seal(pool: &PgPool) -> sqlx::Result<Option<Head>> {
         last_at,
         SEAL_BATCH,
     )
-    .fetch_all(&mut *tx)
-    .await?;
-    if events.is_empty() {
-        return Ok(None);
-    }
-    let (mut positions, mut ids, mut prevs, mut hashes) = (vec![], vec![], vec![], vec![]);
-    for e in &events {
-        let next = link(&hash, e);
-        position += 1;
-        positions.push(position);
-        ids.push(e.id);
-        prevs.push(std::mem::replace(&mut hash, next.clone()));
-        hashes.push(next);
-    }
+    .fetch_all(tx)
+    .await
+}
+
+/// Writes the links.
+async fn insert_links(tx: &mut PgConnection, links: Vec<Link>) -> sqlx::Result<()> {
+    let positions: Vec<i64> = links.iter().map(|l| l.position).collect();
+    let ids: Vec<i64> = links.iter().map(|l| l.event_id).collect();
+    let prevs: Vec<Vec<u8>> = links.iter().map(|l| l.prev_hash.clone()).collect();
+    let hashes: Vec<Vec<u8>> = links.into_iter().map(|l| l.hash).collect();
     sqlx::query!(
         "INSERT INTO audit_chain (position, event_id, prev_hash, hash) \
          SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bytea[], $4::bytea[])",
@@ -305,14 +324,27 @@ pub async fn seal(pool: &PgPool) -> sqlx::Result<Option<Head>> {
         &prevs,
         &hashes,
     )
-    .execute(&mut *tx)
+    .execute(tx)
     .await?;
-    tx.commit().await?;
-    Ok(Some(Head {
-        position,
-        hash,
-        sealed: events.len(),
-    }))
+    Ok(())
+}
+
+/// The links that seal `events`, in order, after the link at `position` with hash `hash`.
+fn chain(events: &[AuditRow], mut position: i64, hash: &[u8]) -> Vec<Link> {
+    let mut prev = hash.to_vec();
+    events
+        .iter()
+        .map(|e| {
+            let next = link(&prev, e);
+            position += 1;
+            Link {
+                position,
+                event_id: e.id,
+                prev_hash: std::mem::replace(&mut prev, next.clone()),
+                hash: next,
+            }
+        })
+        .collect()
 }
 
 pub use crate::domain::audit::{Broken, Verification};

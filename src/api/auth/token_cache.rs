@@ -72,6 +72,8 @@ impl TokenCache {
         self.unknown.invalidate_all();
     }
 
+    /// The token `secret` names, from the cache or one lookup shared by concurrent requests;
+    /// None for an unknown or revoked token (remembered for a while).
     pub(super) async fn resolve(
         &self,
         state: &AppState,
@@ -90,39 +92,9 @@ impl TokenCache {
         };
         // Concurrent requests with the same uncached token share one lookup (and one unit of
         // the client's lookup budget).
-        let generation = self.generation.load(std::sync::atomic::Ordering::SeqCst);
         let lookup = self
             .valid
-            .try_get_with(hash.clone(), async {
-                if let Some(ip) = client {
-                    // Keep the limiter's memory bounded: forget clients whose budget is full.
-                    if self.lookups.len() > LIMITER_KEYS {
-                        self.lookups.retain_recent();
-                    }
-                    if let Err(not_until) = self.lookups.check_key(&ip) {
-                        let wait = not_until.wait_time_from(governor::clock::Clock::now(
-                            &governor::clock::DefaultClock::default(),
-                        ));
-                        return Err(Lookup::Limited(wait.as_secs_f64().ceil().max(1.0) as u64));
-                    }
-                }
-                let found = tokens::find_live_by_prefix(&state.pool, prefix).await;
-                let current = self.generation.load(std::sync::atomic::Ordering::SeqCst);
-                match found {
-                    Ok(Some(row))
-                        if bool::from(row.secret_hash.as_slice().ct_eq(hash.as_slice())) =>
-                    {
-                        if current == generation {
-                            Ok((row.name, row.scopes))
-                        } else {
-                            // Read before a revocation landed: answer it, do not cache it.
-                            Err(Lookup::Uncached((row.name, row.scopes)))
-                        }
-                    }
-                    Ok(_) => Err(Lookup::Unknown),
-                    Err(e) => Err(Lookup::Database(ApiError::from(e).to_string_for_log())),
-                }
-            })
+            .try_get_with(hash.clone(), self.look_up(state, prefix, &hash, client))
             .await;
         match lookup {
             Ok(resolved) => Ok(Some(resolved)),
@@ -143,6 +115,44 @@ impl TokenCache {
                     cause: cause.clone(),
                 }),
             },
+        }
+    }
+
+    /// One database lookup of a token, within the client's lookup budget. Compares the hash in
+    /// constant time; a lookup that raced a revocation is answered but not cached.
+    async fn look_up(
+        &self,
+        state: &AppState,
+        prefix: &str,
+        hash: &[u8],
+        client: Option<IpAddr>,
+    ) -> Result<Resolved, Lookup> {
+        let generation = self.generation.load(std::sync::atomic::Ordering::SeqCst);
+        if let Some(ip) = client {
+            // Keep the limiter's memory bounded: forget clients whose budget is full.
+            if self.lookups.len() > LIMITER_KEYS {
+                self.lookups.retain_recent();
+            }
+            if let Err(not_until) = self.lookups.check_key(&ip) {
+                let wait = not_until.wait_time_from(governor::clock::Clock::now(
+                    &governor::clock::DefaultClock::default(),
+                ));
+                return Err(Lookup::Limited(wait.as_secs_f64().ceil().max(1.0) as u64));
+            }
+        }
+        let found = tokens::find_live_by_prefix(&state.pool, prefix).await;
+        let current = self.generation.load(std::sync::atomic::Ordering::SeqCst);
+        match found {
+            Ok(Some(row)) if bool::from(row.secret_hash.as_slice().ct_eq(hash)) => {
+                if current == generation {
+                    Ok((row.name, row.scopes))
+                } else {
+                    // Read before a revocation landed: answer it, do not cache it.
+                    Err(Lookup::Uncached((row.name, row.scopes)))
+                }
+            }
+            Ok(_) => Err(Lookup::Unknown),
+            Err(e) => Err(Lookup::Database(ApiError::from(e).to_string_for_log())),
         }
     }
 }

@@ -127,13 +127,7 @@ async fn record_once(
         let mut conn = state.pool.acquire().await?;
         return apply(&mut conn, change, render, create).await;
     };
-    // A rollback's body names a version; other changes hash as they always did (keys stored
-    // before rollbacks existed still replay).
-    let body = match change.rollback_to {
-        None => json!([change.enabled, change.spec]),
-        Some(n) => json!([change.enabled, change.spec, n]),
-    };
-    let body_sha256 = Sha256::digest(serde_json::to_vec(&body).unwrap_or_default()).to_vec();
+    let body_sha256 = body_hash(change);
     let mut tx = state.pool.begin().await?;
     if !idempotency::try_lock(&mut tx, &k).await? {
         return Err(ApiError::Conflict {
@@ -148,19 +142,8 @@ async fn record_once(
                 "this Idempotency-Key was already used with a different request body; use a new key for a new request".into(),
             ));
         }
-        let etag = stored
-            .response
-            .pointer("/target/version")
-            .and_then(Value::as_i64)
-            .map(|v| format!("\"{v}\""));
         tx.commit().await?;
-        return Ok(Some(ChangeReply {
-            status: StatusCode::from_u16(stored.status as u16).unwrap_or(StatusCode::OK),
-            body: stored.response,
-            location: stored.location,
-            etag,
-            replayed: true,
-        }));
+        return Ok(Some(replay(stored)));
     }
     let Some(reply) = apply(&mut tx, change, render, create).await? else {
         return Ok(None); // the transaction rolls back as it drops
@@ -176,6 +159,32 @@ async fn record_once(
     .await?;
     tx.commit().await?;
     Ok(Some(reply))
+}
+
+/// The hash an Idempotency-Key's request is compared by. A rollback's body names a version;
+/// other changes hash as they always did (keys stored before rollbacks existed still replay).
+fn body_hash(change: &Change<'_>) -> Vec<u8> {
+    let body = match change.rollback_to {
+        None => json!([change.enabled, change.spec]),
+        Some(n) => json!([change.enabled, change.spec, n]),
+    };
+    Sha256::digest(serde_json::to_vec(&body).unwrap_or_default()).to_vec()
+}
+
+/// The stored answer to a request made again with its Idempotency-Key.
+fn replay(stored: idempotency::StoredResponse) -> ChangeReply {
+    let etag = stored
+        .response
+        .pointer("/target/version")
+        .and_then(Value::as_i64)
+        .map(|v| format!("\"{v}\""));
+    ChangeReply {
+        status: StatusCode::from_u16(stored.status as u16).unwrap_or(StatusCode::OK),
+        body: stored.response,
+        location: stored.location,
+        etag,
+        replayed: true,
+    }
 }
 
 /// How long the first enable of a target waits for AWS to tell the kinds apart.
@@ -240,46 +249,30 @@ async fn apply(
     })?;
     let row = match outcome {
         Outcome::Absent => return Ok(None),
-        Outcome::Missing if change.enabled => {
-            return Err(ApiError::PreconditionFailed(format!(
-                "If-Match was given but {} is not managed by zeroscale yet",
-                change.target
-            )))
-        }
-        Outcome::Missing => {
-            return Err(ApiError::NotFound(format!(
-                "{} is not managed by zeroscale",
-                change.target
-            )))
-        }
+        Outcome::Missing => return Err(missing(change)),
         Outcome::Stale | Outcome::Unchanged | Outcome::Accepted => recorded.target()?,
     };
+    if outcome == Outcome::Stale {
+        return Err(ApiError::PreconditionFailed(format!(
+            "If-Match \"{}\" is stale: the current version is {}; GET it again and retry",
+            if_match.unwrap_or_default(),
+            row.version
+        )));
+    }
     let location = row.last_job_id.map(|id| format!("/operations/{id}"));
-    let (changed, status, detail) = match outcome {
-        Outcome::Stale => {
-            return Err(ApiError::PreconditionFailed(format!(
-                "If-Match \"{}\" is stale: the current version is {}; GET it again and retry",
-                if_match.unwrap_or_default(),
-                row.version
-            )))
-        }
-        Outcome::Unchanged => (
-            false,
-            StatusCode::OK,
-            format!(
-                "identical to the current version {}: no new version and no new job",
-                row.version
-            ),
-        ),
-        _ => (
-            true,
-            StatusCode::ACCEPTED,
-            format!(
-                "accepted as version {}; poll {} to follow it",
-                row.version,
-                location.as_deref().unwrap_or_default()
-            ),
-        ),
+    let (changed, status, detail) = if outcome == Outcome::Unchanged {
+        let detail = format!(
+            "identical to the current version {}: no new version and no new job",
+            row.version
+        );
+        (false, StatusCode::OK, detail)
+    } else {
+        let poll = location.as_deref().unwrap_or_default();
+        let detail = format!(
+            "accepted as version {}; poll {poll} to follow it",
+            row.version
+        );
+        (true, StatusCode::ACCEPTED, detail)
     };
     Ok(Some(ChangeReply {
         status,
@@ -288,6 +281,19 @@ async fn apply(
         etag: Some(format!("\"{}\"", row.version)),
         replayed: false,
     }))
+}
+
+/// The answer to a change whose target does not exist: with If-Match (an enable), the
+/// precondition failed; a disable has nothing to turn off.
+fn missing(change: &Change<'_>) -> ApiError {
+    if change.enabled {
+        ApiError::PreconditionFailed(format!(
+            "If-Match was given but {} is not managed by zeroscale yet",
+            change.target
+        ))
+    } else {
+        ApiError::NotFound(format!("{} is not managed by zeroscale", change.target))
+    }
 }
 
 /// One call of the change function for `change`, as its caller and request.
