@@ -6,7 +6,7 @@ use serde_json::{json, Map, Value};
 use super::{
     params::{check_enum, opt_str, page, req_str, str_list, with_token},
     protocol::{ts, AwsError},
-    world::{arn, Alarm, World},
+    world::{arn, Alarm, AlarmConfig, World},
 };
 
 /// Runs one CloudWatch operation. CloudWatch's validation errors are `ValidationError` (a
@@ -122,11 +122,15 @@ fn put_alarm(w: &mut World, p: &Value) -> Result<Value, AwsError> {
     let name = req_str(p, "AlarmName")?;
     let now = w.now();
     // PutMetricAlarm overwrites the whole configuration and keeps the state.
-    let mut config: Map<String, Value> = p.as_object().cloned().unwrap_or_default();
-    config.remove("Tags");
+    let mut sent = p.clone();
+    if let Some(m) = sent.as_object_mut() {
+        m.remove("Tags");
+    }
+    let config: AlarmConfig =
+        serde_json::from_value(sent).map_err(|e| AwsError::validation(e.to_string()))?;
     match w.alarms.get_mut(&name) {
         Some(a) => {
-            a.config = Value::Object(config);
+            a.config = config;
             a.config_updated = now;
         }
         None => {
@@ -135,7 +139,7 @@ fn put_alarm(w: &mut World, p: &Value) -> Result<Value, AwsError> {
                 Alarm {
                     arn: arn("cloudwatch", &format!("alarm:{name}")),
                     name,
-                    config: Value::Object(config),
+                    config,
                     state: "INSUFFICIENT_DATA".into(),
                     reason: "Unchecked: Initial alarm creation".into(),
                     updated: now,
@@ -151,17 +155,10 @@ fn put_alarm(w: &mut World, p: &Value) -> Result<Value, AwsError> {
 
 /// DescribeAlarms' view of one alarm.
 pub fn alarm_view(a: &Alarm) -> Value {
-    let mut out = a.config.as_object().cloned().unwrap_or_default();
-    let defaults = [
-        ("ActionsEnabled", json!(true)),
-        ("AlarmActions", json!([])),
-        ("OKActions", json!([])),
-        ("InsufficientDataActions", json!([])),
-        ("Dimensions", json!([])),
-    ];
-    for (k, v) in defaults {
-        out.entry(k).or_insert(v);
-    }
+    let mut out = match serde_json::to_value(&a.config) {
+        Ok(Value::Object(m)) => m,
+        _ => Map::new(),
+    };
     out.insert("AlarmArn".into(), json!(a.arn));
     out.insert("StateValue".into(), json!(a.state));
     out.insert("StateReason".into(), json!(a.reason));
@@ -269,7 +266,7 @@ pub fn rule_names(rule: &str, alarm: &str) -> bool {
 fn alarm_actions(w: &mut World, p: &Value, enabled: bool) -> Result<Value, AwsError> {
     for n in str_list(p, "AlarmNames") {
         if let Some(a) = w.alarms.get_mut(&n) {
-            a.config["ActionsEnabled"] = json!(enabled);
+            a.config.actions_enabled = enabled;
         }
     }
     Ok(json!({}))
@@ -292,7 +289,7 @@ fn set_state(w: &mut World, p: &Value) -> Result<Value, AwsError> {
         let threshold = w
             .alarms
             .get(&name)
-            .and_then(|a| a.config["Threshold"].as_f64())
+            .and_then(|a| a.config.threshold)
             .unwrap_or(0.0);
         super::sim::run_actions(w, &name, threshold, now);
     }

@@ -217,13 +217,7 @@ fn describe_targets(w: &mut World, p: &Value) -> Result<Value, AwsError> {
 /// DeregisterScalableTarget do this on AWS; the alarms themselves stay).
 fn unhook(w: &mut World, policy_arn: &str) {
     for a in w.alarms.values_mut() {
-        if let Some(actions) = a
-            .config
-            .get_mut("AlarmActions")
-            .and_then(Value::as_array_mut)
-        {
-            actions.retain(|x| x.as_str() != Some(policy_arn));
-        }
+        a.config.alarm_actions.retain(|x| x != policy_arn);
     }
 }
 

@@ -7,7 +7,10 @@ use super::{key_of, not_found, unhook, IC_DIMENSION};
 use crate::{
     params::{check_enum, opt_str, page, req_str, str_list, with_token},
     protocol::{ts, AwsError},
-    world::{arn, Alarm, Policy, StepConfig, TargetKey, TargetTrackingConfig, World},
+    world::{
+        arn, Alarm, AlarmConfig, Dimension, Policy, StepConfig, TargetKey, TargetTrackingConfig,
+        World,
+    },
 };
 
 /// AWS's checks of a step configuration: an adjustment type, 1 to 20 steps with integer
@@ -252,36 +255,49 @@ pub(super) fn aws_owned_alarm(
 ) -> Alarm {
     let target = cfg.target_value.unwrap_or(1.0);
     let high = side == "AlarmHigh";
-    let (metric, dims) = match &cfg.customized_metric_specification {
+    let (metric, dimensions) = match &cfg.customized_metric_specification {
         Some(c) => (
             c["MetricName"].as_str().unwrap_or_default().to_string(),
-            c["Dimensions"].clone(),
+            serde_json::from_value(c["Dimensions"].clone()).unwrap_or_default(),
         ),
         None => (
             "InvocationsPerCopy".to_string(),
-            json!([{"Name": "InferenceComponentName", "Value": resource_id.trim_start_matches("inference-component/")}]),
+            vec![Dimension {
+                name: "InferenceComponentName".into(),
+                value: resource_id
+                    .trim_start_matches("inference-component/")
+                    .into(),
+            }],
         ),
     };
     let n = if high { 3 } else { 15 };
     Alarm {
         name: name.into(),
         arn: arn("cloudwatch", &format!("alarm:{name}")),
-        config: json!({
-            "AlarmName": name,
-            "AlarmDescription": format!("DO NOT EDIT OR DELETE. For TargetTrackingScaling policy {policy_arn}."),
-            "ActionsEnabled": true,
-            "AlarmActions": [policy_arn],
-            "MetricName": metric,
-            "Namespace": "AWS/SageMaker",
-            "Statistic": "Average",
-            "Dimensions": dims,
-            "Period": 60,
-            "EvaluationPeriods": n,
-            "DatapointsToAlarm": n,
-            "Threshold": if high { target } else { target * 0.9 },
-            "ComparisonOperator": if high { "GreaterThanThreshold" } else { "LessThanThreshold" },
-            "TreatMissingData": "missing",
-        }),
+        config: AlarmConfig {
+            alarm_name: name.into(),
+            alarm_description: Some(format!(
+                "DO NOT EDIT OR DELETE. For TargetTrackingScaling policy {policy_arn}."
+            )),
+            actions_enabled: true,
+            alarm_actions: vec![policy_arn.into()],
+            metric_name: Some(metric),
+            namespace: Some("AWS/SageMaker".into()),
+            statistic: Some("Average".into()),
+            dimensions,
+            period: Some(60),
+            evaluation_periods: n,
+            datapoints_to_alarm: Some(n),
+            threshold: Some(if high { target } else { target * 0.9 }),
+            comparison_operator: if high {
+                "GreaterThanThreshold"
+            } else {
+                "LessThanThreshold"
+            }
+            .into(),
+            treat_missing_data: Some("missing".into()),
+            ..AlarmConfig::default()
+        },
         state: "INSUFFICIENT_DATA".into(),
         reason: "Unchecked: Initial alarm creation".into(),
         updated: now,
@@ -297,11 +313,7 @@ pub(super) fn policy_view(w: &World, p: &Policy) -> Value {
     let alarms: Vec<Value> = if p.step.is_some() {
         w.alarms
             .values()
-            .filter(|a| {
-                a.config["AlarmActions"]
-                    .as_array()
-                    .is_some_and(|x| x.iter().any(|v| v.as_str() == Some(p.arn.as_str())))
-            })
+            .filter(|a| a.config.alarm_actions.contains(&p.arn))
             .map(|a| json!({"AlarmName": a.name, "AlarmARN": a.arn}))
             .collect()
     } else {

@@ -12,7 +12,7 @@ use components::{create_component, delete_component, describe_component, list_co
 use crate::{
     params::{opt_str, page, req_str, with_token},
     protocol::{ts, AwsError},
-    world::{arn, Endpoint, Variant, World},
+    world::{arn, Endpoint, ManagedScaling, Variant, World},
 };
 
 /// Runs one SageMaker operation.
@@ -53,15 +53,12 @@ fn create_endpoint_config(w: &mut World, p: &Value) -> Result<Value, AwsError> {
     })?;
     for v in variants {
         req_str(v, "VariantName")?;
-        if let Some(m) = v.get("ManagedInstanceScaling") {
-            let min = m
-                .get("MinInstanceCount")
-                .and_then(Value::as_u64)
-                .unwrap_or(1);
-            let max = m
-                .get("MaxInstanceCount")
-                .and_then(Value::as_u64)
-                .unwrap_or(1);
+        if v.get("ManagedInstanceScaling").is_some() {
+            let m = ManagedScaling::of(v).ok_or_else(|| {
+                AwsError::validation("ManagedInstanceScaling is not a valid ManagedInstanceScaling")
+            })?;
+            let min = m.min_instance_count.unwrap_or(1);
+            let max = m.max_instance_count.unwrap_or(1);
             if max < 1 || min > max {
                 return Err(AwsError::validation("ManagedInstanceScaling needs MaxInstanceCount >= 1 and MinInstanceCount <= MaxInstanceCount"));
             }
@@ -119,7 +116,7 @@ fn create_endpoint(w: &mut World, p: &Value) -> Result<Value, AwsError> {
                 current_instances: initial,
                 desired_instances: initial,
                 provisioning: Vec::new(),
-                managed: v.get("ManagedInstanceScaling").cloned(),
+                managed: ManagedScaling::of(v),
             }
         })
         .collect();
@@ -178,7 +175,7 @@ pub fn endpoint_view(e: &Endpoint) -> Value {
                 "DesiredWeight": 1.0,
             });
             if let Some(m) = &v.managed {
-                out["ManagedInstanceScaling"] = m.clone();
+                out["ManagedInstanceScaling"] = json!(m);
             }
             out
         })
@@ -305,7 +302,7 @@ fn update_endpoint(w: &mut World, p: &Value) -> Result<Value, AwsError> {
             if let Some(t) = config_instance_type(n) {
                 v.instance_type = t.to_string();
             }
-            v.managed = n.get("ManagedInstanceScaling").cloned();
+            v.managed = ManagedScaling::of(n);
         }
     }
     let arn = ep.arn.clone();

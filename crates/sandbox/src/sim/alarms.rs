@@ -1,10 +1,8 @@
 //! CloudWatch's side of the simulation: metric statistics over a period, alarm evaluation,
 //! state transitions and the actions an alarm runs.
 
-use serde_json::Value;
-
 use super::scaling::step_scale;
-use crate::world::{AlarmTransition, World};
+use crate::world::{AlarmConfig, AlarmTransition, World};
 
 pub(super) fn statistic(values: &[f64], stat: &str) -> Option<f64> {
     if values.is_empty() {
@@ -20,20 +18,10 @@ pub(super) fn statistic(values: &[f64], stat: &str) -> Option<f64> {
 }
 
 /// The statistic of one period [start, start + period) for an alarm's metric and dimensions.
-pub(super) fn period_value(w: &World, cfg: &Value, start: f64, period: f64) -> Option<f64> {
-    let ns = cfg["Namespace"].as_str().unwrap_or_default();
-    let metric = cfg["MetricName"].as_str().unwrap_or_default();
-    let dims: Vec<(String, String)> = cfg["Dimensions"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|d| {
-            Some((
-                d["Name"].as_str()?.to_string(),
-                d["Value"].as_str()?.to_string(),
-            ))
-        })
-        .collect();
+pub(super) fn period_value(w: &World, cfg: &AlarmConfig, start: f64, period: f64) -> Option<f64> {
+    let ns = cfg.namespace.as_deref().unwrap_or_default();
+    let metric = cfg.metric_name.as_deref().unwrap_or_default();
+    let dims = &cfg.dimensions;
     let values: Vec<f64> = w
         .metrics
         .iter()
@@ -42,21 +30,13 @@ pub(super) fn period_value(w: &World, cfg: &Value, start: f64, period: f64) -> O
         })
         .filter(|d| {
             d.dimensions.len() == dims.len()
-                && dims.iter().all(|(k, v)| d.dimensions.get(k) == Some(v))
+                && dims
+                    .iter()
+                    .all(|x| d.dimensions.get(&x.name) == Some(&x.value))
         })
         .map(|d| d.value)
         .collect();
-    statistic(&values, cfg["Statistic"].as_str().unwrap_or("Average"))
-}
-
-pub(super) fn breaches(value: f64, cfg: &Value) -> bool {
-    let t = cfg["Threshold"].as_f64().unwrap_or(0.0);
-    match cfg["ComparisonOperator"].as_str().unwrap_or_default() {
-        "GreaterThanOrEqualToThreshold" => value >= t,
-        "GreaterThanThreshold" => value > t,
-        "LessThanThreshold" => value < t,
-        _ => value <= t,
-    }
+    statistic(&values, cfg.statistic.as_deref().unwrap_or("Average"))
 }
 
 pub(super) fn evaluate_alarm(w: &mut World, name: &str, boundary: f64) {
@@ -64,16 +44,13 @@ pub(super) fn evaluate_alarm(w: &mut World, name: &str, boundary: f64) {
         return;
     };
     let cfg = alarm.config.clone();
-    let period = cfg["Period"].as_f64().unwrap_or(60.0).max(10.0);
+    let period = cfg.period_seconds();
     if (boundary % period).abs() > 1e-6 {
         return;
     }
-    let n = cfg["EvaluationPeriods"].as_u64().unwrap_or(1) as usize;
-    let m = cfg["DatapointsToAlarm"]
-        .as_u64()
-        .map(|x| x as usize)
-        .unwrap_or(n);
-    let treat = cfg["TreatMissingData"].as_str().unwrap_or("missing");
+    let n = cfg.evaluation_periods.max(1) as usize;
+    let m = cfg.datapoints() as usize;
+    let treat = cfg.treat_missing_data.as_deref().unwrap_or("missing");
     let values: Vec<Option<f64>> = (0..n)
         .map(|i| period_value(w, &cfg, boundary - (i as f64 + 1.0) * period, period))
         .collect();
@@ -81,7 +58,7 @@ pub(super) fn evaluate_alarm(w: &mut World, name: &str, boundary: f64) {
     let mut bad = values
         .iter()
         .flatten()
-        .filter(|v| breaches(**v, &cfg))
+        .filter(|v| cfg.breaches(**v))
         .count();
     if treat == "breaching" {
         bad += n - present;
@@ -99,7 +76,7 @@ pub(super) fn evaluate_alarm(w: &mut World, name: &str, boundary: f64) {
     let reason = format!(
         "Threshold Crossed: {bad} out of the last {n} datapoints [{}] breached the threshold ({}) ({} of {n} needed).",
         shown.join(", "),
-        cfg["Threshold"],
+        cfg.threshold.unwrap_or_default(),
         m
     );
     transition(w, name, state, &reason, boundary);
@@ -135,16 +112,11 @@ pub fn transition(w: &mut World, name: &str, state: &str, reason: &str, at: f64)
 /// Runs the alarm's Application Auto Scaling actions (other actions are recorded only).
 pub fn run_actions(w: &mut World, alarm: &str, value: f64, at: f64) {
     let Some(a) = w.alarms.get(alarm) else { return };
-    if a.config["ActionsEnabled"].as_bool() == Some(false) {
+    if !a.config.actions_enabled {
         return;
     }
-    let threshold = a.config["Threshold"].as_f64().unwrap_or(0.0);
-    let actions: Vec<String> = a.config["AlarmActions"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|v| v.as_str().map(str::to_string))
-        .collect();
+    let threshold = a.config.threshold.unwrap_or(0.0);
+    let actions = a.config.alarm_actions.clone();
     for action in actions {
         let policy = w
             .policies

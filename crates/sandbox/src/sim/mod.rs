@@ -131,9 +131,8 @@ pub fn sync_component_instances(w: &mut World) {
             let min = v
                 .managed
                 .as_ref()
-                .and_then(|m| m.get("MinInstanceCount"))
-                .and_then(Value::as_u64)
-                .unwrap_or(0) as u32;
+                .and_then(|m| m.min_instance_count)
+                .unwrap_or(0);
             v.desired_instances = hosted.iter().map(|h| h.2).sum::<u32>().max(min);
             v.current_instances = hosted.iter().map(|h| h.3).sum::<u32>().max(min);
         }

@@ -1,10 +1,8 @@
 //! Target tracking through its own alarms (AlarmHigh / AlarmLow), one decision per minute.
 
-use serde_json::json;
-
 use super::alarms::{period_value, transition};
 use super::scaling::{capacity, set_capacity};
-use crate::world::{TargetKey, World};
+use crate::world::{AlarmConfig, TargetKey, World};
 
 /// Datapoints of a target-tracking policy's own alarms (aws-facts.md, for one-minute
 /// metrics): AlarmHigh scales out after 3 of 3 breaching minutes, AlarmLow scales in after 15
@@ -176,10 +174,14 @@ pub(super) fn per_unit(
     let cfg = p.target_tracking.as_ref()?;
     let start = boundary - 60.0;
     if let Some(custom) = &cfg.customized_metric_specification {
-        let alarm_like = json!({
-            "Namespace": custom["Namespace"], "MetricName": custom["MetricName"],
-            "Dimensions": custom["Dimensions"], "Statistic": custom["Statistic"],
-        });
+        let text = |k: &str| custom[k].as_str().map(str::to_string);
+        let alarm_like = AlarmConfig {
+            namespace: text("Namespace"),
+            metric_name: text("MetricName"),
+            statistic: text("Statistic"),
+            dimensions: serde_json::from_value(custom["Dimensions"].clone()).unwrap_or_default(),
+            ..AlarmConfig::default()
+        };
         return Some(period_value(w, &alarm_like, start, 60.0).unwrap_or(0.0));
     }
     let name = p.resource_id.strip_prefix("inference-component/")?;

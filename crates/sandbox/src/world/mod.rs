@@ -5,8 +5,10 @@ use std::collections::{BTreeMap, HashMap};
 use serde::Serialize;
 use serde_json::Value;
 
+mod alarm_config;
 mod policy_config;
 
+pub use alarm_config::{AlarmConfig, Dimension};
 pub use policy_config::{PredefinedMetric, StepAdjustment, StepConfig, TargetTrackingConfig};
 
 /// Account and region the sandbox pretends to be.
@@ -56,8 +58,28 @@ pub struct Variant {
     pub desired_instances: u32,
     /// Instances that become InService at the given time.
     pub provisioning: Vec<(f64, u32)>,
-    /// ManagedInstanceScaling as configured (Status, MinInstanceCount, MaxInstanceCount).
-    pub managed: Option<Value>,
+    /// ManagedInstanceScaling as configured.
+    pub managed: Option<ManagedScaling>,
+}
+
+/// A variant's ManagedInstanceScaling, as CreateEndpointConfig takes it and DescribeEndpoint
+/// returns it.
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ManagedScaling {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_instance_count: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_instance_count: Option<u32>,
+}
+
+impl ManagedScaling {
+    /// The ManagedInstanceScaling of an endpoint configuration's variant, if it has one.
+    pub fn of(variant: &Value) -> Option<Self> {
+        serde_json::from_value(variant.get("ManagedInstanceScaling")?.clone()).ok()
+    }
 }
 
 /// A SageMaker endpoint.
@@ -72,7 +94,8 @@ pub struct Endpoint {
     pub created: f64,
     pub modified: f64,
     pub variants: Vec<Variant>,
-    /// AsyncInferenceConfig, for async endpoints.
+    /// AsyncInferenceConfig, for async endpoints. Kept as sent: the simulation only asks
+    /// whether there is one, and DescribeEndpoint echoes it.
     pub async_config: Option<Value>,
     /// Queued async requests.
     pub backlog: u64,
@@ -93,7 +116,8 @@ pub struct Component {
     pub current_copies: u32,
     /// Copies that become InService at the given time.
     pub provisioning: Vec<(f64, u32)>,
-    /// Specification as given at creation.
+    /// Specification as given at creation. Kept as sent: the simulation never reads it, and
+    /// DescribeInferenceComponent echoes it.
     pub specification: Value,
 }
 
@@ -153,7 +177,7 @@ pub struct AlarmTransition {
 pub struct Alarm {
     pub name: String,
     pub arn: String,
-    pub config: Value,
+    pub config: AlarmConfig,
     pub state: String,
     pub reason: String,
     pub updated: f64,
