@@ -89,68 +89,82 @@ pub(super) fn seed(w: &mut World, doc: &Value) -> Result<Value, String> {
             .insert(itype.clone(), v.as_f64().ok_or("quota values are numbers")?);
     }
     for e in doc["endpoints"].as_array().into_iter().flatten() {
-        let name = e["name"].as_str().ok_or("endpoint name missing")?;
-        let variant = e["variant"].as_str().unwrap_or("AllTraffic");
-        let is_async = e["async"].as_bool().unwrap_or(false);
-        let mut pv = json!({
-            "VariantName": variant,
-            "InstanceType": e["instance_type"].as_str().unwrap_or("ml.g5.xlarge"),
-            "InitialInstanceCount": e["initial_instances"].as_u64().unwrap_or(1),
-        });
-        // `instance_pools: ["ml.g5.xlarge", ...]`: a heterogeneous variant with no InstanceType.
-        if let Some(pools) = e["instance_pools"].as_array() {
-            pv.as_object_mut().map(|m| m.remove("InstanceType"));
-            pv["InstancePools"] = pools
-                .iter()
-                .enumerate()
-                .map(|(i, t)| json!({"InstanceType": t, "Priority": i + 1}))
-                .collect();
-        }
-        if !is_async {
-            pv["ManagedInstanceScaling"] = json!({
-                "Status": "ENABLED",
-                "MinInstanceCount": e["min_instances"].as_u64().unwrap_or(0),
-                "MaxInstanceCount": e["max_instances"].as_u64().unwrap_or(4),
-            });
-            pv["RoutingConfig"] = json!({"RoutingStrategy": "LEAST_OUTSTANDING_REQUESTS"});
-        }
-        let mut config =
-            json!({"EndpointConfigName": format!("{name}-config"), "ProductionVariants": [pv]});
-        if is_async {
-            config["AsyncInferenceConfig"] =
-                json!({"OutputConfig": {"S3OutputPath": format!("s3://sandbox-bucket/{name}/")}});
-        }
-        sagemaker::handle(w, "CreateEndpointConfig", &config).map_err(|e| e.message)?;
-        sagemaker::handle(
-            w,
-            "CreateEndpoint",
-            &json!({"EndpointName": name, "EndpointConfigName": format!("{name}-config")}),
-        )
-        .map_err(|e| e.message)?;
-        // A seeded world already exists: its endpoints are past `Creating`.
-        if let Some(ep) = w.endpoints.get_mut(name) {
-            ep.status = "InService".into();
-            ep.status_until = None;
-        }
+        seed_endpoint(w, e)?;
     }
     for c in doc["components"].as_array().into_iter().flatten() {
-        let req = json!({
-            "InferenceComponentName": c["name"],
-            "EndpointName": c["endpoint"],
-            "VariantName": c["variant"].as_str().unwrap_or("AllTraffic"),
-            "Specification": {"ModelName": format!("{}-model", c["name"].as_str().unwrap_or("model")),
-                              "ComputeResourceRequirements": {"MinMemoryRequiredInMb": 1024, "NumberOfAcceleratorDevicesRequired": 1}},
-            "RuntimeConfig": {"CopyCount": c["copies"].as_u64().unwrap_or(1)},
-        });
-        sagemaker::handle(w, "CreateInferenceComponent", &req).map_err(|e| e.message)?;
-        if let Some(c) = c["name"].as_str().and_then(|n| w.components.get_mut(n)) {
-            c.status = "InService".into();
-            c.status_until = None;
-        }
+        seed_component(w, c)?;
     }
     Ok(
         json!({"endpoints": w.endpoints.len(), "components": w.components.len(), "quotas": w.quotas, "default_quotas": w.default_quotas}),
     )
+}
+
+/// One seeded endpoint, with its configuration, already InService.
+fn seed_endpoint(w: &mut World, e: &Value) -> Result<(), String> {
+    let name = e["name"].as_str().ok_or("endpoint name missing")?;
+    let variant = e["variant"].as_str().unwrap_or("AllTraffic");
+    let is_async = e["async"].as_bool().unwrap_or(false);
+    let mut pv = json!({
+        "VariantName": variant,
+        "InstanceType": e["instance_type"].as_str().unwrap_or("ml.g5.xlarge"),
+        "InitialInstanceCount": e["initial_instances"].as_u64().unwrap_or(1),
+    });
+    // `instance_pools: ["ml.g5.xlarge", ...]`: a heterogeneous variant with no InstanceType.
+    if let Some(pools) = e["instance_pools"].as_array() {
+        pv.as_object_mut().map(|m| m.remove("InstanceType"));
+        pv["InstancePools"] = pools
+            .iter()
+            .enumerate()
+            .map(|(i, t)| json!({"InstanceType": t, "Priority": i + 1}))
+            .collect();
+    }
+    if !is_async {
+        pv["ManagedInstanceScaling"] = json!({
+            "Status": "ENABLED",
+            "MinInstanceCount": e["min_instances"].as_u64().unwrap_or(0),
+            "MaxInstanceCount": e["max_instances"].as_u64().unwrap_or(4),
+        });
+        pv["RoutingConfig"] = json!({"RoutingStrategy": "LEAST_OUTSTANDING_REQUESTS"});
+    }
+    let mut config =
+        json!({"EndpointConfigName": format!("{name}-config"), "ProductionVariants": [pv]});
+    if is_async {
+        config["AsyncInferenceConfig"] =
+            json!({"OutputConfig": {"S3OutputPath": format!("s3://sandbox-bucket/{name}/")}});
+    }
+    sagemaker::handle(w, "CreateEndpointConfig", &config).map_err(|e| e.message)?;
+    sagemaker::handle(
+        w,
+        "CreateEndpoint",
+        &json!({"EndpointName": name, "EndpointConfigName": format!("{name}-config")}),
+    )
+    .map_err(|e| e.message)?;
+    // A seeded world already exists: its endpoints are past `Creating`.
+    if let Some(ep) = w.endpoints.get_mut(name) {
+        ep.status = "InService".into();
+        ep.status_until = None;
+    }
+
+    Ok(())
+}
+
+/// One seeded inference component, already InService.
+fn seed_component(w: &mut World, c: &Value) -> Result<(), String> {
+    let req = json!({
+        "InferenceComponentName": c["name"],
+        "EndpointName": c["endpoint"],
+        "VariantName": c["variant"].as_str().unwrap_or("AllTraffic"),
+        "Specification": {"ModelName": format!("{}-model", c["name"].as_str().unwrap_or("model")),
+                          "ComputeResourceRequirements": {"MinMemoryRequiredInMb": 1024, "NumberOfAcceleratorDevicesRequired": 1}},
+        "RuntimeConfig": {"CopyCount": c["copies"].as_u64().unwrap_or(1)},
+    });
+    sagemaker::handle(w, "CreateInferenceComponent", &req).map_err(|e| e.message)?;
+    if let Some(c) = c["name"].as_str().and_then(|n| w.components.get_mut(n)) {
+        c.status = "InService".into();
+        c.status_until = None;
+    }
+
+    Ok(())
 }
 
 async fn seed_route(State(sb): State<Sandbox>, Json(doc): Json<Value>) -> Reply {

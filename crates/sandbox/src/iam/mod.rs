@@ -163,42 +163,7 @@ fn autoscaling_write(w: &World, own: String, op: &str, p: &Value) -> Vec<Check> 
         .with("application-autoscaling:scalable-dimension", dim)];
     let tracking_alarm = |side: &str| alarm_arn(&format!("TargetTracking-{rid}-{side}-sandbox"));
     match op {
-        "RegisterScalableTarget" if ns == "sagemaker" => {
-            let parts: Vec<&str> = rid.split('/').collect();
-            match parts.as_slice() {
-                ["endpoint", endpoint, "variant", _] => {
-                    let ep = sagemaker_arn("endpoint", endpoint);
-                    out.push(Check::new("sagemaker:DescribeEndpoint", ep.clone()));
-                    out.push(Check::new(
-                        "sagemaker:UpdateEndpointWeightsAndCapacities",
-                        ep,
-                    ));
-                }
-                ["inference-component", name] => {
-                    let ic = sagemaker_arn("inference-component", name);
-                    out.push(Check::new(
-                        "sagemaker:DescribeInferenceComponent",
-                        ic.clone(),
-                    ));
-                    out.push(Check::new(
-                        "sagemaker:UpdateInferenceComponentRuntimeConfig",
-                        ic,
-                    ));
-                }
-                _ => {}
-            }
-            if !w.iam.service_linked_role {
-                out.push(
-                    Check::new(
-                        "iam:CreateServiceLinkedRole",
-                        format!(
-                            "arn:aws:iam::{ACCOUNT}:role/aws-service-role/{SLR_SERVICE}/AWSServiceRoleForApplicationAutoScaling_SageMakerEndpoint"
-                        ),
-                    )
-                    .with("iam:AWSServiceName", SLR_SERVICE),
-                );
-            }
-        }
+        "RegisterScalableTarget" if ns == "sagemaker" => out.extend(register_checks(w, &rid)),
         "PutScalingPolicy" if p["PolicyType"].as_str() == Some("TargetTrackingScaling") => {
             for side in ["AlarmHigh", "AlarmLow"] {
                 out.push(Check::new(
@@ -222,6 +187,41 @@ fn autoscaling_write(w: &World, own: String, op: &str, p: &Value) -> Vec<Check> 
             }
         }
         _ => {}
+    }
+    out
+}
+
+/// What registering a SageMaker resource checks as the caller: permission to describe and
+/// scale it, and (the first time) to create the service-linked role.
+fn register_checks(w: &World, rid: &str) -> Vec<Check> {
+    let parts: Vec<&str> = rid.split('/').collect();
+    let mut out = match parts.as_slice() {
+        ["endpoint", endpoint, "variant", _] => {
+            let ep = sagemaker_arn("endpoint", endpoint);
+            vec![
+                Check::new("sagemaker:DescribeEndpoint", ep.clone()),
+                Check::new("sagemaker:UpdateEndpointWeightsAndCapacities", ep),
+            ]
+        }
+        ["inference-component", name] => {
+            let ic = sagemaker_arn("inference-component", name);
+            vec![
+                Check::new("sagemaker:DescribeInferenceComponent", ic.clone()),
+                Check::new("sagemaker:UpdateInferenceComponentRuntimeConfig", ic),
+            ]
+        }
+        _ => vec![],
+    };
+    if !w.iam.service_linked_role {
+        out.push(
+            Check::new(
+                "iam:CreateServiceLinkedRole",
+                format!(
+                    "arn:aws:iam::{ACCOUNT}:role/aws-service-role/{SLR_SERVICE}/AWSServiceRoleForApplicationAutoScaling_SageMakerEndpoint"
+                ),
+            )
+            .with("iam:AWSServiceName", SLR_SERVICE),
+        );
     }
     out
 }

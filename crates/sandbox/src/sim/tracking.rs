@@ -2,7 +2,7 @@
 
 use super::alarms::{period_value, transition};
 use super::scaling::{capacity, set_capacity};
-use crate::world::{AlarmConfig, TargetKey, World};
+use crate::world::{AlarmConfig, Policy, TargetKey, World};
 
 /// Datapoints of a target-tracking policy's own alarms (aws-facts.md, for one-minute
 /// metrics): AlarmHigh scales out after 3 of 3 breaching minutes, AlarmLow scales in after 15
@@ -23,6 +23,10 @@ pub(super) enum Tracking {
     Low(u32),
 }
 
+/// One policy's verdict for the minute: (its key, the policy before the minute, the target's
+/// capacity, the verdict).
+type Verdict = (TargetKey, String, Policy, u32, Tracking);
+
 /// Target tracking, through its own alarms: each minute records the per-unit value (none at
 /// zero capacity), the alarms evaluate their datapoints, and an alarm in ALARM scales.
 pub(super) fn target_tracking(w: &mut World, boundary: f64) {
@@ -32,87 +36,114 @@ pub(super) fn target_tracking(w: &mut World, boundary: f64) {
         .filter(|(_, p)| p.target_tracking.is_some())
         .map(|(k, _)| k.clone())
         .collect();
-    let mut verdicts = Vec::new();
-    for k in &keys {
-        let Some(p) = w.policies.get(k).cloned() else {
-            continue;
-        };
-        let Some(current) = capacity(w, &k.0 .1) else {
-            continue;
-        };
-        let sample = if current == 0 {
-            None
-        } else {
-            per_unit(w, &p, current, boundary)
-        };
-        let Some(pp) = w.policies.get_mut(k) else {
-            continue;
-        };
-        pp.samples.push(sample);
-        let excess = pp.samples.len().saturating_sub(LOW_DATAPOINTS);
-        pp.samples.drain(..excess);
-        let verdict = tracking(&pp.clone(), current);
-        set_tracking_alarms(w, &p, verdict, boundary);
-        verdicts.push((k.clone(), p, current, verdict));
-    }
-    for (k, p, current, verdict) in verdicts.iter().cloned() {
-        let Some(target) = w.targets.get(&k.0).cloned() else {
-            continue;
-        };
-        let cfg = p.target_tracking.clone().unwrap_or_default();
-        let cooldown_of = |c: Option<i64>| c.map_or(300.0, |c| c as f64);
-        let alarm = |side: &str| {
-            p.owned_alarms
-                .iter()
-                .find(|a| a.contains(side))
-                .cloned()
-                .unwrap_or_default()
-        };
+    let verdicts: Vec<Verdict> = keys
+        .iter()
+        .filter_map(|k| record_minute(w, k, boundary))
+        .collect();
+    for (target, name, p, current, verdict) in &verdicts {
+        let key = (target.clone(), name.clone());
         match verdict {
-            Tracking::High(desired) if !target.suspended_out => {
-                let cooldown = cooldown_of(cfg.scale_out_cooldown);
-                let new = desired.min(target.max);
-                let cooled = p
-                    .last_scale_out
-                    .is_none_or(|(t, _)| boundary >= t + cooldown);
-                let cause = format!(
-                    "monitor alarm {} in state ALARM triggered policy {}",
-                    alarm("AlarmHigh"),
-                    p.name
-                );
-                if cooled && new > current && set_capacity(w, &k.0, new, &cause, boundary) {
-                    if let Some(pp) = w.policies.get_mut(&k) {
-                        pp.last_scale_out = Some((boundary, current));
-                    }
-                }
-            }
-            Tracking::Low(desired) if !target.suspended_in => {
-                let cooldown = cooldown_of(cfg.scale_in_cooldown);
-                let cooled = p.last_scale_in.is_none_or(|t| boundary >= t + cooldown)
-                    && p.last_scale_out
-                        .is_none_or(|(t, _)| boundary >= t + cooldown);
+            Tracking::High(desired) => scale_out(w, &key, p, *current, *desired, boundary),
+            Tracking::Low(desired) => {
                 // Scale-in happens only when every target-tracking policy on the target agrees.
                 let all_agree = verdicts
                     .iter()
-                    .filter(|(o, ..)| o.0 == k.0)
+                    .filter(|(t, ..)| t == target)
                     .all(|(.., v)| matches!(v, Tracking::Low(_)));
-                let new = desired.max(target.min);
-                let cause = format!(
-                    "monitor alarm {} in state ALARM triggered policy {}",
-                    alarm("AlarmLow"),
-                    p.name
-                );
-                if cooled
-                    && all_agree
-                    && new < current
-                    && set_capacity(w, &k.0, new, &cause, boundary)
-                {
-                    if let Some(pp) = w.policies.get_mut(&k) {
-                        pp.last_scale_in = Some(boundary);
-                    }
+                if all_agree {
+                    scale_in(w, &key, p, *current, *desired, boundary);
                 }
             }
             _ => {}
+        }
+    }
+}
+
+/// Records a policy's sample for the minute that just ended and shows its verdict on its
+/// alarms; None when the policy or its target's capacity is gone.
+fn record_minute(w: &mut World, k: &(TargetKey, String), boundary: f64) -> Option<Verdict> {
+    let p = w.policies.get(k).cloned()?;
+    let current = capacity(w, &k.0 .1)?;
+    let sample = if current == 0 {
+        None
+    } else {
+        per_unit(w, &p, current, boundary)
+    };
+    let pp = w.policies.get_mut(k)?;
+    pp.samples.push(sample);
+    let excess = pp.samples.len().saturating_sub(LOW_DATAPOINTS);
+    pp.samples.drain(..excess);
+    let verdict = tracking(&pp.clone(), current);
+    set_tracking_alarms(w, &p, verdict, boundary);
+    Some((k.0.clone(), k.1.clone(), p, current, verdict))
+}
+
+/// The cause AWS gives a scaling activity one of the policy's alarms started.
+fn cause(p: &Policy, side: &str) -> String {
+    let alarm = p.owned_alarms.iter().find(|a| a.contains(side));
+    format!(
+        "monitor alarm {} in state ALARM triggered policy {}",
+        alarm.map(String::as_str).unwrap_or_default(),
+        p.name
+    )
+}
+
+/// The cooldown configured, or AWS's default of 300 seconds.
+fn cooldown(c: Option<i64>) -> f64 {
+    c.map_or(300.0, |c| c as f64)
+}
+
+/// AlarmHigh in ALARM: scale out to `desired` (at most the maximum), once the scale-out
+/// cooldown has passed, unless scale-out is suspended.
+fn scale_out(
+    w: &mut World,
+    k: &(TargetKey, String),
+    p: &Policy,
+    current: u32,
+    desired: u32,
+    boundary: f64,
+) {
+    let Some(target) = w.targets.get(&k.0).cloned() else {
+        return;
+    };
+    let cfg = p.target_tracking.clone().unwrap_or_default();
+    let wait = cooldown(cfg.scale_out_cooldown);
+    let new = desired.min(target.max);
+    let cooled = p.last_scale_out.is_none_or(|(t, _)| boundary >= t + wait);
+    if target.suspended_out || !cooled || new <= current {
+        return;
+    }
+    if set_capacity(w, &k.0, new, &cause(p, "AlarmHigh"), boundary) {
+        if let Some(pp) = w.policies.get_mut(k) {
+            pp.last_scale_out = Some((boundary, current));
+        }
+    }
+}
+
+/// AlarmLow in ALARM: scale in to `desired` (at least the minimum), once both cooldowns have
+/// passed, unless scale-in is suspended.
+fn scale_in(
+    w: &mut World,
+    k: &(TargetKey, String),
+    p: &Policy,
+    current: u32,
+    desired: u32,
+    boundary: f64,
+) {
+    let Some(target) = w.targets.get(&k.0).cloned() else {
+        return;
+    };
+    let cfg = p.target_tracking.clone().unwrap_or_default();
+    let wait = cooldown(cfg.scale_in_cooldown);
+    let cooled = p.last_scale_in.is_none_or(|t| boundary >= t + wait)
+        && p.last_scale_out.is_none_or(|(t, _)| boundary >= t + wait);
+    let new = desired.max(target.min);
+    if target.suspended_in || !cooled || new >= current {
+        return;
+    }
+    if set_capacity(w, &k.0, new, &cause(p, "AlarmLow"), boundary) {
+        if let Some(pp) = w.policies.get_mut(k) {
+            pp.last_scale_in = Some(boundary);
         }
     }
 }
