@@ -42,19 +42,14 @@ pub(super) fn target_tracking(w: &mut World, boundary: f64) {
         .collect();
     for (target, name, p, current, verdict) in &verdicts {
         let key = (target.clone(), name.clone());
-        match verdict {
-            Tracking::High(desired) => scale_out(w, &key, p, *current, *desired, boundary),
-            Tracking::Low(desired) => {
-                // Scale-in happens only when every target-tracking policy on the target agrees.
-                let all_agree = verdicts
-                    .iter()
-                    .filter(|(t, ..)| t == target)
-                    .all(|(.., v)| matches!(v, Tracking::Low(_)));
-                if all_agree {
-                    scale_in(w, &key, p, *current, *desired, boundary);
-                }
-            }
-            _ => {}
+        // Scale-in happens only when every target-tracking policy on the target agrees.
+        let agreed = !matches!(verdict, Tracking::Low(_))
+            || verdicts
+                .iter()
+                .filter(|(t, ..)| t == target)
+                .all(|(.., v)| matches!(v, Tracking::Low(_)));
+        if agreed {
+            scale(w, &key, p, *current, *verdict, boundary);
         }
     }
 }
@@ -93,56 +88,52 @@ fn cooldown(c: Option<i64>) -> f64 {
     c.map_or(300.0, |c| c as f64)
 }
 
-/// AlarmHigh in ALARM: scale out to `desired` (at most the maximum), once the scale-out
-/// cooldown has passed, unless scale-out is suspended.
-fn scale_out(
+/// Scales as the verdict says: AlarmHigh in ALARM scales out (to at most the maximum) once the
+/// scale-out cooldown has passed; AlarmLow scales in (to at least the minimum) once both
+/// cooldowns have passed; neither while that direction is suspended.
+fn scale(
     w: &mut World,
     k: &(TargetKey, String),
     p: &Policy,
     current: u32,
-    desired: u32,
+    verdict: Tracking,
     boundary: f64,
 ) {
     let Some(target) = w.targets.get(&k.0).cloned() else {
         return;
     };
     let cfg = p.target_tracking.clone().unwrap_or_default();
-    let wait = cooldown(cfg.scale_out_cooldown);
-    let new = desired.min(target.max);
-    let cooled = p.last_scale_out.is_none_or(|(t, _)| boundary >= t + wait);
-    if target.suspended_out || !cooled || new <= current {
-        return;
-    }
-    if set_capacity(w, &k.0, new, &cause(p, "AlarmHigh"), boundary) {
-        if let Some(pp) = w.policies.get_mut(k) {
-            pp.last_scale_out = Some((boundary, current));
+    let (new, allowed, side) = match verdict {
+        Tracking::High(desired) => {
+            let wait = cooldown(cfg.scale_out_cooldown);
+            let cooled = p.last_scale_out.is_none_or(|(t, _)| boundary >= t + wait);
+            let new = desired.min(target.max);
+            (
+                new,
+                !target.suspended_out && cooled && new > current,
+                "AlarmHigh",
+            )
         }
-    }
-}
-
-/// AlarmLow in ALARM: scale in to `desired` (at least the minimum), once both cooldowns have
-/// passed, unless scale-in is suspended.
-fn scale_in(
-    w: &mut World,
-    k: &(TargetKey, String),
-    p: &Policy,
-    current: u32,
-    desired: u32,
-    boundary: f64,
-) {
-    let Some(target) = w.targets.get(&k.0).cloned() else {
-        return;
+        Tracking::Low(desired) => {
+            let wait = cooldown(cfg.scale_in_cooldown);
+            let cooled = p.last_scale_in.is_none_or(|t| boundary >= t + wait)
+                && p.last_scale_out.is_none_or(|(t, _)| boundary >= t + wait);
+            let new = desired.max(target.min);
+            (
+                new,
+                !target.suspended_in && cooled && new < current,
+                "AlarmLow",
+            )
+        }
+        Tracking::Insufficient | Tracking::Ok => return,
     };
-    let cfg = p.target_tracking.clone().unwrap_or_default();
-    let wait = cooldown(cfg.scale_in_cooldown);
-    let cooled = p.last_scale_in.is_none_or(|t| boundary >= t + wait)
-        && p.last_scale_out.is_none_or(|(t, _)| boundary >= t + wait);
-    let new = desired.max(target.min);
-    if target.suspended_in || !cooled || new >= current {
+    if !allowed || !set_capacity(w, &k.0, new, &cause(p, side), boundary) {
         return;
     }
-    if set_capacity(w, &k.0, new, &cause(p, "AlarmLow"), boundary) {
-        if let Some(pp) = w.policies.get_mut(k) {
+    if let Some(pp) = w.policies.get_mut(k) {
+        if new > current {
+            pp.last_scale_out = Some((boundary, current));
+        } else {
             pp.last_scale_in = Some(boundary);
         }
     }
