@@ -49,6 +49,9 @@ pub struct AuditQuery {
     cursor: Option<String>,
 }
 
+/// An audit page cursor's scope: a cursor of another list is refused.
+const CURSOR_SCOPE: &str = "audit";
+
 /// Read the audit log, newest first, with filters (target, actor, action, time range).
 #[utoipa::path(get, path = "/audit", operation_id = "list_audit_events", tag = "audit",
     params(AuditQuery),
@@ -71,7 +74,7 @@ pub async fn list(
         }
     }
     let limit = super::extract::page_limit(q.limit)?;
-    let before_id = super::extract::parse_cursor("audit", q.cursor, |id: &i64| *id > 0)?;
+    let before_id = super::extract::parse_cursor(CURSOR_SCOPE, q.cursor, |id: &i64| *id > 0)?;
     let filter = AuditFilter {
         target_kind: q.kind,
         target_name: super::extract::text_filter("target", q.target)?,
@@ -86,7 +89,7 @@ pub async fn list(
     let next_cursor = (rows.len() as i64 > limit).then(|| {
         rows.truncate(limit as usize);
         rows.last()
-            .map(|r| super::extract::cursor("audit", &r.id.to_string()))
+            .map(|r| super::extract::cursor(CURSOR_SCOPE, &r.id.to_string()))
             .unwrap_or_default()
     });
     let personal = caller.has_scope("audit");

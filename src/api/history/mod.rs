@@ -167,6 +167,9 @@ async fn version_of(
         .ok_or_else(|| ApiError::NotFound(format!("{target} has no version {n}")))
 }
 
+/// A version page cursor's scope: a cursor of another list is refused.
+const CURSOR_SCOPE: &str = "versions";
+
 /// A page of the history, newest first.
 pub async fn list(
     state: &AppState,
@@ -174,13 +177,13 @@ pub async fn list(
     q: HistoryQuery,
 ) -> Result<Json<Page<VersionSummary>>, ApiError> {
     let limit = super::extract::page_limit(q.limit)?;
-    let before = super::extract::parse_cursor("versions", q.cursor, |v: &i32| *v > 0)?;
+    let before = super::extract::parse_cursor(CURSOR_SCOPE, q.cursor, |v: &i32| *v > 0)?;
     let id = managed(state, target).await?;
     let mut rows = versions::list(&state.pool, id, before, limit + 1).await?;
     let next_cursor = (rows.len() as i64 > limit).then(|| {
         rows.truncate(limit as usize);
         rows.last()
-            .map(|r| super::extract::cursor("versions", &r.version.to_string()))
+            .map(|r| super::extract::cursor(CURSOR_SCOPE, &r.version.to_string()))
             .unwrap_or_default()
     });
     Ok(Json(Page {
