@@ -28,8 +28,6 @@ const QUOTA_CHECK: Optional = Some(
 /// Each read zeroscale needs, tried once in its most harmless form, all at once.
 pub(super) async fn permissions(aws: &AwsClients) -> Vec<Check> {
     let mut probes = autoscaling_probes(aws);
-    probes.extend(sagemaker_probes(aws));
-    probes.extend(quota_probes(aws));
     probes.push(probe(
         aws,
         "cloudwatch:DescribeAlarms",
@@ -40,6 +38,8 @@ pub(super) async fn permissions(aws: &AwsClients) -> Vec<Check> {
             .max_records(1)
             .send(),
     ));
+    probes.extend(sagemaker_probes(aws));
+    probes.extend(quota_probes(aws));
     futures::future::join_all(probes).await
 }
 
