@@ -252,6 +252,18 @@ async fn rolling_back_to_version_2_makes_version_6_converges_and_is_audited() {
     assert_eq!(dry["verdict"], "ok");
     assert_eq!(dry["plan"][0]["call"], "RegisterScalableTarget", "{dry}");
     assert_eq!(e.app.count("jobs").await, jobs);
+    // A dry run checks the headers the real request would (an empty If-Match is malformed).
+    let resp = e
+        .app
+        .client
+        .post(e.app.url(&format!("{IC}/rollback?dry_run=true")))
+        .bearer_auth(&e.token)
+        .header("if-match", "")
+        .json(&json!({"to_version": 2}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400, "{:?}", resp.text().await);
 
     let resp = e
         .app

@@ -276,6 +276,10 @@ pub async fn rollback(
     body: Map<String, Value>,
 ) -> Result<Response, ApiError> {
     let n = to_version(&body)?;
+    // Headers are checked for a dry run too, as for an enable: it answers what the real
+    // request would.
+    let if_match = changes::if_match(headers)?;
+    let idempotency_key = changes::idempotency_key(headers)?;
     let id = managed(state, &target).await?;
     let old = version_of(state, id, &target, n).await?;
     restorable(&target, &old)?;
@@ -287,8 +291,8 @@ pub async fn rollback(
         target,
         enabled: old.enabled,
         spec: Some(old.spec),
-        if_match: changes::if_match(headers)?,
-        idempotency_key: changes::idempotency_key(headers)?,
+        if_match,
+        idempotency_key,
         method: "POST",
         caller,
         rollback_to: Some(n),
