@@ -116,13 +116,14 @@ impl<S: Send + Sync, P: KindPath> FromRequestParts<S> for Target<P> {
 /// - `change`, `enable_ok`: the names of the answer types this defines for the kind;
 /// - `base`, `list`: the path of one target and of the list; `tag`: the OpenAPI tag;
 /// - `noun`: the kind in operation ids (`enable_<noun>`); `a`: the kind in words, with its
-///   article; `enabling`: what enabling does beyond recording the version (a sentence).
+///   article; `order`: the list's order; `enabling`: what enabling does beyond recording the
+///   version (a sentence).
 macro_rules! kind_routes {
     (
         kind: $kind:ident, path: $path:ident, spec: $spec_variant:ident($spec:ident), status: $status:ident,
         change: $change:ident, enable_ok: $enable_ok:ident,
         base: $base:literal, list: $list:literal, tag: $tag:literal,
-        noun: $noun:literal, a: $a:literal, enabling: $enabling:literal $(,)?
+        noun: $noun:literal, a: $a:literal, order: $order:literal, enabling: $enabling:literal $(,)?
     ) => {
         use axum::{extract::State, http::HeaderMap, response::Response, Json};
         use serde_json::{Map, Value};
@@ -218,7 +219,7 @@ macro_rules! kind_routes {
         }
 
         #[utoipa::path(get, path = $base, operation_id = concat!("get_", $noun), tag = $tag,
-            summary = concat!("Read one ", $noun, ": spec, version (also the ETag), phase, conditions (with the last failed or \
+            summary = concat!("Read ", $a, ": spec, version (also the ETag), phase, conditions (with the last failed or \
                 not-scaled scaling activity, in AWS's words), owned AWS objects and the last operation."),
             params($path),
             responses(
@@ -234,7 +235,7 @@ macro_rules! kind_routes {
         }
 
         #[utoipa::path(get, path = $list, operation_id = concat!("list_", $noun, "s"), tag = $tag,
-            summary = concat!("List managed ", $noun, "s in name order, with filters and cursor pagination."),
+            summary = concat!("List managed ", $noun, "s, ", $order, ", with filters and cursor pagination."),
             params(ListQuery),
             responses(
                 (status = 200, description = concat!("A page of ", $noun, "s"), body = Page<$status>),

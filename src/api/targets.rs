@@ -205,16 +205,14 @@ pub async fn reconcile(
         drop(tx);
         return Err(not_managed(state, target).await);
     };
-    // A change (or an earlier manual reconcile) already queued for the target converges it to
-    // the current version when it runs: join it, so the change keeps its operation, its place
-    // and its audit action. Only a queued drift check is superseded.
     let (job, joined) = join_or_enqueue(&mut tx, target).await?;
     let event = NewAuditEvent::new(
         caller.actor(),
         "reconcile",
         audit::Outcome::Accepted,
         target.clone(),
-        (row.version, job.id),
+        row.version,
+        job.id,
     );
     audit::append(&mut tx, &event).await?;
     tx.commit().await?;

@@ -31,17 +31,6 @@ impl EndpointOverrides {
     pub fn get(&self, flag: &str) -> Option<&str> {
         self.0.get(flag).map(String::as_str)
     }
-
-    /// Sets the override of one service; false for a flag not in [`SERVICES`].
-    pub fn set(&mut self, flag: &str, url: impl Into<String>) -> bool {
-        match SERVICES.iter().find(|(_, f, _)| *f == flag) {
-            Some((_, f, _)) => {
-                self.0.insert(f, url.into());
-                true
-            }
-            None => false,
-        }
-    }
 }
 
 /// clap's id of a service's flag.

@@ -128,7 +128,8 @@ fn audit_event(
             action,
             outcome,
             target.clone(),
-            (row.version, job_id),
+            row.version,
+            job_id,
         )
     }
 }

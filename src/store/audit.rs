@@ -84,7 +84,8 @@ impl NewAuditEvent {
         action: &'static str,
         outcome: Outcome,
         target: TargetRef,
-        (version, job_id): (i32, i64),
+        version: i32,
+        job_id: i64,
     ) -> Self {
         Self {
             by,

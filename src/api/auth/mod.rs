@@ -42,9 +42,7 @@ impl Caller {
             request_id: crate::error::current_request_id(),
         }
     }
-}
 
-impl Caller {
     /// Whether the token holds `scope`.
     pub fn has_scope(&self, scope: &str) -> bool {
         self.scopes.iter().any(|s| s == scope)

@@ -23,8 +23,8 @@ pub(super) enum Tracking {
     Low(u32),
 }
 
-/// One policy's verdict for the minute: (its key, the policy before the minute, the target's
-/// capacity, the verdict).
+/// One policy's verdict for the minute: (its target, its name, the policy before the minute,
+/// the target's capacity, the verdict).
 type Verdict = (TargetKey, String, Policy, u32, Tracking);
 
 /// Target tracking, through its own alarms: each minute records the per-unit value (none at

@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 /// returns it: the action lists and dimensions are always listed, other members left out stay
 /// out. Members the simulation never reads (metric math, units, percentiles, ...) are kept as
 /// sent in `other`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct AlarmConfig {
     pub alarm_name: String,
@@ -50,6 +50,15 @@ fn enabled() -> bool {
     true
 }
 
+impl Default for AlarmConfig {
+    /// What PutMetricAlarm makes of a request that names the alarm only: its defaults (actions
+    /// enabled), not Rust's.
+    fn default() -> Self {
+        serde_json::from_value(serde_json::json!({"AlarmName": ""}))
+            .expect("an alarm name alone is a configuration")
+    }
+}
+
 /// A metric dimension.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -67,7 +76,9 @@ impl AlarmConfig {
 
     /// How many of the evaluated periods must breach (DatapointsToAlarm, else all of them).
     pub fn datapoints(&self) -> u64 {
-        self.datapoints_to_alarm.unwrap_or(self.evaluation_periods)
+        self.datapoints_to_alarm
+            .unwrap_or(self.evaluation_periods)
+            .max(1)
     }
 
     /// Whether `value` breaches the threshold.
@@ -98,6 +109,8 @@ mod tests {
         });
         let config: AlarmConfig = serde_json::from_value(sent).unwrap();
         assert!(config.actions_enabled);
+        assert!(AlarmConfig::default().actions_enabled);
+        assert_eq!(AlarmConfig::default().datapoints(), 1);
         assert_eq!(config.ok_actions, ["arn:ok"]);
         let back = serde_json::to_value(&config).unwrap();
         assert_eq!(back["Unit"], "Count");
