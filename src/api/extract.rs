@@ -3,7 +3,10 @@
 
 use axum::{
     body::Bytes,
-    extract::{rejection::QueryRejection, FromRequest, FromRequestParts, Request},
+    extract::{
+        rejection::{PathRejection, QueryRejection},
+        FromRequest, FromRequestParts, Request,
+    },
     http::{header, StatusCode},
 };
 use serde::de::DeserializeOwned;
@@ -80,6 +83,18 @@ pub struct ApiQuery<T>(pub T);
 
 impl From<QueryRejection> for ApiError {
     fn from(r: QueryRejection) -> Self {
+        ApiError::BadRequest(r.body_text())
+    }
+}
+
+/// `axum::extract::Path` rejecting with `ApiError` (400 problem+json: a segment that is not
+/// UTF-8, for instance).
+#[derive(Debug, FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(ApiError))]
+pub struct ApiPath<T>(pub T);
+
+impl From<PathRejection> for ApiError {
+    fn from(r: PathRejection) -> Self {
         ApiError::BadRequest(r.body_text())
     }
 }

@@ -9,16 +9,14 @@
 
 use std::marker::PhantomData;
 
-use axum::{
-    extract::{FromRequestParts, Path},
-    http::request::Parts,
-};
+use axum::{extract::FromRequestParts, http::request::Parts};
 use serde::{de::DeserializeOwned, Deserialize};
 use utoipa::{
     openapi::{schema::Type, ObjectBuilder, RefOr, Schema},
     IntoParams,
 };
 
+use super::extract::ApiPath;
 use crate::{
     domain::{ComponentName, EndpointName, TargetRef, VariantName},
     error::ApiError,
@@ -102,9 +100,7 @@ impl<S: Send + Sync, P: KindPath> FromRequestParts<S> for Target<P> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        let Path(path) = Path::<P>::from_request_parts(parts, state)
-            .await
-            .map_err(|r| ApiError::BadRequest(r.body_text()))?;
+        let ApiPath(path) = ApiPath::<P>::from_request_parts(parts, state).await?;
         Ok(Self(path.target()?, PhantomData))
     }
 }
@@ -129,7 +125,7 @@ macro_rules! kind_routes {
         use serde_json::{Map, Value};
         use $crate::api::{
             auth::{Reader, Writer},
-            extract::{ApiJson, ApiQuery, OptionalJson},
+            extract::{ApiJson, ApiPath, ApiQuery, OptionalJson},
             history::{
                 self, DiffQuery, HistoryQuery, RollbackQuery, RollbackRequest, VersionDetail,
                 VersionDiff, VersionSummary,
@@ -273,7 +269,7 @@ macro_rules! kind_routes {
             )
         )]
         pub async fn version(
-            State(state): State<AppState>, Reader(_caller): Reader, Target(target, _): Target<$path>, axum::extract::Path(v): axum::extract::Path<VersionPath>,
+            State(state): State<AppState>, Reader(_caller): Reader, Target(target, _): Target<$path>, ApiPath(v): ApiPath<VersionPath>,
         ) -> Result<Json<VersionDetail>, ApiError> {
             history::get_one(&state, &target, &v.version).await
         }
@@ -288,7 +284,7 @@ macro_rules! kind_routes {
             )
         )]
         pub async fn diff(
-            State(state): State<AppState>, Reader(_caller): Reader, Target(target, _): Target<$path>, axum::extract::Path(v): axum::extract::Path<VersionPath>, ApiQuery(q): ApiQuery<DiffQuery>,
+            State(state): State<AppState>, Reader(_caller): Reader, Target(target, _): Target<$path>, ApiPath(v): ApiPath<VersionPath>, ApiQuery(q): ApiQuery<DiffQuery>,
         ) -> Result<Json<VersionDiff>, ApiError> {
             history::diff(&state, &target, &v.version, q).await
         }

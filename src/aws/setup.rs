@@ -68,7 +68,7 @@ impl AwsSetup {
         let ignore_env = env("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS").is_some_and(|v| v == "true");
         let endpoints = SERVICES
             .iter()
-            .map(|(service, flag, id)| {
+            .map(|(service, flag, id, _)| {
                 let own = args.endpoints.get(flag).map(str::to_string);
                 let (url, source) = if let Some(u) = own {
                     (

@@ -8,18 +8,25 @@ use std::collections::BTreeMap;
 use clap::{Arg, ArgMatches, Command};
 
 /// The services zeroscale calls: display name, the flag of its own override
-/// (`--aws-endpoint-url-<flag>`), and its id in the variables, zeroscale's
-/// (`ZEROSCALE_AWS_ENDPOINT_URL_<id>`) and the SDK's (`AWS_ENDPOINT_URL_<id>`).
-pub const SERVICES: [(&str, &str, &str); 5] = [
-    ("SageMaker", "sagemaker", "SAGEMAKER"),
+/// (`--aws-endpoint-url-<flag>`), its id in the variables, zeroscale's
+/// (`ZEROSCALE_AWS_ENDPOINT_URL_<id>`) and the SDK's (`AWS_ENDPOINT_URL_<id>`), and what the
+/// flag's help adds where the service's use is not obvious.
+pub const SERVICES: [(&str, &str, &str, &str); 5] = [
+    ("SageMaker", "sagemaker", "SAGEMAKER", ""),
     (
         "Application Auto Scaling",
         "application-auto-scaling",
         "APPLICATION_AUTO_SCALING",
+        "",
     ),
-    ("CloudWatch", "cloudwatch", "CLOUDWATCH"),
-    ("Service Quotas", "service-quotas", "SERVICE_QUOTAS"),
-    ("STS", "sts", "STS"),
+    ("CloudWatch", "cloudwatch", "CLOUDWATCH", ""),
+    ("Service Quotas", "service-quotas", "SERVICE_QUOTAS", ""),
+    (
+        "STS",
+        "sts",
+        "STS",
+        " (GetCallerIdentity, at start-up and in `doctor`)",
+    ),
 ];
 
 /// The overrides given, by service flag (`sagemaker`, `sts`, ...).
@@ -40,11 +47,8 @@ fn arg_id(flag: &str) -> String {
 
 impl clap::Args for EndpointOverrides {
     fn augment_args(cmd: Command) -> Command {
-        SERVICES.iter().fold(cmd, |cmd, (name, flag, id)| {
-            let help = match *flag {
-                "sts" => format!("Endpoint override for {name} only (GetCallerIdentity, at start-up and in `doctor`)"),
-                _ => format!("Endpoint override for {name} only"),
-            };
+        SERVICES.iter().fold(cmd, |cmd, (name, flag, id, why)| {
+            let help = format!("Endpoint override for {name} only{why}");
             cmd.arg(
                 Arg::new(arg_id(flag))
                     .long(arg_id(flag))
@@ -68,7 +72,7 @@ impl clap::FromArgMatches for EndpointOverrides {
     }
 
     fn update_from_arg_matches(&mut self, matches: &ArgMatches) -> Result<(), clap::Error> {
-        for (_, flag, _) in SERVICES {
+        for (_, flag, ..) in SERVICES {
             if let Some(url) = matches.get_one::<String>(&arg_id(flag)) {
                 self.0.insert(flag, url.clone());
             }
@@ -107,7 +111,7 @@ mod tests {
         let help = Cli::try_parse_from(["x", "--help"])
             .unwrap_err()
             .to_string();
-        for (_, flag, id) in SERVICES {
+        for (_, flag, id, _) in SERVICES {
             assert!(
                 help.contains(&format!("--aws-endpoint-url-{flag} <URL>")),
                 "{help}"
