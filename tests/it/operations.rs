@@ -1,4 +1,4 @@
-//! What the platform team runs on: Prometheus metrics, write rate limits, CORS.
+//! What the platform team runs on: write rate limits, CORS (metrics: `tests/metrics.rs`).
 
 use crate::common;
 
@@ -6,55 +6,6 @@ use std::time::Duration;
 
 use common::{spawn_app, spawn_app_with, TestOptions};
 use zeroscale::config::HttpArgs;
-
-#[tokio::test]
-async fn metrics_expose_http_jobs_and_targets_with_low_cardinality_labels() {
-    let app = spawn_app().await;
-    let token = app.token("portal", "read,write").await;
-    app.client
-        .post(app.url("/components/metric-ic/scale-to-zero"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
-    app.client
-        .get(app.url("/components/metric-ic"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
-    app.client
-        .get(app.url("/components/unknown-ic"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
-    // The workers' maintenance tick sets the queue and target gauges; a scrape reads memory.
-    zeroscale::jobs::gauges::refresh_gauges(&app.pool)
-        .await
-        .unwrap();
-    let text = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(text.contains(r#"zeroscale_http_requests_total{route="/components/{name}/scale-to-zero",method="POST",status="202"}"#), "{text}");
-    assert!(text.contains(r#"route="/components/{name}",method="GET",status="404""#));
-    assert!(text.contains("zeroscale_http_request_duration_seconds_bucket"));
-    assert!(
-        !text.contains("metric-ic") && !text.contains("unknown-ic"),
-        "no raw paths or names in labels"
-    );
-    assert!(
-        text.contains(r#"zeroscale_targets{kind="component",phase="pending"} 1"#),
-        "{text}"
-    );
-    assert!(text.contains("zeroscale_job_queue_depth 1"));
-}
 
 #[tokio::test]
 async fn writes_are_rate_limited_per_token_with_retry_after() {
