@@ -12,7 +12,8 @@ use crate::{
     store,
 };
 
-/// Starts the drift checker beside the workers (unless its interval is 0).
+/// Starts the drift scheduler (one fleet observation pass per interval) beside the workers
+/// (unless its interval is 0).
 fn start_drift(
     pool: &sqlx::PgPool,
     settings: &crate::config::WorkerSettings,
@@ -76,6 +77,7 @@ async fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
         .with_aws(clients.clone())
         .with_idempotency_ttl(args.worker.idempotency_ttl);
     let app = Application::build(&args.http, state, None).await?;
+    let budget = crate::aws::budget::share(pool.clone(), clients.pacer.clone(), shutdown.clone());
     let worker = if args.no_worker {
         // The workers elsewhere refresh their own gauges; this process's /metrics needs them too.
         crate::jobs::gauges::refresh_periodically(pool.clone(), std::time::Duration::from_secs(15));
@@ -93,6 +95,7 @@ async fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
     if let Some(worker) = worker {
         worker.await.context("worker task failed")??;
     }
+    let _ = budget.await;
     served
 }
 
@@ -116,9 +119,12 @@ async fn worker(args: WorkerArgs) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     cancel_on_signal(shutdown.clone());
     let config = WorkerConfig::from_settings(&args.worker, args.shutdown_grace);
+    let budget = crate::aws::budget::share(pool.clone(), clients.pacer.clone(), shutdown.clone());
     let registry = registry(&pool, clients);
     start_drift(&pool, &args.worker, &shutdown);
-    Worker::new(pool, registry, config).run(shutdown).await
+    let ran = Worker::new(pool, registry, config).run(shutdown).await;
+    let _ = budget.await;
+    ran
 }
 
 async fn token(args: TokenArgs) -> anyhow::Result<()> {

@@ -2,8 +2,10 @@
 //! credential chain: env, profile, web identity, container and instance roles), with per-service
 //! endpoint overrides so the sandbox can stand in, and one mapping of SDK errors.
 
+pub mod budget;
 pub mod errors;
 pub mod observe;
+pub mod pacer;
 pub mod setup;
 
 use std::{collections::HashMap, sync::Arc};
@@ -11,6 +13,7 @@ use std::{collections::HashMap, sync::Arc};
 use aws_config::{retry::RetryConfig, BehaviorVersion, Region};
 
 pub use errors::{AwsFailure, FailureKind};
+pub use pacer::{in_background, Pacer, Priority};
 pub use setup::{AwsSetup, Identity};
 
 use crate::config::AwsArgs;
@@ -73,17 +76,9 @@ pub struct AwsClients {
     pub usage_cache: UsageCache,
     /// Endpoint configs already read.
     pub config_cache: ConfigCache,
-    /// Paces AWS calls across every worker of this process, so a burst of changes stays under
-    /// the account's request rate instead of meeting ThrottlingException.
-    pub pacer: Arc<governor::DefaultDirectRateLimiter>,
-}
-
-/// A pacer allowing `per_second` calls per second (bursts up to the same number).
-pub fn pacer(per_second: u32) -> Arc<governor::DefaultDirectRateLimiter> {
-    let rate = std::num::NonZeroU32::new(per_second.max(1)).expect("at least 1");
-    Arc::new(governor::RateLimiter::direct(governor::Quota::per_second(
-        rate,
-    )))
+    /// Paces AWS calls across every worker of this process and this process's share of the
+    /// account's budget, user work first (`pacer`).
+    pub pacer: Arc<Pacer>,
 }
 
 /// The pages of a paginated SDK call (`into_paginator().send()`).
@@ -187,23 +182,25 @@ impl AwsClients {
         }
     }
 
-    /// Waits for the pacer's permission to make one AWS call.
+    /// Waits for the pacer's permission to make one AWS call (at the task's [`Priority`]).
     pub async fn pace(&self) {
-        self.pacer.until_ready().await;
+        self.pacer.pace().await;
     }
 
     /// Takes permission for `n` calls only if it is there now: for optional calls (the API's
     /// kind check) that must never wait behind the workers' budget.
     pub fn try_pace(&self, n: u32) -> bool {
-        std::num::NonZeroU32::new(n).is_some_and(|n| matches!(self.pacer.check_n(n), Ok(Ok(()))))
+        self.pacer.try_pace(n)
     }
 
     /// Builds the clients from an SDK config, applying the per-service overrides in `args`.
     pub fn from_shared(shared: &aws_config::SdkConfig, args: &AwsArgs) -> Self {
+        let pacer = Arc::new(Pacer::new(args.rate_limit));
         // One client per service, with the call metrics and its endpoint override if given.
         macro_rules! client {
             ($sdk:ident, $flag:literal) => {{
-                let mut b = $sdk::config::Builder::from(shared).interceptor(observe::CallMetrics);
+                let mut b = $sdk::config::Builder::from(shared)
+                    .interceptor(observe::CallMetrics::new(pacer.clone()));
                 if let Some(url) = args.endpoints.get($flag) {
                     b = b.endpoint_url(url);
                 }
@@ -228,7 +225,7 @@ impl AwsClients {
                 .build(),
             usage_cache: UsageCache::builder().time_to_live(QUOTA_TTL).build(),
             config_cache: ConfigCache::builder().max_capacity(10_000).build(),
-            pacer: pacer(args.rate_limit),
+            pacer,
         }
     }
 }

@@ -24,9 +24,19 @@ impl Storable for AttemptStarted {
 }
 
 /// Records `zeroscale_aws_calls_total`, `zeroscale_aws_call_duration_seconds` and
-/// `zeroscale_aws_throttles_total` for each attempt.
-#[derive(Debug, Clone, Copy)]
-pub struct CallMetrics;
+/// `zeroscale_aws_throttles_total` for each attempt, and tells the pacer whether AWS throttled
+/// it (AIMD).
+#[derive(Debug, Clone)]
+pub struct CallMetrics {
+    pacer: std::sync::Arc<super::Pacer>,
+}
+
+impl CallMetrics {
+    /// Metrics for calls paced by `pacer`.
+    pub fn new(pacer: std::sync::Arc<super::Pacer>) -> Self {
+        Self { pacer }
+    }
+}
 
 impl Intercept for CallMetrics {
     fn name(&self) -> &'static str {
@@ -73,7 +83,11 @@ impl Intercept for CallMetrics {
                 .record(started.0.elapsed().as_secs_f64());
         }
         if throttled {
+            self.pacer.throttled();
             metrics::counter!("zeroscale_aws_throttles_total", "service" => service.clone(), "operation" => operation.clone()).increment(1);
+        }
+        if status.is_some() && !throttled {
+            self.pacer.succeeded();
         }
         metrics::counter!("zeroscale_aws_calls_total", "service" => service, "operation" => operation, "outcome" => outcome).increment(1);
         Ok(())

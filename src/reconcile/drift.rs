@@ -1,16 +1,19 @@
-//! Drift: every enabled target is re-observed once per interval, one at a time and spread over
-//! the interval, by queueing a `reconcile` job marked as a drift check. A target that already
-//! has work queued or running is skipped (that work re-observes it anyway). Safe on every
-//! replica: the database refuses a second queued job per target.
+//! Drift: every interval, one fleet observation pass (`fleet`, the `observe` job) compares every
+//! enabled target with AWS in batched reads and queues a repair only for the targets that
+//! differ. Safe on every replica: a pass is queued only when none ran within the interval, and
+//! the database refuses a second queued pass.
 
 use std::time::Duration;
 
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
-use super::{reconcile_args, RECONCILE_JOB};
+use super::{
+    fleet::{FLEET, OBSERVE_JOB},
+    reconcile_args, RECONCILE_JOB,
+};
 
-/// Queues a drift check for one target unless it already has work; true when queued.
+/// Queues a drift repair for one target unless it already has work; true when queued.
 pub async fn enqueue_if_idle(
     pool: &PgPool,
     kind: &str,
@@ -22,35 +25,33 @@ pub async fn enqueue_if_idle(
     crate::store::jobs::enqueue_if_idle(pool, RECONCILE_JOB, job_target, &args).await
 }
 
-/// Runs drift checks until `stop`: each round lists the enabled targets and queues one check
-/// per target, `interval / n` apart.
+/// Queues an observation pass if one is due (none ran within `interval`); true when queued.
+pub async fn enqueue_pass(pool: &PgPool, interval: Duration) -> sqlx::Result<bool> {
+    if !crate::store::observation::due(pool, interval).await? {
+        return Ok(false);
+    }
+    let queued = crate::store::jobs::enqueue_if_idle(
+        pool,
+        OBSERVE_JOB,
+        FLEET,
+        &serde_json::json!({"reason": "drift"}),
+    )
+    .await?;
+    if queued {
+        let _ = crate::store::jobs::notify_workers(pool).await;
+    }
+    Ok(queued)
+}
+
+/// Queues an observation pass every `interval` (when due) until `stop`.
 pub async fn run(pool: PgPool, interval: Duration, stop: CancellationToken) {
+    // Check a few times per interval, so a pass follows soon after the previous one is due
+    // even when another replica ran it.
+    let mut tick = tokio::time::interval((interval / 4).max(Duration::from_millis(50)));
     loop {
-        let targets = match crate::store::targets::settled_enabled(&pool).await {
-            Ok(t) => t,
-            Err(e) => {
-                tracing::warn!(error = %e, "drift: cannot list targets");
-                Vec::new()
-            }
-        };
-        let gap = interval / (targets.len().max(1) as u32);
-        for (kind, name) in &targets {
-            let Ok(target) = crate::domain::TargetRef::from_stored(kind, name) else {
-                tracing::warn!(kind = %kind, target = %name, "drift: unreadable stored target");
-                continue;
-            };
-            let job_target = target.job_target();
-            match enqueue_if_idle(&pool, kind, name, &job_target, "drift").await {
-                Ok(true) => {
-                    let _ = crate::store::jobs::notify_workers(&pool).await;
-                }
-                Ok(false) => {}
-                Err(e) => tracing::warn!(error = %e, target = %name, "drift: cannot queue a check"),
-            }
-            tokio::select! { _ = stop.cancelled() => return, _ = tokio::time::sleep(gap) => {} }
-        }
-        if targets.is_empty() {
-            tokio::select! { _ = stop.cancelled() => return, _ = tokio::time::sleep(interval) => {} }
+        tokio::select! { _ = stop.cancelled() => return, _ = tick.tick() => {} }
+        if let Err(e) = enqueue_pass(&pool, interval).await {
+            tracing::warn!(error = %e, "drift: cannot queue an observation pass");
         }
     }
 }

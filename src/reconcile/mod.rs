@@ -7,6 +7,7 @@ pub mod apply;
 pub mod component;
 pub mod drift;
 mod finish;
+pub mod fleet;
 pub mod kinds;
 pub mod objects;
 pub mod observe;
@@ -85,9 +86,13 @@ pub struct Reconciler {
 }
 
 impl Reconciler {
-    /// Registers the `reconcile` handler.
+    /// Registers the `reconcile` handler and the fleet observation pass (`observe`).
     pub fn register(self, registry: Registry) -> Registry {
-        registry.register(RECONCILE_JOB, self)
+        let observer = fleet::Observer {
+            aws: self.aws.clone(),
+            pool: self.pool.clone(),
+        };
+        observer.register(registry.register(RECONCILE_JOB, self))
     }
 
     /// After the engine discarded a reconcile job (a timeout, a panic or a lost lease on its
@@ -165,7 +170,12 @@ impl Reconciler {
             reason,
             ..Default::default()
         };
-        let result = self.converge(&ctx, &target, &row, &mut report).await;
+        // A drift repair is background work: a user's change overtakes its AWS calls.
+        let result = if report.reason == "drift" {
+            crate::aws::in_background(self.converge(&ctx, &target, &row, &mut report)).await
+        } else {
+            self.converge(&ctx, &target, &row, &mut report).await
+        };
         let last_attempt = ctx.job.attempt >= ctx.job.max_attempts;
         match result {
             Ok(()) => {

@@ -2,7 +2,7 @@
 //! policies on it, our alarm, and the scaling-activity history. Nothing here knows which kind it
 //! serves; the comparable shapes it builds are the ones `plan` produces.
 
-use aws_sdk_applicationautoscaling::types::{ScalableDimension, ServiceNamespace};
+use aws_sdk_applicationautoscaling::types::{ScalableDimension, ScalingActivity, ServiceNamespace};
 use serde_json::{json, Value};
 
 use super::{
@@ -94,7 +94,7 @@ async fn read_policies(
     Ok(())
 }
 
-fn sort_policy(
+pub(super) fn sort_policy(
     names: &OwnedNames,
     p: &aws_sdk_applicationautoscaling::types::ScalingPolicy,
     observed: &mut Observed,
@@ -181,21 +181,8 @@ pub async fn last_scaling_problem(aws: &AwsClients, names: &OwnedNames) -> Optio
             .await
             .ok()?;
         // Activities come newest first; a success after a failure means it has recovered.
-        let latest = out.scaling_activities().iter().find(|a| {
-            let code = a.status_code().as_str();
-            code != "InProgress" && code != "Pending" && a.not_scaled_reasons().is_empty()
-        });
-        if let Some(latest) = latest {
-            if latest.status_code().as_str() != "Failed" {
-                return None;
-            }
-            return Some(json!({
-                "status": latest.status_code().as_str(),
-                "description": latest.description(),
-                "message": latest.status_message().unwrap_or("the scaling activity failed without a message"),
-                "cause": latest.cause(),
-                "at": latest.start_time().secs(),
-            }));
+        if let Some(outcome) = out.scaling_activities().iter().find_map(scaling_outcome) {
+            return outcome;
         }
         token = out
             .next_token()
@@ -204,4 +191,23 @@ pub async fn last_scaling_problem(aws: &AwsClients, names: &OwnedNames) -> Optio
         token.as_ref()?;
     }
     None
+}
+
+/// What a scaling activity says about its target: None when it is unfinished or not scaled
+/// (it says nothing), `Some(None)` when it succeeded, `Some(Some(problem))` when it failed.
+pub fn scaling_outcome(a: &ScalingActivity) -> Option<Option<Value>> {
+    let code = a.status_code().as_str();
+    if code == "InProgress" || code == "Pending" || !a.not_scaled_reasons().is_empty() {
+        return None;
+    }
+    if code != "Failed" {
+        return Some(None);
+    }
+    Some(Some(json!({
+        "status": code,
+        "description": a.description(),
+        "message": a.status_message().unwrap_or("the scaling activity failed without a message"),
+        "cause": a.cause(),
+        "at": a.start_time().secs(),
+    })))
 }

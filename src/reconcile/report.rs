@@ -124,11 +124,18 @@ pub fn conditions(report: &Report, error: Option<&str>) -> Vec<Value> {
 
 /// A Degraded condition for the latest failed or not-scaled scaling activity, in AWS's words.
 fn scaling_problem(report: &Report) -> Option<Value> {
-    let f = report.last_scaling_failure.as_ref()?;
-    let reason = "ScalingActivityFailed";
-    let message = f["message"]
+    report.last_scaling_failure.as_ref().map(scaling_condition)
+}
+
+/// The reason of the condition a failed scaling activity shows.
+pub const SCALING_FAILED: &str = "ScalingActivityFailed";
+
+/// The Degraded condition of a failed scaling activity (as `observe::scaling_problem` shapes
+/// it).
+pub fn scaling_condition(failure: &Value) -> Value {
+    let message = failure["message"]
         .as_str()
         .unwrap_or("a scaling activity failed")
         .to_string();
-    Some(condition("Degraded", true, reason, message))
+    condition("Degraded", true, SCALING_FAILED, message)
 }

@@ -17,6 +17,8 @@ pub mod audit;
 pub mod changes;
 pub mod idempotency;
 pub mod jobs;
+pub mod observation;
+pub mod replicas;
 pub mod targets;
 pub mod tokens;
 pub mod versions;

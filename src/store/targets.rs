@@ -224,16 +224,55 @@ pub async fn clear_baseline(conn: &mut PgConnection, id: i64) -> sqlx::Result<()
     Ok(())
 }
 
-/// Enabled targets that are settled (`ready` or `failed`), as (kind, name) in name order: the
-/// ones a drift check re-observes.
-pub async fn settled_enabled(pool: &PgPool) -> sqlx::Result<Vec<(String, String)>> {
-    let rows = sqlx::query!(
-        r#"SELECT kind::text AS "kind!", name FROM targets
-           WHERE enabled AND phase IN ('ready', 'failed') ORDER BY name"#
+/// An enabled target that is settled (`ready` or `failed`): what the observation pass compares
+/// with AWS.
+#[derive(Debug, Clone)]
+pub struct Settled {
+    pub id: i64,
+    pub kind: String,
+    pub name: String,
+    pub version: i32,
+    pub spec: Value,
+    pub phase: String,
+    pub conditions: Value,
+    pub observed: Value,
+}
+
+/// Every enabled, settled target, in id order.
+pub async fn settled_enabled(pool: &PgPool) -> sqlx::Result<Vec<Settled>> {
+    sqlx::query_as!(
+        Settled,
+        r#"SELECT id, kind::text AS "kind!", name, version, spec, phase::text AS "phase!",
+                  conditions, observed
+           FROM targets WHERE enabled AND phase IN ('ready', 'failed') ORDER BY id"#
     )
     .fetch_all(pool)
+    .await
+}
+
+/// Records a settled target's latest scaling outcome (`observed.last_scaling_failure`, null
+/// once it recovered) with its conditions, unless it changed version or left its settled phase
+/// since it was read (its job then records the truth). False when nothing was written.
+pub async fn set_scaling_outcome(
+    pool: &PgPool,
+    id: i64,
+    version: i32,
+    failure: &Value,
+    conditions: &Value,
+) -> sqlx::Result<bool> {
+    let done = sqlx::query!(
+        "UPDATE targets SET \
+           observed = jsonb_set(COALESCE(NULLIF(observed, 'null'::jsonb), '{}'::jsonb), '{last_scaling_failure}', $3), \
+           conditions = $4, updated_at = now() \
+         WHERE id = $1 AND version = $2 AND enabled AND phase IN ('ready', 'failed')",
+        id,
+        version,
+        failure,
+        conditions,
+    )
+    .execute(pool)
     .await?;
-    Ok(rows.into_iter().map(|r| (r.kind, r.name)).collect())
+    Ok(done.rows_affected() == 1)
 }
 
 /// Targets per (kind, phase), for the gauges.

@@ -11,6 +11,7 @@ mod doctor;
 mod drill_burst;
 mod drills;
 mod drills_hardening;
+mod fleet;
 mod foundation;
 mod hardening_api;
 mod hardening_audit;

@@ -440,10 +440,11 @@ async fn drift_is_detected_repaired_shown_and_audited() {
         .connect(&e.app.db.url)
         .await
         .unwrap();
-    tokio::spawn(zeroscale::reconcile::drift::run(
+    let drift = CancellationToken::new();
+    let scheduler = tokio::spawn(zeroscale::reconcile::drift::run(
         pool,
         Duration::from_millis(300),
-        e.stop.clone(),
+        drift.clone(),
     ));
     let mut repaired = false;
     for _ in 0..100 {
@@ -489,30 +490,51 @@ async fn drift_is_detected_repaired_shown_and_audited() {
         .call(reqwest::Method::GET, "/audit?action=drift-repair", None)
         .await;
     assert_eq!(audit["items"][0]["outcome"], "applied");
-    // Checks that find nothing to repair refresh the status but add no audit rows.
+    // Passes that find nothing to repair queue no repair and add no audit rows.
     let events = e.app.count("audit_log").await;
-    let checks = || async {
-        sqlx::query_scalar::<_, i64>(
-            "SELECT count(*) FROM jobs WHERE args->>'reason' = 'drift' AND state = 'completed'",
-        )
-        .fetch_one(&e.app.pool)
-        .await
-        .unwrap()
-    };
-    let before = checks().await;
-    for _ in 0..100 {
-        if checks().await >= before + 2 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(checks().await >= before + 2, "drift checks kept running");
+    let pool = &e.app.pool;
+    let (passes, repairs) = (
+        jobs_of(pool, "observe").await,
+        jobs_of(pool, "reconcile").await,
+    );
+    common::wait_for(
+        "two more observation passes",
+        Duration::from_secs(10),
+        || async { (jobs_of(pool, "observe").await >= passes + 2).then_some(()) },
+    )
+    .await;
+    assert_eq!(
+        jobs_of(pool, "reconcile").await,
+        repairs,
+        "nothing more to repair"
+    );
     assert_eq!(
         e.app.count("audit_log").await,
         events,
-        "quiet checks are not audited"
+        "quiet passes are not audited"
     );
+    drift.cancel();
+    scheduler.await.unwrap();
+    common::wait_for("the last pass to end", Duration::from_secs(10), || async {
+        let busy: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM jobs WHERE state IN ('available', 'retryable', 'running')",
+        )
+        .fetch_one(pool)
+        .await
+        .unwrap();
+        (busy == 0).then_some(())
+    })
+    .await;
     assert_eq!(audit["items"][0]["target_name"], "demo-component");
+}
+
+/// How many jobs of `kind` there are.
+async fn jobs_of(pool: &sqlx::PgPool, kind: &str) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM jobs WHERE kind = $1")
+        .bind(kind)
+        .fetch_one(pool)
+        .await
+        .unwrap()
 }
 
 #[tokio::test]

@@ -29,6 +29,8 @@ pub const WRITES: [&str; 6] = [
 pub struct Env {
     pub app: TestApp,
     pub sb: SandboxEnv,
+    /// The worker's clients (its pacer is the one the jobs use).
+    pub aws: AwsClients,
     pub token: String,
     pub stop: CancellationToken,
     /// Why this test may end with jobs that did not finish (see [`Env::allow_unfinished_jobs`]).
@@ -97,26 +99,42 @@ pub fn fast_worker_config() -> WorkerConfig {
 /// Clients for the sandbox at `url`, SDK retries off: every fault reaches the job engine,
 /// whose retries the operation counts.
 pub async fn clients(url: &str) -> AwsClients {
-    AwsClients::from_shared(&super::aws::sdk_config(url).await, &AwsArgs::default())
+    clients_at(url, AwsArgs::default().rate_limit).await
+}
+
+/// As [`clients`], pacing at `rate_limit` calls/s.
+pub async fn clients_at(url: &str, rate_limit: u32) -> AwsClients {
+    let args = AwsArgs {
+        rate_limit,
+        ..AwsArgs::default()
+    };
+    AwsClients::from_shared(&super::aws::sdk_config(url).await, &args)
 }
 
 /// The whole stack against the demo world.
 pub async fn env() -> Env {
+    env_at(AwsArgs::default().rate_limit, None).await
+}
+
+/// As [`env`], with the worker pacing AWS calls at `rate_limit` calls/s and the API's HTTP
+/// settings `http` (for a test that posts many changes at once).
+pub async fn env_at(rate_limit: u32, http: Option<zeroscale::config::HttpArgs>) -> Env {
     let sb = SandboxEnv::demo().await;
     let app = spawn_app_with(TestOptions {
         aws: Some(clients(&sb.url).await),
+        http,
         ..Default::default()
     })
     .await;
     let token = app.token("portal", "read,write").await;
-    let aws = clients(&sb.url).await;
+    let aws = clients_at(&sb.url, rate_limit).await;
     let pool = sqlx::postgres::PgPoolOptions::new()
         .max_connections(5)
         .connect(&app.db.url)
         .await
         .unwrap();
     let registry = Reconciler {
-        aws,
+        aws: aws.clone(),
         pool: pool.clone(),
     }
     .register(Registry::new());
@@ -126,6 +144,7 @@ pub async fn env() -> Env {
     Env {
         app,
         sb,
+        aws,
         token,
         stop,
         unfinished_ok: None,
