@@ -104,11 +104,18 @@ fn autoscaling_probes(aws: &AwsClients) -> Vec<BoxFuture<'_, Check>> {
 fn sagemaker_probes(aws: &AwsClients) -> Vec<BoxFuture<'_, Check>> {
     let sm = &aws.sagemaker;
     vec![
+        // Optional for the quota preflight, but the observation pass needs both lists.
         probe(
             aws,
             "sagemaker:ListEndpoints",
-            QUOTA_CHECK,
+            None,
             sm.list_endpoints().max_results(1).send(),
+        ),
+        probe(
+            aws,
+            "sagemaker:ListInferenceComponents",
+            None,
+            sm.list_inference_components().max_results(1).send(),
         ),
         probe(
             aws,

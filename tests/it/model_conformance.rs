@@ -2,7 +2,7 @@
 //! published service models (botocore's, installed into `.venv` with the aws CLI by
 //! `scripts/ensure-python-tools`): unknown or missing members, wrong types, values out of range,
 //! enums, patterns and error codes. The flows: `doctor` (STS and the probes, one denied), enable,
-//! drift repair, disable and failures, for both kinds of target. Zero violations.
+//! the observation pass, drift repair, disable and failures, for both kinds of target. Zero violations.
 
 use crate::common;
 
@@ -36,6 +36,14 @@ async fn run_flows(e: &Env) {
     for path in [IC, VARIANT] {
         let op = change(e, Method::POST, path, Some(json!({"max_capacity": 2}))).await;
         assert_eq!(op["state"], "completed", "{op}");
+    }
+    // Two observation passes (every target's policies read once): the batched and
+    // namespace-wide reads, and the List calls of both kinds.
+    for _ in 0..zeroscale::reconcile::fleet::POLICY_SWEEP {
+        let pass = zeroscale::reconcile::fleet::pass(&e.aws, &e.app.pool)
+            .await
+            .unwrap();
+        assert!(pass.differing.is_empty(), "{:?}", pass.differing);
     }
     // Drift: actions disabled, scale-out suspended; a manual reconcile repairs both.
     e.sb.cw
