@@ -33,6 +33,25 @@ pub type UsageCache = moka::future::Cache<(), Arc<HashMap<String, Vec<(String, S
 /// entries never expire; the count is bounded).
 pub type ConfigCache = moka::future::Cache<String, Arc<HashMap<String, Option<String>>>>;
 
+/// Whole endpoint configs by name, for the preflights: an endpoint config cannot be changed
+/// under its name, so an entry never expires (the count is bounded), and the components of one
+/// endpoint enabled together share one DescribeEndpointConfig.
+pub type EndpointConfigCache = moka::future::Cache<
+    String,
+    Arc<aws_sdk_sagemaker::operation::describe_endpoint_config::DescribeEndpointConfigOutput>,
+>;
+
+/// Endpoints as one DescribeEndpoint saw them, for [`ENDPOINT_TTL`]: the components of one
+/// endpoint enabled together share the read (their preflight needs only the endpoint's config
+/// name and whether its status is terminal).
+pub type EndpointCache = moka::future::Cache<
+    String,
+    Arc<aws_sdk_sagemaker::operation::describe_endpoint::DescribeEndpointOutput>,
+>;
+
+/// How long a component preflight's endpoint read is shared.
+pub const ENDPOINT_TTL: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Where a quota's value came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum QuotaSource {
@@ -74,8 +93,12 @@ pub struct AwsClients {
     pub quota_cache: QuotaCache,
     /// What other endpoints run, for the quota check.
     pub usage_cache: UsageCache,
-    /// Endpoint configs already read.
+    /// Endpoint configs already read (their variants' instance types).
     pub config_cache: ConfigCache,
+    /// Endpoint configs already read, whole.
+    pub endpoint_configs: EndpointConfigCache,
+    /// Endpoints read in the last [`ENDPOINT_TTL`], for component preflights.
+    pub endpoints: EndpointCache,
     /// Paces AWS calls across every worker of this process and this process's share of the
     /// account's budget, user work first (`pacer`).
     pub pacer: Arc<Pacer>,
@@ -225,6 +248,11 @@ impl AwsClients {
                 .build(),
             usage_cache: UsageCache::builder().time_to_live(QUOTA_TTL).build(),
             config_cache: ConfigCache::builder().max_capacity(10_000).build(),
+            endpoint_configs: EndpointConfigCache::builder().max_capacity(10_000).build(),
+            endpoints: EndpointCache::builder()
+                .time_to_live(ENDPOINT_TTL)
+                .max_capacity(10_000)
+                .build(),
             pacer,
         }
     }

@@ -25,7 +25,8 @@ pub async fn preflight(aws: &AwsClients, name: &str) -> Result<Preflight, JobErr
         .runtime_config()
         .and_then(|r| r.current_copy_count())
         .unwrap_or(0);
-    let ep = reads::endpoint(aws, &endpoint, None).await?;
+    // The components of one endpoint enabled together share this read.
+    let ep = reads::shared_endpoint(aws, &endpoint).await?;
     // An endpoint is Updating whenever any component on it scales: no reason for this one to
     // wait (its own status says whether it is being changed). Only a terminal status of the
     // endpoint stops it.

@@ -63,6 +63,8 @@ pub struct PassReport {
     /// Targets whose scaling outcome changed.
     pub scaling_outcomes_updated: usize,
     pub activities_read: usize,
+    /// AWS calls this pass made (pages read).
+    pub aws_calls: usize,
 }
 
 /// The `observe` job handler.
@@ -116,11 +118,13 @@ pub async fn pass(aws: &AwsClients, pool: &PgPool) -> Result<PassReport, JobErro
         .map(|(_, it)| it)
         .collect();
     report.policies_read_for = window.len();
-    let scalable = read_targets(aws, &items).await?;
-    let policies = read_policies(aws, &window).await?;
-    let alarms = read_alarms(aws).await?;
-    let sagemaker = read_sagemaker(aws, &items).await?;
-    let (outcomes, seen_until, read) = read_activities(aws, start.activities_seen_until).await?;
+    let calls = &mut report.aws_calls;
+    let scalable = read_targets(aws, &items, calls).await?;
+    let policies = read_policies(aws, &window, calls).await?;
+    let alarms = read_alarms(aws, calls).await?;
+    let sagemaker = read_sagemaker(aws, &items, calls).await?;
+    let (outcomes, seen_until, read) =
+        read_activities(aws, start.activities_seen_until, calls).await?;
     report.activities_read = read;
     let in_window: HashSet<i64> = window.iter().map(|it| it.row.id).collect();
     for it in &items {
@@ -251,6 +255,7 @@ fn observed_for(
 async fn read_targets(
     aws: &AwsClients,
     items: &[Item],
+    calls: &mut usize,
 ) -> Result<HashMap<String, plan::ObservedTarget>, JobError> {
     let dims: HashMap<&str, &str> = items
         .iter()
@@ -276,6 +281,7 @@ async fn read_targets(
             .pages("application-autoscaling", "DescribeScalableTargets", pages)
             .await
             .map_err(job_error)?;
+        *calls += pages.len();
         for t in pages.iter().flat_map(|p| p.scalable_targets()) {
             if dims.get(t.resource_id()) == Some(&t.scalable_dimension().as_str()) {
                 out.insert(
@@ -293,6 +299,7 @@ async fn read_targets(
 async fn read_policies(
     aws: &AwsClients,
     window: &[&Item],
+    calls: &mut usize,
 ) -> Result<HashMap<String, Vec<ScalingPolicy>>, JobError> {
     let ours: HashSet<(&str, &str)> = window
         .iter()
@@ -331,6 +338,7 @@ async fn read_policies(
             .pages("application-autoscaling", "DescribeScalingPolicies", pages)
             .await
             .map_err(job_error)?;
+        *calls += pages.len();
         for p in pages.iter().flat_map(|p| p.scaling_policies()) {
             // A same-named policy on another resource is not ours.
             if ours.contains(&(p.resource_id(), p.policy_name())) {
@@ -344,7 +352,10 @@ async fn read_policies(
 }
 
 /// Every alarm under zeroscale's prefix, 100 a page, as comparable configurations by name.
-async fn read_alarms(aws: &AwsClients) -> Result<HashMap<String, Value>, JobError> {
+async fn read_alarms(
+    aws: &AwsClients,
+    calls: &mut usize,
+) -> Result<HashMap<String, Value>, JobError> {
     let pages = aws
         .cloudwatch
         .describe_alarms()
@@ -356,6 +367,7 @@ async fn read_alarms(aws: &AwsClients) -> Result<HashMap<String, Value>, JobErro
         .pages("monitoring", "DescribeAlarms", pages)
         .await
         .map_err(job_error)?;
+    *calls += pages.len();
     Ok(pages
         .iter()
         .flat_map(|p| p.metric_alarms())
@@ -397,7 +409,11 @@ impl SageMakerStatus {
     }
 }
 
-async fn read_sagemaker(aws: &AwsClients, items: &[Item]) -> Result<SageMakerStatus, JobError> {
+async fn read_sagemaker(
+    aws: &AwsClients,
+    items: &[Item],
+    calls: &mut usize,
+) -> Result<SageMakerStatus, JobError> {
     let mut out = SageMakerStatus::default();
     if items
         .iter()
@@ -413,6 +429,7 @@ async fn read_sagemaker(aws: &AwsClients, items: &[Item]) -> Result<SageMakerSta
             .pages("sagemaker", "ListInferenceComponents", pages)
             .await
             .map_err(job_error)?;
+        *calls += pages.len();
         for c in pages.iter().flat_map(|p| p.inference_components()) {
             out.components.insert(
                 c.inference_component_name().unwrap_or_default().to_string(),
@@ -436,6 +453,7 @@ async fn read_sagemaker(aws: &AwsClients, items: &[Item]) -> Result<SageMakerSta
             .pages("sagemaker", "ListEndpoints", pages)
             .await
             .map_err(job_error)?;
+        *calls += pages.len();
         for e in pages.iter().flat_map(|p| p.endpoints()) {
             out.endpoints.insert(
                 e.endpoint_name().unwrap_or_default().to_string(),
@@ -454,6 +472,7 @@ async fn read_sagemaker(aws: &AwsClients, items: &[Item]) -> Result<SageMakerSta
 async fn read_activities(
     aws: &AwsClients,
     since: Option<DateTime<Utc>>,
+    calls: &mut usize,
 ) -> Result<(HashMap<String, Option<Value>>, Option<DateTime<Utc>>, usize), JobError> {
     let since_secs =
         since.map(|t| t.timestamp() as f64 + f64::from(t.timestamp_subsec_micros()) / 1e6);
@@ -491,6 +510,7 @@ async fn read_activities(
     )
     .await
     .map_err(job_error)?;
+    *calls += pages_read;
     let seen_until = newest
         .and_then(|s| DateTime::<Utc>::from_timestamp(s.trunc() as i64, (s.fract() * 1e9) as u32));
     Ok((outcomes, seen_until, read))

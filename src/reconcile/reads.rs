@@ -40,28 +40,51 @@ pub(super) async fn endpoint(
     }
 }
 
-/// DescribeEndpointConfig, the authoritative record of a variant's settings; remembered for
-/// the quota preflight's usage sweep (configs are immutable under their name).
+/// DescribeEndpoint shared by the component preflights of one endpoint for
+/// [`crate::aws::ENDPOINT_TTL`] (concurrent ones share one read). Only for a caller that needs
+/// the config name and whether the status is terminal: a status up to two seconds old.
+pub(super) async fn shared_endpoint(
+    aws: &AwsClients,
+    name: &str,
+) -> Result<std::sync::Arc<DescribeEndpointOutput>, JobError> {
+    aws.endpoints
+        .try_get_with(name.to_string(), async {
+            endpoint(aws, name, None).await.map(std::sync::Arc::new)
+        })
+        .await
+        .map_err(|e| (*e).clone())
+}
+
+/// DescribeEndpointConfig, the authoritative record of a variant's settings. A config cannot
+/// change under its name, so it is read once per process (concurrent preflights share the
+/// read) and remembered for the quota preflight's usage sweep.
 pub(super) async fn endpoint_config(
     aws: &AwsClients,
     name: &str,
 ) -> Result<DescribeEndpointConfigOutput, JobError> {
-    aws.pace().await;
     let config = aws
-        .sagemaker
-        .describe_endpoint_config()
-        .endpoint_config_name(name)
-        .send()
+        .endpoint_configs
+        .try_get_with(name.to_string(), async {
+            aws.pace().await;
+            let config = aws
+                .sagemaker
+                .describe_endpoint_config()
+                .endpoint_config_name(name)
+                .send()
+                .await
+                .map_err(|e| {
+                    job_error(AwsFailure::from_sdk(
+                        "sagemaker",
+                        "DescribeEndpointConfig",
+                        e,
+                    ))
+                })?;
+            quotas::remember_config(aws, name, &config).await;
+            Ok::<_, JobError>(std::sync::Arc::new(config))
+        })
         .await
-        .map_err(|e| {
-            job_error(AwsFailure::from_sdk(
-                "sagemaker",
-                "DescribeEndpointConfig",
-                e,
-            ))
-        })?;
-    quotas::remember_config(aws, name, &config).await;
-    Ok(config)
+        .map_err(|e| (*e).clone())?;
+    Ok((*config).clone())
 }
 
 /// A status as text (empty when AWS gave none).
