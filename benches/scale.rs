@@ -346,11 +346,17 @@ async fn pass_running(pool: &sqlx::PgPool) {
         if running > 0 {
             return;
         }
-        sqlx::query("UPDATE observation SET last_pass_at = NULL")
-            .execute(pool)
-            .await
-            .unwrap();
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        // Queue a pass now (as the scheduler does when one is due) rather than wait for its
+        // next tick: a pass over a small fleet is over in less than a tick.
+        sqlx::query(
+            "INSERT INTO jobs (kind, target, args) SELECT 'observe', 'fleet', '{}' \
+             WHERE NOT EXISTS (SELECT 1 FROM jobs WHERE target = 'fleet' \
+               AND state IN ('available', 'retryable', 'running')) ON CONFLICT DO NOTHING",
+        )
+        .execute(pool)
+        .await
+        .unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 

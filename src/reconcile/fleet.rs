@@ -135,35 +135,17 @@ pub async fn pass(aws: &AwsClients, pool: &PgPool) -> Result<PassReport, JobErro
             &alarms,
             in_window.contains(&it.row.id),
         );
-        let max = it
-            .spec
-            .max_capacity()
-            .or(observed.target.map(|t| t.max))
-            .unwrap_or(1)
-            .max(1);
-        let desired = plan::desired_for(&it.target, &it.spec, max).map_err(JobError::permanent)?;
-        let steps = plan::plan_enable(&desired, &observed);
-        let gone = sagemaker.problem(&it.target);
-        let why = match (steps.first(), gone) {
-            (Some(step), _) => Some(call_name(step)),
-            (None, Some(problem)) if it.row.phase == "ready" => Some(problem),
-            _ => None,
-        };
-        if let Some(why) = why {
-            report.differing.insert(it.target.to_string(), why);
-            let args = super::reconcile_args(&it.row.kind, &it.row.name, "drift");
-            let queued = crate::store::jobs::enqueue_if_idle(
-                pool,
-                super::RECONCILE_JOB,
-                &it.target.job_target(),
-                &args,
-            )
-            .await
-            .map_err(JobError::database)?;
-            report.repairs_queued += usize::from(queued);
-        } else if let Some(outcome) = outcomes.get(&it.names.resource_id) {
-            if record_outcome(pool, it, outcome).await? {
-                report.scaling_outcomes_updated += 1;
+        match differs(it, &observed, &sagemaker)? {
+            Some(why) => {
+                report.differing.insert(it.target.to_string(), why);
+                report.repairs_queued += usize::from(queue_repair(pool, it).await?);
+            }
+            None => {
+                if let Some(outcome) = outcomes.get(&it.names.resource_id) {
+                    if record_outcome(pool, it, outcome).await? {
+                        report.scaling_outcomes_updated += 1;
+                    }
+                }
             }
         }
     }
@@ -174,6 +156,37 @@ pub async fn pass(aws: &AwsClients, pool: &PgPool) -> Result<PassReport, JobErro
         .await
         .map_err(JobError::database)?;
     Ok(report)
+}
+
+/// Why a target needs a repair (the first call its plan would make, or what is wrong with its
+/// SageMaker resource while it shows `ready`); None when it is as desired.
+fn differs(
+    it: &Item,
+    observed: &Observed,
+    sagemaker: &SageMakerStatus,
+) -> Result<Option<String>, JobError> {
+    let max = it
+        .spec
+        .max_capacity()
+        .or(observed.target.map(|t| t.max))
+        .unwrap_or(1)
+        .max(1);
+    let desired = plan::desired_for(&it.target, &it.spec, max).map_err(JobError::permanent)?;
+    let steps = plan::plan_enable(&desired, observed);
+    Ok(match (steps.first(), sagemaker.problem(&it.target)) {
+        (Some(step), _) => Some(call_name(step)),
+        (None, Some(problem)) if it.row.phase == "ready" => Some(problem),
+        _ => None,
+    })
+}
+
+/// Queues a drift repair (a `reconcile` job, reason `drift`) unless the target already has
+/// work queued or running; true when queued.
+async fn queue_repair(pool: &PgPool, it: &Item) -> Result<bool, JobError> {
+    let args = super::reconcile_args(&it.row.kind, &it.row.name, "drift");
+    crate::store::jobs::enqueue_if_idle(pool, super::RECONCILE_JOB, &it.target.job_target(), &args)
+        .await
+        .map_err(JobError::database)
 }
 
 /// A stored target the pass can plan; one it cannot read is logged and skipped.

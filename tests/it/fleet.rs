@@ -129,6 +129,11 @@ async fn a_pass_over_120_targets_reads_pages_not_targets_and_an_unchanged_fleet_
         "no writes, no per-target reads"
     );
     let calls: usize = want.values().sum();
+    assert_eq!(
+        first.aws_calls + second.aws_calls,
+        calls,
+        "the passes count their calls"
+    );
     assert!(
         calls as f64 / 240.0 <= 0.2,
         "{calls} calls for two passes over 120"
