@@ -8,8 +8,9 @@
 //!   about +0.5 calls/s for each second spent at full pace, up to the share.
 //! - **Changes first.** Calls made for a user (changes, manual reconciles, dry runs) are served
 //!   before background calls (observation passes, drift repairs): a background call takes a slot
-//!   only when one is free at that moment and no user call is waiting, so a running pass delays a
-//!   user's change by at most the calls already in flight.
+//!   only when one is free at that moment, no user call is waiting, and it leaves the burst
+//!   untouched, so a running pass delays a user's change by at most the calls already in flight
+//!   and the change still has its burst.
 //!
 //! The rate is shown in `/metrics` as `zeroscale_aws_rate` (calls/s now) and
 //! `zeroscale_aws_rate_share` (this replica's share of the budget).
@@ -96,6 +97,16 @@ impl State {
         slot
     }
 
+    /// Reserves a slot if one is free now without dipping into the burst: background work runs
+    /// at most at the rate and leaves the burst to users.
+    fn reserve_paced(&mut self, now: Instant) -> bool {
+        if self.tat > now {
+            return false;
+        }
+        self.tat = now + self.interval();
+        true
+    }
+
     /// Reserves `n` slots if all of them are free now.
     fn reserve_now(&mut self, now: Instant, n: u32) -> bool {
         let last = self.tat.max(now) + self.interval() * n.saturating_sub(1);
@@ -162,10 +173,10 @@ impl Pacer {
                 let next = {
                     let mut s = self.lock();
                     let now = Instant::now();
-                    if self.users_waiting.load(Ordering::SeqCst) == 0 && s.reserve_now(now, 1) {
+                    if self.users_waiting.load(Ordering::SeqCst) == 0 && s.reserve_paced(now) {
                         return;
                     }
-                    s.next_free(now).max(now + Duration::from_millis(5))
+                    s.tat.max(now + Duration::from_millis(5))
                 };
                 tokio::time::sleep_until(next).await;
             },
@@ -317,6 +328,33 @@ mod tests {
         assert!(
             last_user <= 4,
             "users waited behind the background: {order:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn background_work_leaves_the_burst_to_users() {
+        let p = std::sync::Arc::new(Pacer::new(10));
+        // A pass paces at the rate for a while...
+        let start = Instant::now();
+        in_background(async {
+            for _ in 0..20 {
+                p.pace().await;
+            }
+        })
+        .await;
+        assert!(
+            start.elapsed() >= Duration::from_millis(1900),
+            "no burst for it"
+        );
+        // ...and a user's eight calls still go at once.
+        let start = Instant::now();
+        for _ in 0..8 {
+            p.pace().await;
+        }
+        assert!(
+            start.elapsed() <= Duration::from_millis(100),
+            "{:?}",
+            start.elapsed()
         );
     }
 }
