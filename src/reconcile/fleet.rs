@@ -111,11 +111,11 @@ pub async fn pass(aws: &AwsClients, pool: &PgPool) -> Result<PassReport, JobErro
         targets: items.len(),
         ..Default::default()
     };
+    // By id, not by place in the list: a target being applied is not in this pass's list, and
+    // must not move the others between windows.
     let window: Vec<&Item> = items
         .iter()
-        .enumerate()
-        .filter(|(i, _)| *i as i64 % POLICY_SWEEP == start.number % POLICY_SWEEP)
-        .map(|(_, it)| it)
+        .filter(|it| it.row.id % POLICY_SWEEP == start.number % POLICY_SWEEP)
         .collect();
     report.policies_read_for = window.len();
     let calls = &mut report.aws_calls;

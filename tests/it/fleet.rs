@@ -153,10 +153,17 @@ async fn targets_changed_outside_zeroscale_are_found_by_the_pass_and_repaired() 
             .unwrap()
             .owned_names()
     };
-    // Someone edits our alarm (7), raises the floor (8), deletes a step policy (12) and edits a
-    // target-tracking policy (10). The first pass (number 1) reads the policies of the odd
-    // targets, by id order: 12's deletion shows anyway (AWS takes the policy's ARN out of our
-    // alarm's actions); 10's edit only shows in the second pass.
+    // Someone edits our alarm (7), raises the floor (8), deletes a step policy (9) and edits a
+    // target-tracking policy (11). A pass reads the policies of the targets whose id has its
+    // parity: the first pass (number 1) those of odd ids, here the even components (component
+    // i has id i + 1). 9's deletion shows anyway (AWS takes the policy's ARN out of our alarm's
+    // actions); 11's edit only shows in the second pass.
+    let first_id: i64 = sqlx::query_scalar("SELECT id FROM targets WHERE name = $1")
+        .bind(name(0))
+        .fetch_one(&e.app.pool)
+        .await
+        .unwrap();
+    assert_eq!(first_id, 1);
     let alarm =
         e.sb.cw
             .describe_alarms()
@@ -195,9 +202,9 @@ async fn targets_changed_outside_zeroscale_are_found_by_the_pass_and_repaired() 
     e.sb.aas
         .delete_scaling_policy()
         .service_namespace(sagemaker.clone())
-        .resource_id(&names(12).resource_id)
+        .resource_id(&names(9).resource_id)
         .scalable_dimension(dim.clone())
-        .policy_name(&names(12).step_policy)
+        .policy_name(&names(9).step_policy)
         .send()
         .await
         .unwrap();
@@ -205,8 +212,8 @@ async fn targets_changed_outside_zeroscale_are_found_by_the_pass_and_repaired() 
         e.sb.aas
             .describe_scaling_policies()
             .service_namespace(sagemaker.clone())
-            .resource_id(&names(10).resource_id)
-            .policy_names(&names(10).target_tracking_policy)
+            .resource_id(&names(11).resource_id)
+            .policy_names(&names(11).target_tracking_policy)
             .send()
             .await
             .unwrap();
@@ -218,9 +225,9 @@ async fn targets_changed_outside_zeroscale_are_found_by_the_pass_and_repaired() 
     e.sb.aas
         .put_scaling_policy()
         .service_namespace(sagemaker)
-        .resource_id(&names(10).resource_id)
+        .resource_id(&names(11).resource_id)
         .scalable_dimension(dim)
-        .policy_name(&names(10).target_tracking_policy)
+        .policy_name(&names(11).target_tracking_policy)
         .policy_type(aws_sdk_applicationautoscaling::types::PolicyType::TargetTrackingScaling)
         .target_tracking_scaling_policy_configuration(config)
         .send()
@@ -239,7 +246,7 @@ async fn targets_changed_outside_zeroscale_are_found_by_the_pass_and_repaired() 
         [
             want(7, "PutMetricAlarm"),
             want(8, "RegisterScalableTarget"),
-            want(12, "PutMetricAlarm"),
+            want(9, "PutMetricAlarm"),
         ]
         .into_iter()
         .collect::<BTreeMap<_, _>>(),
@@ -248,7 +255,7 @@ async fn targets_changed_outside_zeroscale_are_found_by_the_pass_and_repaired() 
     assert_eq!(first.repairs_queued, 3);
     let second = fleet::pass(&e.aws, &e.app.pool).await.unwrap();
     assert_eq!(
-        second.differing.get(&want(10, "").0).map(String::as_str),
+        second.differing.get(&want(11, "").0).map(String::as_str),
         Some("PutTargetTrackingPolicy"),
         "{:?}",
         second.differing
@@ -265,7 +272,7 @@ async fn targets_changed_outside_zeroscale_are_found_by_the_pass_and_repaired() 
         .map(|i| i["target_name"].as_str().unwrap())
         .collect();
     repaired.sort();
-    assert_eq!(repaired, [name(7), name(8), name(10), name(12)]);
+    assert_eq!(repaired, [name(7), name(8), name(9), name(11)]);
     // A registration shows in DescribeScalableTargets a moment later (aws-facts.md): a pass
     // right after 8's repair may not list it yet, and its repair then finds nothing to do.
     fleet::pass(&e.aws, &e.app.pool).await.unwrap();
