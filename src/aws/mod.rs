@@ -164,6 +164,21 @@ impl AwsClients {
         Ok(out)
     }
 
+    /// Every page of ListEndpoints, 100 endpoints a page (the quota sweep and the observation
+    /// pass both read the account's endpoints).
+    pub async fn endpoint_pages(
+        &self,
+    ) -> Result<Vec<aws_sdk_sagemaker::operation::list_endpoints::ListEndpointsOutput>, AwsFailure>
+    {
+        let pages = self
+            .sagemaker
+            .list_endpoints()
+            .max_results(100)
+            .into_paginator()
+            .send();
+        self.pages("sagemaker", "ListEndpoints", pages).await
+    }
+
     /// Pages through a paginated call until `find` finds what it looks for in a page (the
     /// pages after it are never requested), or the pages end (`None`).
     pub async fn find_in_pages<O, E, T>(

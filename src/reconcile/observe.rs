@@ -36,18 +36,12 @@ pub async fn observe(
     names: &OwnedNames,
     purpose: Purpose,
 ) -> Result<Observed, JobError> {
-    let pages = aws
+    let request = aws
         .autoscaling
         .describe_scalable_targets()
-        .service_namespace(ServiceNamespace::Sagemaker)
         .resource_ids(&names.resource_id)
-        .scalable_dimension(dimension(names))
-        .into_paginator()
-        .send();
-    let pages = aws
-        .pages("application-autoscaling", "DescribeScalableTargets", pages)
-        .await
-        .map_err(job_error)?;
+        .scalable_dimension(dimension(names));
+    let pages = target_pages(aws, request).await?;
     let target = pages
         .iter()
         .filter_map(|page| page.scalable_targets().first())
@@ -73,25 +67,66 @@ async fn read_policies(
     names: &OwnedNames,
     observed: &mut Observed,
 ) -> Result<(), JobError> {
-    let pages = aws
+    let request = aws
         .autoscaling
         .describe_scaling_policies()
-        .service_namespace(ServiceNamespace::Sagemaker)
         .resource_id(&names.resource_id)
-        .scalable_dimension(dimension(names))
-        .max_results(10)
-        .into_paginator()
-        .send();
-    let pages = aws
-        .pages("application-autoscaling", "DescribeScalingPolicies", pages)
-        .await
-        .map_err(job_error)?;
+        .scalable_dimension(dimension(names));
+    let pages = policy_pages(aws, request).await?;
     for page in &pages {
         for p in page.scaling_policies() {
             sort_policy(names, p, observed);
         }
     }
     Ok(())
+}
+
+/// Every page of a DescribeScalableTargets in SageMaker's namespace, 50 targets a page.
+pub(super) async fn target_pages(
+    aws: &AwsClients,
+    request: aws_sdk_applicationautoscaling::operation::describe_scalable_targets::builders::DescribeScalableTargetsFluentBuilder,
+) -> Result<
+    Vec<aws_sdk_applicationautoscaling::operation::describe_scalable_targets::DescribeScalableTargetsOutput>,
+    JobError,
+>{
+    let pages = request
+        .service_namespace(ServiceNamespace::Sagemaker)
+        .max_results(50)
+        .into_paginator()
+        .send();
+    aws.pages("application-autoscaling", "DescribeScalableTargets", pages)
+        .await
+        .map_err(job_error)
+}
+
+/// Every page of a DescribeAlarms.
+pub(super) async fn alarm_pages(
+    aws: &AwsClients,
+    request: aws_sdk_cloudwatch::operation::describe_alarms::builders::DescribeAlarmsFluentBuilder,
+) -> Result<Vec<aws_sdk_cloudwatch::operation::describe_alarms::DescribeAlarmsOutput>, JobError> {
+    let pages = request.into_paginator().send();
+    aws.pages("monitoring", "DescribeAlarms", pages)
+        .await
+        .map_err(job_error)
+}
+
+/// Every page of a DescribeScalingPolicies in SageMaker's namespace, 10 policies a page (the
+/// model's maximum).
+pub(super) async fn policy_pages(
+    aws: &AwsClients,
+    request: aws_sdk_applicationautoscaling::operation::describe_scaling_policies::builders::DescribeScalingPoliciesFluentBuilder,
+) -> Result<
+    Vec<aws_sdk_applicationautoscaling::operation::describe_scaling_policies::DescribeScalingPoliciesOutput>,
+    JobError,
+>{
+    let pages = request
+        .service_namespace(ServiceNamespace::Sagemaker)
+        .max_results(10)
+        .into_paginator()
+        .send();
+    aws.pages("application-autoscaling", "DescribeScalingPolicies", pages)
+        .await
+        .map_err(job_error)
 }
 
 pub(super) fn sort_policy(
@@ -128,17 +163,12 @@ async fn read_alarms(
     names: &OwnedNames,
     observed: &mut Observed,
 ) -> Result<(), JobError> {
-    let pages = aws
+    let request = aws
         .cloudwatch
         .describe_alarms()
         .alarm_names(&names.alarm)
-        .alarm_names(&names.legacy_alarm)
-        .into_paginator()
-        .send();
-    let pages = aws
-        .pages("monitoring", "DescribeAlarms", pages)
-        .await
-        .map_err(job_error)?;
+        .alarm_names(&names.legacy_alarm);
+    let pages = alarm_pages(aws, request).await?;
     for page in &pages {
         for a in page.metric_alarms() {
             let name = a.alarm_name().unwrap_or_default();

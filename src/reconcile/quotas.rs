@@ -121,14 +121,8 @@ pub async fn other_usage(
 
 /// Every endpoint's instances by instance type.
 async fn sweep(aws: &AwsClients) -> Result<HashMap<String, AccountUsage>, String> {
-    let pages = aws
-        .sagemaker
-        .list_endpoints()
-        .max_results(100)
-        .into_paginator()
-        .send();
     let names: Vec<String> = aws
-        .pages("sagemaker", "ListEndpoints", pages)
+        .endpoint_pages()
         .await
         .map_err(unreadable)?
         .iter()
