@@ -2,7 +2,9 @@
 //! credential chain: env, profile, web identity, container and instance roles), with per-service
 //! endpoint overrides so the sandbox can stand in, and one mapping of SDK errors.
 
+pub mod batch;
 pub mod budget;
+pub mod directory;
 pub mod errors;
 pub mod observe;
 pub mod pacer;
@@ -50,7 +52,7 @@ pub type EndpointCache = moka::future::Cache<
 >;
 
 /// How long a component preflight's endpoint read is shared.
-pub const ENDPOINT_TTL: std::time::Duration = std::time::Duration::from_secs(2);
+pub const ENDPOINT_TTL: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Where a quota's value came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,6 +101,10 @@ pub struct AwsClients {
     pub endpoint_configs: EndpointConfigCache,
     /// Endpoints read in the last [`ENDPOINT_TTL`], for component preflights.
     pub endpoints: EndpointCache,
+    /// ListInferenceComponents shared by the component preflights of a burst (`directory`).
+    pub directory: Arc<directory::ComponentDirectory>,
+    /// DescribeScalableTargets shared by the jobs that need one at the same moment (`batch`).
+    pub target_reads: Arc<batch::TargetReads>,
     /// Paces AWS calls across every worker of this process and this process's share of the
     /// account's budget, user work first (`pacer`).
     pub pacer: Arc<Pacer>,
@@ -155,8 +161,34 @@ impl AwsClients {
     where
         E: aws_sdk_sagemaker::error::ProvideErrorMetadata + std::error::Error + 'static,
     {
+        self.collect_pages(service, operation, pages, true).await
+    }
+
+    /// [`Self::pages`] for a caller that took the pacer's permission for the first page itself.
+    pub async fn pages_paced_after_first<O, E>(
+        &self,
+        service: &'static str,
+        operation: &'static str,
+        pages: Pages<O, E>,
+    ) -> Result<Vec<O>, AwsFailure>
+    where
+        E: aws_sdk_sagemaker::error::ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        self.collect_pages(service, operation, pages, false).await
+    }
+
+    async fn collect_pages<O, E>(
+        &self,
+        service: &'static str,
+        operation: &'static str,
+        pages: Pages<O, E>,
+        pace_first: bool,
+    ) -> Result<Vec<O>, AwsFailure>
+    where
+        E: aws_sdk_sagemaker::error::ProvideErrorMetadata + std::error::Error + 'static,
+    {
         let mut out = Vec::new();
-        self.each_page(service, operation, pages, |page| {
+        self.each_page(service, operation, pages, pace_first, |page| {
             out.push(page);
             None::<()>
         })
@@ -191,7 +223,7 @@ impl AwsClients {
     where
         E: aws_sdk_sagemaker::error::ProvideErrorMetadata + std::error::Error + 'static,
     {
-        self.each_page(service, operation, pages, |page| find(&page))
+        self.each_page(service, operation, pages, true, |page| find(&page))
             .await
     }
 
@@ -201,13 +233,17 @@ impl AwsClients {
         service: &'static str,
         operation: &'static str,
         mut pages: Pages<O, E>,
+        pace_first: bool,
         mut each: impl FnMut(O) -> Option<T>,
     ) -> Result<Option<T>, AwsFailure>
     where
         E: aws_sdk_sagemaker::error::ProvideErrorMetadata + std::error::Error + 'static,
     {
+        let mut paced = !pace_first;
         loop {
-            self.pace().await;
+            if !std::mem::take(&mut paced) {
+                self.pace().await;
+            }
             match pages.next().await {
                 None => return Ok(None),
                 Some(Ok(page)) => {
@@ -268,6 +304,8 @@ impl AwsClients {
                 .time_to_live(ENDPOINT_TTL)
                 .max_capacity(10_000)
                 .build(),
+            target_reads: Arc::default(),
+            directory: Arc::default(),
             pacer,
         }
     }

@@ -45,7 +45,12 @@ tokio::task_local! {
 
 /// Runs `f` with every AWS call in it paced as background work.
 pub async fn in_background<F: Future>(f: F) -> F::Output {
-    PRIORITY.scope(Priority::Background, f).await
+    with_priority(Priority::Background, f).await
+}
+
+/// Runs `f` with every AWS call in it paced at `p` (for work a task hands to another).
+pub async fn with_priority<F: Future>(p: Priority, f: F) -> F::Output {
+    PRIORITY.scope(p, f).await
 }
 
 /// The priority of the calls made by the current task (User unless inside [`in_background`]).
@@ -190,6 +195,11 @@ impl Pacer {
             return false;
         }
         self.lock().reserve_now(Instant::now(), n.max(1))
+    }
+
+    /// Whether user calls are waiting for their slot (a burst of changes is being applied).
+    pub fn busy(&self) -> bool {
+        self.users_waiting.load(Ordering::SeqCst) > 0
     }
 
     /// AWS throttled a call: halve the rate (once per [`DECREASE_GAP`]).

@@ -210,7 +210,7 @@ impl Default for AwsArgs {
 #[derive(Debug, Clone, Args)]
 pub struct WorkerSettings {
     /// Jobs one process runs at the same time.
-    #[arg(long, env = "ZEROSCALE_WORKER_CONCURRENCY", default_value_t = 8)]
+    #[arg(long, env = "ZEROSCALE_WORKER_CONCURRENCY", default_value_t = 32)]
     pub worker_concurrency: usize,
     /// How often workers poll for jobs when no notification arrives.
     #[arg(long, env = "ZEROSCALE_WORKER_POLL_INTERVAL", default_value = "2s", value_parser = parse_duration)]
@@ -233,7 +233,7 @@ pub struct WorkerSettings {
 impl Default for WorkerSettings {
     fn default() -> Self {
         Self {
-            worker_concurrency: 8,
+            worker_concurrency: 32,
             worker_poll_interval: Duration::from_secs(2),
             job_lease: Duration::from_secs(60),
             job_retention: Duration::from_secs(7 * 24 * 3600),

@@ -1,7 +1,10 @@
 //! Inference components (seed 000): the checks that must pass before any write.
 
 use aws_sdk_sagemaker::{
-    operation::describe_inference_component::DescribeInferenceComponentOutput,
+    operation::{
+        describe_endpoint::DescribeEndpointOutput,
+        describe_inference_component::DescribeInferenceComponentOutput,
+    },
     types::ProductionVariant,
 };
 
@@ -17,16 +20,68 @@ fn permanent(msg: String) -> JobError {
 
 /// Checks, before any write, that scale-to-zero can work for component `name` (aws-facts.md,
 /// "Preconditions for inference components"); each failure says what to change.
-pub async fn preflight(aws: &AwsClients, name: &str) -> Result<Preflight, JobError> {
-    let ic = describe(aws, name).await?;
-    let endpoint = ic.endpoint_name().unwrap_or_default().to_string();
-    let variant = ic.variant_name().unwrap_or_default().to_string();
-    let current_copies = ic
-        .runtime_config()
-        .and_then(|r| r.current_copy_count())
-        .unwrap_or(0);
-    // The components of one endpoint enabled together share this read.
-    let ep = reads::shared_endpoint(aws, &endpoint).await?;
+///
+/// The component's endpoint and variant come from the shared listing when a burst of preflights
+/// pays for one (`aws::directory`) and the change says its max capacity (the listing has no copy
+/// count); otherwise from DescribeInferenceComponent. The endpoint's read is shared for a few
+/// seconds; a refusal is never made on a shared read: it is confirmed on a fresh one.
+pub async fn preflight(
+    aws: &AwsClients,
+    name: &str,
+    max_given: bool,
+) -> Result<Preflight, JobError> {
+    let listed = if max_given {
+        aws.listed_component(name).await
+    } else {
+        None
+    };
+    let (endpoint, variant, current_copies) = match listed {
+        Some(l) => (l.endpoint, l.variant, 0),
+        None => {
+            let ic = describe(aws, name).await?;
+            let copies = ic
+                .runtime_config()
+                .and_then(|r| r.current_copy_count())
+                .unwrap_or(0);
+            (
+                ic.endpoint_name().unwrap_or_default().to_string(),
+                ic.variant_name().unwrap_or_default().to_string(),
+                copies,
+            )
+        }
+    };
+    let shared = reads::shared_endpoint(aws, &endpoint).await?;
+    match on_endpoint(aws, &shared, &endpoint, &variant).await {
+        Err(e) if e.class != ErrorClass::Wait => {
+            aws.endpoints.invalidate(&endpoint).await;
+            let fresh = reads::shared_endpoint(aws, &endpoint).await?;
+            on_endpoint(aws, &fresh, &endpoint, &variant).await
+        }
+        other => other,
+    }
+    .map(|(config_name, pv)| {
+        let (instance_type, instance_pools) = quotas::instance_types(&pv.0);
+        Preflight {
+            endpoint,
+            variant,
+            config_name,
+            instance_type,
+            instance_pools,
+            max_instance_count: Some(pv.1),
+            current_capacity: current_copies,
+            warnings: Vec::new(),
+        }
+    })
+}
+
+/// The endpoint's checks: not in a terminal status, and its config's variant allows zero
+/// instances. (the config's name, (the variant, its MaxInstanceCount)).
+async fn on_endpoint(
+    aws: &AwsClients,
+    ep: &DescribeEndpointOutput,
+    endpoint: &str,
+    variant: &str,
+) -> Result<(String, (ProductionVariant, i32)), JobError> {
     // An endpoint is Updating whenever any component on it scales: no reason for this one to
     // wait (its own status says whether it is being changed). Only a terminal status of the
     // endpoint stops it.
@@ -40,24 +95,14 @@ pub async fn preflight(aws: &AwsClients, name: &str) -> Result<Preflight, JobErr
     let pv = config
         .production_variants()
         .iter()
-        .find(|v| v.variant_name() == Some(variant.as_str()))
+        .find(|v| v.variant_name() == Some(variant))
         .ok_or_else(|| {
             permanent(format!(
                 "endpoint config {config_name:?} has no production variant {variant:?}"
             ))
         })?;
-    let max_instances = allows_zero(pv, &config_name, &endpoint, &variant)?;
-    let (instance_type, instance_pools) = quotas::instance_types(pv);
-    Ok(Preflight {
-        endpoint,
-        variant,
-        config_name,
-        instance_type,
-        instance_pools,
-        max_instance_count: Some(max_instances),
-        current_capacity: current_copies,
-        warnings: Vec::new(),
-    })
+    let max_instances = allows_zero(pv, &config_name, endpoint, variant)?;
+    Ok((config_name, (pv.clone(), max_instances)))
 }
 
 /// DescribeInferenceComponent, checked to be InService; a missing one points at the endpoint

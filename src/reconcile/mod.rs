@@ -319,8 +319,14 @@ impl Reconciler {
         let mut step_arn = observed.step.as_ref().map(|p| p.arn.clone());
         report.target_tracking_policy_arn =
             observed.target_tracking.as_ref().map(|p| p.arn.clone());
-        for step in &steps {
+        for (i, step) in steps.iter().enumerate() {
             let record = apply::apply(&self.aws, desired, step, &mut step_arn).await?;
+            if matches!(step, plan::Step::RegisterScalableTarget { .. })
+                && observed.target.is_none()
+                && i + 1 < steps.len()
+            {
+                observe::await_listed(&self.aws, &desired.names).await;
+            }
             if let plan::Step::PutTargetTrackingPolicy { .. } = step {
                 report.target_tracking_policy_arn =
                     record.result["PolicyARN"].as_str().map(str::to_string);

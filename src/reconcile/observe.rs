@@ -36,16 +36,9 @@ pub async fn observe(
     names: &OwnedNames,
     purpose: Purpose,
 ) -> Result<Observed, JobError> {
-    let request = aws
-        .autoscaling
-        .describe_scalable_targets()
-        .resource_ids(&names.resource_id)
-        .scalable_dimension(dimension(names));
-    let pages = target_pages(aws, request).await?;
-    let target = pages
-        .iter()
-        .filter_map(|page| page.scalable_targets().first())
-        .next_back()
+    let target = scalable_target(aws, names)
+        .await?
+        .as_ref()
         .map(objects::scalable_target::read_back);
     let mut observed = Observed {
         target,
@@ -58,6 +51,40 @@ pub async fn observe(
         read_alarms(aws, names, &mut observed).await?;
     }
     Ok(observed)
+}
+
+/// The target's scalable target as AWS lists it now, if registered: one DescribeScalableTargets
+/// shared with the other jobs reading theirs at the same moment (`aws::batch`).
+pub(super) async fn scalable_target(
+    aws: &AwsClients,
+    names: &OwnedNames,
+) -> Result<Option<aws_sdk_applicationautoscaling::types::ScalableTarget>, JobError> {
+    let dimension = dimension(names);
+    let targets = aws
+        .scalable_targets_of(&names.resource_id)
+        .await
+        .map_err(job_error)?;
+    Ok(targets
+        .into_iter()
+        .find(|t| t.scalable_dimension() == &dimension))
+}
+
+/// Waits until AWS lists a target registered a moment ago, when the pacer is busy with other
+/// users' calls. Registration is eventually consistent (aws-facts.md): a policy put before the
+/// target is listed can miss it, and the put retries the miss, at the cost of one call. In a
+/// burst, a describe is shared with the other jobs' reads (`aws::batch`) and costs a fraction of
+/// a call, so the job waits for the listing instead; alone, it goes straight to the put. At most
+/// four reads, and a failed read ends the wait: the put still retries a miss.
+pub(super) async fn await_listed(aws: &AwsClients, names: &OwnedNames) {
+    if !aws.pacer.busy() {
+        return;
+    }
+    for _ in 0..4 {
+        match scalable_target(aws, names).await {
+            Ok(None) => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
+            _ => return,
+        }
+    }
 }
 
 /// Sorts the target's policies into ours (by name) and foreign ones, page by page (10 a page:

@@ -53,7 +53,9 @@ pub async fn prepare(
     spec: &TargetSpec,
 ) -> Result<Prepared, JobError> {
     let mut pre = match target {
-        TargetRef::Component(name) => component::preflight(aws, name.as_str()).await?,
+        TargetRef::Component(name) => {
+            component::preflight(aws, name.as_str(), spec.max_capacity().is_some()).await?
+        }
         TargetRef::EndpointVariant { endpoint, variant } => {
             variant::preflight(aws, endpoint, variant).await?
         }

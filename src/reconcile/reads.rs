@@ -42,7 +42,8 @@ pub(super) async fn endpoint(
 
 /// DescribeEndpoint shared by the component preflights of one endpoint for
 /// [`crate::aws::ENDPOINT_TTL`] (concurrent ones share one read). Only for a caller that needs
-/// the config name and whether the status is terminal: a status up to two seconds old.
+/// the config name and whether the status is terminal: a read up to ten seconds old (a refusal
+/// made on it is confirmed on a fresh read).
 pub(super) async fn shared_endpoint(
     aws: &AwsClients,
     name: &str,

@@ -12,6 +12,7 @@ mod drill_burst;
 mod drills;
 mod drills_hardening;
 mod fleet;
+mod fleet_burst;
 mod foundation;
 mod hardening_api;
 mod hardening_audit;

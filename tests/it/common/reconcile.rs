@@ -119,6 +119,15 @@ pub async fn env() -> Env {
 /// As [`env`], with the worker pacing AWS calls at `rate_limit` calls/s and the API's HTTP
 /// settings `http` (for a test that posts many changes at once).
 pub async fn env_at(rate_limit: u32, http: Option<zeroscale::config::HttpArgs>) -> Env {
+    env_with(rate_limit, http, fast_worker_config()).await
+}
+
+/// As [`env_at`], with the worker running under `config`.
+pub async fn env_with(
+    rate_limit: u32,
+    http: Option<zeroscale::config::HttpArgs>,
+    config: WorkerConfig,
+) -> Env {
     let sb = SandboxEnv::demo().await;
     let app = spawn_app_with(TestOptions {
         aws: Some(clients(&sb.url).await),
@@ -138,7 +147,6 @@ pub async fn env_at(rate_limit: u32, http: Option<zeroscale::config::HttpArgs>) 
         pool: pool.clone(),
     }
     .register(Registry::new());
-    let config = fast_worker_config();
     let stop = CancellationToken::new();
     tokio::spawn(Worker::new(pool, registry, config).run(stop.clone()));
     Env {
