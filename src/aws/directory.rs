@@ -19,6 +19,7 @@ use std::{
     time::Duration,
 };
 
+use aws_sdk_sagemaker::operation::list_inference_components::ListInferenceComponentsOutput;
 use tokio::{sync::Mutex, time::Instant};
 
 use super::{pacer, AwsClients, AwsFailure};
@@ -125,36 +126,52 @@ impl AwsClients {
         }
     }
 
-    /// Every page of ListInferenceComponents: (pages, the InService components by name).
-    async fn list_components(&self) -> Result<(usize, HashMap<String, Listed>), AwsFailure> {
+    /// Every page of ListInferenceComponents, 100 components a page (the observation pass
+    /// reads them too, and hands them to [`Self::remember_components`]).
+    pub async fn component_pages(&self) -> Result<Vec<ListInferenceComponentsOutput>, AwsFailure> {
         let pages = self
             .sagemaker
             .list_inference_components()
             .max_results(100)
             .into_paginator()
             .send();
-        let pages = self
-            .pages("sagemaker", "ListInferenceComponents", pages)
-            .await?;
-        let components = pages
-            .iter()
-            .flat_map(|p| p.inference_components())
-            .filter(|c| {
-                c.inference_component_status()
-                    .is_some_and(|s| s.as_str() == "InService")
-            })
-            .filter_map(|c| {
-                Some((
-                    c.inference_component_name()?.to_string(),
-                    Listed {
-                        endpoint: c.endpoint_name()?.to_string(),
-                        variant: c.variant_name()?.to_string(),
-                    },
-                ))
-            })
-            .collect();
-        Ok((pages.len(), components))
+        self.pages("sagemaker", "ListInferenceComponents", pages)
+            .await
     }
+
+    /// Makes a listing read just now (by the observation pass) the preflights' listing.
+    pub async fn remember_components(&self, pages: &[ListInferenceComponentsOutput]) {
+        let components = in_service(pages);
+        let mut s = self.directory.state.lock().await;
+        (s.read_at, s.pages, s.components) = (Some(Instant::now()), pages.len(), components);
+    }
+
+    /// A listing: (pages, the InService components by name).
+    async fn list_components(&self) -> Result<(usize, HashMap<String, Listed>), AwsFailure> {
+        let pages = self.component_pages().await?;
+        Ok((pages.len(), in_service(&pages)))
+    }
+}
+
+/// The InService components of a listing, by name.
+fn in_service(pages: &[ListInferenceComponentsOutput]) -> HashMap<String, Listed> {
+    pages
+        .iter()
+        .flat_map(|p| p.inference_components())
+        .filter(|c| {
+            c.inference_component_status()
+                .is_some_and(|s| s.as_str() == "InService")
+        })
+        .filter_map(|c| {
+            Some((
+                c.inference_component_name()?.to_string(),
+                Listed {
+                    endpoint: c.endpoint_name()?.to_string(),
+                    variant: c.variant_name()?.to_string(),
+                },
+            ))
+        })
+        .collect()
 }
 
 #[cfg(test)]
