@@ -11,7 +11,7 @@
 //! costs a few dozen describes instead of 2,000.
 //!
 //! The ids are chosen once the slot is granted, not before, so later callers still make the
-//! call; that is why the first page is paced here and not by [`AwsClients::pages`].
+//! call; that is why the first page is paced here and not by [`AwsClients::each_page`].
 
 use std::{collections::HashMap, sync::Mutex};
 
@@ -151,13 +151,19 @@ impl AwsClients {
             .max_results(50)
             .into_paginator()
             .send();
-        let pages = self
-            .pages_paced_after_first("application-autoscaling", "DescribeScalableTargets", pages)
-            .await?;
-        Ok(pages
-            .into_iter()
-            .flat_map(|p| p.scalable_targets.unwrap_or_default())
-            .collect())
+        let mut targets = Vec::new();
+        self.each_page(
+            "application-autoscaling",
+            "DescribeScalableTargets",
+            pages,
+            false,
+            |page| {
+                targets.extend(page.scalable_targets.unwrap_or_default());
+                None::<()>
+            },
+        )
+        .await?;
+        Ok(targets)
     }
 }
 

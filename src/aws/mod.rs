@@ -161,34 +161,8 @@ impl AwsClients {
     where
         E: aws_sdk_sagemaker::error::ProvideErrorMetadata + std::error::Error + 'static,
     {
-        self.collect_pages(service, operation, pages, true).await
-    }
-
-    /// [`Self::pages`] for a caller that took the pacer's permission for the first page itself.
-    pub async fn pages_paced_after_first<O, E>(
-        &self,
-        service: &'static str,
-        operation: &'static str,
-        pages: Pages<O, E>,
-    ) -> Result<Vec<O>, AwsFailure>
-    where
-        E: aws_sdk_sagemaker::error::ProvideErrorMetadata + std::error::Error + 'static,
-    {
-        self.collect_pages(service, operation, pages, false).await
-    }
-
-    async fn collect_pages<O, E>(
-        &self,
-        service: &'static str,
-        operation: &'static str,
-        pages: Pages<O, E>,
-        pace_first: bool,
-    ) -> Result<Vec<O>, AwsFailure>
-    where
-        E: aws_sdk_sagemaker::error::ProvideErrorMetadata + std::error::Error + 'static,
-    {
         let mut out = Vec::new();
-        self.each_page(service, operation, pages, pace_first, |page| {
+        self.each_page(service, operation, pages, true, |page| {
             out.push(page);
             None::<()>
         })
@@ -227,8 +201,9 @@ impl AwsClients {
             .await
     }
 
-    /// Hands each page, paced, to `each` until it returns `Some` or the pages end.
-    async fn each_page<O, E, T>(
+    /// Hands each page, paced (the first only if `pace_first`: a caller may have taken its
+    /// permission already), to `each` until it returns `Some` or the pages end.
+    pub async fn each_page<O, E, T>(
         &self,
         service: &'static str,
         operation: &'static str,
