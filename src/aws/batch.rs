@@ -82,6 +82,10 @@ impl TargetReads {
         let mut batch: HashMap<String, Vec<oneshot::Sender<Answer>>> = HashMap::new();
         let mut rest = Vec::new();
         for (id, tx) in q.waiting.drain(..) {
+            if tx.is_closed() {
+                // Its job ended (cancelled, lease lost) while it waited: no read for it.
+                continue;
+            }
             if batch.contains_key(&id) || batch.len() < IDS_PER_CALL {
                 batch.entry(id).or_default().push(tx);
             } else {
@@ -90,6 +94,26 @@ impl TargetReads {
         }
         q.waiting = rest;
         batch
+    }
+}
+
+/// The sending task's guard: if the task ends without finishing (a panic, the runtime shutting
+/// down), the queue is handed back so the next caller starts a sender, and the callers waiting
+/// get an error (their answer channels are dropped) instead of waiting for ever.
+struct Sender<'a> {
+    reads: &'a TargetReads,
+    p: Priority,
+    finished: bool,
+}
+
+impl Drop for Sender<'_> {
+    fn drop(&mut self) {
+        if !self.finished {
+            let mut q = self.reads.lock();
+            let q = &mut q[slot(self.p)];
+            q.waiting.clear();
+            q.sending = false;
+        }
     }
 }
 
@@ -120,10 +144,20 @@ impl AwsClients {
 
     /// Sends the queued reads of priority `p` until none are left.
     async fn send_reads(&self, p: Priority) {
-        // Only this task takes from the queue, so what waits before the slot is still there.
+        let mut guard = Sender {
+            reads: &self.target_reads,
+            p,
+            finished: false,
+        };
+        // Only this task takes from the queue, so what waits before the slot is still there
+        // (or was given up by its caller, and is skipped).
         while self.target_reads.any_waiting(p) {
             self.pace().await;
             let batch = self.target_reads.take(p);
+            if batch.is_empty() {
+                // Everyone queued gave up. (No ResourceIds would describe the whole namespace.)
+                continue;
+            }
             let ids: Vec<String> = batch.keys().cloned().collect();
             let answer = self.describe_ids(ids).await;
             for (id, waiters) in batch {
@@ -139,6 +173,7 @@ impl AwsClients {
                 }
             }
         }
+        guard.finished = true;
     }
 
     /// One DescribeScalableTargets of `ids`, every page (the first already paced).
@@ -194,5 +229,38 @@ mod tests {
         // The queue is empty and its sender stopped: the next caller starts one.
         let (tx, _rx) = oneshot::channel();
         assert!(reads.enqueue(Priority::User, "id-1", tx));
+    }
+
+    #[test]
+    fn a_caller_that_gave_up_is_not_read_for() {
+        let reads = TargetReads::default();
+        let (tx, rx) = oneshot::channel();
+        reads.enqueue(Priority::User, "gone", tx);
+        drop(rx);
+        let (tx, _rx) = oneshot::channel();
+        reads.enqueue(Priority::User, "here", tx);
+        let batch = reads.take(Priority::User);
+        assert_eq!(batch.keys().collect::<Vec<_>>(), ["here"]);
+    }
+
+    #[test]
+    fn a_sender_that_dies_hands_the_queue_back_and_fails_its_waiters() {
+        let reads = TargetReads::default();
+        let (tx, mut rx) = oneshot::channel();
+        assert!(reads.enqueue(Priority::User, "id", tx));
+        drop(Sender {
+            reads: &reads,
+            p: Priority::User,
+            finished: false,
+        });
+        assert!(
+            rx.try_recv().is_err(),
+            "the waiter is told, not left waiting"
+        );
+        let (tx, _rx) = oneshot::channel();
+        assert!(
+            reads.enqueue(Priority::User, "id", tx),
+            "a new sender starts"
+        );
     }
 }

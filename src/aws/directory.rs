@@ -5,14 +5,19 @@
 //! gives them for one component a call; ListInferenceComponents gives them for 100 a page. The
 //! listing is bought only when it pays: when the preflights of the last
 //! [`DIRECTORY_TTL`] outnumber twice the pages the listing takes (so a single change, or a few,
-//! still makes one describe each, and an account with many components is not listed for them).
+//! still makes one describe each), and it reads at most half as many pages as there were
+//! preflights (so an account with many components is not listed for a few: a listing cut short
+//! answers for what it read). Only a user's preflight buys one: a drift repair, paced as
+//! background work, reads a fresh listing but never holds the others up with its own.
 //! A listing is used for [`DIRECTORY_TTL`] and refreshed, in the background, once it is half
 //! that old while preflights keep coming.
 //!
-//! What a listing may answer: a component's endpoint and variant cannot change under its name,
-//! and only an `InService` entry is used, so a stale listing can only let a preflight pass for
-//! a component that stopped being InService in the last two minutes (its writes then fail on
-//! AWS's own checks). Any other status, or a component not listed, is described afresh.
+//! What a listing may answer: a component's endpoint and variant cannot be changed by an update,
+//! and only `InService` entries are listed (StatusEquals), so a listing up to two minutes old
+//! can be wrong only about a component deleted (or recreated elsewhere) meanwhile. The preflight
+//! therefore never refuses on the listing's word: a refusal is confirmed on a fresh
+//! DescribeInferenceComponent and fresh endpoint reads (`reconcile::component`). A component not
+//! listed is described.
 
 use std::{
     collections::{HashMap, VecDeque},
@@ -36,9 +41,10 @@ pub struct Listed {
 
 #[derive(Debug, Default)]
 struct State {
-    /// When the listing in `components` was read (None: never).
+    /// When the listing in `components` was started (None: never).
     read_at: Option<Instant>,
-    /// Pages the last listing took (1 before the first).
+    /// Pages the last listing took (1 before the first; one more than it read when it stopped
+    /// early).
     pages: usize,
     /// InService components by name.
     components: HashMap<String, Listed>,
@@ -46,6 +52,8 @@ struct State {
     asked: VecDeque<Instant>,
     /// A background refresh is running.
     refreshing: bool,
+    /// A background refresh failed: none before this.
+    no_refresh_before: Option<Instant>,
 }
 
 /// See the module.
@@ -55,13 +63,28 @@ pub struct ComponentDirectory {
 }
 
 /// What to do about a lookup, decided under the lock.
+#[derive(Debug)]
 enum Next {
     Answer(Option<Listed>),
-    Refresh { background: bool },
+    /// List, reading at most this many pages (a listing costs less than half the lookups it
+    /// serves).
+    Refresh {
+        background: bool,
+        max_pages: usize,
+    },
 }
 
 impl State {
-    fn next(&mut self, name: &str, now: Instant) -> Next {
+    /// For a user's preflight: what to do. A background caller (a drift repair) only reads a
+    /// fresh listing: it never buys one, so no user preflight waits behind background pacing.
+    fn next(&mut self, name: &str, now: Instant, background_caller: bool) -> Next {
+        let fresh = self
+            .read_at
+            .map(|t| now.duration_since(t))
+            .filter(|age| *age < DIRECTORY_TTL);
+        if background_caller {
+            return Next::Answer(fresh.and_then(|_| self.components.get(name).cloned()));
+        }
         self.asked.push_back(now);
         while self
             .asked
@@ -71,18 +94,34 @@ impl State {
             self.asked.pop_front();
         }
         let pays = self.asked.len() > 2 * self.pages.max(1);
-        match self.read_at.map(|t| now.duration_since(t)) {
-            Some(age) if age < DIRECTORY_TTL => {
-                let background = age >= DIRECTORY_TTL / 2 && pays && !self.refreshing;
+        let max_pages = self.asked.len() / 2;
+        match fresh {
+            Some(age) => {
+                let background = age >= DIRECTORY_TTL / 2
+                    && pays
+                    && !self.refreshing
+                    && self.no_refresh_before.is_none_or(|t| now >= t);
                 if background {
                     self.refreshing = true;
-                    return Next::Refresh { background };
+                    return Next::Refresh {
+                        background,
+                        max_pages,
+                    };
                 }
                 Next::Answer(self.components.get(name).cloned())
             }
-            _ if pays => Next::Refresh { background: false },
-            _ => Next::Answer(None),
+            None if pays => Next::Refresh {
+                background: false,
+                max_pages,
+            },
+            None => Next::Answer(None),
         }
+    }
+
+    /// Takes a listing started at `at`.
+    fn listed(&mut self, at: Instant, (pages, components): (usize, HashMap<String, Listed>)) {
+        (self.read_at, self.pages, self.components) = (Some(at), pages, components);
+        self.no_refresh_before = None;
     }
 }
 
@@ -90,36 +129,49 @@ impl AwsClients {
     /// Component `name`'s endpoint and variant if a shared listing shows it InService (see the
     /// module); None when the caller should describe it.
     pub async fn listed_component(&self, name: &str) -> Option<Listed> {
+        let p = pacer::current();
         let mut s = self.directory.state.lock().await;
-        match s.next(name, Instant::now()) {
+        let now = Instant::now();
+        match s.next(name, now, p == pacer::Priority::Background) {
             Next::Answer(a) => a,
-            Next::Refresh { background: true } => {
+            Next::Refresh {
+                background: true,
+                max_pages,
+            } => {
                 let answer = s.components.get(name).cloned();
                 drop(s);
                 let aws = self.clone();
-                let p = pacer::current();
                 tokio::spawn(pacer::with_priority(p, async move {
-                    let listing = aws.list_components().await;
+                    let listing = aws.list_in_service(max_pages).await;
                     let mut s = aws.directory.state.lock().await;
                     s.refreshing = false;
-                    if let Ok((pages, components)) = listing {
-                        (s.read_at, s.pages, s.components) =
-                            (Some(Instant::now()), pages, components);
+                    match listing {
+                        Ok(listing) => s.listed(now, listing),
+                        Err(e) => {
+                            // Not tried again while the current listing lasts.
+                            tracing::warn!(error = %e, "refreshing the inference component listing failed; using the current one until it expires");
+                            s.no_refresh_before = s.read_at.map(|t| t + DIRECTORY_TTL);
+                        }
                     }
                 }));
                 answer
             }
             // Held across the listing: the preflights arriving meanwhile wait for it rather
-            // than describe.
-            Next::Refresh { background: false } => match self.list_components().await {
-                Ok((pages, components)) => {
-                    (s.read_at, s.pages, s.components) = (Some(Instant::now()), pages, components);
+            // than describe. Only user preflights get here, so the listing is paced as theirs.
+            Next::Refresh {
+                background: false,
+                max_pages,
+            } => match self.list_in_service(max_pages).await {
+                Ok(listing) => {
+                    s.listed(now, listing);
                     s.components.get(name).cloned()
                 }
                 Err(e) => {
-                    // Not retried for a while: until then every preflight describes.
+                    // Not retried while it would have lasted: until then every preflight
+                    // describes.
                     tracing::warn!(error = %e, "listing inference components failed; describing instead");
-                    (s.read_at, s.components) = (Some(Instant::now()), HashMap::new());
+                    let pages = s.pages;
+                    s.listed(now, (pages, HashMap::new()));
                     None
                 }
             },
@@ -139,17 +191,46 @@ impl AwsClients {
             .await
     }
 
-    /// Makes a listing read just now (by the observation pass) the preflights' listing.
-    pub async fn remember_components(&self, pages: &[ListInferenceComponentsOutput]) {
+    /// Makes a listing the observation pass started at `at` the preflights' listing.
+    pub async fn remember_components(&self, at: Instant, pages: &[ListInferenceComponentsOutput]) {
         let components = in_service(pages);
-        let mut s = self.directory.state.lock().await;
-        (s.read_at, s.pages, s.components) = (Some(Instant::now()), pages.len(), components);
+        self.directory
+            .state
+            .lock()
+            .await
+            .listed(at, (pages.len(), components));
     }
 
-    /// A listing: (pages, the InService components by name).
-    async fn list_components(&self) -> Result<(usize, HashMap<String, Listed>), AwsFailure> {
-        let pages = self.component_pages().await?;
-        Ok((pages.len(), in_service(&pages)))
+    /// A listing of the InService components, at most `max_pages` pages: (the pages it took, or
+    /// one more than it read when it stopped early; the components by name). A listing cut
+    /// short still answers for what it read: a component it does not show is described.
+    async fn list_in_service(
+        &self,
+        max_pages: usize,
+    ) -> Result<(usize, HashMap<String, Listed>), AwsFailure> {
+        let pages = self
+            .sagemaker
+            .list_inference_components()
+            .status_equals(aws_sdk_sagemaker::types::InferenceComponentStatus::InService)
+            .max_results(100)
+            .into_paginator()
+            .send();
+        let mut read = Vec::new();
+        let cut = self
+            .each_page(
+                "sagemaker",
+                "ListInferenceComponents",
+                pages,
+                true,
+                |page| {
+                    read.push(page);
+                    (read.len() >= max_pages.max(1)).then_some(())
+                },
+            )
+            .await?;
+        // Stopped at the budget: more pages may follow (or none: the next listing will tell).
+        let pages = read.len() + usize::from(cut.is_some());
+        Ok((pages, in_service(&read)))
     }
 }
 
@@ -195,22 +276,28 @@ mod tests {
         let mut s = State::default();
         let t = Instant::now();
         // One page: the first two preflights describe, the third buys the listing.
-        assert!(matches!(s.next("ic", t), Next::Answer(None)));
-        assert!(matches!(s.next("ic", t), Next::Answer(None)));
+        assert!(matches!(s.next("ic", t, false), Next::Answer(None)));
+        assert!(matches!(s.next("ic", t, false), Next::Answer(None)));
         assert!(matches!(
-            s.next("ic", t),
-            Next::Refresh { background: false }
+            s.next("ic", t, false),
+            Next::Refresh {
+                background: false,
+                max_pages: 1
+            }
         ));
         listed(&mut s, t, 1);
-        assert!(matches!(s.next("ic", t), Next::Answer(Some(_))));
-        assert!(matches!(s.next("other", t), Next::Answer(None)));
+        assert!(matches!(s.next("ic", t, false), Next::Answer(Some(_))));
+        assert!(matches!(s.next("other", t, false), Next::Answer(None)));
         // Half its life on, with preflights still coming: refreshed in the background, once.
         let later = t + DIRECTORY_TTL / 2;
         assert!(matches!(
-            s.next("ic", later),
-            Next::Refresh { background: true }
+            s.next("ic", later, false),
+            Next::Refresh {
+                background: true,
+                ..
+            }
         ));
-        assert!(matches!(s.next("ic", later), Next::Answer(Some(_))));
+        assert!(matches!(s.next("ic", later, false), Next::Answer(Some(_))));
     }
 
     #[test]
@@ -220,6 +307,43 @@ mod tests {
         listed(&mut s, t, 40);
         // Expired, and 1 preflight in two minutes does not pay for 40 pages: describe.
         let t2 = t + DIRECTORY_TTL + Duration::from_secs(1);
-        assert!(matches!(s.next("ic", t2), Next::Answer(None)));
+        assert!(matches!(s.next("ic", t2, false), Next::Answer(None)));
+    }
+
+    #[test]
+    fn a_background_caller_reads_a_fresh_listing_but_never_buys_one() {
+        let mut s = State::default();
+        let t = Instant::now();
+        for _ in 0..10 {
+            assert!(matches!(s.next("ic", t, true), Next::Answer(None)));
+        }
+        assert!(s.asked.is_empty(), "a background lookup is not demand");
+        listed(&mut s, t, 1);
+        assert!(matches!(s.next("ic", t, true), Next::Answer(Some(_))));
+        let expired = t + DIRECTORY_TTL;
+        assert!(matches!(s.next("ic", expired, true), Next::Answer(None)));
+    }
+
+    #[test]
+    fn a_first_listing_reads_at_most_half_as_many_pages_as_there_were_lookups() {
+        let mut s = State::default();
+        let t = Instant::now();
+        s.next("ic", t, false);
+        s.next("ic", t, false);
+        // An account of unknown size: the third lookup may read 1 page.
+        match s.next("ic", t, false) {
+            Next::Refresh { max_pages, .. } => assert_eq!(max_pages, 1),
+            other => panic!("{other:?}"),
+        }
+        // It stopped early (2 pages at least): buying again needs more than 4 lookups.
+        s.listed(t, (2, HashMap::new()));
+        let t2 = t + DIRECTORY_TTL + Duration::from_millis(1);
+        for _ in 0..4 {
+            assert!(matches!(s.next("ic", t2, false), Next::Answer(None)));
+        }
+        match s.next("ic", t2, false) {
+            Next::Refresh { max_pages, .. } => assert_eq!(max_pages, 2),
+            other => panic!("{other:?}"),
+        }
     }
 }

@@ -24,59 +24,69 @@ fn permanent(msg: String) -> JobError {
 /// The component's endpoint and variant come from the shared listing when a burst of preflights
 /// pays for one (`aws::directory`) and the change says its max capacity (the listing has no copy
 /// count); otherwise from DescribeInferenceComponent. The endpoint's read is shared for a few
-/// seconds; a refusal is never made on a shared read: it is confirmed on a fresh one.
+/// seconds. A refusal is never made on a shared read: it is confirmed on fresh ones (the
+/// component described, the endpoint read again).
 pub async fn preflight(
     aws: &AwsClients,
     name: &str,
     max_given: bool,
 ) -> Result<Preflight, JobError> {
-    let listed = if max_given {
-        aws.listed_component(name).await
-    } else {
-        None
-    };
-    let (endpoint, variant, current_copies) = match listed {
-        Some(l) => (l.endpoint, l.variant, 0),
-        None => {
-            let ic = describe(aws, name).await?;
-            let copies = ic
-                .runtime_config()
-                .and_then(|r| r.current_copy_count())
-                .unwrap_or(0);
-            (
-                ic.endpoint_name().unwrap_or_default().to_string(),
-                ic.variant_name().unwrap_or_default().to_string(),
-                copies,
-            )
+    if max_given {
+        if let Some(l) = aws.listed_component(name).await {
+            match on_endpoint(aws, &l.endpoint, &l.variant, None).await {
+                Err(e) if e.class == ErrorClass::Permanent => {}
+                other => return other,
+            }
         }
-    };
-    let shared = reads::shared_endpoint(aws, &endpoint).await?;
-    match on_endpoint(aws, &shared, &endpoint, &variant).await {
-        Err(e) if e.class != ErrorClass::Wait => {
-            aws.endpoints.invalidate(&endpoint).await;
-            let fresh = reads::shared_endpoint(aws, &endpoint).await?;
-            on_endpoint(aws, &fresh, &endpoint, &variant).await
-        }
-        other => other,
     }
-    .map(|(config_name, pv)| {
-        let (instance_type, instance_pools) = quotas::instance_types(&pv.0);
-        Preflight {
-            endpoint,
-            variant,
-            config_name,
-            instance_type,
-            instance_pools,
-            max_instance_count: Some(pv.1),
-            current_capacity: current_copies,
-            warnings: Vec::new(),
-        }
+    let ic = describe(aws, name).await?;
+    let copies = ic
+        .runtime_config()
+        .and_then(|r| r.current_copy_count())
+        .unwrap_or(0);
+    on_endpoint(
+        aws,
+        ic.endpoint_name().unwrap_or_default(),
+        ic.variant_name().unwrap_or_default(),
+        Some(copies),
+    )
+    .await
+}
+
+/// The endpoint's checks for a component on `variant` of `endpoint` with `copies` running (None:
+/// not read), on the shared endpoint read, and a refusal confirmed on a fresh one.
+async fn on_endpoint(
+    aws: &AwsClients,
+    endpoint: &str,
+    variant: &str,
+    copies: Option<i32>,
+) -> Result<Preflight, JobError> {
+    let shared = reads::shared_endpoint(aws, endpoint).await?;
+    let (config_name, (pv, max_instances)) =
+        match endpoint_checks(aws, &shared, endpoint, variant).await {
+            Err(e) if e.class == ErrorClass::Permanent => {
+                aws.endpoints.invalidate(endpoint).await;
+                let fresh = reads::shared_endpoint(aws, endpoint).await?;
+                endpoint_checks(aws, &fresh, endpoint, variant).await?
+            }
+            other => other?,
+        };
+    let (instance_type, instance_pools) = quotas::instance_types(&pv);
+    Ok(Preflight {
+        endpoint: endpoint.to_string(),
+        variant: variant.to_string(),
+        config_name,
+        instance_type,
+        instance_pools,
+        max_instance_count: Some(max_instances),
+        current_capacity: copies,
+        warnings: Vec::new(),
     })
 }
 
 /// The endpoint's checks: not in a terminal status, and its config's variant allows zero
 /// instances. (the config's name, (the variant, its MaxInstanceCount)).
-async fn on_endpoint(
+async fn endpoint_checks(
     aws: &AwsClients,
     ep: &DescribeEndpointOutput,
     endpoint: &str,

@@ -33,8 +33,10 @@ pub struct Preflight {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_instance_count: Option<i32>,
     /// Copies (components) or instances (variants) running now: the last fallback for an
-    /// unset max capacity.
-    pub current_capacity: i32,
+    /// unset max capacity. Not read (None) when the change gives its max capacity and the
+    /// component's preflight was answered by the shared listing, which has no copy count.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub current_capacity: Option<i32>,
     pub warnings: Vec<Warning>,
 }
 
@@ -65,7 +67,8 @@ pub async fn prepare(
     let max = spec
         .max_capacity()
         .or(observed.target.map(|t| t.max))
-        .unwrap_or(pre.current_capacity)
+        .or(pre.current_capacity)
+        .unwrap_or(1)
         .max(1);
     let (need, why, fix) = match target {
         TargetRef::Component(_) => component::instance_need(&pre, max),

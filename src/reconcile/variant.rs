@@ -52,7 +52,7 @@ pub async fn preflight(
         instance_type,
         instance_pools,
         max_instance_count: None,
-        current_capacity: current_instances,
+        current_capacity: Some(current_instances),
         warnings: Vec::new(),
     })
 }

@@ -110,16 +110,78 @@ async fn a_burst_of_enables_on_one_endpoint_costs_about_four_writes_per_componen
         "the listing answers the burst: {by_op:?}"
     );
     // Each component's target is read before its registration and until it is listed after
-    // (twice in the sandbox, whose eventual consistency misses the first read): 300 reads.
+    // (twice in the sandbox, whose eventual consistency misses the first read): 300 reads, 100
+    // describes before. How many share a call depends on how many jobs wait on the pacer at
+    // once: 11 to 21 a call here, fewer on a loaded machine.
     assert!(
-        by_op["DescribeScalableTargets"] <= N / 4,
+        by_op["DescribeScalableTargets"] <= N / 2,
         "describes are shared: {by_op:?}"
     );
-    // Everything but the four writes: about 0.4 per component here, with the burst's constant
-    // (quotas, the listing, the first describes) spread over only 100 components; it was 3.1.
+    // Everything but the four writes: 0.4 to 0.5 per component here, with the burst's constant
+    // (quotas, the listing, the first describes) spread over only 100 components; it was 3.2.
     let reads = calls.len() - 4 * N;
     assert!(
-        reads as f64 / N as f64 <= 0.75,
+        reads as f64 / N as f64 <= 1.0,
         "{per:.2} calls per component: {by_op:?}"
+    );
+}
+
+/// A shared listing may be up to two minutes old: a component deleted and created again on
+/// another endpoint meanwhile is still listed on the old one. A preflight never refuses on the
+/// listing's word: the old endpoint's refusal (its config keeps an instance) is confirmed on a
+/// fresh DescribeInferenceComponent, which finds the new endpoint, and the preflight passes.
+#[tokio::test]
+async fn a_stale_listing_never_makes_a_preflight_refuse() {
+    let sb = common::aws::SandboxEnv::start().await;
+    let aws = common::reconcile::clients(&sb.url).await;
+    sb.control(
+        "POST",
+        "/seed",
+        json!({"quotas": {"ml.g5.xlarge": 10},
+               "endpoints": [{"name": "old-ep", "min_instances": 1}, {"name": "new-ep", "min_instances": 0}],
+               "components": [{"name": "moved-ic", "endpoint": "old-ep"}]}),
+    )
+    .await;
+    let listed_at = tokio::time::Instant::now();
+    let pages = aws.component_pages().await.unwrap();
+    aws.remember_components(listed_at, &pages).await;
+    aws.sagemaker
+        .delete_inference_component()
+        .inference_component_name("moved-ic")
+        .send()
+        .await
+        .unwrap();
+    sb.control(
+        "POST",
+        "/seed",
+        json!({"components": [{"name": "moved-ic", "endpoint": "new-ep"}]}),
+    )
+    .await;
+    let before = sb.control("GET", "/calls", json!({})).await["calls"]
+        .as_array()
+        .unwrap()
+        .len();
+    let pre = zeroscale::reconcile::component::preflight(&aws, "moved-ic", true)
+        .await
+        .expect("the preflight passes on fresh reads");
+    assert_eq!(pre.endpoint, "new-ep");
+    let calls = sb.control("GET", "/calls", json!({})).await;
+    let ops: Vec<&str> = calls["calls"].as_array().unwrap()[before..]
+        .iter()
+        .map(|c| c["operation"].as_str().unwrap())
+        .collect();
+    // The listing answered first (no describe before the old endpoint's reads), then the
+    // refusal was checked on fresh reads.
+    assert_eq!(
+        ops,
+        [
+            "DescribeEndpoint",
+            "DescribeEndpointConfig",
+            "DescribeEndpoint",
+            "DescribeInferenceComponent",
+            "DescribeEndpoint",
+            "DescribeEndpointConfig",
+        ],
+        "{ops:?}"
     );
 }

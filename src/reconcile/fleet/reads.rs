@@ -172,10 +172,11 @@ pub(super) async fn read_sagemaker(
         .iter()
         .any(|it| matches!(it.target, TargetRef::Component(_)))
     {
+        let started = tokio::time::Instant::now();
         let pages = aws.component_pages().await.map_err(job_error)?;
         *calls += pages.len();
         // The component preflights of a burst may use this listing (`aws::directory`).
-        aws.remember_components(&pages).await;
+        aws.remember_components(started, &pages).await;
         for c in pages.iter().flat_map(|p| p.inference_components()) {
             out.components.insert(
                 c.inference_component_name().unwrap_or_default().to_string(),
