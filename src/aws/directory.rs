@@ -6,8 +6,8 @@
 //! listing is bought only when it pays: when the preflights of the last
 //! [`DIRECTORY_TTL`] outnumber twice the pages the listing takes (so a single change, or a few,
 //! still makes one describe each), and it reads at most half as many pages as there were
-//! preflights (so an account with many components is not listed for a few: a listing cut short
-//! answers for what it read). Only a user's preflight buys one: a drift repair, paced as
+//! preflights (so an account with many components is not listed for a few): a listing cut short
+//! answers for what it read, and reads on from where it stopped as more preflights pay for it. Only a user's preflight buys one: a drift repair, paced as
 //! background work, reads a fresh listing but never holds the others up with its own.
 //! A listing is used for [`DIRECTORY_TTL`] and refreshed, in the background, once it is half
 //! that old while preflights keep coming.
@@ -43,9 +43,10 @@ pub struct Listed {
 struct State {
     /// When the listing in `components` was started (None: never).
     read_at: Option<Instant>,
-    /// Pages the last listing took (1 before the first; one more than it read when it stopped
-    /// early).
+    /// Pages the listing has read.
     pages: usize,
+    /// Where the listing stopped when it reached its page budget (None: it is complete).
+    next_token: Option<String>,
     /// InService components by name.
     components: HashMap<String, Listed>,
     /// When preflights asked, over the last [`DIRECTORY_TTL`].
@@ -72,6 +73,20 @@ enum Next {
         background: bool,
         max_pages: usize,
     },
+    /// Read on from where the listing stopped, at most this many more pages.
+    Continue {
+        token: String,
+        max_pages: usize,
+    },
+}
+
+/// What one listing read: its pages, where it stopped (None: at the end), the InService
+/// components by name.
+#[derive(Debug, Default)]
+struct Listing {
+    pages: usize,
+    next_token: Option<String>,
+    components: HashMap<String, Listed>,
 }
 
 impl State {
@@ -93,7 +108,8 @@ impl State {
         {
             self.asked.pop_front();
         }
-        let pays = self.asked.len() > 2 * self.pages.max(1);
+        let known_pages = self.pages + usize::from(self.next_token.is_some());
+        let pays = self.asked.len() > 2 * known_pages.max(1);
         let max_pages = self.asked.len() / 2;
         match fresh {
             Some(age) => {
@@ -108,7 +124,15 @@ impl State {
                         max_pages,
                     };
                 }
-                Next::Answer(self.components.get(name).cloned())
+                match (self.components.get(name), &self.next_token) {
+                    (Some(l), _) => Next::Answer(Some(l.clone())),
+                    // Not among the pages read so far: read on, as far as the lookups pay for.
+                    (None, Some(token)) if max_pages > self.pages => Next::Continue {
+                        token: token.clone(),
+                        max_pages: max_pages - self.pages,
+                    },
+                    (None, _) => Next::Answer(None),
+                }
             }
             None if pays => Next::Refresh {
                 background: false,
@@ -119,9 +143,17 @@ impl State {
     }
 
     /// Takes a listing started at `at`.
-    fn listed(&mut self, at: Instant, (pages, components): (usize, HashMap<String, Listed>)) {
-        (self.read_at, self.pages, self.components) = (Some(at), pages, components);
+    fn listed(&mut self, at: Instant, l: Listing) {
+        (self.read_at, self.pages, self.next_token, self.components) =
+            (Some(at), l.pages, l.next_token, l.components);
         self.no_refresh_before = None;
+    }
+
+    /// Adds the pages read on from where the listing stopped.
+    fn read_on(&mut self, l: Listing) {
+        self.pages += l.pages;
+        self.next_token = l.next_token;
+        self.components.extend(l.components);
     }
 }
 
@@ -142,7 +174,7 @@ impl AwsClients {
                 drop(s);
                 let aws = self.clone();
                 tokio::spawn(pacer::with_priority(p, async move {
-                    let listing = aws.list_in_service(max_pages).await;
+                    let listing = aws.list_in_service(None, max_pages).await;
                     let mut s = aws.directory.state.lock().await;
                     s.refreshing = false;
                     match listing {
@@ -161,7 +193,7 @@ impl AwsClients {
             Next::Refresh {
                 background: false,
                 max_pages,
-            } => match self.list_in_service(max_pages).await {
+            } => match self.list_in_service(None, max_pages).await {
                 Ok(listing) => {
                     s.listed(now, listing);
                     s.components.get(name).cloned()
@@ -170,11 +202,20 @@ impl AwsClients {
                     // Not retried while it would have lasted: until then every preflight
                     // describes.
                     tracing::warn!(error = %e, "listing inference components failed; describing instead");
-                    let pages = s.pages;
-                    s.listed(now, (pages, HashMap::new()));
+                    s.listed(now, Listing::default());
                     None
                 }
             },
+            Next::Continue { token, max_pages } => {
+                match self.list_in_service(Some(token), max_pages).await {
+                    Ok(more) => s.read_on(more),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "reading on in the inference component listing failed; describing instead");
+                        s.next_token = None;
+                    }
+                }
+                s.components.get(name).cloned()
+            }
         }
     }
 
@@ -194,43 +235,48 @@ impl AwsClients {
     /// Makes a listing the observation pass started at `at` the preflights' listing.
     pub async fn remember_components(&self, at: Instant, pages: &[ListInferenceComponentsOutput]) {
         let components = in_service(pages);
-        self.directory
-            .state
-            .lock()
-            .await
-            .listed(at, (pages.len(), components));
+        self.directory.state.lock().await.listed(
+            at,
+            Listing {
+                pages: pages.len(),
+                next_token: None,
+                components,
+            },
+        );
     }
 
-    /// A listing of the InService components, at most `max_pages` pages: (the pages it took, or
-    /// one more than it read when it stopped early; the components by name). A listing cut
-    /// short still answers for what it read: a component it does not show is described.
+    /// The InService components, from the start or from `token`, at most `max_pages` pages (a
+    /// listing cut short answers for what it read, and can be read on later).
     async fn list_in_service(
         &self,
+        token: Option<String>,
         max_pages: usize,
-    ) -> Result<(usize, HashMap<String, Listed>), AwsFailure> {
+    ) -> Result<Listing, AwsFailure> {
         let pages = self
             .sagemaker
             .list_inference_components()
             .status_equals(aws_sdk_sagemaker::types::InferenceComponentStatus::InService)
             .max_results(100)
+            .set_next_token(token)
             .into_paginator()
             .send();
         let mut read = Vec::new();
-        let cut = self
-            .each_page(
-                "sagemaker",
-                "ListInferenceComponents",
-                pages,
-                true,
-                |page| {
-                    read.push(page);
-                    (read.len() >= max_pages.max(1)).then_some(())
-                },
-            )
-            .await?;
-        // Stopped at the budget: more pages may follow (or none: the next listing will tell).
-        let pages = read.len() + usize::from(cut.is_some());
-        Ok((pages, in_service(&read)))
+        self.each_page(
+            "sagemaker",
+            "ListInferenceComponents",
+            pages,
+            true,
+            |page| {
+                read.push(page);
+                (read.len() >= max_pages.max(1)).then_some(())
+            },
+        )
+        .await?;
+        Ok(Listing {
+            pages: read.len(),
+            next_token: read.last().and_then(|p| p.next_token().map(str::to_string)),
+            components: in_service(&read),
+        })
     }
 }
 
@@ -335,15 +381,30 @@ mod tests {
             Next::Refresh { max_pages, .. } => assert_eq!(max_pages, 1),
             other => panic!("{other:?}"),
         }
-        // It stopped early (2 pages at least): buying again needs more than 4 lookups.
-        s.listed(t, (2, HashMap::new()));
-        let t2 = t + DIRECTORY_TTL + Duration::from_millis(1);
-        for _ in 0..4 {
-            assert!(matches!(s.next("ic", t2, false), Next::Answer(None)));
-        }
-        match s.next("ic", t2, false) {
-            Next::Refresh { max_pages, .. } => assert_eq!(max_pages, 2),
+        // It stopped after 1 page: a component not on it makes the listing read on from where
+        // it stopped, as far as the lookups pay (4 lookups: 2 pages).
+        s.listed(
+            t,
+            Listing {
+                pages: 1,
+                next_token: Some("page-2".into()),
+                components: HashMap::new(),
+            },
+        );
+        match s.next("ic", t, false) {
+            Next::Continue { token, max_pages } => {
+                assert_eq!((token.as_str(), max_pages), ("page-2", 1))
+            }
             other => panic!("{other:?}"),
+        }
+        s.read_on(Listing {
+            pages: 1,
+            next_token: None,
+            components: HashMap::new(),
+        });
+        // Complete now: a component it does not show is described.
+        for _ in 0..10 {
+            assert!(matches!(s.next("ic", t, false), Next::Answer(None)));
         }
     }
 }

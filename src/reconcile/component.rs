@@ -8,7 +8,7 @@ use aws_sdk_sagemaker::{
     types::ProductionVariant,
 };
 
-use super::{job_error, kinds, quotas, reads, Preflight};
+use super::{job_error, kinds, reads, Preflight};
 use crate::{
     aws::{AwsClients, AwsFailure},
     jobs::{ErrorClass, JobError},
@@ -71,17 +71,13 @@ async fn on_endpoint(
             }
             other => other?,
         };
-    let (instance_type, instance_pools) = quotas::instance_types(&pv);
-    Ok(Preflight {
-        endpoint: endpoint.to_string(),
-        variant: variant.to_string(),
+    Ok(Preflight::passed(
+        (endpoint, variant),
         config_name,
-        instance_type,
-        instance_pools,
-        max_instance_count: Some(max_instances),
-        current_capacity: copies,
-        warnings: Vec::new(),
-    })
+        &pv,
+        Some(max_instances),
+        copies,
+    ))
 }
 
 /// The endpoint's checks: not in a terminal status, and its config's variant allows zero

@@ -40,6 +40,30 @@ pub struct Preflight {
     pub warnings: Vec<Warning>,
 }
 
+impl Preflight {
+    /// A preflight of `variant` on `endpoint` that passed, on the settings `pv` of its config
+    /// `config_name`.
+    pub fn passed(
+        (endpoint, variant): (&str, &str),
+        config_name: String,
+        pv: &aws_sdk_sagemaker::types::ProductionVariant,
+        max_instance_count: Option<i32>,
+        current_capacity: Option<i32>,
+    ) -> Self {
+        let (instance_type, instance_pools) = quotas::instance_types(pv);
+        Self {
+            endpoint: endpoint.to_string(),
+            variant: variant.to_string(),
+            config_name,
+            instance_type,
+            instance_pools,
+            max_instance_count,
+            current_capacity,
+            warnings: Vec::new(),
+        }
+    }
+}
+
 /// Everything an enable needs before its first write.
 pub struct Prepared {
     pub preflight: Preflight,

@@ -45,16 +45,13 @@ pub async fn preflight(
         .find(|v| v.variant_name() == Some(variant))
         .and_then(|v| v.current_instance_count())
         .unwrap_or(0);
-    Ok(Preflight {
-        endpoint: endpoint.to_string(),
-        variant: variant.to_string(),
+    Ok(Preflight::passed(
+        (endpoint, variant),
         config_name,
-        instance_type,
-        instance_pools,
-        max_instance_count: None,
-        current_capacity: Some(current_instances),
-        warnings: Vec::new(),
-    })
+        pv,
+        None,
+        Some(current_instances),
+    ))
 }
 
 /// The variant's configuration, if the endpoint is an async-inference endpoint that has it.
