@@ -40,20 +40,7 @@ async fn fleet(n: usize, rate: u32) -> Env {
             .await;
         assert_eq!(status, 202, "{out}");
     }
-    common::wait_for(
-        "every fleet component ready",
-        Duration::from_secs(120),
-        || async {
-            let ready: i64 = sqlx::query_scalar(
-                "SELECT count(*) FROM targets WHERE phase = 'ready' AND name LIKE 'fleet-ic-%'",
-            )
-            .fetch_one(&e.app.pool)
-            .await
-            .unwrap();
-            (ready == n as i64).then_some(())
-        },
-    )
-    .await;
+    e.wait_ready("fleet-ic-", n).await;
     idle(&e).await;
     e
 }
@@ -78,15 +65,6 @@ async fn idle(e: &Env) {
         },
     )
     .await;
-}
-
-/// The AWS calls made after `seq`, counted by operation.
-async fn calls_since(e: &Env, seq: u64) -> BTreeMap<String, usize> {
-    let mut out = BTreeMap::new();
-    for op in e.ops_since(seq).await {
-        *out.entry(op).or_default() += 1;
-    }
-    out
 }
 
 async fn jobs(e: &Env) -> i64 {
@@ -124,7 +102,7 @@ async fn a_pass_over_120_targets_reads_pages_not_targets_and_an_unchanged_fleet_
     .map(|(k, v)| (k.to_string(), v))
     .collect();
     assert_eq!(
-        calls_since(&e, seq).await,
+        e.calls_by_operation(seq).await,
         want,
         "no writes, no per-target reads"
     );

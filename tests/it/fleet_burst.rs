@@ -4,8 +4,6 @@
 
 use crate::common;
 
-use std::{collections::BTreeMap, time::Duration};
-
 use common::reconcile::{env_with, fast_worker_config};
 use serde_json::{json, Value};
 use zeroscale::{config::HttpArgs, jobs::WorkerConfig};
@@ -60,30 +58,12 @@ async fn a_burst_of_enables_on_one_endpoint_costs_about_four_writes_per_componen
     while let Some(status) = posts.join_next().await {
         assert_eq!(status.unwrap(), 202);
     }
-    common::wait_for(
-        "every burst component ready",
-        Duration::from_secs(120),
-        || async {
-            let ready: i64 = sqlx::query_scalar(
-                "SELECT count(*) FROM targets WHERE phase = 'ready' AND name LIKE 'burst-ic-%'",
-            )
-            .fetch_one(&e.app.pool)
-            .await
-            .unwrap();
-            (ready == N as i64).then_some(())
-        },
-    )
-    .await;
+    e.wait_ready("burst-ic-", N).await;
     let calls =
         e.sb.control("GET", &format!("/calls?since={before}"), json!({}))
             .await;
     let calls = calls["calls"].as_array().unwrap().clone();
-    let mut by_op: BTreeMap<String, usize> = BTreeMap::new();
-    for c in &calls {
-        *by_op
-            .entry(c["operation"].as_str().unwrap().to_string())
-            .or_default() += 1;
-    }
+    let by_op = e.calls_by_operation(before).await;
     let failed = calls.iter().filter(|c| !c["error"].is_null()).count();
     let per = calls.len() as f64 / N as f64;
     eprintln!("{per:.2} calls per component: {by_op:?}; {failed} failed");

@@ -300,6 +300,34 @@ impl Env {
             .map(|c| c["operation"].as_str().unwrap().to_string())
             .collect()
     }
+
+    /// The AWS calls made after `seq`, counted by operation.
+    pub async fn calls_by_operation(&self, seq: u64) -> std::collections::BTreeMap<String, usize> {
+        let mut out = std::collections::BTreeMap::new();
+        for op in self.ops_since(seq).await {
+            *out.entry(op).or_default() += 1;
+        }
+        out
+    }
+
+    /// Waits until the `n` targets whose names start with `prefix` are all `ready`.
+    pub async fn wait_ready(&self, prefix: &str, n: usize) {
+        super::wait_for(
+            &format!("every {prefix}* target ready"),
+            Duration::from_secs(120),
+            || async {
+                let ready: i64 = sqlx::query_scalar(
+                    "SELECT count(*) FROM targets WHERE phase = 'ready' AND starts_with(name, $1)",
+                )
+                .bind(prefix)
+                .fetch_one(&self.app.pool)
+                .await
+                .unwrap();
+                (ready == n as i64).then_some(())
+            },
+        )
+        .await;
+    }
 }
 
 /// The target's condition of `kind` with `reason`, if any.
