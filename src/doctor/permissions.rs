@@ -97,6 +97,15 @@ fn autoscaling_probes(aws: &AwsClients) -> Vec<BoxFuture<'_, Check>> {
                 .max_results(1)
                 .send(),
         ),
+        probe(
+            aws,
+            "application-autoscaling:DescribeScheduledActions",
+            None,
+            a.describe_scheduled_actions()
+                .service_namespace(ns())
+                .max_results(1)
+                .send(),
+        ),
     ]
 }
 

@@ -146,6 +146,15 @@ pub struct ComponentSpec {
     /// the target's earlier minimum).
     #[schema(default = 1, minimum = 1, maximum = 1000)]
     pub restore_min_capacity: u32,
+    /// Recurring windows of warm capacity (AWS scheduled actions).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub schedules: Vec<crate::domain::Schedule>,
+    /// A keep-warm pin (set through `wake` and `keep-warm`, not in an enable's body).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keep_warm: Option<crate::domain::KeepWarm>,
+    /// A pause (set through `pause` and `resume`, not in an enable's body).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pause: Option<crate::domain::Pause>,
 }
 
 impl Default for ComponentSpec {
@@ -157,6 +166,9 @@ impl Default for ComponentSpec {
             scale_out_cooldown_seconds: 300,
             scale_from_zero: ScaleFromZero::default(),
             restore_min_capacity: 1,
+            schedules: Vec::new(),
+            keep_warm: None,
+            pause: None,
         }
     }
 }
@@ -174,7 +186,7 @@ fn range(errs: &mut Vec<SpecViolation>, field: &str, v: u32, lo: u32, hi: u32) {
 }
 
 /// The capacity and target-tracking settings every kind of spec has.
-pub(super) struct Tracking {
+pub(super) struct Tracking<'a> {
     pub max_capacity: Option<u32>,
     pub restore_min_capacity: u32,
     /// The spec's name for the target value (it differs per kind).
@@ -182,12 +194,23 @@ pub(super) struct Tracking {
     pub target_value: f64,
     pub scale_in_cooldown_seconds: u32,
     pub scale_out_cooldown_seconds: u32,
+    pub schedules: &'a [super::Schedule],
+    pub keep_warm: Option<&'a super::KeepWarm>,
 }
 
 /// Every violation of a spec at once: its capacity and target-tracking settings, then its
 /// scale-from-zero settings.
 pub(super) fn validate_spec(t: Tracking, zero: &ScaleFromZero) -> Result<(), Vec<SpecViolation>> {
     let mut errs = Vec::new();
+    super::schedule::check(t.schedules, t.max_capacity, &mut errs);
+    if let (Some(pin), Some(max)) = (t.keep_warm, t.max_capacity) {
+        if pin.copies > max {
+            errs.push((
+                "copies".into(),
+                format!("must not exceed max_capacity ({max})"),
+            ));
+        }
+    }
     check_tracking(&mut errs, t);
     zero.check(&mut errs);
     if errs.is_empty() {
@@ -248,6 +271,8 @@ impl ComponentSpec {
             target_value: self.target_invocations_per_copy,
             scale_in_cooldown_seconds: self.scale_in_cooldown_seconds,
             scale_out_cooldown_seconds: self.scale_out_cooldown_seconds,
+            schedules: &self.schedules,
+            keep_warm: self.keep_warm.as_ref(),
         };
         validate_spec(tracking, &self.scale_from_zero)
     }

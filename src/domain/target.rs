@@ -229,6 +229,36 @@ impl TargetSpec {
         max.map(|m| m as i32)
     }
 
+    /// The schedules (AWS scheduled actions) of the spec.
+    pub fn schedules(&self) -> &[super::Schedule] {
+        match self {
+            TargetSpec::Component(s) => &s.schedules,
+            TargetSpec::Variant(s) => &s.schedules,
+        }
+    }
+
+    /// The keep-warm pin, if any (active or not).
+    pub fn keep_warm(&self) -> Option<&super::KeepWarm> {
+        match self {
+            TargetSpec::Component(s) => s.keep_warm.as_ref(),
+            TargetSpec::Variant(s) => s.keep_warm.as_ref(),
+        }
+    }
+
+    /// The pause, if any (active or not).
+    pub fn pause(&self) -> Option<&super::Pause> {
+        match self {
+            TargetSpec::Component(s) => s.pause.as_ref(),
+            TargetSpec::Variant(s) => s.pause.as_ref(),
+        }
+    }
+
+    /// Whether the spec asks for scheduled actions (now or earlier: an expired pin's action may
+    /// still be listed).
+    pub fn uses_scheduled_actions(&self) -> bool {
+        !self.schedules().is_empty() || self.keep_warm().is_some()
+    }
+
     /// MinCapacity restored on disable when the original was not captured.
     pub fn restore_min_capacity(&self) -> i32 {
         match self {

@@ -92,6 +92,15 @@ pub struct VariantSpec {
     /// the target's earlier minimum).
     #[schema(default = 1, minimum = 1, maximum = 1000)]
     pub restore_min_capacity: u32,
+    /// Recurring windows of warm capacity (AWS scheduled actions).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub schedules: Vec<crate::domain::Schedule>,
+    /// A keep-warm pin (set through `wake` and `keep-warm`, not in an enable's body).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keep_warm: Option<crate::domain::KeepWarm>,
+    /// A pause (set through `pause` and `resume`, not in an enable's body).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pause: Option<crate::domain::Pause>,
 }
 
 impl Default for VariantSpec {
@@ -103,6 +112,9 @@ impl Default for VariantSpec {
             scale_out_cooldown_seconds: 300,
             scale_from_zero: BacklogScaleFromZero::default(),
             restore_min_capacity: 1,
+            schedules: Vec::new(),
+            keep_warm: None,
+            pause: None,
         }
     }
 }
@@ -117,6 +129,8 @@ impl VariantSpec {
             target_value: self.target_backlog_per_instance,
             scale_in_cooldown_seconds: self.scale_in_cooldown_seconds,
             scale_out_cooldown_seconds: self.scale_out_cooldown_seconds,
+            schedules: &self.schedules,
+            keep_warm: self.keep_warm.as_ref(),
         };
         validate_spec(tracking, &self.scale_from_zero.settings())
     }

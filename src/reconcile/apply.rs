@@ -134,6 +134,20 @@ pub async fn apply(
         }
         Step::DeleteAlarm { alarm_name } => delete_alarm(aws, alarm_name).await?,
         Step::DeleteScalingPolicy { policy_name } => delete_policy(aws, names, policy_name).await?,
+        Step::PutScheduledAction {
+            scheduled_action_name,
+            ..
+        } => {
+            let action = d
+                .scheduled
+                .iter()
+                .find(|a| &a.name == scheduled_action_name)
+                .ok_or_else(|| JobError::permanent("a planned scheduled action is not desired"))?;
+            put_scheduled(aws, names, action).await?
+        }
+        Step::DeleteScheduledAction {
+            scheduled_action_name,
+        } => delete_scheduled(aws, names, scheduled_action_name).await?,
     };
     Ok(StepRecord {
         step: step.clone(),
@@ -224,6 +238,49 @@ async fn delete_policy(
         .send()
         .await;
     gone_is_done(out, "DeleteScalingPolicy")
+}
+
+/// PutScheduledAction (creates or replaces; StartTime and EndTime are left out, so any an
+/// earlier put or someone else set are deleted).
+async fn put_scheduled(
+    aws: &AwsClients,
+    names: &OwnedNames,
+    a: &super::objects::ScheduledAction,
+) -> Result<Answer, JobError> {
+    aws.pace().await;
+    let out = aws
+        .autoscaling
+        .put_scheduled_action()
+        .service_namespace(ServiceNamespace::Sagemaker)
+        .resource_id(&names.resource_id)
+        .scalable_dimension(dimension(names))
+        .scheduled_action_name(&a.name)
+        .schedule(&a.schedule)
+        .set_timezone(a.timezone.clone())
+        .scalable_target_action(a.target_action())
+        .send()
+        .await
+        .map_err(fail("application-autoscaling", "PutScheduledAction"))?;
+    Ok((out.request_id().map(str::to_string), json!({})))
+}
+
+/// DeleteScheduledAction of one of ours; already gone is done.
+async fn delete_scheduled(
+    aws: &AwsClients,
+    names: &OwnedNames,
+    name: &str,
+) -> Result<Answer, JobError> {
+    aws.pace().await;
+    let out = aws
+        .autoscaling
+        .delete_scheduled_action()
+        .service_namespace(ServiceNamespace::Sagemaker)
+        .resource_id(&names.resource_id)
+        .scalable_dimension(dimension(names))
+        .scheduled_action_name(name)
+        .send()
+        .await;
+    gone_is_done(out, "DeleteScheduledAction")
 }
 
 /// The outcome of a delete or deregister: ObjectNotFoundException means the object is already

@@ -79,6 +79,8 @@ fn outcome(
         "foreign_policies": report.foreign_policies,
         "last_scaling_failure": report.last_scaling_failure,
         "applied_version": report.version,
+        "scheduled_actions": report.scheduled_actions,
+        "warm_after_seconds": report.warm_after_seconds,
     });
     let drift = report.drift();
     if drift.is_some() {

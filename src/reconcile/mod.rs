@@ -17,6 +17,7 @@ pub mod quotas;
 mod reads;
 pub mod report;
 pub mod variant;
+pub mod warm;
 
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -220,7 +221,7 @@ impl Reconciler {
             .map_err(JobError::database)?
             .and_then(|b| Baseline::from_json(&b));
         let observed = if row.enabled {
-            let p = prepare(&self.aws, target, &spec).await?;
+            let p = prepare(&self.aws, target, &spec, had_scheduled(row)).await?;
             report.warnings = p.preflight.warnings.clone();
             report.preflight = Some(json!(p.preflight));
             report.resolved_max_capacity = Some(p.desired.max_capacity);
@@ -234,11 +235,26 @@ impl Reconciler {
                 report.warnings.push(Warning::new("ScaleInSuspended", "dynamic scale-in is suspended on the scalable target (SuspendedState), so it will not scale in to zero; zeroscale leaves that to whoever suspended it. Resume it with RegisterScalableTarget".into()));
             }
             let steps = plan::plan_enable(&p.desired, &p.observed);
+            report.scheduled_actions = p.desired.scheduled.iter().map(|a| a.name.clone()).collect();
+            report.paused = spec.pause().filter(|_| p.desired.paused).map(|x| json!(x));
+            let pin = warm::pinned(&spec, &report.reason);
+            if let Some(copies) = pin {
+                if let Some(w) = warm::above_max(copies as u32, p.desired.max_capacity) {
+                    return Err(JobError::permanent(w.message));
+                }
+                let earlier = ctx.job.output.as_ref().and_then(|o| o["warming"].as_bool());
+                report.warming = Some(warm::must_warm(&self.aws, target, copies, earlier).await?);
+            }
             self.apply(ctx, &p.desired, steps, &p.observed, report)
                 .await?;
+            if let Some(copies) = pin {
+                let warming = report.warming.unwrap_or(false);
+                let took = warm::await_capacity(&self.aws, target, copies, warming).await?;
+                report.warm_after_seconds = Some(took);
+            }
             p.observed
         } else {
-            let observed = observe::observe(&self.aws, &names, Purpose::Disable).await?;
+            let observed = observe::observe(&self.aws, &names, Purpose::Disable, true).await?;
             report.baseline = stored.map(Baseline::to_json);
             report.original_capacity = stored.and_then(Baseline::capacity);
             let max = observed.target.map(|t| t.max).unwrap_or(1);
@@ -366,6 +382,14 @@ async fn set_applying(pool: &PgPool, fence: &jobs::Fence, id: i64, version: i32)
         }
         Err(_) => true,
     }
+}
+
+/// Whether the target's last run left scheduled actions of ours (a spec whose schedules were
+/// all removed no longer says so).
+fn had_scheduled(row: &targets::TargetRow) -> bool {
+    row.observed["scheduled_actions"]
+        .as_array()
+        .is_some_and(|a| !a.is_empty())
 }
 
 /// The error of a run that found it no longer holds its job (nothing is recorded for it).

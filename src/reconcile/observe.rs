@@ -28,13 +28,16 @@ pub enum Purpose {
 }
 
 /// Reads the scalable target, every policy on it and our alarm, skipping reads whose answer is
-/// known: a target that does not exist has no policies (DeregisterScalableTarget deletes them),
-/// which keeps a first enable at one describe (AWS's request rate is shared by the account).
-/// Every list follows NextToken (aws-facts.md, "Pages").
+/// known: a target that does not exist has no policies or scheduled actions
+/// (DeregisterScalableTarget deletes them), which keeps a first enable at one describe (AWS's
+/// request rate is shared by the account). Our scheduled actions are read when `scheduled`
+/// says there may be some, and on every disable. Every list follows NextToken (aws-facts.md,
+/// "Pages").
 pub async fn observe(
     aws: &AwsClients,
     names: &OwnedNames,
     purpose: Purpose,
+    scheduled: bool,
 ) -> Result<Observed, JobError> {
     let target = scalable_target(aws, names)
         .await?
@@ -46,6 +49,9 @@ pub async fn observe(
     };
     if target.is_some() {
         read_policies(aws, names, &mut observed).await?;
+        if scheduled || purpose == Purpose::Disable {
+            read_scheduled(aws, names, &mut observed).await?;
+        }
     }
     if purpose == Purpose::Disable || observed.step.is_some() {
         read_alarms(aws, names, &mut observed).await?;
@@ -122,6 +128,46 @@ pub(super) async fn target_pages(
         .into_paginator()
         .send();
     aws.pages("application-autoscaling", "DescribeScalableTargets", pages)
+        .await
+        .map_err(job_error)
+}
+
+/// Our scheduled actions on the target (by the `zeroscale.` prefix; others' are not ours).
+async fn read_scheduled(
+    aws: &AwsClients,
+    names: &OwnedNames,
+    observed: &mut Observed,
+) -> Result<(), JobError> {
+    let request = aws
+        .autoscaling
+        .describe_scheduled_actions()
+        .resource_id(&names.resource_id)
+        .scalable_dimension(dimension(names));
+    for page in scheduled_pages(aws, request).await? {
+        for a in page.scheduled_actions() {
+            let (name, config) = objects::scheduled_action::read_back(a);
+            if name.starts_with(objects::scheduled_action::PREFIX) {
+                observed.scheduled.insert(name, config);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Every page of a DescribeScheduledActions in SageMaker's namespace, 50 a page.
+pub(super) async fn scheduled_pages(
+    aws: &AwsClients,
+    request: aws_sdk_applicationautoscaling::operation::describe_scheduled_actions::builders::DescribeScheduledActionsFluentBuilder,
+) -> Result<
+    Vec<aws_sdk_applicationautoscaling::operation::describe_scheduled_actions::DescribeScheduledActionsOutput>,
+    JobError,
+>{
+    let pages = request
+        .service_namespace(ServiceNamespace::Sagemaker)
+        .max_results(50)
+        .into_paginator()
+        .send();
+    aws.pages("application-autoscaling", "DescribeScheduledActions", pages)
         .await
         .map_err(job_error)
 }

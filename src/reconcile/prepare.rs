@@ -77,6 +77,7 @@ pub async fn prepare(
     aws: &AwsClients,
     target: &TargetRef,
     spec: &TargetSpec,
+    had_scheduled: bool,
 ) -> Result<Prepared, JobError> {
     let mut pre = match target {
         TargetRef::Component(name) => {
@@ -86,7 +87,8 @@ pub async fn prepare(
             variant::preflight(aws, endpoint, variant).await?
         }
     };
-    let observed = observe::observe(aws, &target.owned_names(), Purpose::Enable).await?;
+    let scheduled = had_scheduled || spec.uses_scheduled_actions();
+    let observed = observe::observe(aws, &target.owned_names(), Purpose::Enable, scheduled).await?;
     // An unset max keeps the target's current MaxCapacity, else the running capacity.
     let max = spec
         .max_capacity()
@@ -136,7 +138,7 @@ pub async fn dry_run(
     target: &TargetRef,
     spec: &TargetSpec,
 ) -> Result<DryRun, JobError> {
-    match prepare(aws, target, spec).await {
+    match prepare(aws, target, spec, false).await {
         Ok(p) => Ok(DryRun {
             verdict: "ok".into(),
             message: None,

@@ -29,6 +29,19 @@ pub struct Report {
     pub error: Option<String>,
     /// Why the job ran: change, drift or manual.
     pub reason: String,
+    /// Our scheduled actions after the run (schedules, a keep-warm window's end).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub scheduled_actions: Vec<String>,
+    /// The pause in force, if any (the `Paused` condition).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub paused: Option<Value>,
+    /// A keep-warm pin's capacity was waited for: true once it had to scale out.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warming: Option<bool>,
+    /// Seconds from the scale-out's start to its capacity in service, by AWS's scaling
+    /// activity (0: it was already warm).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warm_after_seconds: Option<f64>,
 }
 
 impl Report {
@@ -105,6 +118,19 @@ pub fn conditions(report: &Report, error: Option<&str>) -> Vec<Value> {
             true,
             "Disabled",
             "scale-to-zero is off; zeroscale's alarm and policies are removed".into(),
+        ));
+    }
+    if let Some(p) = &report.paused {
+        out.push(condition(
+            "Paused",
+            true,
+            "ScalingSuspended",
+            format!(
+                "scaling is suspended (scale-in, scale-out and scheduled) by {} until {}{}; zeroscale resumes it then, or POST .../resume",
+                p["by"].as_str().unwrap_or("?"),
+                p["until"].as_str().unwrap_or("?"),
+                p["reason"].as_str().map(|r| format!(": {r}")).unwrap_or_default()
+            ),
         ));
     }
     for w in &report.warnings {

@@ -29,7 +29,8 @@ use sqlx::PgPool;
 mod reads;
 
 use reads::{
-    read_activities, read_alarms, read_policies, read_sagemaker, read_targets, SageMakerStatus,
+    read_activities, read_alarms, read_policies, read_sagemaker, read_scheduled, read_targets,
+    uses_scheduled, SageMakerStatus,
 };
 
 use super::{
@@ -124,19 +125,26 @@ pub async fn pass(aws: &AwsClients, pool: &PgPool) -> Result<PassReport, JobErro
     let scalable = read_targets(aws, &items, calls).await?;
     let policies = read_policies(aws, &window, calls).await?;
     let alarms = read_alarms(aws, calls).await?;
+    let scheduled = read_scheduled(aws, &items, calls).await?;
     let sagemaker = read_sagemaker(aws, &items, calls).await?;
     let (outcomes, seen_until, read) =
         read_activities(aws, start.activities_seen_until, calls).await?;
     report.activities_read = read;
     let in_window: HashSet<i64> = window.iter().map(|it| it.row.id).collect();
     for it in &items {
-        let observed = observed_for(
+        let mut observed = observed_for(
             it,
             &scalable,
             &policies,
             &alarms,
             in_window.contains(&it.row.id),
         );
+        if uses_scheduled(it) {
+            observed.scheduled = scheduled
+                .get(&it.names.resource_id)
+                .cloned()
+                .unwrap_or_default();
+        }
         match differs(it, &observed, &sagemaker)? {
             Some(why) => {
                 report.differing.insert(it.target.to_string(), why);

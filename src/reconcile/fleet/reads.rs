@@ -14,7 +14,7 @@ use crate::{
     jobs::JobError,
     reconcile::{
         job_error, objects,
-        observe::{alarm_pages, policy_pages, scaling_outcome, target_pages},
+        observe::{alarm_pages, policy_pages, scaling_outcome, scheduled_pages, target_pages},
         plan,
     },
 };
@@ -104,6 +104,39 @@ pub(super) async fn read_policies(
                     .or_default()
                     .push(p.clone());
             }
+        }
+    }
+    Ok(out)
+}
+
+/// Whether a target may have scheduled actions of ours: its spec asks for some, or its last run
+/// left some.
+pub(super) fn uses_scheduled(it: &Item) -> bool {
+    it.spec.uses_scheduled_actions()
+        || it.row.observed["scheduled_actions"]
+            .as_array()
+            .is_some_and(|a| !a.is_empty())
+}
+
+/// Our scheduled actions across the namespace, 50 a page, by resource id then name: read only
+/// when some target may have them (a fleet without schedules or pins pays nothing).
+pub(super) async fn read_scheduled(
+    aws: &AwsClients,
+    items: &[Item],
+    calls: &mut usize,
+) -> Result<HashMap<String, std::collections::BTreeMap<String, Value>>, JobError> {
+    let mut out: HashMap<String, std::collections::BTreeMap<String, Value>> = HashMap::new();
+    if !items.iter().any(uses_scheduled) {
+        return Ok(out);
+    }
+    let pages = scheduled_pages(aws, aws.autoscaling.describe_scheduled_actions()).await?;
+    *calls += pages.len();
+    for a in pages.iter().flat_map(|p| p.scheduled_actions()) {
+        let (name, config) = objects::scheduled_action::read_back(a);
+        if name.starts_with(objects::scheduled_action::PREFIX) {
+            out.entry(a.resource_id().to_string())
+                .or_default()
+                .insert(name, config);
         }
     }
     Ok(out)

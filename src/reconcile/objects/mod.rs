@@ -7,11 +7,13 @@
 
 pub mod alarm;
 pub mod scalable_target;
+pub mod scheduled_action;
 pub mod step_policy;
 pub mod target_tracking;
 
 pub use alarm::Alarm;
 pub use scalable_target::{ObservedTarget, Suspended};
+pub use scheduled_action::ScheduledAction;
 pub use step_policy::StepPolicy;
 pub use target_tracking::{TargetTracking, TrackedMetric};
 

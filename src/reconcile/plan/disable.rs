@@ -51,9 +51,13 @@ pub fn plan_disable(
         None => return (steps, None),
     };
     if baseline == Baseline::Absent && o.foreign_policies.is_empty() {
+        // Deregistering deletes the target's policies and scheduled actions with it.
         steps.push(Step::DeregisterScalableTarget);
         return (steps, None);
     }
+    steps.extend(o.scheduled.keys().map(|name| Step::DeleteScheduledAction {
+        scheduled_action_name: name.clone(),
+    }));
     if o.step.is_some() {
         steps.push(Step::DeleteScalingPolicy {
             policy_name: names.step_policy.clone(),
@@ -87,7 +91,16 @@ fn restore(
             max,
             suspended,
         } => ((min, max), Some(suspended)),
-        Baseline::Absent | Baseline::Unknown => ((restore_min, current.max.max(restore_min)), None),
+        // What came before is unknown or was nothing: a pause of zeroscale's (everything
+        // suspended) is lifted, anything else is left as it is.
+        Baseline::Absent | Baseline::Unknown => {
+            let paused =
+                current.suspended_in && current.suspended_out && current.suspended_scheduled;
+            (
+                (restore_min, current.max.max(restore_min)),
+                paused.then_some((false, false, false)),
+            )
+        }
     };
     let now = (
         current.suspended_in,

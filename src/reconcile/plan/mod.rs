@@ -1,11 +1,13 @@
 //! The plan: the minimal AWS writes that take what was observed to what is desired. Pure
 //! functions, no I/O, so "what AWS calls does enabling make?" is answered here.
 
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 use serde_json::{json, Value};
 
 pub use super::objects::{
-    Alarm, ObservedTarget, StepPolicy, Suspended, TargetTracking, TrackedMetric,
+    Alarm, ObservedTarget, ScheduledAction, StepPolicy, Suspended, TargetTracking, TrackedMetric,
 };
 use crate::domain::{OwnedNames, TargetRef, TargetSpec};
 
@@ -13,9 +15,11 @@ mod baseline;
 mod disable;
 #[cfg(test)]
 mod tests;
+pub mod timed;
 
 pub use baseline::Baseline;
 pub use disable::plan_disable;
+pub use timed::Floor;
 
 /// What AWS should hold for one target. Built by [`desired_for`], the one place where the two
 /// kinds differ.
@@ -26,14 +30,30 @@ pub struct Desired {
     pub target_tracking: TargetTracking,
     pub step: StepPolicy,
     pub alarm: Alarm,
+    /// The MinCapacity the schedules and a keep-warm pin hold (0 without them).
+    pub floor: Floor,
+    /// Scaling suspended (a pause).
+    pub paused: bool,
+    /// Our scheduled actions: the schedules' and a pin's end.
+    pub scheduled: Vec<ScheduledAction>,
 }
 
-/// The desired AWS objects of `target` under `spec`, with `max_capacity` already resolved.
+/// The desired AWS objects of `target` under `spec` now, with `max_capacity` already resolved.
 /// Errs only when the spec was read for another kind of target.
 pub fn desired_for(
     target: &TargetRef,
     spec: &TargetSpec,
     max_capacity: i32,
+) -> Result<Desired, String> {
+    desired_at(target, spec, max_capacity, chrono::Utc::now())
+}
+
+/// [`desired_for`] at `now`.
+pub fn desired_at(
+    target: &TargetRef,
+    spec: &TargetSpec,
+    max_capacity: i32,
+    now: chrono::DateTime<chrono::Utc>,
 ) -> Result<Desired, String> {
     // What differs by kind: the tracked value and metric, the step policy's aggregation and
     // the alarm's metric, statistic, dimension and words; the rest is shared.
@@ -83,7 +103,11 @@ pub fn desired_for(
         }
     };
     let (metric_name, statistic, dimension, purpose) = alarm;
+    let (floor, paused, scheduled) = timed::at(spec, now);
     Ok(Desired {
+        floor,
+        paused,
+        scheduled,
         names: target.owned_names(),
         max_capacity,
         target_tracking: TargetTracking {
@@ -133,6 +157,8 @@ pub struct Observed {
     pub legacy_alarm: bool,
     /// Policies on the target that zeroscale did not create.
     pub foreign_policies: Vec<String>,
+    /// Our scheduled actions (by name, comparable configuration), when they were read.
+    pub scheduled: BTreeMap<String, Value>,
 }
 
 impl Observed {
@@ -147,6 +173,7 @@ impl Observed {
             || self.step.is_some()
             || self.alarm.is_some()
             || self.legacy_alarm
+            || !self.scheduled.is_empty()
     }
 }
 
@@ -185,25 +212,43 @@ pub enum Step {
     DeleteAlarm { alarm_name: String },
     /// DeleteScalingPolicy (ours only).
     DeleteScalingPolicy { policy_name: String },
+    /// PutScheduledAction (a schedule's start or end, or a keep-warm window's end).
+    PutScheduledAction {
+        scheduled_action_name: String,
+        configuration: Value,
+    },
+    /// DeleteScheduledAction (ours only).
+    DeleteScheduledAction { scheduled_action_name: String },
 }
 
 /// The writes that enable scale-to-zero, in order; nothing already as desired is written again,
-/// and a changed step-policy ARN re-puts the alarm. A suspended scale-out is resumed (it keeps
-/// the step policy from waking the target), and this target's alarm under the old name is
-/// deleted once the new one is in place, so there is no moment without an alarm.
+/// and a changed step-policy ARN re-puts the alarm. The registration holds MinCapacity at the
+/// floor the schedules and a keep-warm pin ask for (0 without them) and the SuspendedState a
+/// pause asks for; without a pause a suspended scale-out is resumed (it keeps the step policy
+/// from waking the target). This target's alarm under the old name is deleted once the new one
+/// is in place, so there is no moment without an alarm; the scheduled actions come last.
 pub fn plan_enable(d: &Desired, o: &Observed) -> Vec<Step> {
     let mut steps = Vec::new();
-    let target_ok = o
-        .target
-        .is_some_and(|t| t.min == 0 && t.max == d.max_capacity && !t.suspended_out);
-    if !target_ok {
+    let has_actions = !d.scheduled.is_empty();
+    let register = match o.target {
+        None => Some((
+            d.floor.now,
+            timed::suspension(&ObservedTarget::default(), d.paused, has_actions),
+        )),
+        Some(t) => {
+            let suspended = timed::suspension(&t, d.paused, has_actions);
+            let min_ok = d.floor.accepts(t.min);
+            (!min_ok || t.max != d.max_capacity || suspended.is_some()).then(|| {
+                let min = if min_ok { t.min } else { d.floor.now };
+                (min, suspended)
+            })
+        }
+    };
+    if let Some((min_capacity, suspended_state)) = register {
         steps.push(Step::RegisterScalableTarget {
-            min_capacity: 0,
+            min_capacity,
             max_capacity: d.max_capacity,
-            suspended_state: o
-                .target
-                .filter(|t| t.suspended_out)
-                .map(|t| t.resume_scale_out()),
+            suspended_state,
         });
     }
     let tt = d.target_tracking.config();
@@ -236,5 +281,6 @@ pub fn plan_enable(d: &Desired, o: &Observed) -> Vec<Step> {
             alarm_name: d.names.legacy_alarm.clone(),
         });
     }
+    steps.extend(timed::scheduled_steps(&d.scheduled, &o.scheduled));
     steps
 }

@@ -28,6 +28,7 @@ fn converged(d: &Desired) -> Observed {
         alarm: Some(ObservedAlarm { config: alarm }),
         legacy_alarm: false,
         foreign_policies: vec![],
+        scheduled: Default::default(),
     }
 }
 

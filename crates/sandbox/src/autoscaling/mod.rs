@@ -5,6 +5,8 @@
 use serde_json::{json, Value};
 
 mod policies;
+pub mod schedule;
+mod scheduled;
 
 use policies::{delete_policy, describe_policies, put_policy};
 
@@ -27,6 +29,9 @@ pub fn handle(w: &mut World, op: &str, p: &Value) -> Result<Value, AwsError> {
         "DescribeScalingPolicies" => describe_policies(w, p),
         "DeleteScalingPolicy" => delete_policy(w, p),
         "DescribeScalingActivities" => describe_activities(w, p),
+        "PutScheduledAction" => scheduled::put(w, p),
+        "DescribeScheduledActions" => scheduled::describe(w, p),
+        "DeleteScheduledAction" => scheduled::delete(w, p),
         other => Err(AwsError::client(
             "UnknownOperationException",
             format!("the sandbox does not implement AnyScaleFrontendService.{other}"),
@@ -226,6 +231,7 @@ fn deregister(w: &mut World, p: &Value) -> Result<Value, AwsError> {
     if w.targets.remove(&key).is_none() {
         return Err(not_found(format!("No scalable target registered for service namespace: {}, resource ID: {}, scalable dimension: {}", key.0, key.1, key.2)));
     }
+    scheduled::delete_all(w, &key);
     // Deregistering deletes the target's policies (and the alarms AWS made for them), but not
     // the step policies' alarms, which belong to whoever created them.
     let gone: Vec<(TargetKey, String)> = w
@@ -253,6 +259,7 @@ fn describe_activities(w: &mut World, p: &Value) -> Result<Value, AwsError> {
         .get("IncludeNotScaledActivities")
         .and_then(Value::as_bool)
         .unwrap_or(false);
+    let now = w.now();
     let items: Vec<Value> = w
         .activities
         .iter()
@@ -270,9 +277,15 @@ fn describe_activities(w: &mut World, p: &Value) -> Result<Value, AwsError> {
                 "Description": a.description,
                 "Cause": a.cause,
                 "StartTime": ts(a.start),
-                "EndTime": ts(a.end),
                 "StatusCode": a.status,
             });
+            // A scale-out runs until its capacity is in service: InProgress, with no end and
+            // no message, until then.
+            if a.end > now {
+                out["StatusCode"] = json!("InProgress");
+                return out;
+            }
+            out["EndTime"] = ts(a.end);
             // A not-scaled activity has reasons and no message (aws-facts.md, "Not scaled").
             if !a.message.is_empty() {
                 out["StatusMessage"] = json!(a.message);

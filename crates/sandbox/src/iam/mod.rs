@@ -109,7 +109,9 @@ pub fn checks(w: &World, service: Service, op: &str, p: &Value) -> Vec<Check> {
             "RegisterScalableTarget"
             | "DeregisterScalableTarget"
             | "PutScalingPolicy"
-            | "DeleteScalingPolicy",
+            | "DeleteScalingPolicy"
+            | "PutScheduledAction"
+            | "DeleteScheduledAction",
         ) => autoscaling_write(w, own, op, p),
         (Service::CloudWatch, "PutMetricAlarm") => {
             vec![Check::new(own, alarm_arn(&s("AlarmName")))]
@@ -141,7 +143,7 @@ fn alarm_arn(name: &str) -> String {
     arn("cloudwatch", &format!("alarm:{name}"))
 }
 
-/// The four Application Auto Scaling writes act on the scalable target (its ARN names a
+/// The six Application Auto Scaling writes act on the scalable target (its ARN names a
 /// generated id, so policies select targets by condition keys), and AWS checks more as the
 /// caller: registering a SageMaker resource needs permission to describe and scale it, and the
 /// first registration creates the service-linked role; target tracking creates and deletes its

@@ -14,6 +14,7 @@ use tracking::target_tracking;
 
 mod alarms;
 mod scaling;
+mod scheduled;
 #[cfg(test)]
 mod tests;
 mod tracking;
@@ -27,6 +28,7 @@ pub fn settle(w: &mut World) {
     let mut boundary = w.processed_until + 60.0;
     while boundary <= now {
         complete_provisioning(w, boundary);
+        scheduled::run_due(w, boundary);
         minute(w, boundary);
         w.processed_until = boundary;
         boundary += 60.0;

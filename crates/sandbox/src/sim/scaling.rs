@@ -200,6 +200,10 @@ pub fn set_capacity(w: &mut World, key: &TargetKey, new: u32, cause: &str, at: f
         }
     }
     apply_capacity(w, &key.1, current, new, at);
+    if new > current {
+        // The activity ends when the new capacity is in service (InProgress until then).
+        activity.end = at + w.settings.provisioning_delay_seconds;
+    }
     w.activities.push(activity);
     true
 }

@@ -140,6 +140,22 @@ pub struct ScalableTarget {
     pub arn: String,
 }
 
+/// A scheduled action (PutScheduledAction), with where the simulation got to in its runs.
+#[derive(Debug, Clone, Serialize)]
+pub struct ScheduledAction {
+    pub name: String,
+    pub arn: String,
+    pub schedule: String,
+    pub timezone: Option<String>,
+    pub start: Option<f64>,
+    pub end: Option<f64>,
+    pub min: Option<u32>,
+    pub max: Option<u32>,
+    pub created: f64,
+    /// Runs up to this time (sandbox clock) have been made or skipped.
+    pub checked_until: f64,
+}
+
 /// A scaling policy.
 #[derive(Debug, Clone, Serialize)]
 pub struct Policy {
@@ -299,6 +315,8 @@ pub struct World {
     pub targets: BTreeMap<TargetKey, ScalableTarget>,
     /// Policies by (target key, policy name).
     pub policies: BTreeMap<(TargetKey, String), Policy>,
+    /// Scheduled actions by (target key, action name).
+    pub scheduled_actions: BTreeMap<(TargetKey, String), ScheduledAction>,
     pub alarms: BTreeMap<String, Alarm>,
     pub metrics: Vec<Datapoint>,
     pub activities: Vec<Activity>,

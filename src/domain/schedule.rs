@@ -1,0 +1,411 @@
+//! Business-hours schedules, keep-warm pins and pauses: the parts of a desired state that
+//! change a target's MinCapacity and SuspendedState over time. Pure: the cron arithmetic is
+//! here, the AWS objects that carry it out are `reconcile::objects::scheduled_action`.
+//!
+//! A schedule's cron is what users write (five fields, `0 8 * * MON-FRI`) or AWS's six fields
+//! (`0 8 ? * MON-FRI *`); it is stored as given and sent to AWS in AWS's form, where the day of
+//! the week counts from SUN = 1 (five-field numbers, SUN = 0 or 7, are turned into names) and
+//! exactly one of day-of-month and day-of-week is `?`. Firing times are computed by the `cron`
+//! crate, whose fields and numbering are AWS's; `L`, `W` and `#` are refused (zeroscale could
+//! not show when they fire).
+
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::spec::SpecViolation;
+
+/// A recurring window in which the target keeps at least `min_capacity`: at each `cron` time
+/// MinCapacity becomes `min_capacity`, and at each `end_cron` time (if given) it goes back to 0.
+/// Both are AWS scheduled actions, so they run while zeroscale is down.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Schedule {
+    /// Unique within the target: letters, digits and hyphens, 1-64 characters.
+    #[schema(example = "business-hours")]
+    pub name: String,
+    /// When the window starts: five fields (`minute hour day-of-month month day-of-week`) or
+    /// AWS's six (with `?` and a year).
+    #[schema(example = "0 8 * * MON-FRI")]
+    pub cron: String,
+    /// When the window ends (MinCapacity back to 0); same syntax. Without it the schedule is
+    /// one scheduled action.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(example = "0 20 * * MON-FRI")]
+    pub end_cron: Option<String>,
+    /// IANA time zone both expressions are read in (default UTC).
+    #[serde(default = "utc")]
+    #[schema(default = "UTC", example = "Asia/Tokyo")]
+    pub timezone: String,
+    /// MinCapacity from `cron` on (copies or instances), 0-1000.
+    #[schema(minimum = 0, maximum = 1000)]
+    pub min_capacity: u32,
+}
+
+fn utc() -> String {
+    "UTC".into()
+}
+
+/// A pin: at least `copies` until `until` (then MinCapacity goes back to what the schedules
+/// say, by an AWS `at(...)` scheduled action).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KeepWarm {
+    /// When the window ends.
+    pub until: DateTime<Utc>,
+    /// Copies (instances for a variant) kept at least.
+    pub copies: u32,
+    /// Why (shown on the target and in the audit log).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Who pinned it (the token, and the portal user it acted for).
+    pub by: String,
+}
+
+/// Scaling suspended (SuspendedState: scale-in, scale-out and scheduled scaling) until `until`,
+/// when zeroscale resumes it by itself.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Pause {
+    /// When zeroscale resumes scaling.
+    pub until: DateTime<Utc>,
+    /// Why (shown in the `Paused` condition).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Who paused it.
+    pub by: String,
+    /// When it was paused.
+    pub since: DateTime<Utc>,
+}
+
+impl KeepWarm {
+    /// Whether the pin holds at `now`.
+    pub fn active(&self, now: DateTime<Utc>) -> bool {
+        now < self.until
+    }
+}
+
+impl Pause {
+    /// Whether the pause holds at `now`.
+    pub fn active(&self, now: DateTime<Utc>) -> bool {
+        now < self.until
+    }
+}
+
+/// One end of a schedule as AWS runs it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Boundary {
+    /// `start` or `end`.
+    pub edge: &'static str,
+    /// AWS's six fields.
+    pub aws_cron: String,
+    pub min_capacity: u32,
+}
+
+impl Schedule {
+    /// Its scheduled actions' expressions, start first (valid once `check` passed).
+    pub fn boundaries(&self) -> Vec<Boundary> {
+        let mut out = Vec::new();
+        if let Ok(c) = aws_cron(&self.cron) {
+            out.push(Boundary {
+                edge: "start",
+                aws_cron: c,
+                min_capacity: self.min_capacity,
+            });
+        }
+        if let Some(Ok(c)) = self.end_cron.as_deref().map(aws_cron) {
+            out.push(Boundary {
+                edge: "end",
+                aws_cron: c,
+                min_capacity: 0,
+            });
+        }
+        out
+    }
+
+    /// The time zone (UTC if unreadable; `check` refuses that).
+    pub fn zone(&self) -> Tz {
+        Tz::from_str(&self.timezone).unwrap_or(Tz::UTC)
+    }
+
+    /// The MinCapacity this schedule holds at `at`: `min_capacity` if its latest start is later
+    /// than its latest end (or it has no end and has started), else 0.
+    pub fn min_at(&self, at: DateTime<Utc>) -> u32 {
+        let tz = self.zone();
+        let last = |c: &str| {
+            let s = evaluator(&aws_cron(c).ok()?).ok()?;
+            let local = at.with_timezone(&tz);
+            s.after(&local).next_back().map(|t| t.with_timezone(&Utc))
+        };
+        let start = last(&self.cron);
+        let end = self.end_cron.as_deref().and_then(last);
+        match (start, end) {
+            (Some(s), Some(e)) if s > e => self.min_capacity,
+            (Some(_), None) => self.min_capacity,
+            _ => 0,
+        }
+    }
+
+    /// The next `n` times each boundary fires after `now`.
+    pub fn next_runs(&self, now: DateTime<Utc>, n: usize) -> Vec<(Boundary, Vec<DateTime<Tz>>)> {
+        let tz = self.zone();
+        self.boundaries()
+            .into_iter()
+            .map(|b| {
+                let runs = evaluator(&b.aws_cron)
+                    .map(|s| s.after(&now.with_timezone(&tz)).take(n).collect())
+                    .unwrap_or_default();
+                (b, runs)
+            })
+            .collect()
+    }
+}
+
+/// The MinCapacity the schedules hold at `at` (the largest of them; 0 without schedules).
+pub fn scheduled_min(schedules: &[Schedule], at: DateTime<Utc>) -> u32 {
+    schedules.iter().map(|s| s.min_at(at)).max().unwrap_or(0)
+}
+
+/// Every violation of a list of schedules, with `max_capacity` when the spec sets it.
+pub fn check(schedules: &[Schedule], max_capacity: Option<u32>, errs: &mut Vec<SpecViolation>) {
+    if schedules.len() > 20 {
+        errs.push((
+            "schedules".into(),
+            "at most 20 schedules (AWS allows 200 scheduled actions per target)".into(),
+        ));
+    }
+    for (i, s) in schedules.iter().enumerate() {
+        let field = |f: &str| format!("schedules[{i}].{f}");
+        let name_ok = (1..=64).contains(&s.name.len())
+            && s.name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-');
+        if !name_ok {
+            errs.push((
+                field("name"),
+                "must be 1-64 letters, digits or hyphens".into(),
+            ));
+        } else if schedules[..i].iter().any(|o| o.name == s.name) {
+            errs.push((field("name"), format!("{:?} is used twice", s.name)));
+        }
+        for (f, expr) in [("cron", Some(&s.cron)), ("end_cron", s.end_cron.as_ref())] {
+            let Some(expr) = expr else { continue };
+            match aws_cron(expr).and_then(|c| {
+                let e = evaluator(&c)?;
+                e.upcoming(Utc)
+                    .next()
+                    .map(|_| ())
+                    .ok_or_else(|| "never fires: no date matches it".to_string())
+            }) {
+                Ok(()) => {}
+                Err(why) => errs.push((field(f), why)),
+            }
+        }
+        if Tz::from_str(&s.timezone).is_err() {
+            errs.push((
+                field("timezone"),
+                format!(
+                    "{:?} is not an IANA time zone name (for example Asia/Tokyo or UTC)",
+                    s.timezone
+                ),
+            ));
+        }
+        let max = max_capacity.unwrap_or(1000);
+        if s.min_capacity > max {
+            errs.push((
+                field("min_capacity"),
+                format!("must be between 0 and max_capacity ({max})"),
+            ));
+        }
+    }
+}
+
+const DAYS: [&str; 7] = ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"];
+
+/// A user's cron as AWS's six fields, or why it cannot be one.
+pub fn aws_cron(expr: &str) -> Result<String, String> {
+    let expr = expr.trim();
+    let inner = expr
+        .strip_prefix("cron(")
+        .and_then(|e| e.strip_suffix(')'))
+        .unwrap_or(expr);
+    let f: Vec<&str> = inner.split_whitespace().collect();
+    let upper = inner.to_uppercase();
+    let mut f: Vec<String> = match f.len() {
+        5 => {
+            let (dom, dow) = (f[2], f[4]);
+            let dow = five_field_days(dow)?;
+            let (dom, dow) = match (dom, dow.as_str()) {
+                ("*" | "?", "*" | "?") => ("*".to_string(), "?".to_string()),
+                ("*" | "?", _) => ("?".to_string(), dow),
+                (_, "*" | "?") => (dom.to_string(), "?".to_string()),
+                _ => return Err("AWS cannot combine a day of the month with a day of the week (standard cron runs on either); set one of them to *".into()),
+            };
+            vec![f[0].into(), f[1].into(), dom, f[3].into(), dow, "*".into()]
+        }
+        6 => f.iter().map(|s| s.to_string()).collect(),
+        n => {
+            return Err(format!(
+            "has {n} fields: give five (minute hour day-of-month month day-of-week) or AWS's six (with a year)"
+        ))
+        }
+    };
+    if (f[2] == "?") == (f[4] == "?") {
+        return Err("exactly one of day-of-month and day-of-week must be ? (AWS's rule)".into());
+    }
+    if f[2].to_uppercase().contains(['L', 'W']) || f[4].to_uppercase().contains(['L', '#']) {
+        return Err("L, W and # are not supported by zeroscale".into());
+    }
+    if upper.contains('@') {
+        return Err("macros such as @daily are not cron fields AWS takes".into());
+    }
+    for x in &mut f {
+        *x = x.to_uppercase();
+    }
+    let six = f.join(" ");
+    evaluator(&six)?;
+    Ok(six)
+}
+
+/// Five-field day-of-week numbers (SUN = 0 or 7) as names, which AWS reads the same way.
+fn five_field_days(dow: &str) -> Result<String, String> {
+    let mut out = String::new();
+    let mut num = String::new();
+    let mut after_slash = false;
+    let flush = |num: &mut String, out: &mut String, after_slash: bool| -> Result<(), String> {
+        if num.is_empty() {
+            return Ok(());
+        }
+        let n: usize = num.parse().map_err(|_| "bad day-of-week".to_string())?;
+        if after_slash {
+            out.push_str(num);
+        } else {
+            let name = DAYS
+                .get(n % 7)
+                .filter(|_| n <= 7)
+                .ok_or_else(|| format!("day-of-week {n} is out of range 0-7"))?;
+            out.push_str(name);
+        }
+        num.clear();
+        Ok(())
+    };
+    for c in dow.chars() {
+        if c.is_ascii_digit() {
+            num.push(c);
+            continue;
+        }
+        flush(&mut num, &mut out, after_slash)?;
+        after_slash = c == '/';
+        if c == ',' || c == '-' {
+            after_slash = false;
+        }
+        out.push(c);
+    }
+    flush(&mut num, &mut out, after_slash)?;
+    Ok(out)
+}
+
+/// AWS's six fields as the `cron` crate's seven (a leading seconds field).
+fn evaluator(aws_six: &str) -> Result<cron::Schedule, String> {
+    cron::Schedule::from_str(&format!("0 {aws_six}"))
+        .map_err(|e| format!("is not a valid cron expression: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    fn hours() -> Schedule {
+        Schedule {
+            name: "business-hours".into(),
+            cron: "0 8 * * MON-FRI".into(),
+            end_cron: Some("0 20 * * 1-5".into()),
+            timezone: "Asia/Tokyo".into(),
+            min_capacity: 1,
+        }
+    }
+
+    #[test]
+    fn five_fields_become_aws_six_with_sunday_first_names() {
+        assert_eq!(aws_cron("0 8 * * MON-FRI").unwrap(), "0 8 ? * MON-FRI *");
+        assert_eq!(aws_cron("0 20 * * 1-5").unwrap(), "0 20 ? * MON-FRI *");
+        assert_eq!(aws_cron("0 0 * * 0,7").unwrap(), "0 0 ? * SUN,SUN *");
+        assert_eq!(aws_cron("30 6 1 * *").unwrap(), "30 6 1 * ? *");
+        assert_eq!(aws_cron("*/15 * * * *").unwrap(), "*/15 * * * ? *");
+        assert_eq!(
+            aws_cron("cron(0 8 ? * MON-FRI *)").unwrap(),
+            "0 8 ? * MON-FRI *"
+        );
+    }
+
+    #[test]
+    fn impossible_and_unsupported_expressions_say_why() {
+        for bad in [
+            "0 8 1 * MON",
+            "0 8 * *",
+            "0 25 * * *",
+            "0 8 L * ? *",
+            "0 8 * * MON-FRI 2026 x",
+            "0 8 ? * ? *",
+            "0 0 * * 8",
+        ] {
+            assert!(aws_cron(bad).is_err(), "{bad}");
+        }
+        let mut errs = Vec::new();
+        let never = Schedule {
+            cron: "0 8 31 2 ?".into(),
+            ..hours()
+        };
+        check(&[never], None, &mut errs);
+        assert_eq!(errs[0].0, "schedules[0].cron");
+        assert!(errs[0].1.contains("never fires"), "{errs:?}");
+    }
+
+    #[test]
+    fn the_window_holds_during_tokyo_business_hours_only() {
+        let s = [hours()];
+        // Monday 2026-12-07 09:00 JST = 00:00 UTC.
+        assert_eq!(scheduled_min(&s, at("2026-12-07T00:00:00Z")), 1);
+        // Monday 21:00 JST.
+        assert_eq!(scheduled_min(&s, at("2026-12-07T12:00:00Z")), 0);
+        // Saturday noon JST.
+        assert_eq!(scheduled_min(&s, at("2026-12-12T03:00:00Z")), 0);
+        let runs = hours().next_runs(at("2026-12-04T12:00:00Z"), 3);
+        assert_eq!(runs[0].0.aws_cron, "0 8 ? * MON-FRI *");
+        assert_eq!(
+            runs[0].1[0].with_timezone(&Utc),
+            at("2026-12-06T23:00:00Z"),
+            "Monday 08:00 JST is Sunday 23:00 UTC"
+        );
+    }
+
+    #[test]
+    fn bad_fields_are_named() {
+        let bad = Schedule {
+            name: "a b".into(),
+            cron: "0 8 * * MON-FRI".into(),
+            end_cron: Some("nope".into()),
+            timezone: "Mars/Base".into(),
+            min_capacity: 5,
+        };
+        let mut errs = Vec::new();
+        check(&[bad], Some(2), &mut errs);
+        let fields: Vec<&str> = errs.iter().map(|e| e.0.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "schedules[0].name",
+                "schedules[0].end_cron",
+                "schedules[0].timezone",
+                "schedules[0].min_capacity"
+            ]
+        );
+    }
+}

@@ -1,0 +1,156 @@
+//! Waking: a change that pins a target warm completes when the capacity is in service, not when
+//! MinCapacity was raised. Application Auto Scaling scales out to a raised minimum at once, and
+//! SageMaker takes minutes to provision it (aws-facts.md, "Raising MinCapacity"); until then the
+//! run waits (the job retries, showing a `Waiting` condition). How long it took is AWS's own
+//! account of it: the scaling activity the raise started, from its StartTime to its EndTime.
+
+use aws_sdk_applicationautoscaling::types::{ScalingActivity, ServiceNamespace};
+
+use super::{job_error, observe::dimension, Warning};
+use crate::{
+    aws::{AwsClients, AwsFailure},
+    domain::{OwnedNames, TargetRef},
+    jobs::JobError,
+};
+
+/// Capacity in service now, and whether the resource is settled (InService).
+pub async fn in_service(aws: &AwsClients, target: &TargetRef) -> Result<(i32, bool), JobError> {
+    match target {
+        TargetRef::Component(name) => {
+            aws.pace().await;
+            let c = aws
+                .sagemaker
+                .describe_inference_component()
+                .inference_component_name(name.as_str())
+                .send()
+                .await
+                .map_err(|e| {
+                    job_error(AwsFailure::from_sdk(
+                        "sagemaker",
+                        "DescribeInferenceComponent",
+                        e,
+                    ))
+                })?;
+            let copies = c
+                .runtime_config()
+                .and_then(|r| r.current_copy_count())
+                .unwrap_or(0);
+            let settled = c
+                .inference_component_status()
+                .is_some_and(|s| s.as_str() == "InService");
+            Ok((copies, settled))
+        }
+        TargetRef::EndpointVariant { endpoint, variant } => {
+            aws.pace().await;
+            let e = aws
+                .sagemaker
+                .describe_endpoint()
+                .endpoint_name(endpoint.as_str())
+                .send()
+                .await
+                .map_err(|e| job_error(AwsFailure::from_sdk("sagemaker", "DescribeEndpoint", e)))?;
+            let instances = e
+                .production_variants()
+                .iter()
+                .find(|v| v.variant_name() == Some(variant.as_str()))
+                .and_then(|v| v.current_instance_count())
+                .unwrap_or(0);
+            let settled = e
+                .endpoint_status()
+                .is_some_and(|s| s.as_str() == "InService");
+            Ok((instances, settled))
+        }
+    }
+}
+
+/// Waits (as a job error of class Wait) until `copies` are in service; then how long the
+/// scale-out took by AWS's activity when `warming` (the run had to scale out), else 0. A
+/// scale-out that failed (the instance quota, seed 001) ends the wait with AWS's words.
+pub async fn await_capacity(
+    aws: &AwsClients,
+    target: &TargetRef,
+    copies: i32,
+    warming: bool,
+) -> Result<f64, JobError> {
+    let (now, settled) = in_service(aws, target).await?;
+    let names = target.owned_names();
+    if now >= copies && settled {
+        if !warming {
+            return Ok(0.0);
+        }
+        return Ok(activity_seconds(aws, &names).await.unwrap_or(0.0));
+    }
+    if let Some(problem) = super::observe::last_scaling_problem(aws, &names).await {
+        return Err(JobError::permanent(format!(
+            "{target} could not be warmed to {copies}: the scale-out failed: {}",
+            problem["message"]
+                .as_str()
+                .unwrap_or("see the scaling activities")
+        )));
+    }
+    Err(JobError::wait(
+        "Warming",
+        format!("waiting for {copies} in service ({now} now): AWS is provisioning the capacity the raised MinCapacity asked for"),
+    ))
+}
+
+/// StartTime to EndTime of the newest finished scale-out that a MinCapacity raise started
+/// (AWS's cause: "minimum capacity was set to N").
+async fn activity_seconds(aws: &AwsClients, names: &OwnedNames) -> Option<f64> {
+    aws.pace().await;
+    let out = aws
+        .autoscaling
+        .describe_scaling_activities()
+        .service_namespace(ServiceNamespace::Sagemaker)
+        .resource_id(&names.resource_id)
+        .scalable_dimension(dimension(names))
+        .send()
+        .await
+        .ok()?;
+    out.scaling_activities()
+        .iter()
+        .find(|a| raised_min(a) && a.status_code().as_str() == "Successful")
+        .and_then(|a| {
+            let end = a.end_time()?;
+            Some((end.as_secs_f64() - a.start_time().as_secs_f64()).max(0.0))
+        })
+}
+
+fn raised_min(a: &ScalingActivity) -> bool {
+    a.cause().contains("minimum capacity was set to")
+}
+
+/// A pin asked for more than the resolved max capacity (the scalable target's MaxCapacity).
+pub fn above_max(copies: u32, max: i32) -> Option<Warning> {
+    (copies as i32 > max).then(|| {
+        Warning::new(
+            "CopiesAboveMax",
+            format!("copies {copies} is above the max capacity {max}: raise max_capacity first"),
+        )
+    })
+}
+
+/// The copies a user's change pins warm now (None: no active pin, a pause, or not a change).
+pub fn pinned(spec: &crate::domain::TargetSpec, reason: &str) -> Option<i32> {
+    let now = chrono::Utc::now();
+    if reason != "change" || spec.pause().is_some_and(|p| p.active(now)) {
+        return None;
+    }
+    spec.keep_warm()
+        .filter(|p| p.active(now))
+        .map(|p| p.copies as i32)
+}
+
+/// Whether this change has to scale out to reach `copies`: what an earlier attempt found,
+/// else what is in service before the first write.
+pub async fn must_warm(
+    aws: &AwsClients,
+    target: &TargetRef,
+    copies: i32,
+    earlier: Option<bool>,
+) -> Result<bool, JobError> {
+    match earlier {
+        Some(w) => Ok(w),
+        None => Ok(in_service(aws, target).await?.0 < copies),
+    }
+}
