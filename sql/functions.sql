@@ -70,6 +70,9 @@ CREATE OR REPLACE FUNCTION zs_record_change(
     p_request_id        text,
     p_create            boolean,
     p_rollback_to       integer,
+    p_action            text,
+    p_patch             jsonb,
+    p_carry             text[],
     OUT outcome         text,
     OUT id              bigint,
     OUT kind            text,
@@ -95,10 +98,11 @@ DECLARE
     v_ver    integer;
     v_job    bigint;
     v_action text;
+    v_enabled boolean;
 BEGIN
     SELECT * INTO t FROM targets WHERE targets.kind = p_kind AND targets.name = p_name FOR UPDATE;
     IF NOT FOUND THEN
-        IF NOT p_enabled OR p_if_match IS NOT NULL THEN
+        IF p_enabled IS NOT TRUE OR p_if_match IS NOT NULL THEN
             outcome := 'missing';
             RETURN;
         END IF;
@@ -120,10 +124,22 @@ BEGIN
         END IF;
     END IF;
 
+    v_enabled := COALESCE(p_enabled, t.enabled);
     v_spec := COALESCE(p_spec, t.spec);
+    -- Keys the change keeps from the current spec (a keep-warm pin and a pause survive an
+    -- enable's new spec), then keys it sets or, with a JSON null, removes.
+    IF p_carry IS NOT NULL AND NOT created THEN
+        v_spec := (v_spec - p_carry) || COALESCE(
+            (SELECT jsonb_object_agg(k, t.spec -> k) FROM unnest(p_carry) AS k WHERE t.spec ? k),
+            '{}'::jsonb);
+    END IF;
+    IF p_patch IS NOT NULL THEN
+        v_spec := (v_spec || p_patch)
+            - ARRAY(SELECT e.key FROM jsonb_each(p_patch) AS e WHERE e.value = 'null'::jsonb);
+    END IF;
     IF NOT created AND p_if_match IS NOT NULL AND p_if_match >= 0 AND p_if_match <> t.version THEN
         outcome := 'stale';
-    ELSIF NOT created AND t.enabled = p_enabled AND t.spec = v_spec THEN
+    ELSIF NOT created AND t.enabled = v_enabled AND t.spec = v_spec THEN
         outcome := 'unchanged';
     ELSE
         v_ver := CASE WHEN created THEN 1 ELSE t.version + 1 END;
@@ -137,13 +153,13 @@ BEGIN
             v_job := (zs_enqueue_job(p_job_kind, p_job_target,
                       jsonb_build_object('kind', p_kind, 'name', p_name))).id;
         END IF;
-        v_action := CASE
+        v_action := COALESCE(p_action, CASE
             WHEN p_rollback_to IS NOT NULL THEN 'rollback'
-            WHEN NOT p_enabled THEN 'disable'
+            WHEN NOT v_enabled THEN 'disable'
             WHEN created OR NOT t.enabled THEN 'enable'
-            ELSE 'update' END;
+            ELSE 'update' END);
         WITH changed AS (
-            UPDATE targets SET version = v_ver, enabled = p_enabled, spec = v_spec,
+            UPDATE targets SET version = v_ver, enabled = v_enabled, spec = v_spec,
                 last_job_id = v_job, phase = 'pending', updated_at = now()
             WHERE targets.id = t.id
         )
@@ -153,14 +169,14 @@ BEGIN
                 v_ver, p_request_id, v_job,
                 CASE WHEN created THEN NULL ELSE jsonb_build_object(
                     'version', t.version, 'enabled', t.enabled, 'spec', t.spec) END,
-                jsonb_build_object('version', v_ver, 'enabled', p_enabled, 'spec', v_spec)
+                jsonb_build_object('version', v_ver, 'enabled', v_enabled, 'spec', v_spec)
                     || CASE WHEN p_rollback_to IS NULL THEN '{}'::jsonb
                             ELSE jsonb_build_object('rollback_to', p_rollback_to) END,
                 'accepted');
         -- Everything the answer needs is known here; no need to read the rows back. The job is
         -- queued and never attempted, whichever branch above supplied it.
         outcome := 'accepted';
-        id := t.id; kind := p_kind::text; name := p_name; enabled := p_enabled;
+        id := t.id; kind := p_kind::text; name := p_name; enabled := v_enabled;
         version := v_ver; spec := v_spec; phase := 'pending'; conditions := t.conditions;
         observed := t.observed; last_job_id := v_job; created_at := t.created_at;
         updated_at := now(); job_state := 'available'; job_attempt := 0;
@@ -179,8 +195,37 @@ END;
 $$;
 
 
--- The previous signature, for replicas still running the build before this one during a
--- rolling deploy: the same change, never a rollback. Drop it in a later release.
+-- The signature before wake, keep-warm and pause (no action, patch or carried keys), for
+-- replicas still running an earlier build during a rolling deploy. Drop it in a later release.
+CREATE OR REPLACE FUNCTION zs_record_change(
+    p_kind target_kind, p_name text, p_enabled boolean, p_spec jsonb, p_if_match integer,
+    p_job_kind text, p_job_target text, p_actor text, p_on_behalf_of text, p_source_ip text,
+    p_user_agent text, p_request_id text, p_create boolean, p_rollback_to integer,
+    OUT outcome         text,
+    OUT id              bigint,
+    OUT kind            text,
+    OUT name            text,
+    OUT enabled         boolean,
+    OUT version         integer,
+    OUT spec            jsonb,
+    OUT phase           text,
+    OUT conditions      jsonb,
+    OUT observed        jsonb,
+    OUT last_job_id     bigint,
+    OUT created_at      timestamptz,
+    OUT updated_at      timestamptz,
+    OUT job_state       job_state,
+    OUT job_attempt     integer,
+    OUT job_last_error  text
+) LANGUAGE sql AS $$
+    SELECT * FROM zs_record_change(p_kind, p_name, p_enabled, p_spec, p_if_match, p_job_kind,
+        p_job_target, p_actor, p_on_behalf_of, p_source_ip, p_user_agent, p_request_id, p_create,
+        p_rollback_to, NULL::text, NULL::jsonb, NULL::text[])
+$$;
+
+
+-- The signature before rollbacks, for replicas still running that build during a rolling
+-- deploy: the same change, never a rollback. Drop it in a later release.
 CREATE OR REPLACE FUNCTION zs_record_change(
     p_kind target_kind, p_name text, p_enabled boolean, p_spec jsonb, p_if_match integer,
     p_job_kind text, p_job_target text, p_actor text, p_on_behalf_of text, p_source_ip text,

@@ -19,6 +19,12 @@ fn start_drift(
     settings: &crate::config::WorkerSettings,
     stop: &CancellationToken,
 ) {
+    // Pauses and keep-warm pins that ran out are lifted (audited) within this long.
+    tokio::spawn(crate::reconcile::holds::run(
+        pool.clone(),
+        std::time::Duration::from_secs(15),
+        stop.clone(),
+    ));
     if !settings.drift_interval.is_zero() {
         tokio::spawn(crate::reconcile::drift::run(
             pool.clone(),

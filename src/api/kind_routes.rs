@@ -310,6 +310,93 @@ macro_rules! kind_routes {
         ) -> Result<Response, ApiError> {
             history::rollback(&state, &caller, target, q, &headers, body).await
         }
+
+        #[utoipa::path(post, path = concat!($base, "/wake"), operation_id = concat!("wake_", $noun), tag = $tag,
+            summary = concat!("Wake ", $a, " now and keep it warm for a while."),
+            description = concat!("Raises the scalable target's MinCapacity to `copies` (Application Auto Scaling scales out to it at once) ",
+                "and puts an `at(...)` scheduled action that lowers it again when the window ends, so it goes back to sleep on time ",
+                "even while zeroscale is down. The operation completes when that capacity is InService and records ",
+                "`warm_after_seconds`; waking a target already warm completes at once and extends the window. ",
+                "Refused while the target is paused. Audited as `wake`."),
+            params($path, EnableQuery, $crate::api::changes::WriteHeaders),
+            request_body(content = Option<$crate::api::controls::WakeRequest>, description = "Both optional", example = json!({"copies": 1, "keep_warm_for": "30m"})),
+            responses(
+                (status = 202, description = "Accepted as a new version; poll the operation in Location", body = $change),
+                (status = 200, description = "Identical to the current version; or, with dry_run, the verdict and plan", body = $enable_ok),
+                problems::Hold,
+            )
+        )]
+        pub async fn wake(
+            State(state): State<AppState>, Writer(caller): Writer, Target(target, _): Target<$path>, ApiQuery(q): ApiQuery<EnableQuery>, headers: HeaderMap, OptionalJson(req): OptionalJson<$crate::api::controls::WakeRequest>,
+        ) -> Result<Response, ApiError> {
+            $crate::api::controls::wake(&state, &caller, target, q, &headers, req).await
+        }
+
+        #[utoipa::path(put, path = concat!($base, "/keep-warm"), operation_id = concat!("keep_warm_", $noun), tag = $tag,
+            summary = concat!("Pin ", $a, " warm until a given time."),
+            description = "As a wake, with an end time: MinCapacity at least `copies` until `until`, then back to what the                 schedules hold, by an AWS `at(...)` scheduled action. Audited as `keep_warm`.",
+            params($path, EnableQuery, $crate::api::changes::WriteHeaders),
+            request_body(content = $crate::api::controls::KeepWarmRequest, example = json!({"until": "2026-12-01T18:00:00Z", "copies": 1, "reason": "demo"})),
+            responses(
+                (status = 202, description = "Accepted as a new version; poll the operation in Location", body = $change),
+                (status = 200, description = "Identical to the current version; or, with dry_run, the verdict and plan", body = $enable_ok),
+                problems::Hold,
+            )
+        )]
+        pub async fn keep_warm(
+            State(state): State<AppState>, Writer(caller): Writer, Target(target, _): Target<$path>, ApiQuery(q): ApiQuery<EnableQuery>, headers: HeaderMap, ApiJson(req): ApiJson<$crate::api::controls::KeepWarmRequest>,
+        ) -> Result<Response, ApiError> {
+            $crate::api::controls::keep_warm(&state, &caller, target, q, &headers, req).await
+        }
+
+        #[utoipa::path(delete, path = concat!($base, "/keep-warm"), operation_id = concat!("unpin_", $noun), tag = $tag,
+            summary = concat!("End ", $a, "'s keep-warm window now."),
+            description = "MinCapacity goes back to what the schedules hold, and the window's `at(...)` scheduled action is                 deleted. Audited as `unpin`.",
+            params($path, EnableQuery, $crate::api::changes::WriteHeaders),
+            responses(
+                (status = 202, description = "Accepted as a new version; poll the operation in Location", body = $change),
+                (status = 200, description = "No pin: nothing to do; or, with dry_run, the verdict and plan", body = $enable_ok),
+                problems::Hold,
+            )
+        )]
+        pub async fn unpin(
+            State(state): State<AppState>, Writer(caller): Writer, Target(target, _): Target<$path>, ApiQuery(q): ApiQuery<EnableQuery>, headers: HeaderMap,
+        ) -> Result<Response, ApiError> {
+            $crate::api::controls::unpin(&state, &caller, target, q, &headers).await
+        }
+
+        #[utoipa::path(post, path = concat!($base, "/pause"), operation_id = concat!("pause_", $noun), tag = $tag,
+            summary = concat!("Pause scaling of ", $a, " until a given time."),
+            description = "Suspends dynamic scale-in, dynamic scale-out and scheduled scaling (the scalable target's                 SuspendedState): a request at zero does not wake it, and schedules do not run. The pause has an expiry                 (default `--pause-default`, at most `--pause-max`); zeroscale resumes by itself then, audited as                 `resume` by `zeroscale`. A `Paused` condition names who paused, why and until when, and `/metrics`                 counts paused targets (`zeroscale_targets_paused`). Audited as `pause`.",
+            params($path, EnableQuery, $crate::api::changes::WriteHeaders),
+            request_body(content = Option<$crate::api::controls::PauseRequest>, description = "Both optional", example = json!({"until": "2026-12-01T18:00:00Z", "reason": "incident 4711"})),
+            responses(
+                (status = 202, description = "Accepted as a new version; poll the operation in Location", body = $change),
+                (status = 200, description = "Identical to the current version; or, with dry_run, the verdict and plan", body = $enable_ok),
+                problems::Hold,
+            )
+        )]
+        pub async fn pause(
+            State(state): State<AppState>, Writer(caller): Writer, Target(target, _): Target<$path>, ApiQuery(q): ApiQuery<EnableQuery>, headers: HeaderMap, OptionalJson(req): OptionalJson<$crate::api::controls::PauseRequest>,
+        ) -> Result<Response, ApiError> {
+            $crate::api::controls::pause(&state, &caller, target, q, &headers, req).await
+        }
+
+        #[utoipa::path(post, path = concat!($base, "/resume"), operation_id = concat!("resume_", $noun), tag = $tag,
+            summary = concat!("Resume scaling of ", $a, " now."),
+            description = "Lifts the pause (SuspendedState back to nothing suspended). Audited as `resume`.",
+            params($path, EnableQuery, $crate::api::changes::WriteHeaders),
+            responses(
+                (status = 202, description = "Accepted as a new version; poll the operation in Location", body = $change),
+                (status = 200, description = "Not paused: nothing to do; or, with dry_run, the verdict and plan", body = $enable_ok),
+                problems::Hold,
+            )
+        )]
+        pub async fn resume(
+            State(state): State<AppState>, Writer(caller): Writer, Target(target, _): Target<$path>, ApiQuery(q): ApiQuery<EnableQuery>, headers: HeaderMap,
+        ) -> Result<Response, ApiError> {
+            $crate::api::controls::resume(&state, &caller, target, q, &headers).await
+        }
     };
 }
 pub(crate) use kind_routes;

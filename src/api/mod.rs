@@ -4,6 +4,7 @@ pub mod audit;
 pub mod auth;
 pub mod changes;
 pub mod components;
+pub mod controls;
 pub mod doctor;
 pub mod extract;
 pub mod health;
@@ -59,6 +60,8 @@ pub struct AppState {
     pub write_slots: Arc<tokio::sync::Semaphore>,
     /// The last `GET /doctor` checklist, shared for a few seconds.
     pub doctor: doctor::DoctorCache,
+    /// How long pauses and keep-warm windows may last.
+    pub holds: crate::config::HoldLimits,
 }
 
 impl AppState {
@@ -75,6 +78,7 @@ impl AppState {
             metrics_token: None,
             write_slots: Arc::new(tokio::sync::Semaphore::new(write_slots)),
             doctor: doctor::cache(),
+            holds: crate::config::HoldLimits::default(),
             aws: None,
             write_limiter: None,
             idempotency_ttl: crate::config::WorkerSettings::default().idempotency_ttl,
@@ -85,6 +89,7 @@ impl AppState {
     pub fn with_http(mut self, http: &crate::config::HttpArgs) -> Self {
         self.trusted_proxies = Arc::new(http.trusted_proxies.clone());
         self.metrics_token = http.metrics_token.as_ref().map(|t| Arc::from(t.expose()));
+        self.holds = http.holds;
         self
     }
 
@@ -162,6 +167,10 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(components::version))
         .routes(routes!(components::diff))
         .routes(routes!(components::rollback))
+        .routes(routes!(components::wake))
+        .routes(routes!(components::keep_warm, components::unpin))
+        .routes(routes!(components::pause))
+        .routes(routes!(components::resume))
         .routes(routes!(variants::enable, variants::disable))
         .routes(routes!(variants::get_one))
         .routes(routes!(variants::reconcile))
@@ -170,6 +179,10 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(variants::version))
         .routes(routes!(variants::diff))
         .routes(routes!(variants::rollback))
+        .routes(routes!(variants::wake))
+        .routes(routes!(variants::keep_warm, variants::unpin))
+        .routes(routes!(variants::pause))
+        .routes(routes!(variants::resume))
         .routes(routes!(operations::get_one))
         .routes(routes!(audit::list))
         .routes(routes!(audit::verify))

@@ -29,6 +29,14 @@ const AWS_UNAVAILABLE: Answer = (503, "Dry run: AWS unavailable");
 const NO_SUCH_VERSION: Answer = (404, "Not managed, or no such version");
 const INVALID_VERSION: Answer = (422, "Invalid name or version");
 const INVALID_PAGE: Answer = (422, "Invalid name, limit or cursor");
+const HOLD_CONFLICT: Answer = (
+    409,
+    "A request with this Idempotency-Key is in flight, scale-to-zero is off (code scale_to_zero_off), or the target is paused (code paused: resume first)",
+);
+const HOLD_INVALID: Answer = (
+    422,
+    "Invalid name or body: copies above the max capacity or the instance quota, until too far ahead (the service's maximum) or in the past, keep_warm_for not a duration; errors[].field names the field",
+);
 
 /// The OpenAPI responses of `answers`, each a `Problem` as application/problem+json.
 fn problems(answers: &[Answer]) -> BTreeMap<String, RefOr<Response>> {
@@ -91,6 +99,11 @@ problem_set!(
 problem_set!(
     /// A write to one target without a body, with If-Match and Idempotency-Key.
     WriteOneHeaders = [MALFORMED_HEADERS, UNAUTHORIZED, WRITE_SCOPE, NOT_MANAGED, IN_FLIGHT, STALE, INVALID_NAME]
+);
+problem_set!(
+    /// Wake, keep-warm, pause and resume: a write to one target with If-Match,
+    /// Idempotency-Key and a dry run.
+    Hold = [MALFORMED, UNAUTHORIZED, WRITE_SCOPE, NOT_MANAGED, HOLD_CONFLICT, STALE, TOO_LARGE, NOT_JSON, HOLD_INVALID, AWS_UNAVAILABLE]
 );
 problem_set!(
     /// A route about one version of a target.

@@ -75,13 +75,15 @@ pub async fn enable(
     let change = Change {
         path: format!("{}/scale-to-zero", target.api_path()),
         target,
-        enabled: true,
+        enabled: Some(true),
         spec: Some(spec),
         if_match,
         idempotency_key,
         method: "POST",
         caller,
         rollback_to: None,
+        patch: None,
+        request: None,
     };
     Ok(changes::record(state, change, render)
         .await?
@@ -119,13 +121,15 @@ pub async fn disable(
     let change = Change {
         path: format!("{}/scale-to-zero", target.api_path()),
         target,
-        enabled: false,
+        enabled: Some(false),
         spec: None,
         if_match: changes::if_match(headers)?,
         idempotency_key: changes::idempotency_key(headers)?,
         method: "DELETE",
         caller,
         rollback_to: None,
+        patch: None,
+        request: None,
     };
     Ok(changes::record(state, change, render)
         .await?

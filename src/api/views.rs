@@ -94,6 +94,9 @@ pub struct TargetState {
     /// The operation behind the latest change.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_operation: Option<OperationSummary>,
+    /// The next three runs of each schedule's scheduled actions, in UTC and local time.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub schedule_runs: Vec<crate::domain::schedule::ScheduleRuns>,
     /// First accepted.
     pub created_at: DateTime<Utc>,
     /// Last changed.
@@ -111,6 +114,11 @@ impl TargetState {
             aws,
             observed: row.observed.clone(),
             last_operation: OperationSummary::of_target(row),
+            schedule_runs: serde_json::from_value::<Vec<crate::domain::Schedule>>(
+                row.spec["schedules"].clone(),
+            )
+            .map(|s| crate::domain::schedule::runs(&s, Utc::now()))
+            .unwrap_or_default(),
             created_at: row.created_at,
             updated_at: row.updated_at,
         }

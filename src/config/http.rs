@@ -53,6 +53,37 @@ pub struct HttpArgs {
     /// the port (it shows counts and latencies, never names or secrets).
     #[arg(long, env = "ZEROSCALE_METRICS_TOKEN", hide_env_values = true)]
     pub metrics_token: Option<Secret>,
+    #[command(flatten)]
+    pub holds: HoldLimits,
+}
+
+/// How long pauses and keep-warm windows may last.
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub struct HoldLimits {
+    /// How long a pause lasts when the request gives no `until`.
+    #[arg(long, env = "ZEROSCALE_PAUSE_DEFAULT", default_value = "1h", value_parser = super::parse_duration)]
+    pub pause_default: Duration,
+    /// The longest pause accepted (a forgotten pause ends by itself).
+    #[arg(long, env = "ZEROSCALE_PAUSE_MAX", default_value = "7d", value_parser = super::parse_duration)]
+    pub pause_max: Duration,
+    /// How long a wake keeps the target warm when the request gives no `keep_warm_for`.
+    #[arg(long, env = "ZEROSCALE_WAKE_DEFAULT", default_value = "1h", value_parser = super::parse_duration)]
+    pub wake_default: Duration,
+    /// The longest keep-warm window accepted (a wake's or a pin's).
+    #[arg(long, env = "ZEROSCALE_KEEP_WARM_MAX", default_value = "7d", value_parser = super::parse_duration)]
+    pub keep_warm_max: Duration,
+}
+
+impl Default for HoldLimits {
+    fn default() -> Self {
+        let hours = |h: u64| Duration::from_secs(h * 3600);
+        Self {
+            pause_default: hours(1),
+            pause_max: hours(7 * 24),
+            wake_default: hours(1),
+            keep_warm_max: hours(7 * 24),
+        }
+    }
 }
 
 /// A CORS origin: `*`, or `scheme://host[:port]` exactly as browsers send it.
@@ -93,6 +124,7 @@ impl Default for HttpArgs {
             cors_origins: Vec::new(),
             trusted_proxies: Vec::new(),
             metrics_token: None,
+            holds: HoldLimits::default(),
         }
     }
 }

@@ -12,7 +12,7 @@ mod http;
 mod secrets;
 
 pub use endpoints::{EndpointOverrides, SERVICES};
-pub use http::{parse_net, parse_origin, HttpArgs};
+pub use http::{parse_net, parse_origin, HoldLimits, HttpArgs};
 pub use secrets::{DatabaseUrl, Secret};
 
 /// The command line of the one `zeroscale` binary.

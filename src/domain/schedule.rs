@@ -164,6 +164,58 @@ impl Schedule {
     }
 }
 
+/// The next runs of one of a schedule's scheduled actions (GET and dry runs show them).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ScheduleRuns {
+    /// The schedule's name.
+    pub schedule: String,
+    /// `start` (MinCapacity becomes `min_capacity`) or `end` (back to 0).
+    pub edge: String,
+    /// As PutScheduledAction sends it.
+    #[schema(example = "cron(0 8 ? * MON-FRI *)")]
+    pub expression: String,
+    /// The zone the expression is read in.
+    pub timezone: String,
+    /// MinCapacity from this run on.
+    pub min_capacity: u32,
+    /// The next three runs.
+    pub next: Vec<Run>,
+}
+
+/// One run, in UTC and in the schedule's zone.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Run {
+    pub utc: DateTime<Utc>,
+    /// RFC 3339 with the zone's offset.
+    #[schema(example = "2026-12-07T08:00:00+09:00")]
+    pub local: String,
+}
+
+/// The next three runs of every scheduled action of `schedules`.
+pub fn runs(schedules: &[Schedule], now: DateTime<Utc>) -> Vec<ScheduleRuns> {
+    schedules
+        .iter()
+        .flat_map(|s| {
+            s.next_runs(now, 3)
+                .into_iter()
+                .map(|(b, next)| ScheduleRuns {
+                    schedule: s.name.clone(),
+                    edge: b.edge.into(),
+                    expression: format!("cron({})", b.aws_cron),
+                    timezone: s.timezone.clone(),
+                    min_capacity: b.min_capacity,
+                    next: next
+                        .into_iter()
+                        .map(|t| Run {
+                            utc: t.with_timezone(&Utc),
+                            local: t.to_rfc3339(),
+                        })
+                        .collect(),
+                })
+        })
+        .collect()
+}
+
 /// The MinCapacity the schedules hold at `at` (the largest of them; 0 without schedules).
 pub fn scheduled_min(schedules: &[Schedule], at: DateTime<Utc>) -> u32 {
     schedules.iter().map(|s| s.min_at(at)).max().unwrap_or(0)

@@ -40,6 +40,12 @@ pub async fn refresh_gauges(pool: &sqlx::PgPool) -> sqlx::Result<()> {
             metrics::gauge!("zeroscale_targets", "kind" => kind, "phase" => phase).set(n as f64);
         }
     }
+    // A forgotten pause shows here (it also ends by itself at its `until`).
+    let paused = crate::store::holds::paused_by_kind(pool).await?;
+    for kind in ["component", "endpoint_variant"] {
+        let n = paused.iter().find(|(k, _)| k == kind).map_or(0, |r| r.1);
+        metrics::gauge!("zeroscale_targets_paused", "kind" => kind).set(n as f64);
+    }
     Ok(())
 }
 

@@ -8,6 +8,7 @@ pub mod component;
 pub mod drift;
 mod finish;
 pub mod fleet;
+pub mod holds;
 pub mod kinds;
 pub mod objects;
 pub mod observe;

@@ -129,6 +129,9 @@ pub struct DryRun {
     /// The AWS calls, in order, with their parameters (empty: nothing to change).
     #[schema(value_type = Vec<Object>)]
     pub plan: Vec<plan::Step>,
+    /// The next three runs of each schedule's scheduled actions, in UTC and local time.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub schedule_runs: Vec<crate::domain::schedule::ScheduleRuns>,
 }
 
 /// Preflight, observe and plan an enable without writing anything anywhere. A permanent
@@ -138,6 +141,7 @@ pub async fn dry_run(
     target: &TargetRef,
     spec: &TargetSpec,
 ) -> Result<DryRun, JobError> {
+    let schedule_runs = crate::domain::schedule::runs(spec.schedules(), chrono::Utc::now());
     match prepare(aws, target, spec, false).await {
         Ok(p) => Ok(DryRun {
             verdict: "ok".into(),
@@ -146,6 +150,7 @@ pub async fn dry_run(
             foreign_policies: p.observed.foreign_policies.clone(),
             resolved_max_capacity: Some(p.desired.max_capacity),
             plan: plan::plan_enable(&p.desired, &p.observed),
+            schedule_runs,
         }),
         // AWS is changing the resource (Updating after every scale-out): a job would wait.
         Err(e) if e.class == ErrorClass::Wait => Ok(DryRun {
@@ -155,6 +160,7 @@ pub async fn dry_run(
             foreign_policies: vec![],
             resolved_max_capacity: None,
             plan: vec![],
+            schedule_runs: schedule_runs.clone(),
         }),
         Err(e) if e.class == ErrorClass::Permanent => Ok(DryRun {
             verdict: "blocked".into(),
@@ -163,6 +169,7 @@ pub async fn dry_run(
             foreign_policies: vec![],
             resolved_max_capacity: None,
             plan: vec![],
+            schedule_runs: schedule_runs.clone(),
         }),
         Err(e) => Err(e),
     }

@@ -154,3 +154,42 @@ pub async fn must_warm(
         None => Ok(in_service(aws, target).await?.0 < copies),
     }
 }
+
+/// The same checks as an enable's preflight, for a pin of `copies`: at most the max capacity
+/// the job would use, and within the instance quota less what other endpoints run now (a
+/// scale-out past it fails, visible only in the scaling activities: seed 001). `Err` says why
+/// `copies` is refused; a preflight that cannot answer (AWS busy, the resource updating)
+/// refuses nothing: the job checks again.
+pub async fn check_copies(
+    aws: &AwsClients,
+    target: &TargetRef,
+    spec: &crate::domain::TargetSpec,
+    copies: u32,
+) -> Result<(), String> {
+    let Ok(p) = super::prepare(aws, target, spec, false).await else {
+        return Ok(());
+    };
+    let max = p.desired.max_capacity;
+    if copies as i32 > max {
+        return Err(format!(
+            "must not exceed the max capacity {max} (the scalable target's MaxCapacity): raise max_capacity first"
+        ));
+    }
+    let (need, why, fix) = match target {
+        TargetRef::Component(_) => super::component::instance_need(&p.preflight, copies as i32),
+        TargetRef::EndpointVariant { .. } => {
+            super::variant::instance_need(&p.preflight, copies as i32)
+        }
+    };
+    match super::quotas::check(aws, &p.preflight, need, &why, &fix).await {
+        Err(e) if e.class == crate::jobs::ErrorClass::Permanent => Err(e.message),
+        Ok(warnings) => match warnings.into_iter().find(|w| w.reason == "QuotaHeadroom") {
+            Some(w) => Err(format!(
+                "a scale-out to {copies} would fail now: {}",
+                w.message
+            )),
+            None => Ok(()),
+        },
+        Err(_) => Ok(()),
+    }
+}

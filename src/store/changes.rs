@@ -14,7 +14,8 @@ use crate::domain::JobState;
 pub struct ChangeInput<'a> {
     pub kind: &'a str,
     pub name: &'a str,
-    pub enabled: bool,
+    /// None keeps the target's flag (wake, keep-warm, pause and resume).
+    pub enabled: Option<bool>,
     /// None for a disable (the spec stays as it was).
     pub spec: Option<&'a serde_json::Value>,
     /// `If-Match`: a version, -1 for `*`, or none.
@@ -30,6 +31,12 @@ pub struct ChangeInput<'a> {
     pub create: bool,
     /// The version this change restores, for a rollback.
     pub rollback_to: Option<i32>,
+    /// The audited action, when not the one the function derives (enable, update, ...).
+    pub action: Option<&'a str>,
+    /// Keys to set in the current spec (a JSON null removes the key).
+    pub patch: Option<&'a serde_json::Value>,
+    /// Keys of the current spec that a new `spec` keeps.
+    pub carry: Option<&'a [String]>,
 }
 
 /// What the function answered: its `outcome` word and, for outcomes that have one, the target
@@ -89,7 +96,7 @@ pub async fn record(conn: &mut PgConnection, c: &ChangeInput<'_>) -> sqlx::Resul
         r#"SELECT outcome, id, kind, name, enabled, version, spec, phase, conditions, observed,
             last_job_id, created_at, updated_at, job_state AS "job_state: JobState", job_attempt,
             job_last_error
-        FROM zs_record_change($1::text::target_kind, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"#,
+        FROM zs_record_change($1::text::target_kind, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"#,
         c.kind,
         c.name,
         c.enabled,
@@ -104,6 +111,9 @@ pub async fn record(conn: &mut PgConnection, c: &ChangeInput<'_>) -> sqlx::Resul
         c.request_id,
         c.create,
         c.rollback_to,
+        c.action,
+        c.patch,
+        c.carry,
     )
     .fetch_one(conn)
     .await

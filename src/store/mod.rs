@@ -15,6 +15,7 @@ use crate::config::DbArgs;
 
 pub mod audit;
 pub mod changes;
+pub mod holds;
 pub mod idempotency;
 pub mod jobs;
 pub mod observation;

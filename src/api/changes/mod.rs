@@ -26,8 +26,9 @@ pub use headers::{idempotency_key, if_match, IfMatch, WriteHeaders};
 /// A desired-state change to record.
 pub struct Change<'a> {
     pub target: TargetRef,
-    /// Scale-to-zero on (enable/update) or off (disable).
-    pub enabled: bool,
+    /// Scale-to-zero on (enable/update) or off (disable); None keeps it as it is (wake,
+    /// keep-warm, pause, resume).
+    pub enabled: Option<bool>,
     /// The full desired spec; None keeps the current one (disable).
     pub spec: Option<Value>,
     pub if_match: Option<IfMatch>,
@@ -37,6 +38,22 @@ pub struct Change<'a> {
     pub caller: &'a Caller,
     /// For a rollback: the version whose state this change restores (audited as `rollback`).
     pub rollback_to: Option<i32>,
+    /// Keys set in the current spec (null removes one), and the action audited for them.
+    pub patch: Option<(Value, &'static str)>,
+    /// The request as the caller sent it, when the change is computed from it (a wake's window
+    /// ends relative to now): what an Idempotency-Key's replay is compared by.
+    pub request: Option<Value>,
+}
+
+/// The keys of a spec that only their own routes set: an enable's new spec keeps them.
+pub const CARRIED: [&str; 2] = ["keep_warm", "pause"];
+
+impl Change<'_> {
+    /// A change of the whole spec (an enable, update or rollback), keeping the keys only their
+    /// own routes set.
+    fn carries(&self) -> bool {
+        self.spec.is_some()
+    }
 }
 
 /// What the write answers.
@@ -164,9 +181,10 @@ async fn record_once(
 /// The hash an Idempotency-Key's request is compared by. A rollback's body names a version;
 /// other changes hash as they always did (keys stored before rollbacks existed still replay).
 fn body_hash(change: &Change<'_>) -> Vec<u8> {
-    let body = match change.rollback_to {
-        None => json!([change.enabled, change.spec]),
-        Some(n) => json!([change.enabled, change.spec, n]),
+    let body = match (change.rollback_to, &change.request) {
+        (_, Some(request)) => json!([change.method, change.path, request]),
+        (None, None) => json!([change.enabled.unwrap_or(true), change.spec]),
+        (Some(n), None) => json!([change.enabled.unwrap_or(true), change.spec, n]),
     };
     Sha256::digest(serde_json::to_vec(&body).unwrap_or_default()).to_vec()
 }
@@ -286,7 +304,7 @@ async fn apply(
 /// The answer to a change whose target does not exist: with If-Match (an enable), the
 /// precondition failed; a disable has nothing to turn off.
 fn missing(change: &Change<'_>) -> ApiError {
-    if change.enabled {
+    if change.enabled == Some(true) {
         ApiError::PreconditionFailed(format!(
             "If-Match was given but {} is not managed by zeroscale yet",
             change.target
@@ -309,6 +327,7 @@ async fn record_in_db(
         change.target.job_target(),
         current_request_id(),
     );
+    let carried: Vec<String> = CARRIED.iter().map(|k| k.to_string()).collect();
     let input = crate::store::changes::ChangeInput {
         kind: change.target.kind(),
         name: &name,
@@ -324,6 +343,9 @@ async fn record_in_db(
         request_id: request_id.as_deref(),
         create,
         rollback_to: change.rollback_to,
+        action: change.patch.as_ref().map(|(_, action)| *action),
+        patch: change.patch.as_ref().map(|(patch, _)| patch),
+        carry: change.carries().then_some(carried.as_slice()),
     };
     Ok(crate::store::changes::record(conn, &input).await?)
 }

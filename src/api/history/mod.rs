@@ -289,13 +289,15 @@ pub async fn rollback(
     let change = Change {
         path: format!("{}/rollback", target.api_path()),
         target,
-        enabled: old.enabled,
+        enabled: Some(old.enabled),
         spec: Some(old.spec),
         if_match,
         idempotency_key,
         method: "POST",
         caller,
         rollback_to: Some(n),
+        patch: None,
+        request: None,
     };
     Ok(changes::record(state, change, super::views::render)
         .await?
@@ -343,6 +345,7 @@ async fn dry_run(
             foreign_policies: vec![],
             resolved_max_capacity: None,
             plan: vec![],
+            schedule_runs: vec![],
         })
         .into_response());
     }

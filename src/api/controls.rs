@@ -1,0 +1,388 @@
+//! Wake, keep-warm, pause and resume: changes to the time-bound parts of a target's desired
+//! state (`keep_warm`, `pause`). Each is one more version through the same change transaction
+//! as an enable (`changes`), so it is audited under its own action, honours `Idempotency-Key`
+//! and `If-Match`, and has `?dry_run=true`; the job carries it out with AWS's own mechanisms
+//! (MinCapacity and an `at()` scheduled action, SuspendedState), which hold while zeroscale is
+//! down. The routes of each kind (`kind_routes`) parse the path and carry the OpenAPI text.
+
+use std::time::Duration;
+
+use axum::{http::HeaderMap, response::Response};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use utoipa::ToSchema;
+
+use super::{
+    auth::Caller,
+    changes::{self, Change},
+    targets::{self, EnableQuery},
+    views::render,
+    AppState,
+};
+use crate::{
+    domain::{KeepWarm, Pause, TargetRef, TargetSpec},
+    error::ApiError,
+    store::targets as stored,
+};
+
+/// `POST .../wake`.
+#[derive(Debug, Default, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WakeRequest {
+    /// Copies (instances, for a variant) to bring up now and hold (default 1).
+    #[schema(minimum = 1, maximum = 1000, example = 1)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(alias = "instances")]
+    pub copies: Option<u32>,
+    /// How long to hold them, such as `30m` or `2h` (default `--wake-default`, 1 hour; at
+    /// most `--keep-warm-max`).
+    #[schema(example = "30m")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keep_warm_for: Option<String>,
+}
+
+/// `PUT .../keep-warm`: a pin until a given time.
+#[derive(Debug, Default, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KeepWarmRequest {
+    /// When the pin ends (RFC 3339; at most `--keep-warm-max` ahead).
+    pub until: Option<DateTime<Utc>>,
+    /// Copies (instances, for a variant) held at least (default 1).
+    #[schema(minimum = 1, maximum = 1000, example = 1)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(alias = "instances")]
+    pub copies: Option<u32>,
+    /// Why (shown on the target and in the audit log).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// `POST .../pause`.
+#[derive(Debug, Default, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PauseRequest {
+    /// When zeroscale resumes scaling by itself (RFC 3339; default `--pause-default` ahead, 1
+    /// hour; at most `--pause-max`, 7 days).
+    pub until: Option<DateTime<Utc>>,
+    /// Why (shown in the `Paused` condition).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// What a control route asks of the change transaction.
+struct Hold<'a> {
+    /// The spec key set or (None) removed.
+    key: &'static str,
+    value: Option<Value>,
+    /// The audited action and the route's last path segment.
+    action: &'static str,
+    segment: &'static str,
+    method: &'static str,
+    /// The request as sent (what an Idempotency-Key's replay is compared by).
+    request: Value,
+    /// Copies to check against the max capacity and the quota.
+    copies: Option<u32>,
+    caller: &'a Caller,
+}
+
+/// Wake: at least `copies` now, held for `keep_warm_for`. On a target already pinned, the
+/// larger copies and the later end win (waking something warm extends its window).
+pub async fn wake(
+    state: &AppState,
+    caller: &Caller,
+    target: TargetRef,
+    q: EnableQuery,
+    headers: &HeaderMap,
+    req: WakeRequest,
+) -> Result<Response, ApiError> {
+    let copies = copies(req.copies)?;
+    let window = match &req.keep_warm_for {
+        None => state.holds.wake_default,
+        Some(s) => humantime::parse_duration(s).map_err(|_| {
+            ApiError::invalid_field("keep_warm_for", "must be a duration such as 30m or 2h")
+        })?,
+    };
+    let until = Utc::now() + within(window, state.holds.keep_warm_max, "keep_warm_for")?;
+    let row = current(state, &target).await?;
+    let pin = match spec_of(&target, &row)?
+        .keep_warm()
+        .filter(|p| p.active(Utc::now()))
+    {
+        Some(p) => KeepWarm {
+            until: until.max(p.until),
+            copies: copies.max(p.copies),
+            reason: p.reason.clone(),
+            by: by(caller),
+        },
+        None => KeepWarm {
+            until,
+            copies,
+            reason: Some("wake".into()),
+            by: by(caller),
+        },
+    };
+    let hold = Hold {
+        key: "keep_warm",
+        value: Some(json!(pin)),
+        action: "wake",
+        segment: "wake",
+        method: "POST",
+        request: json!(req),
+        copies: Some(pin.copies),
+        caller,
+    };
+    record(state, target, row, q, headers, hold).await
+}
+
+/// Pin: at least `copies` until `until`.
+pub async fn keep_warm(
+    state: &AppState,
+    caller: &Caller,
+    target: TargetRef,
+    q: EnableQuery,
+    headers: &HeaderMap,
+    req: KeepWarmRequest,
+) -> Result<Response, ApiError> {
+    let copies = copies(req.copies)?;
+    let until = req
+        .until
+        .ok_or_else(|| ApiError::invalid_field("until", "is required (RFC 3339)"))?;
+    ahead(until, state.holds.keep_warm_max, "until")?;
+    let row = current(state, &target).await?;
+    let pin = KeepWarm {
+        until,
+        copies,
+        reason: req.reason.clone(),
+        by: by(caller),
+    };
+    let hold = Hold {
+        key: "keep_warm",
+        value: Some(json!(pin)),
+        action: "keep_warm",
+        segment: "keep-warm",
+        method: "PUT",
+        request: json!(req),
+        copies: Some(copies),
+        caller,
+    };
+    record(state, target, row, q, headers, hold).await
+}
+
+/// Unpin: the window ends now (MinCapacity back to what the schedules hold).
+pub async fn unpin(
+    state: &AppState,
+    caller: &Caller,
+    target: TargetRef,
+    q: EnableQuery,
+    headers: &HeaderMap,
+) -> Result<Response, ApiError> {
+    let row = current(state, &target).await?;
+    let hold = Hold {
+        key: "keep_warm",
+        value: None,
+        action: "unpin",
+        segment: "keep-warm",
+        method: "DELETE",
+        request: json!({}),
+        copies: None,
+        caller,
+    };
+    record(state, target, row, q, headers, hold).await
+}
+
+/// Pause scaling until `until` (then zeroscale resumes it by itself).
+pub async fn pause(
+    state: &AppState,
+    caller: &Caller,
+    target: TargetRef,
+    q: EnableQuery,
+    headers: &HeaderMap,
+    req: PauseRequest,
+) -> Result<Response, ApiError> {
+    let now = Utc::now();
+    let until = match req.until {
+        Some(u) => u,
+        None => now + state.holds.pause_default,
+    };
+    ahead(until, state.holds.pause_max, "until")?;
+    let row = current(state, &target).await?;
+    let pause = Pause {
+        until,
+        reason: req.reason.clone(),
+        by: by(caller),
+        since: now,
+    };
+    let hold = Hold {
+        key: "pause",
+        value: Some(json!(pause)),
+        action: "pause",
+        segment: "pause",
+        method: "POST",
+        request: json!(req),
+        copies: None,
+        caller,
+    };
+    record(state, target, row, q, headers, hold).await
+}
+
+/// Resume scaling now.
+pub async fn resume(
+    state: &AppState,
+    caller: &Caller,
+    target: TargetRef,
+    q: EnableQuery,
+    headers: &HeaderMap,
+) -> Result<Response, ApiError> {
+    let row = current(state, &target).await?;
+    let hold = Hold {
+        key: "pause",
+        value: None,
+        action: "resume",
+        segment: "resume",
+        method: "POST",
+        request: json!({}),
+        copies: None,
+        caller,
+    };
+    record(state, target, row, q, headers, hold).await
+}
+
+fn copies(c: Option<u32>) -> Result<u32, ApiError> {
+    let c = c.unwrap_or(1);
+    if !(1..=1000).contains(&c) {
+        return Err(ApiError::invalid_field(
+            "copies",
+            format!("must be between 1 and 1000 (got {c})"),
+        ));
+    }
+    Ok(c)
+}
+
+/// A window of at least a minute and at most `max`.
+fn within(d: Duration, max: Duration, field: &str) -> Result<chrono::Duration, ApiError> {
+    if d < Duration::from_secs(60) || d > max {
+        return Err(ApiError::invalid_field(
+            field,
+            format!(
+                "must be between 1m and {} (the service's maximum)",
+                humantime::format_duration(max)
+            ),
+        ));
+    }
+    chrono::Duration::from_std(d).map_err(|_| ApiError::invalid_field(field, "is too long"))
+}
+
+/// A time in the future, at most `max` ahead.
+fn ahead(until: DateTime<Utc>, max: Duration, field: &str) -> Result<(), ApiError> {
+    let left = (until - Utc::now()).to_std().unwrap_or_default();
+    if left.is_zero() {
+        return Err(ApiError::invalid_field(field, "must be in the future"));
+    }
+    if left > max {
+        return Err(ApiError::invalid_field(
+            field,
+            format!(
+                "must be at most {} ahead (the service's maximum)",
+                humantime::format_duration(max)
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Who made it: the token, and the portal user it acted for.
+fn by(caller: &Caller) -> String {
+    match &caller.on_behalf_of {
+        Some(user) => format!("{user} (via {})", caller.token_name),
+        None => caller.token_name.clone(),
+    }
+}
+
+/// The managed target, which must have scale-to-zero on.
+async fn current(state: &AppState, target: &TargetRef) -> Result<stored::TargetRow, ApiError> {
+    let Some(row) = stored::get(&state.pool, target.kind(), &target.name()).await? else {
+        return Err(targets::not_managed(state, target).await);
+    };
+    if !row.enabled {
+        return Err(ApiError::Conflict {
+            code: "scale_to_zero_off",
+            detail: format!(
+                "scale-to-zero is off for {target}: enable it first (POST {}/scale-to-zero)",
+                target.api_path()
+            ),
+        });
+    }
+    Ok(row)
+}
+
+fn spec_of(target: &TargetRef, row: &stored::TargetRow) -> Result<TargetSpec, ApiError> {
+    TargetSpec::from_stored(target.target_kind(), &row.spec)
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!(e)))
+}
+
+/// Checks the change against the current spec (a pin while paused is refused, the new spec
+/// must be valid, copies must fit the max capacity and the quota), then answers a dry run or
+/// records it.
+async fn record(
+    state: &AppState,
+    target: TargetRef,
+    row: stored::TargetRow,
+    q: EnableQuery,
+    headers: &HeaderMap,
+    hold: Hold<'_>,
+) -> Result<Response, ApiError> {
+    let if_match = changes::if_match(headers)?;
+    let idempotency_key = changes::idempotency_key(headers)?;
+    let now = Utc::now();
+    let spec = spec_of(&target, &row)?;
+    if hold.key == "keep_warm" && hold.value.is_some() {
+        if let Some(p) = spec.pause().filter(|p| p.active(now)) {
+            return Err(ApiError::Conflict {
+                code: "paused",
+                detail: format!(
+                    "{target} is paused until {} (scaling is suspended): resume it first (POST {}/resume)",
+                    p.until.to_rfc3339(),
+                    target.api_path()
+                ),
+            });
+        }
+    }
+    let mut next = row.spec.clone();
+    match (&hold.value, next.as_object_mut()) {
+        (Some(v), Some(o)) => {
+            o.insert(hold.key.into(), v.clone());
+        }
+        (None, Some(o)) => {
+            o.remove(hold.key);
+        }
+        _ => {}
+    }
+    let next = TargetSpec::from_stored(target.target_kind(), &next)
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!(e)))?;
+    next.validate().map_err(targets::invalid_spec)?;
+    if let (Some(copies), Some(aws)) = (hold.copies, state.aws.as_ref()) {
+        crate::reconcile::warm::check_copies(aws, &target, &next, copies)
+            .await
+            .map_err(|why| ApiError::invalid_field("copies", why))?;
+    }
+    if q.dry_run.unwrap_or(false) {
+        return targets::run_dry(state, &target, &next).await;
+    }
+    let change = Change {
+        path: format!("{}/{}", target.api_path(), hold.segment),
+        target,
+        enabled: None,
+        spec: None,
+        if_match,
+        idempotency_key,
+        method: hold.method,
+        caller: hold.caller,
+        rollback_to: None,
+        patch: Some((json!({ hold.key: hold.value }), hold.action)),
+        request: Some(hold.request),
+    };
+    Ok(axum::response::IntoResponse::into_response(
+        changes::record(state, change, render).await?,
+    ))
+}
