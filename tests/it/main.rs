@@ -19,6 +19,7 @@ mod hardening_audit;
 mod hardening_input;
 mod hardening_jobs;
 mod history;
+mod holds;
 mod iam_policy;
 mod jobs;
 mod layers;

@@ -48,7 +48,8 @@ pub struct VersionSummary {
     /// The operation that converges AWS to it (`/operations/{id}`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub operation: Option<String>,
-    /// `enable`, `update`, `disable` or `rollback`.
+    /// `enable`, `update`, `disable`, `rollback`, `wake`, `keep_warm`, `unpin`, `pause`, `resume`
+    /// or `keep_warm_expired` (zeroscale ending a pin that ran out).
     #[schema(example = "update")]
     pub action: String,
     /// For a rollback: the version whose state it restored.

@@ -2,6 +2,7 @@
 //! and a real server on port 0, called over HTTP. Logs appear only when `TEST_LOG` is set.
 #![allow(dead_code)]
 
+pub mod cli;
 pub mod proxy;
 pub mod reconcile;
 

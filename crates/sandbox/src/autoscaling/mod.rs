@@ -165,7 +165,7 @@ fn register(w: &mut World, p: &Value) -> Result<Value, AwsError> {
         w.fresh_registrations.push(rid.clone());
         w.unlisted_registrations.push(rid);
     }
-    super::sim::clamp_to_bounds(w, &key, "registering the scalable target");
+    super::sim::clamp_to_bounds(w, &key);
     Ok(json!({"ScalableTargetARN": target_arn}))
 }
 

@@ -291,14 +291,21 @@ pub(super) fn apply_capacity(w: &mut World, rid: &str, current: u32, new: u32, a
     }
 }
 
-/// After (re-)registration, capacity outside [min, max] is brought inside, as AWS does.
-pub fn clamp_to_bounds(w: &mut World, key: &TargetKey, cause: &str) {
+/// After (re-)registration, capacity outside [min, max] is brought inside, as AWS does (also
+/// while dynamic scaling is suspended: that suspends policies, not the bounds), with AWS's
+/// cause ("minimum capacity was set to 15").
+pub fn clamp_to_bounds(w: &mut World, key: &TargetKey) {
     let (Some(t), Some(current)) = (w.targets.get(key).cloned(), capacity(w, &key.1)) else {
         return;
     };
     let new = current.clamp(t.min, t.max);
     if new != current {
         let now = w.now();
-        set_capacity(w, key, new, cause, now);
+        let cause = if new > current {
+            format!("minimum capacity was set to {}", t.min)
+        } else {
+            format!("maximum capacity was set to {}", t.max)
+        };
+        set_capacity(w, key, new, &cause, now);
     }
 }
