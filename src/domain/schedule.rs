@@ -16,8 +16,6 @@ use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::spec::SpecViolation;
-
 /// A recurring window in which the target keeps at least `min_capacity`: at each `cron` time
 /// MinCapacity becomes `min_capacity`, and at each `end_cron` time (if given) it goes back to 0.
 /// Both are AWS scheduled actions, so they run while zeroscale is down.
@@ -222,7 +220,8 @@ pub fn scheduled_min(schedules: &[Schedule], at: DateTime<Utc>) -> u32 {
 }
 
 /// Every violation of a list of schedules, with `max_capacity` when the spec sets it.
-pub fn check(schedules: &[Schedule], max_capacity: Option<u32>, errs: &mut Vec<SpecViolation>) {
+/// Each violation is (field, what is accepted), as `spec::SpecViolation`.
+pub fn check(schedules: &[Schedule], max_capacity: Option<u32>, errs: &mut Vec<(String, String)>) {
     if schedules.len() > 20 {
         errs.push((
             "schedules".into(),

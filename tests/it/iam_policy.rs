@@ -144,7 +144,7 @@ async fn every_flow_runs_under_the_policy_and_uses_every_line_of_it() {
     completed(e.converge(Method::DELETE, COMPONENT, None).await).await;
 
     // Async endpoint variants, on a target its owner registered before zeroscale: enable,
-    // change, and disable, which steps aside (deletes its policies by name and gives the owner
+    // change (with a schedule), and disable, which steps aside (deletes its policies by name and gives the owner
     // back their bounds) instead of deregistering.
     excluded.push(
         own_calls(&e, async {
@@ -164,11 +164,10 @@ async fn every_flow_runs_under_the_policy_and_uses_every_line_of_it() {
             .await,
     )
     .await;
-    completed(
-        e.converge_at(Method::POST, &path, Some(json!({"max_capacity": 2})))
-            .await,
-    )
-    .await;
+    // A business-hours schedule: its scheduled actions are put, then deleted by the disable.
+    let hours = json!({"max_capacity": 2, "schedules": [{"name": "hours",
+        "cron": "0 8 * * MON-FRI", "end_cron": "0 20 * * MON-FRI", "min_capacity": 1}]});
+    completed(e.converge_at(Method::POST, &path, Some(hours)).await).await;
     observe(&e).await;
     completed(e.converge_at(Method::DELETE, &path, None).await).await;
     excluded.push(0..=start);
