@@ -20,6 +20,15 @@ async fn metrics_expose_http_jobs_and_targets_with_low_cardinality_labels() {
         .send()
         .await
         .unwrap();
+    // A pause (with its expiry) is counted, so a forgotten one is visible.
+    let paused = app
+        .client
+        .post(app.url("/components/metric-ic/pause"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(paused.status().as_u16(), 202);
     app.client
         .get(app.url("/components/metric-ic"))
         .bearer_auth(&token)
@@ -57,4 +66,9 @@ async fn metrics_expose_http_jobs_and_targets_with_low_cardinality_labels() {
         "{text}"
     );
     assert!(text.contains("zeroscale_job_queue_depth 1"));
+    assert!(
+        text.contains(r#"zeroscale_targets_paused{kind="component"} 1"#),
+        "{text}"
+    );
+    assert!(text.contains(r#"zeroscale_targets_paused{kind="endpoint_variant"} 0"#));
 }

@@ -12,6 +12,7 @@ use reqwest::Method;
 use serde_json::{json, Value};
 
 use crate::common::{
+    self,
     cli::{aws_cli, Cli},
     reconcile::{condition, env, Env},
 };
@@ -656,4 +657,80 @@ async fn holds_honour_dry_runs_if_match_and_idempotency_keys() {
         .map(|v| v["action"].as_str().unwrap())
         .collect();
     assert_eq!(actions, ["resume", "pause", "enable"]);
+}
+
+#[tokio::test]
+async fn drift_leaves_what_a_schedule_set_alone_repairs_a_deleted_action_and_removing_a_schedule_deletes_its_actions(
+) {
+    let e = env().await;
+    // Every minute: MinCapacity 1 from the first run on.
+    let spec = json!({"max_capacity": 2, "schedules": [{
+        "name": "always", "cron": "* * * * *", "min_capacity": 1
+    }]});
+    assert_eq!(
+        e.converge(Method::POST, IC, Some(spec)).await["state"],
+        "completed"
+    );
+    e.sb.advance(120.0).await;
+    assert_eq!(
+        scalable(&e).await.unwrap().min_capacity(),
+        1,
+        "the schedule ran"
+    );
+    let pass = zeroscale::reconcile::fleet::pass(&e.aws, &e.app.pool)
+        .await
+        .unwrap();
+    assert!(
+        pass.differing.is_empty(),
+        "what a schedule set is no drift: {:?}",
+        pass.differing
+    );
+
+    e.sb.aas
+        .delete_scheduled_action()
+        .service_namespace(ServiceNamespace::Sagemaker)
+        .resource_id(RID)
+        .scalable_dimension(DIM)
+        .scheduled_action_name("zeroscale.schedule.always.start")
+        .send()
+        .await
+        .unwrap();
+    let pass = zeroscale::reconcile::fleet::pass(&e.aws, &e.app.pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        pass.differing.values().collect::<Vec<_>>(),
+        ["PutScheduledAction"],
+        "{pass:?}"
+    );
+    for _ in 0..200 {
+        if scheduled(&e).await.len() == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(scheduled(&e).await.len(), 1, "repaired");
+    // Wait for the repair job to end before the next change.
+    for _ in 0..200 {
+        if e.component(IC).await["phase"] == "ready" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let op = e
+        .converge(Method::POST, IC, Some(json!({"max_capacity": 2})))
+        .await;
+    assert_eq!(op["state"], "completed", "{op}");
+    let calls = common::reconcile::step_calls(&op);
+    assert!(
+        calls.contains(&"DeleteScheduledAction".to_string()),
+        "{calls:?}"
+    );
+    assert!(scheduled(&e).await.is_empty());
+    assert_eq!(
+        scalable(&e).await.unwrap().min_capacity(),
+        0,
+        "without the schedule, MinCapacity goes back to 0"
+    );
 }

@@ -31,4 +31,5 @@ mod sandbox;
 mod sandbox_cli;
 mod sandbox_iam;
 mod sandbox_realism;
+mod sandbox_schedules;
 mod variants;

@@ -126,6 +126,25 @@ async fn run_flows(e: &Env) {
     .await;
     let op = change(e, Method::POST, IC, Some(json!({"max_capacity": 4}))).await;
     assert_eq!(op["state"], "completed", "{op}");
+    // Scheduled actions: a schedule put (and read by a pass), a pause and its resume, then the
+    // schedule removed (its actions deleted).
+    let hours = json!({"max_capacity": 4, "schedules": [{"name": "hours", "cron": "0 8 * * MON-FRI",
+        "end_cron": "0 20 * * MON-FRI", "timezone": "Asia/Tokyo", "min_capacity": 1}]});
+    let op = change(e, Method::POST, IC, Some(hours)).await;
+    assert_eq!(op["state"], "completed", "{op}");
+    zeroscale::reconcile::fleet::pass(&e.aws, &e.app.pool)
+        .await
+        .unwrap();
+    for step in ["pause", "resume"] {
+        let (status, out) = e.call(Method::POST, &format!("{IC}/{step}"), None).await;
+        assert_eq!(status, 202, "{out}");
+        let op = e
+            .wait(out["target"]["last_operation"]["url"].as_str().unwrap())
+            .await;
+        assert_eq!(op["state"], "completed", "{op}");
+    }
+    let op = change(e, Method::POST, IC, Some(json!({"max_capacity": 4}))).await;
+    assert_eq!(op["state"], "completed", "{op}");
     // Disable both: one steps aside (deregisters), then the quota-refused variant too.
     for path in [IC, VARIANT] {
         let op = change(e, Method::DELETE, path, None).await;
