@@ -65,13 +65,21 @@ pub async fn enable(
     let if_match = changes::if_match(headers)?;
     let idempotency_key = changes::idempotency_key(headers)?;
     if dry_run {
+        let spec = with_current_holds(state, &target, spec).await?;
         return run_dry(state, &target, &spec).await;
     }
-    let spec = match &spec {
+    // `keep_warm` and `pause` are set only through their own routes: an enable keeps the
+    // current ones (the change function carries them over), whatever the body says.
+    let mut spec = match &spec {
         TargetSpec::Component(s) => serde_json::to_value(s),
         TargetSpec::Variant(s) => serde_json::to_value(s),
     }
     .map_err(anyhow::Error::from)?;
+    if let Some(o) = spec.as_object_mut() {
+        for key in changes::CARRIED {
+            o.remove(key);
+        }
+    }
     let change = Change {
         path: format!("{}/scale-to-zero", target.api_path()),
         target,
@@ -88,6 +96,31 @@ pub async fn enable(
     Ok(changes::record(state, change, render)
         .await?
         .into_response())
+}
+
+/// `spec` with the target's current `keep_warm` and `pause` (what the change function would
+/// carry over), for a dry run that plans what the change would do.
+async fn with_current_holds(
+    state: &AppState,
+    target: &TargetRef,
+    spec: TargetSpec,
+) -> Result<TargetSpec, ApiError> {
+    let current = targets::get(&state.pool, target.kind(), &target.name()).await?;
+    let mut json = match &spec {
+        TargetSpec::Component(s) => serde_json::to_value(s),
+        TargetSpec::Variant(s) => serde_json::to_value(s),
+    }
+    .map_err(anyhow::Error::from)?;
+    if let Some(o) = json.as_object_mut() {
+        for key in changes::CARRIED {
+            match current.as_ref().and_then(|row| row.spec.get(key)) {
+                Some(v) => o.insert(key.to_string(), v.clone()),
+                None => o.remove(key),
+            };
+        }
+    }
+    TargetSpec::from_stored(target.target_kind(), &json)
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!(e)))
 }
 
 /// A dry run of an enable: the preflight verdict and the plan, writing nothing.

@@ -1,6 +1,7 @@
 //! The model: names, specs and their validation. No axum, no sqlx.
 
 pub mod audit;
+pub mod cron;
 pub mod job;
 pub mod names;
 pub mod schedule;
