@@ -17,7 +17,6 @@ use super::{
     auth::Caller,
     changes::{self, Change},
     targets::{self, EnableQuery},
-    views::render,
     AppState,
 };
 use crate::{
@@ -42,19 +41,17 @@ pub struct WakeRequest {
     pub keep_warm_for: Option<String>,
 }
 
-/// `PUT .../keep-warm`: a pin until a given time.
+/// `PUT .../keep-warm`: a pin until a given time. `until` is required; `copies` defaults to 1
+/// (instances, for a variant: `instances` is accepted for it).
 #[derive(Debug, Default, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct KeepWarmRequest {
     /// When the pin ends (RFC 3339; at most `--keep-warm-max` ahead).
     pub until: Option<DateTime<Utc>>,
-    /// Copies (instances, for a variant) held at least (default 1).
     #[schema(minimum = 1, maximum = 1000, example = 1)]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[serde(alias = "instances")]
+    #[serde(skip_serializing_if = "Option::is_none", alias = "instances")]
     pub copies: Option<u32>,
     /// Why (shown on the target and in the audit log).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
 }
 
@@ -70,6 +67,14 @@ pub struct PauseRequest {
     pub reason: Option<String>,
 }
 
+/// A control route: its audited action, its last path segment and its method.
+type Route = (&'static str, &'static str, &'static str);
+const WAKE: Route = ("wake", "wake", "POST");
+const KEEP_WARM: Route = ("keep_warm", "keep-warm", "PUT");
+const UNPIN: Route = ("unpin", "keep-warm", "DELETE");
+const PAUSE: Route = ("pause", "pause", "POST");
+const RESUME: Route = ("resume", "resume", "POST");
+
 /// What a control route asks of the change transaction.
 struct Hold<'a> {
     /// The spec key set or (None) removed.
@@ -84,6 +89,23 @@ struct Hold<'a> {
     /// Copies to check against the max capacity and the quota.
     copies: Option<u32>,
     caller: &'a Caller,
+}
+
+impl<'a> Hold<'a> {
+    /// Sets `key` to `value` (None removes it) through `route`.
+    fn new(key: &'static str, value: Option<Value>, route: Route, caller: &'a Caller) -> Self {
+        let (action, segment, method) = route;
+        Self {
+            key,
+            value,
+            action,
+            segment,
+            method,
+            request: json!({}),
+            copies: None,
+            caller,
+        }
+    }
 }
 
 /// Wake: at least `copies` now, held for `keep_warm_for`. On a target already pinned, the
@@ -123,14 +145,9 @@ pub async fn wake(
         },
     };
     let hold = Hold {
-        key: "keep_warm",
-        value: Some(json!(pin)),
-        action: "wake",
-        segment: "wake",
-        method: "POST",
         request: json!(req),
         copies: Some(pin.copies),
-        caller,
+        ..Hold::new("keep_warm", Some(json!(pin)), WAKE, caller)
     };
     record(state, target, row, q, headers, hold).await
 }
@@ -157,36 +174,9 @@ pub async fn keep_warm(
         by: by(caller),
     };
     let hold = Hold {
-        key: "keep_warm",
-        value: Some(json!(pin)),
-        action: "keep_warm",
-        segment: "keep-warm",
-        method: "PUT",
         request: json!(req),
         copies: Some(copies),
-        caller,
-    };
-    record(state, target, row, q, headers, hold).await
-}
-
-/// Unpin: the window ends now (MinCapacity back to what the schedules hold).
-pub async fn unpin(
-    state: &AppState,
-    caller: &Caller,
-    target: TargetRef,
-    q: EnableQuery,
-    headers: &HeaderMap,
-) -> Result<Response, ApiError> {
-    let row = current(state, &target).await?;
-    let hold = Hold {
-        key: "keep_warm",
-        value: None,
-        action: "unpin",
-        segment: "keep-warm",
-        method: "DELETE",
-        request: json!({}),
-        copies: None,
-        caller,
+        ..Hold::new("keep_warm", Some(json!(pin)), KEEP_WARM, caller)
     };
     record(state, target, row, q, headers, hold).await
 }
@@ -214,36 +204,33 @@ pub async fn pause(
         since: now,
     };
     let hold = Hold {
-        key: "pause",
-        value: Some(json!(pause)),
-        action: "pause",
-        segment: "pause",
-        method: "POST",
         request: json!(req),
-        copies: None,
-        caller,
+        ..Hold::new("pause", Some(json!(pause)), PAUSE, caller)
     };
     record(state, target, row, q, headers, hold).await
 }
 
-/// Resume scaling now.
-pub async fn resume(
+/// What `lift` ends now.
+pub enum Lift {
+    /// The keep-warm window (MinCapacity back to what the schedules hold), audited as `unpin`.
+    Pin,
+    /// The pause (scaling resumed), audited as `resume`.
+    Pause,
+}
+
+/// Ends a pin or a pause now.
+pub async fn lift(
     state: &AppState,
     caller: &Caller,
     target: TargetRef,
     q: EnableQuery,
     headers: &HeaderMap,
+    what: Lift,
 ) -> Result<Response, ApiError> {
     let row = current(state, &target).await?;
-    let hold = Hold {
-        key: "pause",
-        value: None,
-        action: "resume",
-        segment: "resume",
-        method: "POST",
-        request: json!({}),
-        copies: None,
-        caller,
+    let hold = match what {
+        Lift::Pin => Hold::new("keep_warm", None, UNPIN, caller),
+        Lift::Pause => Hold::new("pause", None, RESUME, caller),
     };
     record(state, target, row, q, headers, hold).await
 }
@@ -332,8 +319,7 @@ async fn record(
     headers: &HeaderMap,
     hold: Hold<'_>,
 ) -> Result<Response, ApiError> {
-    let if_match = changes::if_match(headers)?;
-    let idempotency_key = changes::idempotency_key(headers)?;
+    changes::check_headers(headers)?;
     let now = Utc::now();
     let spec = spec_of(&target, &row)?;
     if hold.key == "keep_warm" && hold.value.is_some() {
@@ -369,20 +355,11 @@ async fn record(
     if q.dry_run.unwrap_or(false) {
         return targets::run_dry(state, &target, &next).await;
     }
+    let path = format!("{}/{}", target.api_path(), hold.segment);
     let change = Change {
-        path: format!("{}/{}", target.api_path(), hold.segment),
-        target,
-        enabled: None,
-        spec: None,
-        if_match,
-        idempotency_key,
-        method: hold.method,
-        caller: hold.caller,
-        rollback_to: None,
         patch: Some((json!({ hold.key: hold.value }), hold.action)),
         request: Some(hold.request),
+        ..Change::to(target, (hold.method, path), hold.caller, headers)?
     };
-    Ok(axum::response::IntoResponse::into_response(
-        changes::record(state, change, render).await?,
-    ))
+    change.respond(state).await
 }

@@ -362,7 +362,7 @@ macro_rules! kind_routes {
         pub async fn unpin(
             State(state): State<AppState>, Writer(caller): Writer, Target(target, _): Target<$path>, ApiQuery(q): ApiQuery<EnableQuery>, headers: HeaderMap,
         ) -> Result<Response, ApiError> {
-            $crate::api::controls::unpin(&state, &caller, target, q, &headers).await
+            $crate::api::controls::lift(&state, &caller, target, q, &headers, $crate::api::controls::Lift::Pin).await
         }
 
         #[utoipa::path(post, path = concat!($base, "/pause"), operation_id = concat!("pause_", $noun), tag = $tag,
@@ -395,7 +395,7 @@ macro_rules! kind_routes {
         pub async fn resume(
             State(state): State<AppState>, Writer(caller): Writer, Target(target, _): Target<$path>, ApiQuery(q): ApiQuery<EnableQuery>, headers: HeaderMap,
         ) -> Result<Response, ApiError> {
-            $crate::api::controls::resume(&state, &caller, target, q, &headers).await
+            $crate::api::controls::lift(&state, &caller, target, q, &headers, $crate::api::controls::Lift::Pause).await
         }
     };
 }

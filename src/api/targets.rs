@@ -62,40 +62,26 @@ pub async fn enable(
     spec.validate().map_err(invalid_spec)?;
     let dry_run = q.dry_run.unwrap_or(false);
     // Headers are checked for a dry run too: it answers what the real request would.
-    let if_match = changes::if_match(headers)?;
-    let idempotency_key = changes::idempotency_key(headers)?;
+    changes::check_headers(headers)?;
     if dry_run {
         let spec = with_current_holds(state, &target, spec).await?;
         return run_dry(state, &target, &spec).await;
     }
     // `keep_warm` and `pause` are set only through their own routes: an enable keeps the
     // current ones (the change function carries them over), whatever the body says.
-    let mut spec = match &spec {
-        TargetSpec::Component(s) => serde_json::to_value(s),
-        TargetSpec::Variant(s) => serde_json::to_value(s),
-    }
-    .map_err(anyhow::Error::from)?;
+    let mut spec = spec.to_json();
     if let Some(o) = spec.as_object_mut() {
         for key in changes::CARRIED {
             o.remove(key);
         }
     }
+    let path = format!("{}/scale-to-zero", target.api_path());
     let change = Change {
-        path: format!("{}/scale-to-zero", target.api_path()),
-        target,
         enabled: Some(true),
         spec: Some(spec),
-        if_match,
-        idempotency_key,
-        method: "POST",
-        caller,
-        rollback_to: None,
-        patch: None,
-        request: None,
+        ..Change::to(target, ("POST", path), caller, headers)?
     };
-    Ok(changes::record(state, change, render)
-        .await?
-        .into_response())
+    change.respond(state).await
 }
 
 /// `spec` with the target's current `keep_warm` and `pause` (what the change function would
@@ -106,11 +92,7 @@ async fn with_current_holds(
     spec: TargetSpec,
 ) -> Result<TargetSpec, ApiError> {
     let current = targets::get(&state.pool, target.kind(), &target.name()).await?;
-    let mut json = match &spec {
-        TargetSpec::Component(s) => serde_json::to_value(s),
-        TargetSpec::Variant(s) => serde_json::to_value(s),
-    }
-    .map_err(anyhow::Error::from)?;
+    let mut json = spec.to_json();
     if let Some(o) = json.as_object_mut() {
         for key in changes::CARRIED {
             match current.as_ref().and_then(|row| row.spec.get(key)) {
@@ -151,22 +133,12 @@ pub async fn disable(
     target: TargetRef,
     headers: &HeaderMap,
 ) -> Result<Response, ApiError> {
+    let path = format!("{}/scale-to-zero", target.api_path());
     let change = Change {
-        path: format!("{}/scale-to-zero", target.api_path()),
-        target,
         enabled: Some(false),
-        spec: None,
-        if_match: changes::if_match(headers)?,
-        idempotency_key: changes::idempotency_key(headers)?,
-        method: "DELETE",
-        caller,
-        rollback_to: None,
-        patch: None,
-        request: None,
+        ..Change::to(target, ("DELETE", path), caller, headers)?
     };
-    Ok(changes::record(state, change, render)
-        .await?
-        .into_response())
+    change.respond(state).await
 }
 
 /// 404 for an unmanaged target, pointing at the other kind when zeroscale manages a target of

@@ -146,15 +146,15 @@ pub struct ComponentSpec {
     /// the target's earlier minimum).
     #[schema(default = 1, minimum = 1, maximum = 1000)]
     pub restore_min_capacity: u32,
-    /// Recurring windows of warm capacity (AWS scheduled actions).
+    /// Recurring windows of warm copies (AWS scheduled actions setting MinCapacity).
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub schedules: Vec<crate::domain::Schedule>,
-    /// A keep-warm pin (set through `wake` and `keep-warm`, not in an enable's body).
+    pub schedules: Vec<super::Schedule>,
+    /// A keep-warm pin of copies (read-only in an enable's body: `wake` and `keep-warm` set it).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub keep_warm: Option<crate::domain::KeepWarm>,
-    /// A pause (set through `pause` and `resume`, not in an enable's body).
+    pub keep_warm: Option<super::KeepWarm>,
+    /// A pause (read-only in an enable's body: `pause` and `resume` set it).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub pause: Option<crate::domain::Pause>,
+    pub pause: Option<super::Pause>,
 }
 
 impl Default for ComponentSpec {

@@ -220,6 +220,16 @@ impl TargetSpec {
         })
     }
 
+    /// The spec as stored.
+    pub fn to_json(&self) -> serde_json::Value {
+        let json = match self {
+            TargetSpec::Component(s) => serde_json::to_value(s),
+            TargetSpec::Variant(s) => serde_json::to_value(s),
+        };
+        // Plain data with string keys: serialising cannot fail.
+        json.unwrap_or_default()
+    }
+
     /// The requested max capacity, if any (copies or instances).
     pub fn max_capacity(&self) -> Option<i32> {
         let max = match self {

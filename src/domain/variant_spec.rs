@@ -92,13 +92,16 @@ pub struct VariantSpec {
     /// the target's earlier minimum).
     #[schema(default = 1, minimum = 1, maximum = 1000)]
     pub restore_min_capacity: u32,
-    /// Recurring windows of warm capacity (AWS scheduled actions).
+    /// Business-hours windows of warm instances: each an AWS scheduled action that sets
+    /// MinCapacity (instances) on AWS's clock.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub schedules: Vec<crate::domain::Schedule>,
-    /// A keep-warm pin (set through `wake` and `keep-warm`, not in an enable's body).
+    /// Instances pinned warm until a time; read-only here: `wake` and `keep-warm` set it, and
+    /// an enable keeps the current one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub keep_warm: Option<crate::domain::KeepWarm>,
-    /// A pause (set through `pause` and `resume`, not in an enable's body).
+    /// Scaling paused until a time; read-only here: `pause` and `resume` set it, and an enable
+    /// keeps the current one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pause: Option<crate::domain::Pause>,
 }

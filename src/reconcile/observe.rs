@@ -50,7 +50,7 @@ pub async fn observe(
     if target.is_some() {
         read_policies(aws, names, &mut observed).await?;
         if scheduled || purpose == Purpose::Disable {
-            read_scheduled(aws, names, &mut observed).await?;
+            observed.scheduled = our_scheduled(aws, names).await?;
         }
     }
     if purpose == Purpose::Disable || observed.step.is_some() {
@@ -114,62 +114,72 @@ async fn read_policies(
     Ok(())
 }
 
-/// Every page of a DescribeScalableTargets in SageMaker's namespace, 50 targets a page.
-pub(super) async fn target_pages(
-    aws: &AwsClients,
-    request: aws_sdk_applicationautoscaling::operation::describe_scalable_targets::builders::DescribeScalableTargetsFluentBuilder,
-) -> Result<
-    Vec<aws_sdk_applicationautoscaling::operation::describe_scalable_targets::DescribeScalableTargetsOutput>,
-    JobError,
->{
-    let pages = request
-        .service_namespace(ServiceNamespace::Sagemaker)
-        .max_results(50)
-        .into_paginator()
-        .send();
-    aws.pages("application-autoscaling", "DescribeScalableTargets", pages)
-        .await
-        .map_err(job_error)
+/// Defines `$name`: every page of an Application Auto Scaling describe (`$op`) in SageMaker's
+/// namespace, `$max` a page. The three describes differ only in their SDK types.
+macro_rules! namespace_pages {
+    ($(#[$doc:meta])* $name:ident, $module:ident, $builder:ident, $output:ident, $op:literal, $max:literal) => {
+        $(#[$doc])*
+        pub(super) async fn $name(
+            aws: &AwsClients,
+            request: aws_sdk_applicationautoscaling::operation::$module::builders::$builder,
+        ) -> Result<Vec<aws_sdk_applicationautoscaling::operation::$module::$output>, JobError> {
+            let pages = request
+                .service_namespace(ServiceNamespace::Sagemaker)
+                .max_results($max)
+                .into_paginator()
+                .send();
+            aws.pages("application-autoscaling", $op, pages)
+                .await
+                .map_err(job_error)
+        }
+    };
 }
 
-/// Our scheduled actions on the target (by the `zeroscale.` prefix; others' are not ours).
-async fn read_scheduled(
+namespace_pages!(
+    /// Every page of a DescribeScalableTargets, 50 targets a page.
+    target_pages, describe_scalable_targets, DescribeScalableTargetsFluentBuilder,
+    DescribeScalableTargetsOutput, "DescribeScalableTargets", 50
+);
+namespace_pages!(
+    /// Every page of a DescribeScalingPolicies, 10 policies a page (the model's maximum).
+    policy_pages, describe_scaling_policies, DescribeScalingPoliciesFluentBuilder,
+    DescribeScalingPoliciesOutput, "DescribeScalingPolicies", 10
+);
+namespace_pages!(
+    /// Every page of a DescribeScheduledActions, 50 a page.
+    scheduled_pages, describe_scheduled_actions, DescribeScheduledActionsFluentBuilder,
+    DescribeScheduledActionsOutput, "DescribeScheduledActions", 50
+);
+
+/// A DescribeScalingActivities of the target's activities, newest first.
+pub(super) fn activities(
     aws: &AwsClients,
     names: &OwnedNames,
-    observed: &mut Observed,
-) -> Result<(), JobError> {
-    let request = aws
+) -> aws_sdk_applicationautoscaling::operation::describe_scaling_activities::builders::DescribeScalingActivitiesFluentBuilder{
+    aws.autoscaling
+        .describe_scaling_activities()
+        .service_namespace(ServiceNamespace::Sagemaker)
+        .resource_id(&names.resource_id)
+        .scalable_dimension(dimension(names))
+}
+
+/// Our scheduled actions on the target, by name (the `zeroscale.` prefix: others' are not ours).
+async fn our_scheduled(
+    aws: &AwsClients,
+    names: &OwnedNames,
+) -> Result<std::collections::BTreeMap<String, Value>, JobError> {
+    let listed = aws
         .autoscaling
         .describe_scheduled_actions()
         .resource_id(&names.resource_id)
         .scalable_dimension(dimension(names));
-    for page in scheduled_pages(aws, request).await? {
-        for a in page.scheduled_actions() {
-            let (name, config) = objects::scheduled_action::read_back(a);
-            if name.starts_with(objects::scheduled_action::PREFIX) {
-                observed.scheduled.insert(name, config);
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Every page of a DescribeScheduledActions in SageMaker's namespace, 50 a page.
-pub(super) async fn scheduled_pages(
-    aws: &AwsClients,
-    request: aws_sdk_applicationautoscaling::operation::describe_scheduled_actions::builders::DescribeScheduledActionsFluentBuilder,
-) -> Result<
-    Vec<aws_sdk_applicationautoscaling::operation::describe_scheduled_actions::DescribeScheduledActionsOutput>,
-    JobError,
->{
-    let pages = request
-        .service_namespace(ServiceNamespace::Sagemaker)
-        .max_results(50)
-        .into_paginator()
-        .send();
-    aws.pages("application-autoscaling", "DescribeScheduledActions", pages)
-        .await
-        .map_err(job_error)
+    let pages = scheduled_pages(aws, listed).await?;
+    Ok(pages
+        .iter()
+        .flat_map(|p| p.scheduled_actions())
+        .map(objects::scheduled_action::read_back)
+        .filter(|(name, _)| name.starts_with(objects::scheduled_action::PREFIX))
+        .collect())
 }
 
 /// Every page of a DescribeAlarms.
@@ -179,25 +189,6 @@ pub(super) async fn alarm_pages(
 ) -> Result<Vec<aws_sdk_cloudwatch::operation::describe_alarms::DescribeAlarmsOutput>, JobError> {
     let pages = request.into_paginator().send();
     aws.pages("monitoring", "DescribeAlarms", pages)
-        .await
-        .map_err(job_error)
-}
-
-/// Every page of a DescribeScalingPolicies in SageMaker's namespace, 10 policies a page (the
-/// model's maximum).
-pub(super) async fn policy_pages(
-    aws: &AwsClients,
-    request: aws_sdk_applicationautoscaling::operation::describe_scaling_policies::builders::DescribeScalingPoliciesFluentBuilder,
-) -> Result<
-    Vec<aws_sdk_applicationautoscaling::operation::describe_scaling_policies::DescribeScalingPoliciesOutput>,
-    JobError,
->{
-    let pages = request
-        .service_namespace(ServiceNamespace::Sagemaker)
-        .max_results(10)
-        .into_paginator()
-        .send();
-    aws.pages("application-autoscaling", "DescribeScalingPolicies", pages)
         .await
         .map_err(job_error)
 }
@@ -273,12 +264,7 @@ pub async fn last_scaling_problem(aws: &AwsClients, names: &OwnedNames) -> Optio
     let mut token: Option<String> = None;
     for _ in 0..3 {
         aws.pace().await;
-        let out = aws
-            .autoscaling
-            .describe_scaling_activities()
-            .service_namespace(ServiceNamespace::Sagemaker)
-            .resource_id(&names.resource_id)
-            .scalable_dimension(dimension(names))
+        let out = activities(aws, names)
             .set_next_token(token.clone())
             .send()
             .await

@@ -134,6 +134,21 @@ pub struct DryRun {
     pub schedule_runs: Vec<crate::domain::schedule::ScheduleRuns>,
 }
 
+impl DryRun {
+    /// A verdict with a message and no plan (blocked, waiting, or a disable's).
+    pub fn without_plan(verdict: &str, message: String) -> Self {
+        Self {
+            verdict: verdict.into(),
+            message: Some(message),
+            warnings: vec![],
+            foreign_policies: vec![],
+            resolved_max_capacity: None,
+            plan: vec![],
+            schedule_runs: vec![],
+        }
+    }
+}
+
 /// Preflight, observe and plan an enable without writing anything anywhere. A permanent
 /// preflight failure is a `blocked` verdict; a transient AWS failure is an error.
 pub async fn dry_run(
@@ -154,22 +169,12 @@ pub async fn dry_run(
         }),
         // AWS is changing the resource (Updating after every scale-out): a job would wait.
         Err(e) if e.class == ErrorClass::Wait => Ok(DryRun {
-            verdict: "waiting".into(),
-            message: Some(e.message),
-            warnings: vec![],
-            foreign_policies: vec![],
-            resolved_max_capacity: None,
-            plan: vec![],
-            schedule_runs: schedule_runs.clone(),
+            schedule_runs,
+            ..DryRun::without_plan("waiting", e.message)
         }),
         Err(e) if e.class == ErrorClass::Permanent => Ok(DryRun {
-            verdict: "blocked".into(),
-            message: Some(e.message),
-            warnings: vec![],
-            foreign_policies: vec![],
-            resolved_max_capacity: None,
-            plan: vec![],
-            schedule_runs: schedule_runs.clone(),
+            schedule_runs,
+            ..DryRun::without_plan("blocked", e.message)
         }),
         Err(e) => Err(e),
     }

@@ -4,9 +4,9 @@
 //! run waits (the job retries, showing a `Waiting` condition). How long it took is AWS's own
 //! account of it: the scaling activity the raise started, from its StartTime to its EndTime.
 
-use aws_sdk_applicationautoscaling::types::{ScalingActivity, ServiceNamespace};
+use aws_sdk_applicationautoscaling::types::ScalingActivity;
 
-use super::{job_error, observe::dimension, Warning};
+use super::{job_error, Warning};
 use crate::{
     aws::{AwsClients, AwsFailure},
     domain::{OwnedNames, TargetRef},
@@ -98,15 +98,7 @@ pub async fn await_capacity(
 /// (AWS's cause: "minimum capacity was set to N").
 async fn activity_seconds(aws: &AwsClients, names: &OwnedNames) -> Option<f64> {
     aws.pace().await;
-    let out = aws
-        .autoscaling
-        .describe_scaling_activities()
-        .service_namespace(ServiceNamespace::Sagemaker)
-        .resource_id(&names.resource_id)
-        .scalable_dimension(dimension(names))
-        .send()
-        .await
-        .ok()?;
+    let out = super::observe::activities(aws, names).send().await.ok()?;
     out.scaling_activities()
         .iter()
         .find(|a| raised_min(a) && a.status_code().as_str() == "Successful")

@@ -48,7 +48,45 @@ pub struct Change<'a> {
 /// The keys of a spec that only their own routes set: an enable's new spec keeps them.
 pub const CARRIED: [&str; 2] = ["keep_warm", "pause"];
 
-impl Change<'_> {
+/// Checks the write headers (`If-Match`, `Idempotency-Key`) before anything else, so that a dry
+/// run answers what the real request would.
+pub fn check_headers(headers: &axum::http::HeaderMap) -> Result<(), ApiError> {
+    if_match(headers)?;
+    idempotency_key(headers)?;
+    Ok(())
+}
+
+impl<'a> Change<'a> {
+    /// A change of nothing yet, by `caller` through `method path` with these headers: the
+    /// caller sets what it changes.
+    pub fn to(
+        target: TargetRef,
+        (method, path): (&'static str, String),
+        caller: &'a Caller,
+        headers: &axum::http::HeaderMap,
+    ) -> Result<Self, ApiError> {
+        Ok(Self {
+            target,
+            enabled: None,
+            spec: None,
+            if_match: if_match(headers)?,
+            idempotency_key: idempotency_key(headers)?,
+            method,
+            path,
+            caller,
+            rollback_to: None,
+            patch: None,
+            request: None,
+        })
+    }
+
+    /// Records the change and answers as `record` says.
+    pub async fn respond(self, state: &AppState) -> Result<Response, ApiError> {
+        Ok(record(state, self, super::views::render)
+            .await?
+            .into_response())
+    }
+
     /// A change of the whole spec (an enable, update or rollback), keeping the keys only their
     /// own routes set.
     fn carries(&self) -> bool {

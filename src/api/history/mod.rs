@@ -279,30 +279,21 @@ pub async fn rollback(
     let n = to_version(&body)?;
     // Headers are checked for a dry run too, as for an enable: it answers what the real
     // request would.
-    let if_match = changes::if_match(headers)?;
-    let idempotency_key = changes::idempotency_key(headers)?;
+    changes::check_headers(headers)?;
     let id = managed(state, &target).await?;
     let old = version_of(state, id, &target, n).await?;
     restorable(&target, &old)?;
     if q.dry_run.unwrap_or(false) {
         return dry_run(state, &target, &old).await;
     }
+    let path = format!("{}/rollback", target.api_path());
     let change = Change {
-        path: format!("{}/rollback", target.api_path()),
-        target,
         enabled: Some(old.enabled),
         spec: Some(old.spec),
-        if_match,
-        idempotency_key,
-        method: "POST",
-        caller,
         rollback_to: Some(n),
-        patch: None,
-        request: None,
+        ..Change::to(target, ("POST", path), caller, headers)?
     };
-    Ok(changes::record(state, change, super::views::render)
-        .await?
-        .into_response())
+    change.respond(state).await
 }
 
 /// A version's spec is restored only if it is valid today: rules may have tightened since it
@@ -336,18 +327,13 @@ async fn dry_run(
     old: &VersionRow,
 ) -> Result<Response, ApiError> {
     if !old.enabled {
-        return Ok(Json(DryRun {
-            verdict: "ok".into(),
-            message: Some(format!(
+        return Ok(Json(DryRun::without_plan(
+            "ok",
+            format!(
                 "version {} had scale-to-zero off: rolling back to it turns it off (the job removes zeroscale's alarm and policies and steps aside from the scalable target)",
                 old.version
-            )),
-            warnings: vec![],
-            foreign_policies: vec![],
-            resolved_max_capacity: None,
-            plan: vec![],
-            schedule_runs: vec![],
-        })
+            ),
+        ))
         .into_response());
     }
     let spec = TargetSpec::from_stored(target.target_kind(), &old.spec)
