@@ -125,7 +125,7 @@ pub async fn wake(
             ApiError::invalid_field("keep_warm_for", "must be a duration such as 30m or 2h")
         })?,
     };
-    let until = Utc::now() + within(window, state.holds.keep_warm_max, "keep_warm_for")?;
+    let until = now() + within(window, state.holds.keep_warm_max, "keep_warm_for")?;
     let row = current(state, &target).await?;
     let pin = match spec_of(&target, &row)?
         .keep_warm()
@@ -190,7 +190,7 @@ pub async fn pause(
     headers: &HeaderMap,
     req: PauseRequest,
 ) -> Result<Response, ApiError> {
-    let now = Utc::now();
+    let now = now();
     let until = match req.until {
         Some(u) => u,
         None => now + state.holds.pause_default,
@@ -252,8 +252,8 @@ fn within(d: Duration, max: Duration, field: &str) -> Result<chrono::Duration, A
         return Err(ApiError::invalid_field(
             field,
             format!(
-                "must be between 1m and {} (the service's maximum)",
-                humantime::format_duration(max)
+                "must be between 1 minute and {} (the service's maximum)",
+                words(max)
             ),
         ));
     }
@@ -271,11 +271,27 @@ fn ahead(until: DateTime<Utc>, max: Duration, field: &str) -> Result<(), ApiErro
             field,
             format!(
                 "must be at most {} ahead (the service's maximum)",
-                humantime::format_duration(max)
+                words(max)
             ),
         ));
     }
     Ok(())
+}
+
+/// A duration as people write it: `7 days`, `36 hours`, else humantime's form.
+fn words(d: Duration) -> String {
+    let (secs, day, hour) = (d.as_secs(), 86_400, 3600);
+    match secs {
+        s if s % day == 0 => format!("{} day{}", s / day, if s == day { "" } else { "s" }),
+        s if s % hour == 0 => format!("{} hour{}", s / hour, if s == hour { "" } else { "s" }),
+        _ => humantime::format_duration(d).to_string(),
+    }
+}
+
+/// Now, to the second (the times zeroscale computes are shown and sent to AWS in seconds).
+fn now() -> DateTime<Utc> {
+    let t = Utc::now();
+    DateTime::from_timestamp(t.timestamp(), 0).unwrap_or(t)
 }
 
 /// Who made it: the token, and the portal user it acted for.

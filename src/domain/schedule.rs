@@ -221,6 +221,38 @@ pub fn scheduled_min(schedules: &[Schedule], at: DateTime<Utc>) -> u32 {
 }
 
 /// Every violation of a list of schedules, with `max_capacity` when the spec sets it.
+/// Every MinCapacity the schedules hold at some time in [`from`, `to`]: the one at `from` and
+/// the one after each run in between (at most 50 runs a boundary are looked at).
+pub fn scheduled_mins_between(
+    schedules: &[Schedule],
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Vec<u32> {
+    let mut instants = vec![from];
+    for s in schedules {
+        let tz = s.zone();
+        for b in s.boundaries() {
+            let Ok(e) = evaluator(&b.aws_cron) else {
+                continue;
+            };
+            let runs = e
+                .after(&from.with_timezone(&tz))
+                .take(50)
+                .map(|t| t.with_timezone(&Utc))
+                .take_while(|t| *t <= to);
+            // Just after the run: `min_at` counts runs strictly before its instant.
+            instants.extend(runs.map(|t| t + chrono::Duration::seconds(1)));
+        }
+    }
+    let mut mins: Vec<u32> = instants
+        .into_iter()
+        .map(|t| scheduled_min(schedules, t))
+        .collect();
+    mins.sort_unstable();
+    mins.dedup();
+    mins
+}
+
 /// Each violation is (field, what is accepted), as `spec::SpecViolation`.
 pub fn check(schedules: &[Schedule], max_capacity: Option<u32>, errs: &mut Vec<(String, String)>) {
     if schedules.len() > 20 {

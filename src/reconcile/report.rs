@@ -92,7 +92,7 @@ pub fn conditions(report: &Report, error: Option<&str>) -> Vec<Value> {
             "Registered",
             true,
             "ScalableTarget",
-            format!("scalable target registered with MinCapacity 0, MaxCapacity {max}"),
+            format!("scalable target registered with MaxCapacity {max}, and MinCapacity 0 outside schedules and keep-warm windows"),
         ));
         out.push(condition(
             "PoliciesApplied",

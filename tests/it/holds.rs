@@ -539,7 +539,7 @@ async fn bad_cron_timezone_pause_length_and_copies_get_a_422_naming_the_field_an
             format!("/components/{IC}/pause"),
             json!({"until": far}),
             "until",
-            "at most 7days",
+            "at most 7 days",
         ),
         (
             Method::POST,
@@ -732,5 +732,70 @@ async fn drift_leaves_what_a_schedule_set_alone_repairs_a_deleted_action_and_rem
         scalable(&e).await.unwrap().min_capacity(),
         0,
         "without the schedule, MinCapacity goes back to 0"
+    );
+}
+
+#[tokio::test]
+async fn a_variant_is_woken_in_instances_and_paused_the_same_way() {
+    let e = env().await;
+    let base = "/endpoints/demo-async-endpoint/variants/AllTraffic";
+    let op = e
+        .converge_at(
+            Method::POST,
+            &format!("{base}/scale-to-zero"),
+            Some(json!({"max_capacity": 2})),
+        )
+        .await;
+    assert_eq!(op["state"], "completed", "{op}");
+    let (status, out) = e
+        .call(
+            Method::POST,
+            &format!("{base}/wake"),
+            Some(json!({"instances": 1, "keep_warm_for": "2h"})),
+        )
+        .await;
+    assert_eq!(status, 202, "{out}");
+    let done = e.wait(&op_url(&out)).await;
+    assert_eq!(done["state"], "completed", "{done}");
+    assert_eq!(
+        done["output"]["warm_after_seconds"], 0.0,
+        "one instance was already in service"
+    );
+    let rid = "endpoint/demo-async-endpoint/variant/AllTraffic";
+    let listed =
+        e.sb.aas
+            .describe_scheduled_actions()
+            .service_namespace(ServiceNamespace::Sagemaker)
+            .resource_id(rid)
+            .send()
+            .await
+            .unwrap();
+    assert_eq!(
+        listed.scheduled_actions()[0].scheduled_action_name(),
+        "zeroscale.keep-warm.end"
+    );
+    // A pause during a pin freezes scaling with the pin's capacity; ending the pin still
+    // lowers MinCapacity.
+    let (status, out) = e.call(Method::POST, &format!("{base}/pause"), None).await;
+    assert_eq!(status, 202, "{out}");
+    assert_eq!(e.wait(&op_url(&out)).await["state"], "completed");
+    let (status, out) = e
+        .call(Method::DELETE, &format!("{base}/keep-warm"), None)
+        .await;
+    assert_eq!(status, 202, "{out}");
+    assert_eq!(e.wait(&op_url(&out)).await["state"], "completed");
+    let t =
+        e.sb.aas
+            .describe_scalable_targets()
+            .service_namespace(ServiceNamespace::Sagemaker)
+            .resource_ids(rid)
+            .send()
+            .await
+            .unwrap();
+    let t = &t.scalable_targets()[0];
+    assert_eq!(t.min_capacity(), 0, "unpinned");
+    assert_eq!(
+        t.suspended_state().unwrap().dynamic_scaling_out_suspended(),
+        Some(true)
     );
 }

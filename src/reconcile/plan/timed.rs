@@ -9,19 +9,23 @@ use serde_json::Value;
 
 use super::{ObservedTarget, Step, Suspended};
 use crate::{
-    domain::{schedule::scheduled_min, TargetSpec},
+    domain::{
+        schedule::{scheduled_min, scheduled_mins_between},
+        TargetSpec,
+    },
     reconcile::objects::{scheduled_action, ScheduledAction},
 };
 
 /// The MinCapacity a target may have. Scheduled actions change it on AWS's clock, which
-/// zeroscale's may not match to the second, so any value one of ours sets is accepted as long
-/// as it is at least an active pin's copies; anything else is set to `now`.
+/// zeroscale's may not match to the second (and AWS runs an action up to a minute late), so any
+/// value the schedules hold within [`SKEW`] of now is accepted, as long as it is at least an
+/// active pin's copies; anything else is set to `now`.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Floor {
     /// What the schedules and the pin hold now (registered when the current value is not
     /// accepted).
     pub now: i32,
-    /// Every value our scheduled actions set, and 0.
+    /// Every value the schedules hold within [`SKEW`] of now.
     pub accepted: Vec<i32>,
     /// An active pin's copies: never less.
     pub at_least: i32,
@@ -34,6 +38,9 @@ impl Floor {
     }
 }
 
+/// How far AWS's clock and zeroscale's may be apart when a scheduled action runs.
+pub const SKEW: chrono::Duration = chrono::Duration::minutes(5);
+
 /// What the spec wants at `now`: the floor, whether scaling is paused, and our scheduled
 /// actions (a pin's end only while the pin holds).
 pub fn at(spec: &TargetSpec, now: DateTime<Utc>) -> (Floor, bool, Vec<ScheduledAction>) {
@@ -45,10 +52,10 @@ pub fn at(spec: &TargetSpec, now: DateTime<Utc>) -> (Floor, bool, Vec<ScheduledA
     if let Some(p) = pin {
         actions.push(scheduled_action::end_of_pin(p, schedules));
     }
-    let mut accepted: Vec<i32> = actions.iter().map(|a| a.min_capacity).collect();
-    accepted.push(0);
-    accepted.sort_unstable();
-    accepted.dedup();
+    let accepted = scheduled_mins_between(schedules, now - SKEW, now + SKEW)
+        .into_iter()
+        .map(|m| m as i32)
+        .collect();
     let floor = Floor {
         now: scheduled_now.max(pin_copies),
         accepted,
@@ -152,11 +159,26 @@ mod tests {
         assert!(!floor.accepts(1) && floor.accepts(3));
         assert_eq!(actions.len(), 3);
         assert_eq!(actions[2].schedule, "at(2026-12-05T06:00:00)");
-        // After the pin: the schedules alone; a value one of them sets is left alone.
-        let (floor, _, actions) = at(&TargetSpec::Component(s), at_utc("2026-12-05T07:00:00Z"));
+        // After the pin, on a Saturday: the schedules hold 0.
+        let (floor, _, actions) = at(
+            &TargetSpec::Component(s.clone()),
+            at_utc("2026-12-05T07:00:00Z"),
+        );
         assert_eq!(floor.now, 0);
-        assert!(floor.accepts(1) && floor.accepts(0) && !floor.accepts(2));
+        assert!(floor.accepts(0) && !floor.accepts(1));
         assert_eq!(actions.len(), 2);
+        // Within minutes of a run (Monday 08:00 JST), AWS's value and the one before are both
+        // left alone: the clocks may differ.
+        let (floor, _, _) = at(
+            &TargetSpec::Component(s.clone()),
+            at_utc("2026-12-06T22:58:00Z"),
+        );
+        assert_eq!(floor.now, 0);
+        assert!(floor.accepts(1) && floor.accepts(0));
+        // In business hours, 0 is no longer what the schedule holds: it is raised.
+        let (floor, _, _) = at(&TargetSpec::Component(s), at_utc("2026-12-07T01:00:00Z"));
+        assert_eq!(floor.now, 1);
+        assert!(!floor.accepts(0) && floor.accepts(1));
     }
 
     #[test]
