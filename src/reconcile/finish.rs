@@ -2,7 +2,8 @@
 //! and the audit log, and the job ends (completed, or discarded with its failure), all in one
 //! transaction: a crash can neither lose the outcome nor make the re-run audit it twice. A
 //! database failure here is retried (the re-run finds AWS converged and records the outcome
-//! then).
+//! then). A job the engine discarded (a timeout, a panic, a lost lease on its last attempt)
+//! is recorded the same way, by `record_discard`.
 
 use serde_json::{json, Value};
 use sqlx::PgPool;
@@ -176,4 +177,54 @@ async fn write(
         return Ok(false);
     }
     tx.commit().await.map(|()| true)
+}
+
+/// After the engine discarded a reconcile job (a timeout, a panic or a lost lease on its
+/// last attempt): the target shows `failed` with the reason and the audit log has the
+/// `failed` outcome, as when the run itself fails for good. Once per job.
+pub(super) async fn record_discard(pool: &PgPool, job: jobs::JobRow, error: String) {
+    let arg = |k: &str| job.args[k].as_str().unwrap_or_default().to_string();
+    let (kind, name) = (arg("kind"), arg("name"));
+    let written: sqlx::Result<()> = async {
+        let mut tx = pool.begin().await?;
+        let Some(row) = targets::lock(&mut tx, &kind, &name).await? else {
+            return Ok(());
+        };
+        if audit::has_outcome(&mut tx, job.id).await? {
+            return Ok(());
+        }
+        let report = Report {
+            version: row.version,
+            enabled: row.enabled,
+            reason: job.args["reason"].as_str().unwrap_or("change").into(),
+            error: Some(error.clone()),
+            ..Default::default()
+        };
+        let conditions = json!(report::conditions(&report, Some(&error)));
+        targets::set_failed(&mut tx, row.id, row.version, &conditions).await?;
+        match crate::domain::TargetRef::from_stored(&kind, &name) {
+            Ok(target) => {
+                let event = audit::NewAuditEvent::new(
+                    audit::Actor::zeroscale(),
+                    if row.enabled { "apply" } else { "disable" },
+                    audit::Outcome::Failed(error.clone()),
+                    target,
+                    row.version,
+                    job.id,
+                );
+                audit::append(&mut tx, &event).await?;
+            }
+            // A stored name that today's rules refuse: the failure is still recorded on the
+            // target; the event, which names a valid target, is not written.
+            Err(why) => tracing::warn!(
+                job_id = job.id, %kind, %name, %why,
+                "a discarded job's target has a name the audit log cannot take"
+            ),
+        }
+        tx.commit().await
+    }
+    .await;
+    if let Err(e) = written {
+        tracing::warn!(job_id = job.id, error = %e, "could not record a discarded job's outcome");
+    }
 }

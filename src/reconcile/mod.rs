@@ -28,7 +28,7 @@ use crate::{
     aws::{AwsClients, AwsFailure, FailureKind},
     domain::{TargetRef, TargetSpec},
     jobs::{ErrorClass, JobContext, JobError, Registry},
-    store::{audit, jobs, targets},
+    store::{jobs, targets},
 };
 use observe::Purpose;
 
@@ -95,56 +95,6 @@ impl Reconciler {
             pool: self.pool.clone(),
         };
         observer.register(registry.register(RECONCILE_JOB, self))
-    }
-
-    /// After the engine discarded a reconcile job (a timeout, a panic or a lost lease on its
-    /// last attempt): the target shows `failed` with the reason and the audit log has the
-    /// `failed` outcome, as when the run itself fails for good. Once per job.
-    async fn record_discard(&self, job: jobs::JobRow, error: String) {
-        let arg = |k: &str| job.args[k].as_str().unwrap_or_default().to_string();
-        let (kind, name) = (arg("kind"), arg("name"));
-        let written: sqlx::Result<()> = async {
-            let mut tx = self.pool.begin().await?;
-            let Some(row) = targets::lock(&mut tx, &kind, &name).await? else {
-                return Ok(());
-            };
-            if audit::has_outcome(&mut tx, job.id).await? {
-                return Ok(());
-            }
-            let report = Report {
-                version: row.version,
-                enabled: row.enabled,
-                reason: job.args["reason"].as_str().unwrap_or("change").into(),
-                error: Some(error.clone()),
-                ..Default::default()
-            };
-            let conditions = json!(report::conditions(&report, Some(&error)));
-            targets::set_failed(&mut tx, row.id, row.version, &conditions).await?;
-            match crate::domain::TargetRef::from_stored(&kind, &name) {
-                Ok(target) => {
-                    let event = audit::NewAuditEvent::new(
-                        audit::Actor::zeroscale(),
-                        if row.enabled { "apply" } else { "disable" },
-                        audit::Outcome::Failed(error.clone()),
-                        target,
-                        row.version,
-                        job.id,
-                    );
-                    audit::append(&mut tx, &event).await?;
-                }
-                // A stored name that today's rules refuse: the failure is still recorded on the
-                // target; the event, which names a valid target, is not written.
-                Err(why) => tracing::warn!(
-                    job_id = job.id, %kind, %name, %why,
-                    "a discarded job's target has a name the audit log cannot take"
-                ),
-            }
-            tx.commit().await
-        }
-        .await;
-        if let Err(e) = written {
-            tracing::warn!(job_id = job.id, error = %e, "could not record a discarded job's outcome");
-        }
     }
 
     async fn run(&self, ctx: JobContext) -> Result<Option<Value>, JobError> {
@@ -221,8 +171,17 @@ impl Reconciler {
             .await
             .map_err(JobError::database)?
             .and_then(|b| Baseline::from_json(&b));
+        // Until this run knows better, our scheduled actions are those the last run left (a
+        // failure before the plan must not forget them).
+        report.scheduled_actions = scheduled_left(row);
         let observed = if row.enabled {
-            let p = prepare(&self.aws, target, &spec, had_scheduled(row)).await?;
+            let p = prepare(
+                &self.aws,
+                target,
+                &spec,
+                !report.scheduled_actions.is_empty(),
+            )
+            .await?;
             report.warnings = p.preflight.warnings.clone();
             report.preflight = Some(json!(p.preflight));
             report.resolved_max_capacity = Some(p.desired.max_capacity);
@@ -266,6 +225,7 @@ impl Reconciler {
                 report.warnings.push(Warning::new("KeptRegistered", w));
             }
             self.apply(ctx, &desired, steps, &observed, report).await?;
+            report.scheduled_actions.clear();
             observed
         };
         report.foreign_policies = observed.foreign_policies.clone();
@@ -368,7 +328,7 @@ impl crate::jobs::JobHandler for Reconciler {
         error: String,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
         let this = self.clone();
-        Box::pin(async move { this.record_discard(job, error).await })
+        Box::pin(async move { finish::record_discard(&this.pool, job, error).await })
     }
 }
 
@@ -385,12 +345,15 @@ async fn set_applying(pool: &PgPool, fence: &jobs::Fence, id: i64, version: i32)
     }
 }
 
-/// Whether the target's last run left scheduled actions of ours (a spec whose schedules were
-/// all removed no longer says so).
-fn had_scheduled(row: &targets::TargetRow) -> bool {
+/// The scheduled actions of ours the target's last run left (a spec whose schedules were all
+/// removed no longer says there are any).
+fn scheduled_left(row: &targets::TargetRow) -> Vec<String> {
     row.observed["scheduled_actions"]
         .as_array()
-        .is_some_and(|a| !a.is_empty())
+        .into_iter()
+        .flatten()
+        .filter_map(|n| n.as_str().map(str::to_string))
+        .collect()
 }
 
 /// The error of a run that found it no longer holds its job (nothing is recorded for it).
