@@ -48,10 +48,11 @@ pub struct WakeRequest {
 pub struct KeepWarmRequest {
     /// When the pin ends (RFC 3339; at most `--keep-warm-max` ahead).
     pub until: Option<DateTime<Utc>>,
+    /// At least this many are kept (copies; instances for a variant).
     #[schema(minimum = 1, maximum = 1000, example = 1)]
     #[serde(skip_serializing_if = "Option::is_none", alias = "instances")]
     pub copies: Option<u32>,
-    /// Why (shown on the target and in the audit log).
+    /// Why (shown on the target and in the audit log; at most 500 characters).
     pub reason: Option<String>,
 }
 
@@ -62,7 +63,7 @@ pub struct PauseRequest {
     /// When zeroscale resumes scaling by itself (RFC 3339; default `--pause-default` ahead, 1
     /// hour; at most `--pause-max`, 7 days).
     pub until: Option<DateTime<Utc>>,
-    /// Why (shown in the `Paused` condition).
+    /// Why (shown in the `Paused` condition; at most 500 characters).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
 }
@@ -170,7 +171,7 @@ pub async fn keep_warm(
     let pin = KeepWarm {
         until,
         copies,
-        reason: req.reason.clone(),
+        reason: reason(&req.reason)?,
         by: by(caller),
     };
     let hold = Hold {
@@ -199,7 +200,7 @@ pub async fn pause(
     let row = current(state, &target).await?;
     let pause = Pause {
         until,
-        reason: req.reason.clone(),
+        reason: reason(&req.reason)?,
         by: by(caller),
         since: now,
     };
@@ -233,6 +234,17 @@ pub async fn lift(
         Lift::Pause => Hold::new("pause", None, RESUME, caller),
     };
     record(state, target, row, q, headers, hold).await
+}
+
+/// A reason as stored and shown: printable text, at most 500 characters.
+fn reason(r: &Option<String>) -> Result<Option<String>, ApiError> {
+    match r {
+        Some(r) if r.chars().count() > 500 || r.chars().any(char::is_control) => Err(
+            ApiError::invalid_field("reason", "must be at most 500 characters of printable text"),
+        ),
+        Some(r) => Ok(Some(r.clone())),
+        None => Ok(None),
+    }
 }
 
 fn copies(c: Option<u32>) -> Result<u32, ApiError> {

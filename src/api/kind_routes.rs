@@ -334,7 +334,8 @@ macro_rules! kind_routes {
 
         #[utoipa::path(put, path = concat!($base, "/keep-warm"), operation_id = concat!("keep_warm_", $noun), tag = $tag,
             summary = concat!("Pin ", $a, " warm until a given time."),
-            description = "As a wake, with an end time: MinCapacity at least `copies` until `until`, then back to what the                 schedules hold, by an AWS `at(...)` scheduled action. Audited as `keep_warm`.",
+            description = "As a wake, with an end time: MinCapacity at least `copies` until `until`, then back to what the \
+                schedules hold, by an AWS `at(...)` scheduled action. Audited as `keep_warm`.",
             params($path, EnableQuery, $crate::api::changes::WriteHeaders),
             request_body(content = $crate::api::controls::KeepWarmRequest, example = json!({"until": "2026-12-01T18:00:00Z", "copies": 1, "reason": "demo"})),
             responses(
@@ -351,7 +352,8 @@ macro_rules! kind_routes {
 
         #[utoipa::path(delete, path = concat!($base, "/keep-warm"), operation_id = concat!("unpin_", $noun), tag = $tag,
             summary = concat!("End ", $a, "'s keep-warm window now."),
-            description = "MinCapacity goes back to what the schedules hold, and the window's `at(...)` scheduled action is                 deleted. Audited as `unpin`.",
+            description = "MinCapacity goes back to what the schedules hold, and the window's `at(...)` scheduled action is \
+                deleted. Audited as `unpin`.",
             params($path, EnableQuery, $crate::api::changes::WriteHeaders),
             responses(
                 (status = 202, description = "Accepted as a new version; poll the operation in Location", body = $change),
@@ -367,7 +369,11 @@ macro_rules! kind_routes {
 
         #[utoipa::path(post, path = concat!($base, "/pause"), operation_id = concat!("pause_", $noun), tag = $tag,
             summary = concat!("Pause scaling of ", $a, " until a given time."),
-            description = "Suspends dynamic scale-in, dynamic scale-out and scheduled scaling (the scalable target's                 SuspendedState): a request at zero does not wake it, and schedules do not run. The pause has an expiry                 (default `--pause-default`, at most `--pause-max`); zeroscale resumes by itself then, audited as                 `resume` by `zeroscale`. A `Paused` condition names who paused, why and until when, and `/metrics`                 counts paused targets (`zeroscale_targets_paused`). Audited as `pause`.",
+            description = "Suspends dynamic scale-in, dynamic scale-out and scheduled scaling (the scalable target's \
+                SuspendedState): a request at zero does not wake it, and schedules do not run. The pause has an expiry \
+                (default `--pause-default`, at most `--pause-max`); zeroscale resumes by itself then, audited as \
+                `resume` by `zeroscale`. A `Paused` condition names who paused, why and until when, and `/metrics` \
+                counts paused targets (`zeroscale_targets_paused`). Audited as `pause`.",
             params($path, EnableQuery, $crate::api::changes::WriteHeaders),
             request_body(content = Option<$crate::api::controls::PauseRequest>, description = "Both optional", example = json!({"until": "2026-12-01T18:00:00Z", "reason": "incident 4711"})),
             responses(

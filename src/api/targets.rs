@@ -60,6 +60,21 @@ pub async fn enable(
     headers: &HeaderMap,
 ) -> Result<Response, ApiError> {
     spec.validate().map_err(invalid_spec)?;
+    if spec.max_capacity().is_some() {
+        // A max below the copies of the pin that holds (kept by the change) is refused here,
+        // not by the job.
+        let kept = with_current_holds(state, &target, spec.clone()).await?;
+        kept.validate().map_err(|errs| {
+            let pinned = |(field, why): (String, String)| match field.as_str() {
+                "copies" => (
+                    "max_capacity".to_string(),
+                    format!("must be at least the keep-warm pin's copies while the pin holds; end the pin first (DELETE {}/keep-warm)", target.api_path()),
+                ),
+                _ => (field, why),
+            };
+            invalid_spec(errs.into_iter().map(pinned).collect())
+        })?;
+    }
     let dry_run = q.dry_run.unwrap_or(false);
     // Headers are checked for a dry run too: it answers what the real request would.
     changes::check_headers(headers)?;

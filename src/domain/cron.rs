@@ -53,42 +53,60 @@ pub fn aws_cron(expr: &str) -> Result<String, String> {
     Ok(six)
 }
 
-/// Five-field day-of-week numbers (SUN = 0 or 7) as names, which AWS reads the same way.
+/// Five-field (crontab) day-of-week in AWS's terms. Crontab counts SUN = 0 (and 7), AWS SUN = 1,
+/// so numbers become names; a numeric range is spelled out day by day (`1-7`, Monday to Sunday,
+/// would be a range running backwards in AWS's numbering). Names, `*` and `?` pass as they are.
 fn five_field_days(dow: &str) -> Result<String, String> {
-    let mut out = String::new();
-    let mut num = String::new();
-    let mut after_slash = false;
-    let flush = |num: &mut String, out: &mut String, after_slash: bool| -> Result<(), String> {
-        if num.is_empty() {
-            return Ok(());
-        }
-        let n: usize = num.parse().map_err(|_| "bad day-of-week".to_string())?;
-        if after_slash {
-            out.push_str(num);
-        } else {
-            let name = DAYS
-                .get(n % 7)
-                .filter(|_| n <= 7)
-                .ok_or_else(|| format!("day-of-week {n} is out of range 0-7"))?;
-            out.push_str(name);
-        }
-        num.clear();
-        Ok(())
+    let day = |n: &str| -> Result<usize, String> {
+        n.parse::<usize>()
+            .ok()
+            .filter(|n| *n <= 7)
+            .ok_or_else(|| format!("day-of-week {n} is out of range 0-7 (or SUN-SAT)"))
     };
-    for c in dow.chars() {
-        if c.is_ascii_digit() {
-            num.push(c);
+    let mut items = Vec::new();
+    for item in dow.split(',') {
+        let (range, step) = match item.split_once('/') {
+            Some((r, s)) => (r, Some(s)),
+            None => (item, None),
+        };
+        let numeric = |r: &str| {
+            r.split('-')
+                .all(|x| !x.is_empty() && x.bytes().all(|b| b.is_ascii_digit()))
+        };
+        if !numeric(range) {
+            items.push(item.to_string()); // names, `*`, `?`: the same in both
             continue;
         }
-        flush(&mut num, &mut out, after_slash)?;
-        after_slash = c == '/';
-        if c == ',' || c == '-' {
-            after_slash = false;
+        let (from, to) = match range.split_once('-') {
+            Some((a, b)) => (day(a)?, day(b)?),
+            None if step.is_some() => (day(range)?, 7),
+            None => {
+                items.push(DAYS[day(range)? % 7].to_string());
+                continue;
+            }
+        };
+        if from > to {
+            return Err(format!("day-of-week range {range} runs backwards"));
         }
-        out.push(c);
+        let step: usize = match step {
+            None => 1,
+            Some(s) => s
+                .parse()
+                .ok()
+                .filter(|s| *s > 0)
+                .ok_or_else(|| format!("day-of-week step {s} is not a whole number above 0"))?,
+        };
+        let mut names: Vec<&str> = (from..=to).step_by(step).map(|n| DAYS[n % 7]).collect();
+        names.dedup();
+        items.extend(names.into_iter().map(str::to_string));
     }
-    flush(&mut num, &mut out, after_slash)?;
-    Ok(out)
+    let mut seen = Vec::new();
+    for i in items {
+        if !seen.contains(&i) {
+            seen.push(i);
+        }
+    }
+    Ok(seen.join(","))
 }
 
 /// AWS's six fields as the `cron` crate's seven (a leading seconds field).
@@ -104,8 +122,21 @@ mod tests {
     #[test]
     fn five_fields_become_aws_six_with_sunday_first_names() {
         assert_eq!(aws_cron("0 8 * * MON-FRI").unwrap(), "0 8 ? * MON-FRI *");
-        assert_eq!(aws_cron("0 20 * * 1-5").unwrap(), "0 20 ? * MON-FRI *");
-        assert_eq!(aws_cron("0 0 * * 0,7").unwrap(), "0 0 ? * SUN,SUN *");
+        assert_eq!(
+            aws_cron("0 20 * * 1-5").unwrap(),
+            "0 20 ? * MON,TUE,WED,THU,FRI *"
+        );
+        assert_eq!(aws_cron("0 0 * * 0,7").unwrap(), "0 0 ? * SUN *");
+        assert_eq!(
+            aws_cron("0 0 * * 1-7").unwrap(),
+            "0 0 ? * MON,TUE,WED,THU,FRI,SAT,SUN *",
+            "Monday to Sunday, not a backwards range"
+        );
+        assert_eq!(
+            aws_cron("0 0 * * 0-7").unwrap(),
+            "0 0 ? * SUN,MON,TUE,WED,THU,FRI,SAT *"
+        );
+        assert_eq!(aws_cron("0 0 * * 1-5/2").unwrap(), "0 0 ? * MON,WED,FRI *");
         assert_eq!(aws_cron("30 6 1 * *").unwrap(), "30 6 1 * ? *");
         assert_eq!(aws_cron("*/15 * * * *").unwrap(), "*/15 * * * ? *");
         assert_eq!(

@@ -130,22 +130,17 @@ impl Schedule {
         Tz::from_str(&self.timezone).unwrap_or(Tz::UTC)
     }
 
-    /// The MinCapacity this schedule holds at `at`: `min_capacity` if its latest start is later
-    /// than its latest end (or it has no end and has started), else 0.
-    pub fn min_at(&self, at: DateTime<Utc>) -> u32 {
+    /// Each boundary's latest run before `at`, with the MinCapacity it set.
+    fn last_runs(&self, at: DateTime<Utc>) -> Vec<(DateTime<Utc>, u32)> {
         let tz = self.zone();
-        let last = |c: &str| {
-            let s = evaluator(&aws_cron(c).ok()?).ok()?;
-            let local = at.with_timezone(&tz);
-            s.after(&local).next_back().map(|t| t.with_timezone(&Utc))
-        };
-        let start = last(&self.cron);
-        let end = self.end_cron.as_deref().and_then(last);
-        match (start, end) {
-            (Some(s), Some(e)) if s > e => self.min_capacity,
-            (Some(_), None) => self.min_capacity,
-            _ => 0,
-        }
+        self.boundaries()
+            .into_iter()
+            .filter_map(|b| {
+                let e = evaluator(&b.aws_cron).ok()?;
+                let last = e.after(&at.with_timezone(&tz)).next_back()?;
+                Some((last.with_timezone(&Utc), b.min_capacity))
+            })
+            .collect()
     }
 
     /// The next `n` times each boundary fires after `now`.
@@ -184,6 +179,7 @@ pub struct ScheduleRuns {
 /// One run, in UTC and in the schedule's zone.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Run {
+    /// The run in UTC.
     pub utc: DateTime<Utc>,
     /// RFC 3339 with the zone's offset.
     #[schema(example = "2026-12-07T08:00:00+09:00")]
@@ -215,12 +211,17 @@ pub fn runs(schedules: &[Schedule], now: DateTime<Utc>) -> Vec<ScheduleRuns> {
         .collect()
 }
 
-/// The MinCapacity the schedules hold at `at` (the largest of them; 0 without schedules).
+/// The MinCapacity the schedules hold at `at`: what the action that ran last set, as on AWS,
+/// where each scheduled action sets MinCapacity when it runs and the latest one wins (overlapping
+/// schedules do not add up); 0 before any has run.
 pub fn scheduled_min(schedules: &[Schedule], at: DateTime<Utc>) -> u32 {
-    schedules.iter().map(|s| s.min_at(at)).max().unwrap_or(0)
+    schedules
+        .iter()
+        .flat_map(|s| s.last_runs(at))
+        .max()
+        .map_or(0, |(_, min)| min)
 }
 
-/// Every violation of a list of schedules, with `max_capacity` when the spec sets it.
 /// Every MinCapacity the schedules hold at some time in [`from`, `to`]: the one at `from` and
 /// the one after each run in between (at most 50 runs a boundary are looked at).
 pub fn scheduled_mins_between(
@@ -240,7 +241,7 @@ pub fn scheduled_mins_between(
                 .take(50)
                 .map(|t| t.with_timezone(&Utc))
                 .take_while(|t| *t <= to);
-            // Just after the run: `min_at` counts runs strictly before its instant.
+            // Just after the run: `scheduled_min` counts runs strictly before its instant.
             instants.extend(runs.map(|t| t + chrono::Duration::seconds(1)));
         }
     }
@@ -335,6 +336,36 @@ mod tests {
         check(&[never], None, &mut errs);
         assert_eq!(errs[0].0, "schedules[0].cron");
         assert!(errs[0].1.contains("never fires"), "{errs:?}");
+    }
+
+    #[test]
+    fn overlapping_schedules_hold_what_ran_last_as_aws_does() {
+        let wide = Schedule {
+            name: "wide".into(),
+            cron: "0 8 * * *".into(),
+            end_cron: Some("0 20 * * *".into()),
+            timezone: "UTC".into(),
+            min_capacity: 2,
+        };
+        let narrow = Schedule {
+            name: "narrow".into(),
+            cron: "0 9 * * *".into(),
+            end_cron: Some("0 17 * * *".into()),
+            timezone: "UTC".into(),
+            min_capacity: 1,
+        };
+        let both = [wide, narrow];
+        assert_eq!(scheduled_min(&both, at("2026-12-07T08:30:00Z")), 2);
+        assert_eq!(
+            scheduled_min(&both, at("2026-12-07T10:00:00Z")),
+            1,
+            "09:00 ran last"
+        );
+        assert_eq!(
+            scheduled_min(&both, at("2026-12-07T18:00:00Z")),
+            0,
+            "17:00 ran last"
+        );
     }
 
     #[test]

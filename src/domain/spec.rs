@@ -203,7 +203,8 @@ pub(super) struct Tracking<'a> {
 pub(super) fn validate_spec(t: Tracking, zero: &ScaleFromZero) -> Result<(), Vec<SpecViolation>> {
     let mut errs = Vec::new();
     super::schedule::check(t.schedules, t.max_capacity, &mut errs);
-    if let (Some(pin), Some(max)) = (t.keep_warm, t.max_capacity) {
+    let pin = t.keep_warm.filter(|p| p.active(chrono::Utc::now()));
+    if let (Some(pin), Some(max)) = (pin, t.max_capacity) {
         if pin.copies > max {
             errs.push((
                 "copies".into(),

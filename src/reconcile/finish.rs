@@ -81,6 +81,7 @@ fn outcome(
         "last_scaling_failure": report.last_scaling_failure,
         "applied_version": report.version,
         "scheduled_actions": report.scheduled_actions,
+        "suspended_before_pause": report.suspended_before_pause,
         "warm_after_seconds": report.warm_after_seconds,
     });
     let drift = report.drift();

@@ -17,6 +17,30 @@ use crate::{
     store::{changes, holds},
 };
 
+/// The SuspendedState the target had when zeroscale paused it, as the last run recorded it (or
+/// this job's earlier attempt, whose outcome may not have been written).
+pub(super) fn before_pause(
+    row: &crate::store::targets::TargetRow,
+    earlier: Option<&serde_json::Value>,
+) -> Option<super::plan::Suspended> {
+    let read =
+        |v: &serde_json::Value| serde_json::from_value(v["suspended_before_pause"].clone()).ok();
+    read(&row.observed).or_else(|| earlier.and_then(read))
+}
+
+/// What this run records as the SuspendedState before the pause: while paused, the recorded
+/// one, else (the run that pauses) what the target has now; otherwise the recorded one until the
+/// run that resumes has given it back (the caller clears it then).
+pub(super) fn record_before_pause(
+    d: &super::plan::Desired,
+    o: &super::plan::Observed,
+) -> Option<super::plan::Suspended> {
+    match d.paused {
+        true => d.before_pause.or_else(|| o.target.map(|t| t.suspended())),
+        false => d.before_pause,
+    }
+}
+
 /// Lifts every expired pause and pin (at most 100 a call); how many were lifted.
 pub async fn lift_expired(pool: &PgPool) -> sqlx::Result<usize> {
     let expired = holds::expired(pool, 100).await?;

@@ -174,14 +174,17 @@ impl Reconciler {
         // Until this run knows better, our scheduled actions are those the last run left (a
         // failure before the plan must not forget them).
         report.scheduled_actions = scheduled_left(row);
+        let before_pause = holds::before_pause(row, ctx.job.output.as_ref());
+        report.suspended_before_pause = before_pause;
         let observed = if row.enabled {
-            let p = prepare(
+            let mut p = prepare(
                 &self.aws,
                 target,
                 &spec,
                 !report.scheduled_actions.is_empty(),
             )
             .await?;
+            p.desired.before_pause = before_pause;
             report.warnings = p.preflight.warnings.clone();
             report.preflight = Some(json!(p.preflight));
             report.resolved_max_capacity = Some(p.desired.max_capacity);
@@ -191,22 +194,30 @@ impl Reconciler {
             };
             report.baseline = Some(baseline.to_json());
             report.original_capacity = baseline.capacity();
-            if p.observed.target.is_some_and(|t| t.suspended_in) {
+            if p.observed.target.is_some_and(|t| t.suspended_in) && !p.desired.paused {
                 report.warnings.push(Warning::new("ScaleInSuspended", "dynamic scale-in is suspended on the scalable target (SuspendedState), so it will not scale in to zero; zeroscale leaves that to whoever suspended it. Resume it with RegisterScalableTarget".into()));
             }
             let steps = plan::plan_enable(&p.desired, &p.observed);
-            report.scheduled_actions = p.desired.scheduled.iter().map(|a| a.name.clone()).collect();
+            // Until the writes are done, ours are those left and those wanted.
+            let wanted: Vec<String> = p.desired.scheduled.iter().map(|a| a.name.clone()).collect();
+            for name in &wanted {
+                if !report.scheduled_actions.contains(name) {
+                    report.scheduled_actions.push(name.clone());
+                }
+            }
+            report.suspended_before_pause = holds::record_before_pause(&p.desired, &p.observed);
             report.paused = spec.pause().filter(|_| p.desired.paused).map(|x| json!(x));
             let pin = warm::pinned(&spec, &report.reason);
             if let Some(copies) = pin {
-                if let Some(w) = warm::above_max(copies as u32, p.desired.max_capacity) {
-                    return Err(JobError::permanent(w.message));
-                }
                 let earlier = ctx.job.output.as_ref().and_then(|o| o["warming"].as_bool());
                 report.warming = Some(warm::must_warm(&self.aws, target, copies, earlier).await?);
             }
             self.apply(ctx, &p.desired, steps, &p.observed, report)
                 .await?;
+            report.scheduled_actions = wanted;
+            if !p.desired.paused {
+                report.suspended_before_pause = None;
+            }
             if let Some(copies) = pin {
                 let warming = report.warming.unwrap_or(false);
                 let took = warm::await_capacity(&self.aws, target, copies, warming).await?;
@@ -219,13 +230,14 @@ impl Reconciler {
             report.original_capacity = stored.and_then(Baseline::capacity);
             let max = observed.target.map(|t| t.max).unwrap_or(1);
             let desired = plan::desired_for(target, &spec, max).map_err(JobError::permanent)?;
-            let (steps, warning) =
-                plan::plan_disable(&names, &observed, stored, spec.restore_min_capacity());
+            let restore = (stored, spec.restore_min_capacity(), before_pause);
+            let (steps, warning) = plan::plan_disable(&names, &observed, restore);
             if let Some(w) = warning {
                 report.warnings.push(Warning::new("KeptRegistered", w));
             }
             self.apply(ctx, &desired, steps, &observed, report).await?;
             report.scheduled_actions.clear();
+            report.suspended_before_pause = None;
             observed
         };
         report.foreign_policies = observed.foreign_policies.clone();

@@ -100,6 +100,7 @@ pub async fn prepare(
         TargetRef::Component(_) => component::instance_need(&pre, max),
         TargetRef::EndpointVariant { .. } => variant::instance_need(&pre, max),
     };
+    holds_fit(spec, max)?;
     let warnings = quotas::check(aws, &pre, need, &why, &fix).await?;
     pre.warnings.extend(warnings);
     let desired = plan::desired_for(target, spec, max).map_err(JobError::permanent)?;
@@ -108,6 +109,24 @@ pub async fn prepare(
         observed,
         desired,
     })
+}
+
+/// A schedule's `min_capacity` and an active pin's copies must fit the max capacity the job
+/// uses (AWS refuses a MinCapacity above MaxCapacity): refused before any write, naming them.
+fn holds_fit(spec: &TargetSpec, max: i32) -> Result<(), JobError> {
+    for (i, s) in spec.schedules().iter().enumerate() {
+        if s.min_capacity as i32 > max {
+            return Err(JobError::permanent(format!(
+                "schedules[{i}].min_capacity {} is above the max capacity {max} (the scalable target's MaxCapacity): lower it, or set max_capacity to at least {}",
+                s.min_capacity, s.min_capacity
+            )));
+        }
+    }
+    let pin = spec.keep_warm().filter(|p| p.active(chrono::Utc::now()));
+    if let Some(w) = pin.and_then(|p| super::warm::above_max(p.copies, max)) {
+        return Err(JobError::permanent(w.message));
+    }
+    Ok(())
 }
 
 /// The verdict of a dry run: what the preflight says and the exact writes a job would make.

@@ -32,6 +32,10 @@ pub struct Report {
     /// Our scheduled actions after the run (schedules, a keep-warm window's end).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub scheduled_actions: Vec<String>,
+    /// The SuspendedState the target had before zeroscale paused it (given back on resume and
+    /// on disable).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub suspended_before_pause: Option<plan::Suspended>,
     /// The pause in force, if any (the `Paused` condition).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub paused: Option<Value>,

@@ -64,8 +64,10 @@ pub async fn in_service(aws: &AwsClients, target: &TargetRef) -> Result<(i32, bo
 }
 
 /// Waits (as a job error of class Wait) until `copies` are in service; then how long the
-/// scale-out took by AWS's activity when `warming` (the run had to scale out), else 0. A
-/// scale-out that failed (the instance quota, seed 001) ends the wait with AWS's words.
+/// scale-out took by AWS's activity when `warming` (the run had to scale out), else 0. Only the
+/// newest activity a MinCapacity raise started counts (this change's: an older failure, since
+/// fixed, says nothing about it): when it failed (the instance quota, seed 001), the wait ends
+/// with AWS's words.
 pub async fn await_capacity(
     aws: &AwsClients,
     target: &TargetRef,
@@ -73,18 +75,23 @@ pub async fn await_capacity(
     warming: bool,
 ) -> Result<f64, JobError> {
     let (now, settled) = in_service(aws, target).await?;
-    let names = target.owned_names();
+    let raise = newest_raise(aws, &target.owned_names()).await;
     if now >= copies && settled {
-        if !warming {
-            return Ok(0.0);
-        }
-        return Ok(activity_seconds(aws, &names).await.unwrap_or(0.0));
+        let took = raise
+            .filter(|a| warming && a.status_code().as_str() == "Successful")
+            .and_then(|a| {
+                let end = a.end_time()?;
+                Some((end.as_secs_f64() - a.start_time().as_secs_f64()).max(0.0))
+            });
+        return Ok(took.unwrap_or(0.0));
     }
-    if let Some(problem) = super::observe::last_scaling_problem(aws, &names).await {
+    if let Some(failed) =
+        raise.filter(|a| a.status_code().as_str() == "Failed" && a.not_scaled_reasons().is_empty())
+    {
         return Err(JobError::permanent(format!(
             "{target} could not be warmed to {copies}: the scale-out failed: {}",
-            problem["message"]
-                .as_str()
+            failed
+                .status_message()
                 .unwrap_or("see the scaling activities")
         )));
     }
@@ -94,22 +101,15 @@ pub async fn await_capacity(
     ))
 }
 
-/// StartTime to EndTime of the newest finished scale-out that a MinCapacity raise started
-/// (AWS's cause: "minimum capacity was set to N").
-async fn activity_seconds(aws: &AwsClients, names: &OwnedNames) -> Option<f64> {
+/// The newest activity a MinCapacity raise started (AWS's cause: "minimum capacity was set to
+/// N"), on the first page (newest first). None when it cannot be read.
+async fn newest_raise(aws: &AwsClients, names: &OwnedNames) -> Option<ScalingActivity> {
     aws.pace().await;
     let out = super::observe::activities(aws, names).send().await.ok()?;
     out.scaling_activities()
         .iter()
-        .find(|a| raised_min(a) && a.status_code().as_str() == "Successful")
-        .and_then(|a| {
-            let end = a.end_time()?;
-            Some((end.as_secs_f64() - a.start_time().as_secs_f64()).max(0.0))
-        })
-}
-
-fn raised_min(a: &ScalingActivity) -> bool {
-    a.cause().contains("minimum capacity was set to")
+        .find(|a| a.cause().contains("minimum capacity was set to"))
+        .cloned()
 }
 
 /// A pin asked for more than the resolved max capacity (the scalable target's MaxCapacity).

@@ -310,6 +310,20 @@ async fn a_tokyo_business_hours_schedule_fires_at_the_right_utc_instants_across_
 async fn a_pause_suspends_scaling_resumes_on_its_own_at_its_expiry_and_is_audited_both_ways() {
     let e = env().await;
     enabled_at_zero(&e, json!({"max_capacity": 2})).await;
+    // Its owner has suspended scale-in: what a pause's end gives back.
+    e.sb.aas
+        .register_scalable_target()
+        .service_namespace(ServiceNamespace::Sagemaker)
+        .resource_id(RID)
+        .scalable_dimension(DIM)
+        .suspended_state(
+            aws_sdk_applicationautoscaling::types::SuspendedState::builder()
+                .dynamic_scaling_in_suspended(true)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
     let lifter = tokio::spawn(zeroscale::reconcile::holds::run(
         e.app.pool.clone(),
         Duration::from_millis(200),
@@ -381,6 +395,11 @@ async fn a_pause_suspends_scaling_resumes_on_its_own_at_its_expiry_and_is_audite
         .unwrap();
     assert_eq!(st.dynamic_scaling_out_suspended(), Some(false));
     assert_eq!(st.scheduled_scaling_suspended(), Some(false));
+    assert_eq!(
+        st.dynamic_scaling_in_suspended(),
+        Some(true),
+        "the owner's suspension from before the pause is given back"
+    );
     assert!(condition(&e.component(IC).await, "Paused", "ScalingSuspended").is_none());
     let (_, mine) = e.call(Method::GET, "/audit?actor=portal", None).await;
     assert!(mine["items"]
@@ -717,6 +736,36 @@ async fn drift_leaves_what_a_schedule_set_alone_repairs_a_deleted_action_and_rem
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // Paused, MinCapacity is frozen: one set outside zeroscale is left until the resume.
+    let out = e
+        .call(Method::POST, &format!("/components/{IC}/pause"), None)
+        .await
+        .1;
+    assert_eq!(e.wait(&op_url(&out)).await["state"], "completed");
+    e.sb.aas
+        .register_scalable_target()
+        .service_namespace(ServiceNamespace::Sagemaker)
+        .resource_id(RID)
+        .scalable_dimension(DIM)
+        .min_capacity(0)
+        .send()
+        .await
+        .unwrap();
+    let pass = zeroscale::reconcile::fleet::pass(&e.aws, &e.app.pool)
+        .await
+        .unwrap();
+    assert!(pass.differing.is_empty(), "frozen: {:?}", pass.differing);
+    let out = e
+        .call(Method::POST, &format!("/components/{IC}/resume"), None)
+        .await
+        .1;
+    let done = e.wait(&op_url(&out)).await;
+    assert_eq!(done["state"], "completed", "{done}");
+    assert_eq!(
+        scalable(&e).await.unwrap().min_capacity(),
+        1,
+        "resumed: the schedule's value"
+    );
 
     let op = e
         .converge(Method::POST, IC, Some(json!({"max_capacity": 2})))
@@ -761,6 +810,38 @@ async fn a_variant_is_woken_in_instances_and_paused_the_same_way() {
         done["output"]["warm_after_seconds"], 0.0,
         "one instance was already in service"
     );
+    // A wake above the max, and a max below the pin, are refused while the pin holds.
+    let (status, out) = e
+        .call(
+            Method::POST,
+            &format!("{base}/wake"),
+            Some(json!({"instances": 3})),
+        )
+        .await;
+    assert_eq!(status, 422, "above the max: {out}");
+    assert_eq!(out["errors"][0]["field"], "copies");
+    let until = Utc::now() + chrono::Duration::hours(2);
+    let (status, out) = e
+        .call(
+            Method::PUT,
+            &format!("{base}/keep-warm"),
+            Some(json!({"until": until, "instances": 2, "reason": "batch"})),
+        )
+        .await;
+    assert_eq!(status, 202, "{out}");
+    let op = op_url(&out);
+    until_waiting(&e, &op).await;
+    e.sb.advance(120.0).await;
+    assert_eq!(e.wait(&op).await["state"], "completed");
+    let (status, problem) = e
+        .call(
+            Method::POST,
+            &format!("{base}/scale-to-zero"),
+            Some(json!({"max_capacity": 1})),
+        )
+        .await;
+    assert_eq!(status, 422, "a max below the pin: {problem}");
+    assert_eq!(problem["errors"][0]["field"], "max_capacity");
     let rid = "endpoint/demo-async-endpoint/variant/AllTraffic";
     let listed =
         e.sb.aas
@@ -774,28 +855,37 @@ async fn a_variant_is_woken_in_instances_and_paused_the_same_way() {
         listed.scheduled_actions()[0].scheduled_action_name(),
         "zeroscale.keep-warm.end"
     );
-    // A pause during a pin freezes scaling with the pin's capacity; ending the pin still
-    // lowers MinCapacity.
-    let (status, out) = e.call(Method::POST, &format!("{base}/pause"), None).await;
-    assert_eq!(status, 202, "{out}");
-    assert_eq!(e.wait(&op_url(&out)).await["state"], "completed");
-    let (status, out) = e
-        .call(Method::DELETE, &format!("{base}/keep-warm"), None)
-        .await;
-    assert_eq!(status, 202, "{out}");
-    assert_eq!(e.wait(&op_url(&out)).await["state"], "completed");
-    let t =
+    // A pause during a pin freezes scaling, MinCapacity included: ending the pin lowers it
+    // only when scaling resumes.
+    let describe = || async {
         e.sb.aas
             .describe_scalable_targets()
             .service_namespace(ServiceNamespace::Sagemaker)
             .resource_ids(rid)
             .send()
             .await
-            .unwrap();
-    let t = &t.scalable_targets()[0];
-    assert_eq!(t.min_capacity(), 0, "unpinned");
+            .unwrap()
+            .scalable_targets()[0]
+            .clone()
+    };
+    for (method, route) in [(Method::POST, "pause"), (Method::DELETE, "keep-warm")] {
+        let (status, out) = e.call(method, &format!("{base}/{route}"), None).await;
+        assert_eq!(status, 202, "{out}");
+        assert_eq!(e.wait(&op_url(&out)).await["state"], "completed");
+    }
+    let t = describe().await;
+    assert_eq!(t.min_capacity(), 2, "frozen while paused");
     assert_eq!(
         t.suspended_state().unwrap().dynamic_scaling_out_suspended(),
         Some(true)
+    );
+    let (status, out) = e.call(Method::POST, &format!("{base}/resume"), None).await;
+    assert_eq!(status, 202, "{out}");
+    assert_eq!(e.wait(&op_url(&out)).await["state"], "completed");
+    let t = describe().await;
+    assert_eq!(t.min_capacity(), 0, "unpinned, once resumed");
+    assert_eq!(
+        t.suspended_state().unwrap().dynamic_scaling_out_suspended(),
+        Some(false)
     );
 }

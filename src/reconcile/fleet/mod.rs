@@ -181,7 +181,9 @@ fn differs(
         .or(observed.target.map(|t| t.max))
         .unwrap_or(1)
         .max(1);
-    let desired = plan::desired_for(&it.target, &it.spec, max).map_err(JobError::permanent)?;
+    let mut desired = plan::desired_for(&it.target, &it.spec, max).map_err(JobError::permanent)?;
+    desired.before_pause =
+        serde_json::from_value(it.row.observed["suspended_before_pause"].clone()).ok();
     let steps = plan::plan_enable(&desired, observed);
     Ok(match (steps.first(), sagemaker.problem(&it.target)) {
         (Some(step), _) => Some(call_name(step)),

@@ -4,7 +4,7 @@ use aws_sdk_applicationautoscaling::types::{ScalableTarget, SuspendedState};
 use serde::Serialize;
 
 /// A SuspendedState as zeroscale sends it (the plan shows it in AWS's member names).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct Suspended {
     pub dynamic_scaling_in_suspended: bool,
@@ -36,6 +36,15 @@ pub struct ObservedTarget {
 }
 
 impl ObservedTarget {
+    /// Its SuspendedState.
+    pub fn suspended(&self) -> Suspended {
+        Suspended {
+            dynamic_scaling_in_suspended: self.suspended_in,
+            dynamic_scaling_out_suspended: self.suspended_out,
+            scheduled_scaling_suspended: self.suspended_scheduled,
+        }
+    }
+
     /// The same target with scale-out resumed and the rest of its SuspendedState kept (what
     /// enable registers when scale-out was suspended).
     pub fn resume_scale_out(&self) -> Suspended {

@@ -93,7 +93,7 @@ pub fn read_back(a: &Listed) -> (String, Value) {
         a.scheduled_action_name().to_string(),
         json!({
             "Schedule": a.schedule(),
-            "Timezone": a.timezone().filter(|z| *z != "UTC" && *z != "Etc/UTC"),
+            "Timezone": a.timezone(),
             "StartTime": time(a.start_time()),
             "EndTime": time(a.end_time()),
             "MinCapacity": action.and_then(|x| x.min_capacity()),

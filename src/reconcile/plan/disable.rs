@@ -12,8 +12,7 @@ use crate::domain::OwnedNames;
 pub fn plan_disable(
     names: &OwnedNames,
     o: &Observed,
-    baseline: Option<Baseline>,
-    restore_min: i32,
+    (baseline, restore_min, before_pause): (Option<Baseline>, i32, Option<Suspended>),
 ) -> (Vec<Step>, Option<String>) {
     let mut steps = Vec::new();
     if o.alarm.is_some() {
@@ -68,7 +67,7 @@ pub fn plan_disable(
             policy_name: names.target_tracking_policy.clone(),
         });
     }
-    let (restore, register) = restore(current, baseline, restore_min);
+    let (restore, register) = restore(current, baseline, restore_min, before_pause);
     steps.extend(register);
     let warning = (baseline == Baseline::Absent).then(|| format!(
         "zeroscale registered this scalable target, but policies it did not create are on it ({}): it stays registered (MinCapacity {}) so they keep working. Deregister it yourself to step aside completely (for example before an UpdateEndpoint that changes the instance type)",
@@ -84,6 +83,7 @@ fn restore(
     current: ObservedTarget,
     baseline: Baseline,
     restore_min: i32,
+    before_pause: Option<Suspended>,
 ) -> ((i32, i32), Option<Step>) {
     let (restore, suspended) = match baseline {
         Baseline::Existed {
@@ -91,16 +91,18 @@ fn restore(
             max,
             suspended,
         } => ((min, max), Some(suspended)),
-        // What came before is unknown or was nothing: a pause of zeroscale's (everything
-        // suspended) is lifted, anything else is left as it is.
-        Baseline::Absent | Baseline::Unknown => {
-            let paused =
-                current.suspended_in && current.suspended_out && current.suspended_scheduled;
-            (
-                (restore_min, current.max.max(restore_min)),
-                paused.then_some((false, false, false)),
-            )
-        }
+        // What came before is unknown or was nothing: a pause of zeroscale's is given back as
+        // the target was before it; anything else is left as it is.
+        Baseline::Absent | Baseline::Unknown => (
+            (restore_min, current.max.max(restore_min)),
+            before_pause.map(|s| {
+                (
+                    s.dynamic_scaling_in_suspended,
+                    s.dynamic_scaling_out_suspended,
+                    s.scheduled_scaling_suspended,
+                )
+            }),
+        ),
     };
     let now = (
         current.suspended_in,

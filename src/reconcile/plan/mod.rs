@@ -36,6 +36,10 @@ pub struct Desired {
     pub paused: bool,
     /// Our scheduled actions: the schedules' and a pin's end.
     pub scheduled: Vec<ScheduledAction>,
+    /// The SuspendedState the target had when zeroscale paused it (the last run recorded it):
+    /// what resuming gives back, scale-out and, with our scheduled actions, scheduled scaling
+    /// resumed. None: nothing recorded, what is there now is kept likewise.
+    pub before_pause: Option<Suspended>,
 }
 
 /// The desired AWS objects of `target` under `spec` now, with `max_capacity` already resolved.
@@ -108,6 +112,7 @@ pub fn desired_at(
         floor,
         paused,
         scheduled,
+        before_pause: None,
         names: target.owned_names(),
         max_capacity,
         target_tracking: TargetTracking {
@@ -233,11 +238,13 @@ pub fn plan_enable(d: &Desired, o: &Observed) -> Vec<Step> {
     let register = match o.target {
         None => Some((
             d.floor.now,
-            timed::suspension(&ObservedTarget::default(), d.paused, has_actions),
+            timed::suspension(&ObservedTarget::default(), d.paused, has_actions, None),
         )),
         Some(t) => {
-            let suspended = timed::suspension(&t, d.paused, has_actions);
-            let min_ok = d.floor.accepts(t.min);
+            let suspended = timed::suspension(&t, d.paused, has_actions, d.before_pause);
+            // A pause freezes scaling, MinCapacity included (a schedule's run it skipped is
+            // not made up by zeroscale): the run that resumes sets it.
+            let min_ok = d.paused || d.floor.accepts(t.min);
             (!min_ok || t.max != d.max_capacity || suspended.is_some()).then(|| {
                 let min = if min_ok { t.min } else { d.floor.now };
                 (min, suspended)

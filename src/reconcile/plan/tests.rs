@@ -84,7 +84,7 @@ fn disable_removes_ours_and_restores_the_target() {
         max: 4,
         suspended: (false, false, false),
     });
-    let (steps, _) = plan_disable(&d.names, &converged(&d), existed, 1);
+    let (steps, _) = plan_disable(&d.names, &converged(&d), (existed, 1, None));
     assert_eq!(steps.len(), 4);
     assert_eq!(
         steps[3],
@@ -102,9 +102,13 @@ fn disable_removes_ours_and_restores_the_target() {
         }),
         ..Default::default()
     };
-    assert!(plan_disable(&d.names, &restored, existed, 1).0.is_empty());
+    assert!(plan_disable(&d.names, &restored, (existed, 1, None))
+        .0
+        .is_empty());
     assert!(
-        plan_disable(&d.names, &restored, None, 1).0.is_empty(),
+        plan_disable(&d.names, &restored, (None, 1, None))
+            .0
+            .is_empty(),
         "never captured, nothing of ours: not touched"
     );
 }
@@ -112,7 +116,8 @@ fn disable_removes_ours_and_restores_the_target() {
 #[test]
 fn disable_deregisters_a_target_zeroscale_registered() {
     let d = desired();
-    let (steps, warning) = plan_disable(&d.names, &converged(&d), Some(Baseline::Absent), 1);
+    let (steps, warning) =
+        plan_disable(&d.names, &converged(&d), (Some(Baseline::Absent), 1, None));
     assert!(matches!(
         steps[..],
         [Step::DeleteAlarm { .. }, Step::DeregisterScalableTarget]
@@ -120,7 +125,7 @@ fn disable_deregisters_a_target_zeroscale_registered() {
     assert!(warning.is_none());
     let mut shared = converged(&d);
     shared.foreign_policies = vec!["team (StepScaling)".into()];
-    let (steps, warning) = plan_disable(&d.names, &shared, Some(Baseline::Absent), 1);
+    let (steps, warning) = plan_disable(&d.names, &shared, (Some(Baseline::Absent), 1, None));
     assert!(!steps.contains(&Step::DeregisterScalableTarget));
     assert!(warning.unwrap().contains("team"));
 }
@@ -139,7 +144,7 @@ fn disable_gives_back_the_owners_suspension() {
         max: 3,
         suspended: (false, true, false),
     });
-    let (steps, _) = plan_disable(&d.names, &o, paused, 1);
+    let (steps, _) = plan_disable(&d.names, &o, (paused, 1, None));
     assert!(matches!(
         steps.last(),
         Some(Step::RegisterScalableTarget { min_capacity: 1, suspended_state: Some(s), .. })
@@ -151,14 +156,16 @@ fn disable_gives_back_the_owners_suspension() {
 fn a_target_not_listed_yet_is_still_stepped_away_from() {
     let d = desired();
     let unlisted = Observed::default();
-    let (steps, _) = plan_disable(&d.names, &unlisted, Some(Baseline::Absent), 1);
+    let (steps, _) = plan_disable(&d.names, &unlisted, (Some(Baseline::Absent), 1, None));
     assert_eq!(
         steps.len(),
         3,
         "both policies by name, then deregister: {steps:?}"
     );
     assert_eq!(steps[2], Step::DeregisterScalableTarget);
-    assert!(plan_disable(&d.names, &unlisted, None, 1).0.is_empty());
+    assert!(plan_disable(&d.names, &unlisted, (None, 1, None))
+        .0
+        .is_empty());
 }
 
 #[test]

@@ -66,30 +66,34 @@ pub fn at(spec: &TargetSpec, now: DateTime<Utc>) -> (Floor, bool, Vec<ScheduledA
 }
 
 /// The SuspendedState to register, if the observed one is not what is wanted: while paused,
-/// everything suspended; otherwise scale-out resumed (it keeps the step policy from waking the
-/// target), scheduled scaling resumed when we have scheduled actions, and a pause (all three
-/// suspended) lifted whole. An owner's partial suspension is otherwise kept.
-pub fn suspension(t: &ObservedTarget, paused: bool, has_actions: bool) -> Option<Suspended> {
-    let all = t.suspended_in && t.suspended_out && t.suspended_scheduled;
+/// everything suspended; otherwise what the target had before the pause (`before_pause`, else
+/// what it has now), with scale-out resumed (it keeps the step policy from waking the target)
+/// and scheduled scaling resumed while we have scheduled actions. An owner's suspension of
+/// scale-in is kept.
+pub fn suspension(
+    t: &ObservedTarget,
+    paused: bool,
+    has_actions: bool,
+    before_pause: Option<Suspended>,
+) -> Option<Suspended> {
+    let now = Suspended {
+        dynamic_scaling_in_suspended: t.suspended_in,
+        dynamic_scaling_out_suspended: t.suspended_out,
+        scheduled_scaling_suspended: t.suspended_scheduled,
+    };
     let wanted = if paused {
         Suspended {
             dynamic_scaling_in_suspended: true,
             dynamic_scaling_out_suspended: true,
             scheduled_scaling_suspended: true,
         }
-    } else if all {
-        Suspended::default()
     } else {
+        let base = before_pause.unwrap_or(now);
         Suspended {
-            dynamic_scaling_in_suspended: t.suspended_in,
+            dynamic_scaling_in_suspended: base.dynamic_scaling_in_suspended,
             dynamic_scaling_out_suspended: false,
-            scheduled_scaling_suspended: t.suspended_scheduled && !has_actions,
+            scheduled_scaling_suspended: base.scheduled_scaling_suspended && !has_actions,
         }
-    };
-    let now = Suspended {
-        dynamic_scaling_in_suspended: t.suspended_in,
-        dynamic_scaling_out_suspended: t.suspended_out,
-        scheduled_scaling_suspended: t.suspended_scheduled,
     };
     (wanted != now).then_some(wanted)
 }
@@ -193,7 +197,7 @@ mod tests {
         let (_, paused, _) = at(&TargetSpec::Component(s), at_utc("2026-12-05T05:30:00Z"));
         assert!(paused);
         let free = ObservedTarget::default();
-        let all = suspension(&free, true, true).unwrap();
+        let all = suspension(&free, true, true, None).unwrap();
         assert!(all.dynamic_scaling_in_suspended && all.scheduled_scaling_suspended);
         let frozen = ObservedTarget {
             suspended_in: true,
@@ -201,19 +205,22 @@ mod tests {
             suspended_scheduled: true,
             ..Default::default()
         };
+        assert_eq!(suspension(&frozen, true, false, None), None);
+        // After our pause: what was there before it comes back (here, nothing suspended).
         assert_eq!(
-            suspension(&frozen, false, false),
+            suspension(&frozen, false, false, Some(Suspended::default())),
             Some(Suspended::default())
         );
-        assert_eq!(suspension(&frozen, true, false), None);
-        let owners = ObservedTarget {
-            suspended_in: true,
+        // The owner had suspended scale-in before the pause: it stays suspended.
+        let owners = Suspended {
+            dynamic_scaling_in_suspended: true,
             ..Default::default()
         };
-        assert_eq!(
-            suspension(&owners, false, true),
-            None,
-            "an owner's scale-in suspension stays"
-        );
+        assert_eq!(suspension(&frozen, false, true, Some(owners)), Some(owners));
+        // Nothing recorded (an owner suspended everything): scale-out is resumed, scheduled
+        // scaling too while we have scheduled actions, scale-in stays the owner's.
+        let resumed = suspension(&frozen, false, true, None).unwrap();
+        assert!(resumed.dynamic_scaling_in_suspended);
+        assert!(!resumed.dynamic_scaling_out_suspended && !resumed.scheduled_scaling_suspended);
     }
 }
