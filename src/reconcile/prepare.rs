@@ -123,8 +123,11 @@ fn holds_fit(spec: &TargetSpec, max: i32) -> Result<(), JobError> {
         }
     }
     let pin = spec.keep_warm().filter(|p| p.active(chrono::Utc::now()));
-    if let Some(w) = pin.and_then(|p| super::warm::above_max(p.copies, max)) {
-        return Err(JobError::permanent(w.message));
+    if let Some(p) = pin.filter(|p| p.copies as i32 > max) {
+        return Err(JobError::permanent(format!(
+            "the keep-warm pin's {} copies are above the max capacity {max} (the scalable target's MaxCapacity): raise max_capacity, or end the pin (DELETE .../keep-warm)",
+            p.copies
+        )));
     }
     Ok(())
 }

@@ -6,7 +6,7 @@
 
 use aws_sdk_applicationautoscaling::types::ScalingActivity;
 
-use super::{job_error, Warning};
+use super::job_error;
 use crate::{
     aws::{AwsClients, AwsFailure},
     domain::{OwnedNames, TargetRef},
@@ -110,16 +110,6 @@ async fn newest_raise(aws: &AwsClients, names: &OwnedNames) -> Option<ScalingAct
         .iter()
         .find(|a| a.cause().contains("minimum capacity was set to"))
         .cloned()
-}
-
-/// A pin asked for more than the resolved max capacity (the scalable target's MaxCapacity).
-pub fn above_max(copies: u32, max: i32) -> Option<Warning> {
-    (copies as i32 > max).then(|| {
-        Warning::new(
-            "CopiesAboveMax",
-            format!("copies {copies} is above the max capacity {max}: raise max_capacity first"),
-        )
-    })
 }
 
 /// The copies a user's change pins warm now (None: no active pin, a pause, or not a change).
