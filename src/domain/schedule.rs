@@ -55,7 +55,8 @@ fn utc() -> String {
 pub struct KeepWarm {
     /// When the window ends.
     pub until: DateTime<Utc>,
-    /// Copies (instances for a variant) kept at least.
+    /// Copies (instances for a variant) kept at least, 1-1000.
+    #[schema(minimum = 1, maximum = 1000)]
     pub copies: u32,
     /// Why (shown on the target and in the audit log).
     #[serde(default, skip_serializing_if = "Option::is_none")]

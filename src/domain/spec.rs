@@ -203,6 +203,9 @@ pub(super) struct Tracking<'a> {
 pub(super) fn validate_spec(t: Tracking, zero: &ScaleFromZero) -> Result<(), Vec<SpecViolation>> {
     let mut errs = Vec::new();
     super::schedule::check(t.schedules, t.max_capacity, &mut errs);
+    if let Some(pin) = t.keep_warm {
+        range(&mut errs, "keep_warm.copies", pin.copies, 1, 1000);
+    }
     let pin = t.keep_warm.filter(|p| p.active(chrono::Utc::now()));
     if let (Some(pin), Some(max)) = (pin, t.max_capacity) {
         if pin.copies > max {
@@ -310,6 +313,16 @@ mod tests {
         assert!(fields.contains(&"target_invocations_per_copy"));
         assert!(fields.contains(&"scale_from_zero.period_seconds"));
         assert!(fields.contains(&"scale_from_zero.datapoints_to_alarm"));
+    }
+
+    #[test]
+    fn a_pin_in_a_body_is_held_to_its_schema_even_though_an_enable_ignores_it() {
+        let spec: ComponentSpec = serde_json::from_value(serde_json::json!({
+            "keep_warm": {"until": "2000-01-01T00:00:00Z", "copies": 2147483648u64, "by": ""}
+        }))
+        .unwrap();
+        let errs = spec.validate().unwrap_err();
+        assert_eq!(errs[0].0, "keep_warm.copies");
     }
 
     #[test]
