@@ -42,6 +42,9 @@ pub fn aws_cron(expr: &str) -> Result<String, String> {
     if f[2].to_uppercase().contains(['L', 'W']) || f[4].to_uppercase().contains(['L', '#']) {
         return Err("L, W and # are not supported by zeroscale".into());
     }
+    if f[4].contains('/') {
+        return Err("AWS takes no / in day-of-week: list the days (MON,WED,FRI)".into());
+    }
     if upper.contains('@') {
         return Err("macros such as @daily are not cron fields AWS takes".into());
     }
@@ -54,36 +57,42 @@ pub fn aws_cron(expr: &str) -> Result<String, String> {
 }
 
 /// Five-field (crontab) day-of-week in AWS's terms. Crontab counts SUN = 0 (and 7), AWS SUN = 1,
-/// so numbers become names; a numeric range is spelled out day by day (`1-7`, Monday to Sunday,
-/// would be a range running backwards in AWS's numbering). Names, `*` and `?` pass as they are.
+/// and AWS takes no `/` in this field, so any item with a number or a step is spelled out as
+/// day names (`1-7`, Monday to Sunday, would be a range running backwards in AWS's numbering;
+/// `MON-5` mixes names and numbers). Plain names, `*` and `?` pass as they are.
 fn five_field_days(dow: &str) -> Result<String, String> {
-    let day = |n: &str| -> Result<usize, String> {
-        n.parse::<usize>()
-            .ok()
-            .filter(|n| *n <= 7)
-            .ok_or_else(|| format!("day-of-week {n} is out of range 0-7 (or SUN-SAT)"))
+    let day = |tok: &str| -> Result<usize, String> {
+        if let Ok(n) = tok.parse::<usize>() {
+            return (n <= 7)
+                .then_some(n % 7)
+                .ok_or_else(|| format!("day-of-week {n} is out of range 0-7 (or SUN-SAT)"));
+        }
+        DAYS.iter()
+            .position(|d| d.eq_ignore_ascii_case(tok))
+            .ok_or_else(|| format!("day-of-week {tok:?} is not a number 0-7 or a name SUN-SAT"))
     };
-    let mut items = Vec::new();
+    let mut out: Vec<String> = Vec::new();
+    let mut push = |d: String| {
+        if !out.contains(&d) {
+            out.push(d);
+        }
+    };
     for item in dow.split(',') {
         let (range, step) = match item.split_once('/') {
             Some((r, s)) => (r, Some(s)),
             None => (item, None),
         };
-        let numeric = |r: &str| {
-            r.split('-')
-                .all(|x| !x.is_empty() && x.bytes().all(|b| b.is_ascii_digit()))
-        };
-        if !numeric(range) {
-            items.push(item.to_string()); // names, `*`, `?`: the same in both
+        let numeric = range.bytes().any(|b| b.is_ascii_digit());
+        if !numeric && step.is_none() {
+            push(item.to_uppercase()); // names, `*`, `?`: the same in both
             continue;
         }
         let (from, to) = match range.split_once('-') {
-            Some((a, b)) => (day(a)?, day(b)?),
-            None if step.is_some() => (day(range)?, 7),
-            None => {
-                items.push(DAYS[day(range)? % 7].to_string());
-                continue;
-            }
+            _ if range == "*" => (0, 6),
+            // A seven in a range is the Sunday at its end (crontab's `1-7`).
+            Some((a, b)) => (day(a)?, if b.trim() == "7" { 7 } else { day(b)? }),
+            None if step.is_some() => (day(range)?, 6),
+            None => (day(range)?, day(range)?),
         };
         if from > to {
             return Err(format!("day-of-week range {range} runs backwards"));
@@ -96,17 +105,11 @@ fn five_field_days(dow: &str) -> Result<String, String> {
                 .filter(|s| *s > 0)
                 .ok_or_else(|| format!("day-of-week step {s} is not a whole number above 0"))?,
         };
-        let mut names: Vec<&str> = (from..=to).step_by(step).map(|n| DAYS[n % 7]).collect();
-        names.dedup();
-        items.extend(names.into_iter().map(str::to_string));
-    }
-    let mut seen = Vec::new();
-    for i in items {
-        if !seen.contains(&i) {
-            seen.push(i);
+        for n in (from..=to).step_by(step) {
+            push(DAYS[n % 7].to_string());
         }
     }
-    Ok(seen.join(","))
+    Ok(out.join(","))
 }
 
 /// AWS's six fields as the `cron` crate's seven (a leading seconds field).
@@ -137,6 +140,20 @@ mod tests {
             "0 0 ? * SUN,MON,TUE,WED,THU,FRI,SAT *"
         );
         assert_eq!(aws_cron("0 0 * * 1-5/2").unwrap(), "0 0 ? * MON,WED,FRI *");
+        assert_eq!(
+            aws_cron("0 0 * * MON-5").unwrap(),
+            "0 0 ? * MON,TUE,WED,THU,FRI *"
+        );
+        assert_eq!(
+            aws_cron("0 0 * * */2").unwrap(),
+            "0 0 ? * SUN,TUE,THU,SAT *"
+        );
+        assert_eq!(aws_cron("0 0 * * SUN,6").unwrap(), "0 0 ? * SUN,SAT *");
+        assert_eq!(aws_cron("0 0 * * 5-7").unwrap(), "0 0 ? * FRI,SAT,SUN *");
+        assert!(
+            aws_cron("0 0 ? * MON/2 *").is_err(),
+            "no / in AWS's day-of-week"
+        );
         assert_eq!(aws_cron("30 6 1 * *").unwrap(), "30 6 1 * ? *");
         assert_eq!(aws_cron("*/15 * * * *").unwrap(), "*/15 * * * ? *");
         assert_eq!(

@@ -246,6 +246,10 @@ pub fn scheduled_mins_between(
             instants.extend(runs.map(|t| t + chrono::Duration::seconds(1)));
         }
     }
+    // Schedules that run at the same minutes share their instants (each is worth a parse of
+    // every schedule's expressions).
+    instants.sort_unstable();
+    instants.dedup();
     let mut mins: Vec<u32> = instants
         .into_iter()
         .map(|t| scheduled_min(schedules, t))

@@ -17,26 +17,51 @@ use crate::{
     store::{changes, holds},
 };
 
-/// The SuspendedState the target had when zeroscale paused it, as the last run recorded it (or
-/// this job's earlier attempt, whose outcome may not have been written).
+/// The SuspendedState the target had when zeroscale paused it: as the last run recorded it (or
+/// this job's earlier attempt, whose outcome may not have been written). When no record survived
+/// (a pausing job superseded or discarded before it finished) and the target is suspended
+/// entirely, as a pause leaves it, what was there before zeroscale (`baseline`) stands in:
+/// nothing suspended for a target zeroscale registered or whose past is unknown, so a resume
+/// never leaves scale-in suspended by a pause. Otherwise None: what is there is the owner's.
 pub(super) fn before_pause(
     row: &crate::store::targets::TargetRow,
     earlier: Option<&serde_json::Value>,
+    baseline: Option<super::plan::Baseline>,
+    now: Option<super::plan::ObservedTarget>,
 ) -> Option<super::plan::Suspended> {
+    use super::plan::{Baseline, Suspended};
     let read =
         |v: &serde_json::Value| serde_json::from_value(v["suspended_before_pause"].clone()).ok();
-    read(&row.observed).or_else(|| earlier.and_then(read))
+    if let Some(recorded) = read(&row.observed).or_else(|| earlier.and_then(read)) {
+        return Some(recorded);
+    }
+    let suspended_entirely =
+        now.is_some_and(|t| t.suspended_in && t.suspended_out && t.suspended_scheduled);
+    if !suspended_entirely {
+        return None;
+    }
+    match baseline? {
+        Baseline::Existed { suspended, .. } => Some(Suspended {
+            dynamic_scaling_in_suspended: suspended.0,
+            dynamic_scaling_out_suspended: suspended.1,
+            scheduled_scaling_suspended: suspended.2,
+        }),
+        Baseline::Absent | Baseline::Unknown => Some(Suspended::default()),
+    }
 }
 
 /// What this run records as the SuspendedState before the pause: while paused, the recorded
-/// one, else (the run that pauses) what the target has now; otherwise the recorded one until the
-/// run that resumes has given it back (the caller clears it then).
+/// one, else (the run that pauses) what the target has now, nothing suspended for a target not
+/// registered yet; otherwise the recorded one until the run that resumes has given it back (the
+/// caller clears it then).
 pub(super) fn record_before_pause(
     d: &super::plan::Desired,
     o: &super::plan::Observed,
 ) -> Option<super::plan::Suspended> {
     match d.paused {
-        true => d.before_pause.or_else(|| o.target.map(|t| t.suspended())),
+        true => d
+            .before_pause
+            .or_else(|| Some(o.target.map(|t| t.suspended()).unwrap_or_default())),
         false => d.before_pause,
     }
 }

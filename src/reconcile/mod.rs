@@ -174,8 +174,8 @@ impl Reconciler {
         // Until this run knows better, our scheduled actions are those the last run left (a
         // failure before the plan must not forget them).
         report.scheduled_actions = scheduled_left(row);
-        let before_pause = holds::before_pause(row, ctx.job.output.as_ref());
-        report.suspended_before_pause = before_pause;
+        let earlier = ctx.job.output.as_ref();
+        report.suspended_before_pause = holds::before_pause(row, earlier, None, None);
         let observed = if row.enabled {
             let mut p = prepare(
                 &self.aws,
@@ -184,7 +184,8 @@ impl Reconciler {
                 !report.scheduled_actions.is_empty(),
             )
             .await?;
-            p.desired.before_pause = before_pause;
+            let target_now = p.observed.target;
+            p.desired.before_pause = holds::before_pause(row, earlier, stored, target_now);
             report.warnings = p.preflight.warnings.clone();
             report.preflight = Some(json!(p.preflight));
             report.resolved_max_capacity = Some(p.desired.max_capacity);
@@ -209,8 +210,9 @@ impl Reconciler {
             report.paused = spec.pause().filter(|_| p.desired.paused).map(|x| json!(x));
             let pin = warm::pinned(&spec, &report.reason);
             if let Some(copies) = pin {
-                let earlier = ctx.job.output.as_ref().and_then(|o| o["warming"].as_bool());
-                report.warming = Some(warm::must_warm(&self.aws, target, copies, earlier).await?);
+                let before =
+                    earlier.and_then(|o| serde_json::from_value(o["warming"].clone()).ok());
+                report.warming = Some(warm::must_warm(&self.aws, target, copies, before).await?);
             }
             self.apply(ctx, &p.desired, steps, &p.observed, report)
                 .await?;
@@ -218,8 +220,7 @@ impl Reconciler {
             if !p.desired.paused {
                 report.suspended_before_pause = None;
             }
-            if let Some(copies) = pin {
-                let warming = report.warming.unwrap_or(false);
+            if let (Some(copies), Some(warming)) = (pin, &report.warming) {
                 let took = warm::await_capacity(&self.aws, target, copies, warming).await?;
                 report.warm_after_seconds = Some(took);
             }
@@ -230,6 +231,7 @@ impl Reconciler {
             report.original_capacity = stored.and_then(Baseline::capacity);
             let max = observed.target.map(|t| t.max).unwrap_or(1);
             let desired = plan::desired_for(target, &spec, max).map_err(JobError::permanent)?;
+            let before_pause = holds::before_pause(row, earlier, stored, observed.target);
             let restore = (stored, spec.restore_min_capacity(), before_pause);
             let (steps, warning) = plan::plan_disable(&names, &observed, restore);
             if let Some(w) = warning {

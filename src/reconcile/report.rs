@@ -39,9 +39,10 @@ pub struct Report {
     /// The pause in force, if any (the `Paused` condition).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub paused: Option<Value>,
-    /// A keep-warm pin's capacity was waited for: true once it had to scale out.
+    /// A keep-warm pin's capacity was waited for: whether it had to scale out, and the
+    /// newest scaling activity before the change's write.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub warming: Option<bool>,
+    pub warming: Option<super::warm::Warming>,
     /// Seconds from the scale-out's start to its capacity in service, by AWS's scaling
     /// activity (0: it was already warm).
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -72,13 +72,13 @@ pub async fn await_capacity(
     aws: &AwsClients,
     target: &TargetRef,
     copies: i32,
-    warming: bool,
+    warming: &Warming,
 ) -> Result<f64, JobError> {
     let (now, settled) = in_service(aws, target).await?;
-    let raise = newest_raise(aws, &target.owned_names()).await;
+    let raise = newest_raise(aws, &target.owned_names(), &warming.activity_before).await;
     if now >= copies && settled {
         let took = raise
-            .filter(|a| warming && a.status_code().as_str() == "Successful")
+            .filter(|a| warming.scale_out && a.status_code().as_str() == "Successful")
             .and_then(|a| {
                 let end = a.end_time()?;
                 Some((end.as_secs_f64() - a.start_time().as_secs_f64()).max(0.0))
@@ -102,12 +102,18 @@ pub async fn await_capacity(
 }
 
 /// The newest activity a MinCapacity raise started (AWS's cause: "minimum capacity was set to
-/// N"), on the first page (newest first). None when it cannot be read.
-async fn newest_raise(aws: &AwsClients, names: &OwnedNames) -> Option<ScalingActivity> {
+/// N") after `before` (the newest activity before this change's write), on the first page
+/// (newest first). None when there is none yet or it cannot be read.
+async fn newest_raise(
+    aws: &AwsClients,
+    names: &OwnedNames,
+    before: &str,
+) -> Option<ScalingActivity> {
     aws.pace().await;
     let out = super::observe::activities(aws, names).send().await.ok()?;
     out.scaling_activities()
         .iter()
+        .take_while(|a| before.is_empty() || a.activity_id() != before)
         .find(|a| a.cause().contains("minimum capacity was set to"))
         .cloned()
 }
@@ -123,18 +129,48 @@ pub fn pinned(spec: &crate::domain::TargetSpec, reason: &str) -> Option<i32> {
         .map(|p| p.copies as i32)
 }
 
-/// Whether this change has to scale out to reach `copies`: what an earlier attempt found,
-/// else what is in service before the first write.
+/// What a change that pins capacity learns before its first write, kept in the operation's
+/// output for its later attempts.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct Warming {
+    /// It has to scale out to reach the copies (fewer were in service).
+    pub scale_out: bool,
+    /// The newest scaling activity before its write (`""`: none): only newer ones are its own.
+    pub activity_before: String,
+}
+
+/// What an earlier attempt of this change found, else what is in service and the newest
+/// activity before the first write.
 pub async fn must_warm(
     aws: &AwsClients,
     target: &TargetRef,
     copies: i32,
-    earlier: Option<bool>,
-) -> Result<bool, JobError> {
-    match earlier {
-        Some(w) => Ok(w),
-        None => Ok(in_service(aws, target).await?.0 < copies),
+    earlier: Option<Warming>,
+) -> Result<Warming, JobError> {
+    if let Some(w) = earlier {
+        return Ok(w);
     }
+    let scale_out = in_service(aws, target).await?.0 < copies;
+    aws.pace().await;
+    let newest = super::observe::activities(aws, &target.owned_names())
+        .send()
+        .await
+        .map_err(|e| {
+            job_error(AwsFailure::from_sdk(
+                "application-autoscaling",
+                "DescribeScalingActivities",
+                e,
+            ))
+        })?;
+    let activity_before = newest
+        .scaling_activities()
+        .first()
+        .map(|a| a.activity_id().to_string())
+        .unwrap_or_default();
+    Ok(Warming {
+        scale_out,
+        activity_before,
+    })
 }
 
 /// The same checks as an enable's preflight, for a pin of `copies`: at most the max capacity

@@ -889,3 +889,43 @@ async fn a_variant_is_woken_in_instances_and_paused_the_same_way() {
         Some(false)
     );
 }
+
+#[tokio::test]
+async fn a_resume_without_the_pause_s_record_leaves_nothing_suspended() {
+    let e = env().await;
+    assert_eq!(
+        e.converge(Method::POST, IC, Some(json!({"max_capacity": 2})))
+            .await["state"],
+        "completed"
+    );
+    let out = e
+        .call(Method::POST, &format!("/components/{IC}/pause"), None)
+        .await
+        .1;
+    assert_eq!(e.wait(&op_url(&out)).await["state"], "completed");
+    // As when the pausing job was superseded before it recorded anything.
+    sqlx::query("UPDATE targets SET observed = observed - 'suspended_before_pause'")
+        .execute(&e.app.pool)
+        .await
+        .unwrap();
+    let out = e
+        .call(Method::POST, &format!("/components/{IC}/resume"), None)
+        .await
+        .1;
+    assert_eq!(e.wait(&op_url(&out)).await["state"], "completed");
+    let st = scalable(&e)
+        .await
+        .unwrap()
+        .suspended_state()
+        .cloned()
+        .unwrap();
+    assert_eq!(
+        (
+            st.dynamic_scaling_in_suspended(),
+            st.dynamic_scaling_out_suspended(),
+            st.scheduled_scaling_suspended()
+        ),
+        (Some(false), Some(false), Some(false)),
+        "zeroscale registered it: nothing was suspended before zeroscale"
+    );
+}

@@ -51,12 +51,18 @@ impl ScheduledAction {
     }
 }
 
+/// UTC under either name: sent as no Timezone (AWS's default), and read back the same however
+/// AWS lists it, so a UTC schedule never looks edited.
+fn is_utc(zone: &str) -> bool {
+    matches!(zone, "UTC" | "Etc/UTC")
+}
+
 /// The schedules' scheduled actions, start then end of each.
 pub fn for_schedules(schedules: &[Schedule]) -> Vec<ScheduledAction> {
     schedules
         .iter()
         .flat_map(|s| {
-            let zone = (s.timezone != "UTC").then(|| s.timezone.clone());
+            let zone = (!is_utc(&s.timezone)).then(|| s.timezone.clone());
             s.boundaries().into_iter().map(move |b| ScheduledAction {
                 name: format!("{PREFIX}schedule.{}.{}", s.name, b.edge),
                 schedule: format!("cron({})", b.aws_cron),
@@ -93,7 +99,7 @@ pub fn read_back(a: &Listed) -> (String, Value) {
         a.scheduled_action_name().to_string(),
         json!({
             "Schedule": a.schedule(),
-            "Timezone": a.timezone(),
+            "Timezone": a.timezone().filter(|z| !is_utc(z)),
             "StartTime": time(a.start_time()),
             "EndTime": time(a.end_time()),
             "MinCapacity": action.and_then(|x| x.min_capacity()),

@@ -73,6 +73,11 @@ fn parse_cron(fields: &str) -> Result<cron::Schedule, String> {
     }
     // Day names never contain L, and day-of-month has only digits: these are the wildcards.
     let (dom_up, dow_up) = (dom.to_uppercase(), dow.to_uppercase());
+    if dow.contains('/') {
+        return Err(format!(
+            "cron({fields}): the day-of-week field takes no / (AWS's rules)"
+        ));
+    }
     if dom_up.contains(['L', 'W']) || dow_up.contains(['L', '#']) {
         return Err(format!(
             "cron({fields}): the sandbox does not simulate L, W or # (AWS does)"
@@ -157,6 +162,7 @@ mod tests {
             "cron(0 8 ? * ?)",
             "cron(0 8 * * MON-FRI)",
             "cron(0 8 L * ? *)",
+            "cron(0 8 ? * MON/2 *)",
             "rate(0 minutes)",
             "rate(1 minutes)",
             "at(2026-12-01 08:00)",
