@@ -142,6 +142,7 @@ fn put_alarm(w: &mut World, p: &Value) -> Result<Value, AwsError> {
                     config,
                     state: "INSUFFICIENT_DATA".into(),
                     reason: "Unchecked: Initial alarm creation".into(),
+                    reason_data: None,
                     updated: now,
                     config_updated: now,
                     history: Vec::new(),
@@ -162,6 +163,9 @@ pub fn alarm_view(a: &Alarm) -> Value {
     out.insert("AlarmArn".into(), json!(a.arn));
     out.insert("StateValue".into(), json!(a.state));
     out.insert("StateReason".into(), json!(a.reason));
+    if let Some(data) = &a.reason_data {
+        out.insert("StateReasonData".into(), json!(data));
+    }
     out.insert("StateUpdatedTimestamp".into(), ts(a.updated));
     out.insert(
         "AlarmConfigurationUpdatedTimestamp".into(),
@@ -283,7 +287,8 @@ fn set_state(w: &mut World, p: &Value) -> Result<Value, AwsError> {
     let now = w.now();
     let entering_alarm =
         state == "ALARM" && w.alarms.get(&name).is_some_and(|a| a.state != "ALARM");
-    super::sim::transition(w, &name, &state, &reason, now);
+    let data = opt_str(p, "StateReasonData");
+    super::sim::transition(w, &name, &state, &reason, data, now);
     // As on AWS, a state set by hand runs the actions of the state it enters.
     if entering_alarm {
         let threshold = w

@@ -34,6 +34,10 @@ pub(super) fn routes() -> Router<Sandbox> {
         .route("/faults/{operation}", put(fault_set))
         .route("/settings", get(settings_get).put(settings_set))
         .route("/quotas/{instance_type}", put(quota_set))
+        .route(
+            "/insufficient-capacity/{instance_type}",
+            put(shortage_set).delete(shortage_clear),
+        )
         .route("/state", get(state))
         .route("/iam", get(iam_get).put(iam_set))
 }
@@ -305,6 +309,20 @@ async fn quota_set(
         .ok_or_else(|| bad("send {\"value\": <number>}"))?;
     sb.world().quotas.insert(itype.clone(), value);
     Ok(Json(json!({"instance_type": itype, "value": value})))
+}
+
+/// `PUT /_sandbox/insufficient-capacity/{instance_type}`: from now on AWS has no capacity of
+/// that type (scale-outs onto it fail as SageMaker words it); `DELETE` ends the shortage.
+async fn shortage_set(State(sb): State<Sandbox>, Path(itype): Path<String>) -> Json<Value> {
+    let mut w = sb.world();
+    w.settings.insufficient_capacity.insert(itype);
+    Json(json!({"insufficient_capacity": w.settings.insufficient_capacity}))
+}
+
+async fn shortage_clear(State(sb): State<Sandbox>, Path(itype): Path<String>) -> Json<Value> {
+    let mut w = sb.world();
+    w.settings.insufficient_capacity.remove(&itype);
+    Json(json!({"insufficient_capacity": w.settings.insufficient_capacity}))
 }
 
 async fn state(State(sb): State<Sandbox>) -> Json<Value> {

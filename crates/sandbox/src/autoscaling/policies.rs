@@ -300,6 +300,7 @@ pub(super) fn aws_owned_alarm(
         },
         state: "INSUFFICIENT_DATA".into(),
         reason: "Unchecked: Initial alarm creation".into(),
+        reason_data: None,
         updated: now,
         config_updated: now,
         history: Vec::new(),

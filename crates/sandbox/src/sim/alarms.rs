@@ -1,6 +1,8 @@
 //! CloudWatch's side of the simulation: metric statistics over a period, alarm evaluation,
 //! state transitions and the actions an alarm runs.
 
+use serde_json::json;
+
 use super::scaling::step_scale;
 use crate::world::{AlarmConfig, AlarmTransition, World};
 
@@ -79,7 +81,8 @@ pub(super) fn evaluate_alarm(w: &mut World, name: &str, boundary: f64) {
         cfg.threshold.unwrap_or_default(),
         m
     );
-    transition(w, name, state, &reason, boundary);
+    let data = reason_data(&cfg, &values, boundary, period);
+    transition(w, name, state, &reason, Some(data), boundary);
     if state == "ALARM" {
         run_actions(
             w,
@@ -90,9 +93,46 @@ pub(super) fn evaluate_alarm(w: &mut World, name: &str, boundary: f64) {
     }
 }
 
+/// CloudWatch's StateReasonData for a threshold evaluation at `boundary`: the evaluated periods,
+/// newest first, each with its start as `timestamp` (CloudWatch's format,
+/// `2026-12-01T10:04:00.000+0000`).
+fn reason_data(cfg: &AlarmConfig, values: &[Option<f64>], boundary: f64, period: f64) -> String {
+    let stamp = |t: f64| {
+        chrono::DateTime::<chrono::Utc>::from_timestamp(t as i64, 0)
+            .map(|d| d.format("%Y-%m-%dT%H:%M:%S%.3f+0000").to_string())
+            .unwrap_or_default()
+    };
+    let evaluated: Vec<_> = values
+        .iter()
+        .enumerate()
+        .filter_map(|(i, v)| {
+            let v = (*v)?;
+            Some(json!({"timestamp": stamp(boundary - (i as f64 + 1.0) * period), "sampleCount": 1.0, "value": v}))
+        })
+        .collect();
+    json!({
+        "version": "1.0",
+        "queryDate": stamp(boundary),
+        "startDate": stamp(boundary - values.len() as f64 * period),
+        "statistic": cfg.statistic.as_deref().unwrap_or("Average"),
+        "period": period as i64,
+        "recentDatapoints": values.iter().rev().flatten().collect::<Vec<_>>(),
+        "threshold": cfg.threshold.unwrap_or_default(),
+        "evaluatedDatapoints": evaluated,
+    })
+    .to_string()
+}
+
 /// Sets an alarm's state, recording the change; entering ALARM runs its actions (SetAlarmState
-/// goes through here too).
-pub fn transition(w: &mut World, name: &str, state: &str, reason: &str, at: f64) {
+/// goes through here too). `data` is the StateReasonData, if any.
+pub fn transition(
+    w: &mut World,
+    name: &str,
+    state: &str,
+    reason: &str,
+    data: Option<String>,
+    at: f64,
+) {
     let Some(a) = w.alarms.get_mut(name) else {
         return;
     };
@@ -105,6 +145,7 @@ pub fn transition(w: &mut World, name: &str, state: &str, reason: &str, at: f64)
         });
         a.state = state.into();
         a.reason = reason.into();
+        a.reason_data = data;
         a.updated = at;
     }
 }

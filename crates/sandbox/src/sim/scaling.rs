@@ -199,6 +199,12 @@ pub fn set_capacity(w: &mut World, key: &TargetKey, new: u32, cause: &str, at: f
             }
         }
     }
+    if let (Some(itype), true) = (&instance_type, extra_instances > 0) {
+        if w.settings.insufficient_capacity.contains(itype) {
+            short_of_capacity(w, key, activity, new, at);
+            return false;
+        }
+    }
     apply_capacity(w, &key.1, current, new, at);
     if new > current {
         // The activity ends when the new capacity is in service (InProgress until then).
@@ -206,6 +212,35 @@ pub fn set_capacity(w: &mut World, key: &TargetKey, new: u32, cause: &str, at: f
     }
     w.activities.push(activity);
     true
+}
+
+/// A scale-out AWS has no instances for: SageMaker tries for the provisioning delay (the
+/// endpoint `Updating`), then the activity fails in SageMaker's CapacityError words (its
+/// FailureReason: "Unable to provision requested ML compute capacity. Please retry using a
+/// different ML instance type.") and the capacity stays as it was.
+fn short_of_capacity(w: &mut World, key: &TargetKey, mut activity: Activity, new: u32, at: f64) {
+    let until = at + w.settings.provisioning_delay_seconds;
+    if w.settings.status_transitions {
+        if let Some(endpoint) = endpoint_of(w, &key.1) {
+            updating(w, &endpoint, at, until);
+        }
+    }
+    activity.end = until;
+    activity.status = "Failed".into();
+    activity.message = format!(
+        "Failed to set desired {} to {new}. Reason: Unable to provision requested ML compute capacity. Please retry using a different ML instance type.",
+        unit(key)
+    );
+    w.activities.push(activity);
+}
+
+fn endpoint_of(w: &World, rid: &str) -> Option<String> {
+    if let Some(name) = rid.strip_prefix("inference-component/") {
+        return w.components.get(name).map(|c| c.endpoint.clone());
+    }
+    rid.strip_prefix("endpoint/")
+        .and_then(|r| r.split('/').next())
+        .map(str::to_string)
 }
 
 /// The instance type behind a resource and how many more instances going to `new` needs.

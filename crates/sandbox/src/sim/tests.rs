@@ -162,3 +162,54 @@ fn capacity_is_clamped_to_the_target_bounds() {
     );
     assert!(last.message.is_empty(), "and no StatusMessage");
 }
+
+#[test]
+fn a_scale_out_without_capacity_runs_then_fails_in_sagemakers_words() {
+    let mut w = world();
+    w.settings.provisioning_delay_seconds = 120.0;
+    w.settings
+        .insufficient_capacity
+        .insert("ml.g5.xlarge".into());
+    let arn = step_policy(&mut w, 1, 0);
+    let policy = w.policies.values().find(|p| p.arn == arn).cloned().unwrap();
+    let now = w.now();
+    step_scale(&mut w, &policy, 1.0, "test", now);
+    assert_eq!(instances(&w), 1, "no capacity was added");
+    let last = w.activities.last().unwrap().clone();
+    assert_eq!((last.status.as_str(), last.end), ("Failed", now + 120.0));
+    assert!(
+        last.message
+            .contains("Unable to provision requested ML compute capacity"),
+        "{}",
+        last.message
+    );
+    assert_eq!(w.endpoints["ep"].status, "Updating", "SageMaker tried");
+    advance(&mut w, 121.0);
+    assert_eq!(
+        (w.endpoints["ep"].status.as_str(), instances(&w)),
+        ("InService", 1)
+    );
+}
+
+#[test]
+fn a_threshold_evaluation_leaves_its_datapoints_in_state_reason_data() {
+    let mut w = world();
+    alarm(&mut w, "a", "notBreaching", 1, 1);
+    let now = w.now();
+    w.put_metric("T", "m", &[], now + 5.0, 3.0);
+    advance(&mut w, 61.0);
+    let a = &w.alarms["a"];
+    assert_eq!(a.state, "ALARM");
+    let data: serde_json::Value = serde_json::from_str(a.reason_data.as_deref().unwrap()).unwrap();
+    let point = &data["evaluatedDatapoints"][0];
+    assert_eq!(point["value"], 3.0);
+    let at = chrono::DateTime::parse_from_str(
+        point["timestamp"].as_str().unwrap(),
+        "%Y-%m-%dT%H:%M:%S%.3f%z",
+    )
+    .unwrap();
+    assert!(
+        at.timestamp() as f64 <= now + 5.0 && now + 5.0 < at.timestamp() as f64 + 60.0,
+        "{data}"
+    );
+}

@@ -182,7 +182,7 @@ pub(super) fn set_tracking_alarms(
             _ => "OK",
         };
         let reason = format!("Target tracking: {state} after the minute ending {at}");
-        transition(w, name, state, &reason, at);
+        transition(w, name, state, &reason, None, at);
     }
 }
 

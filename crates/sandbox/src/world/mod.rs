@@ -196,6 +196,9 @@ pub struct Alarm {
     pub config: AlarmConfig,
     pub state: String,
     pub reason: String,
+    /// StateReasonData: the JSON CloudWatch attaches to a threshold evaluation (the evaluated
+    /// datapoints with their timestamps); None after SetAlarmState without one.
+    pub reason_data: Option<String>,
     pub updated: f64,
     pub config_updated: f64,
     pub history: Vec<AlarmTransition>,
@@ -291,6 +294,10 @@ pub struct Settings {
     /// same size); calls beyond it get ThrottlingException. None: unlimited.
     #[serde(default)]
     pub autoscaling_requests_per_second: Option<f64>,
+    /// Instance types AWS has no capacity for right now: a scale-out onto one runs for the
+    /// provisioning delay and then fails with SageMaker's CapacityError words. Empty by default.
+    #[serde(default)]
+    pub insufficient_capacity: std::collections::BTreeSet<String>,
 }
 
 impl Default for Settings {
@@ -300,6 +307,7 @@ impl Default for Settings {
             eventual_consistency: true,
             status_transitions: true,
             autoscaling_requests_per_second: None,
+            insufficient_capacity: Default::default(),
         }
     }
 }
