@@ -39,9 +39,17 @@ impl Application {
             cors_origins: http.cors_origins.clone(),
             body_read_timeout: http.body_read_timeout,
         };
-        let state = state
+        let mut state = state
             .with_write_limit(http.write_rate_limit, http.write_burst)
             .with_http(http);
+        if let Some(path) = &http.price_table {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read the price table {}", path.display()))?;
+            let prices = crate::domain::savings::PriceTable::parse(&text)
+                .map_err(|why| anyhow::anyhow!("the price table {}: {why}", path.display()))?;
+            tracing::info!(path = %path.display(), region = %prices.region, as_of = %prices.as_of, "savings priced with this table");
+            state = state.with_prices(prices);
+        }
         if http.metrics_token.is_none() {
             tracing::info!("GET /metrics is open to anyone who can reach this port (set --metrics-token to require a bearer token)");
         }

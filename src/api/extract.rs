@@ -190,6 +190,18 @@ pub fn text_filter(field: &str, value: Option<String>) -> Result<Option<String>,
     }
 }
 
+/// A label selector from a query string (`team=search,cost_center=ml-42`) as the JSON object a
+/// target's labels must contain; a malformed one is refused (422 on `label`).
+pub fn label_selector(value: Option<String>) -> Result<Option<serde_json::Value>, ApiError> {
+    value
+        .map(|v| {
+            crate::domain::labels::parse_selector(&v)
+                .map(|l| serde_json::json!(l))
+                .map_err(|why| ApiError::invalid_field("label", why))
+        })
+        .transpose()
+}
+
 /// The page size of a list query: 100 by default, refused outside 1-500.
 pub fn page_limit(limit: Option<i64>) -> Result<i64, ApiError> {
     let limit = limit.unwrap_or(100);

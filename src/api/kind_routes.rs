@@ -259,6 +259,21 @@ macro_rules! kind_routes {
             history::list(&state, &target, q).await
         }
 
+        #[utoipa::path(get, path = concat!($base, "/timeline"), operation_id = concat!($noun, "_timeline"), tag = $tag,
+            summary = concat!("What happened to ", $a, ", oldest first: scale-ins to zero, requests at zero, wakes with their latency or AWS's failure, scheduled actions, pauses and repairs."),
+            params($path, $crate::api::events::EventQuery),
+            responses(
+                (status = 200, description = "A page of events, oldest first", body = Page<$crate::api::events::Event>),
+                problems::ReadQuery,
+                (status = 404, description = "Not managed", body = Problem, content_type = "application/problem+json"),
+            )
+        )]
+        pub async fn timeline(
+            State(state): State<AppState>, Reader(_caller): Reader, Target(target, _): Target<$path>, ApiQuery(q): ApiQuery<$crate::api::events::EventQuery>,
+        ) -> Result<Json<Page<$crate::api::events::Event>>, ApiError> {
+            $crate::api::events::timeline(&state, &target, q).await
+        }
+
         #[utoipa::path(get, path = concat!($base, "/versions/{version}"), operation_id = concat!($noun, "_version"), tag = $tag,
             summary = concat!("Read one version of ", $a, ": its full spec and who made it."),
             params($path, VersionPath),

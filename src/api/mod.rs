@@ -6,6 +6,7 @@ pub mod changes;
 pub mod components;
 pub mod controls;
 pub mod doctor;
+pub mod events;
 pub mod extract;
 pub mod health;
 pub mod history;
@@ -14,6 +15,7 @@ pub mod metrics;
 pub mod middleware;
 pub mod operations;
 pub mod problems;
+pub mod reports;
 pub mod targets;
 pub mod variants;
 pub mod views;
@@ -62,6 +64,8 @@ pub struct AppState {
     pub doctor: doctor::DoctorCache,
     /// How long pauses and keep-warm windows may last.
     pub holds: crate::config::HoldLimits,
+    /// Hourly prices for the savings report.
+    pub prices: Arc<crate::domain::savings::PriceTable>,
 }
 
 impl AppState {
@@ -79,6 +83,7 @@ impl AppState {
             write_slots: Arc::new(tokio::sync::Semaphore::new(write_slots)),
             doctor: doctor::cache(),
             holds: crate::config::HoldLimits::default(),
+            prices: Arc::new(crate::domain::savings::PriceTable::default_table()),
             aws: None,
             write_limiter: None,
             idempotency_ttl: crate::config::WorkerSettings::default().idempotency_ttl,
@@ -90,6 +95,12 @@ impl AppState {
         self.trusted_proxies = Arc::new(http.trusted_proxies.clone());
         self.metrics_token = http.metrics_token.as_ref().map(|t| Arc::from(t.expose()));
         self.holds = http.holds;
+        self
+    }
+
+    /// Prices the savings report with `prices`.
+    pub fn with_prices(mut self, prices: crate::domain::savings::PriceTable) -> Self {
+        self.prices = Arc::new(prices);
         self
     }
 
@@ -151,6 +162,7 @@ const DOCS_HTML: &str = include_str!("../../assets/docs.html");
         (name = "endpoints", description = "Scale-to-zero for async-inference endpoint variants"),
         (name = "operations", description = "The jobs behind changes"),
         (name = "audit", description = "The append-only audit log"),
+        (name = "events", description = "The fleet's timeline: what AWS and zeroscale did to every target"),
         (name = "health", description = "Liveness and readiness probes, and the environment checklist"),
     )
 )]
@@ -164,6 +176,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(components::reconcile))
         .routes(routes!(components::list))
         .routes(routes!(components::versions))
+        .routes(routes!(components::timeline))
         .routes(routes!(components::version))
         .routes(routes!(components::diff))
         .routes(routes!(components::rollback))
@@ -176,6 +189,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(variants::reconcile))
         .routes(routes!(variants::list))
         .routes(routes!(variants::versions))
+        .routes(routes!(variants::timeline))
         .routes(routes!(variants::version))
         .routes(routes!(variants::diff))
         .routes(routes!(variants::rollback))
@@ -185,6 +199,8 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(variants::resume))
         .routes(routes!(operations::get_one))
         .routes(routes!(audit::list))
+        .routes(routes!(events::list))
+        .routes(routes!(reports::savings))
         .routes(routes!(audit::verify))
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))

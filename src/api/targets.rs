@@ -294,6 +294,9 @@ pub struct ListQuery {
     pub phase: Option<String>,
     /// Only names starting with this (`/endpoints`: endpoint names).
     pub prefix: Option<String>,
+    /// Only targets with these labels: `key=value[,key=value...]`.
+    #[param(example = "team=search")]
+    pub label: Option<String>,
     /// Page size, 1-500 (default 100).
     #[param(minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
@@ -333,6 +336,7 @@ pub async fn list(
             TargetRef::from_stored(kind.as_str(), name).is_ok()
         })?,
         name: None,
+        labels: super::extract::label_selector(q.label)?,
         limit: limit + 1,
     };
     let mut rows = targets::list(&state.pool, kind.as_str(), &filter).await?;

@@ -55,6 +55,11 @@ pub struct HttpArgs {
     pub metrics_token: Option<Secret>,
     #[command(flatten)]
     pub holds: HoldLimits,
+    /// A JSON price table for `GET /reports/savings` (hourly prices by `ml.*` instance type,
+    /// with region, currency, date and kind); default: the shipped us-east-1 list prices
+    /// (assets/prices/). A table that does not parse stops the start.
+    #[arg(long, env = "ZEROSCALE_PRICE_TABLE")]
+    pub price_table: Option<std::path::PathBuf>,
 }
 
 /// How long pauses and keep-warm windows may last.
@@ -125,6 +130,7 @@ impl Default for HttpArgs {
             trusted_proxies: Vec::new(),
             metrics_token: None,
             holds: HoldLimits::default(),
+            price_table: None,
         }
     }
 }

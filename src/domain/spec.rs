@@ -155,6 +155,12 @@ pub struct ComponentSpec {
     /// A pause (read-only in an enable's body: `pause` and `resume` set it).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pause: Option<super::Pause>,
+    /// Labels (Kubernetes rules), e.g. `{"team": "search", "cost_center": "ml-42"}`: they
+    /// filter lists, events and reports. Part of the spec: versioned, and replaced as a whole
+    /// by an enable.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    #[schema(value_type = std::collections::BTreeMap<String, String>, example = json!({"team": "search"}))]
+    pub labels: super::Labels,
 }
 
 impl Default for ComponentSpec {
@@ -169,6 +175,7 @@ impl Default for ComponentSpec {
             schedules: Vec::new(),
             keep_warm: None,
             pause: None,
+            labels: Default::default(),
         }
     }
 }
@@ -196,12 +203,14 @@ pub(super) struct Tracking<'a> {
     pub scale_out_cooldown_seconds: u32,
     pub schedules: &'a [super::Schedule],
     pub keep_warm: Option<&'a super::KeepWarm>,
+    pub labels: &'a super::Labels,
 }
 
 /// Every violation of a spec at once: its capacity and target-tracking settings, then its
 /// scale-from-zero settings.
 pub(super) fn validate_spec(t: Tracking, zero: &ScaleFromZero) -> Result<(), Vec<SpecViolation>> {
     let mut errs = Vec::new();
+    super::labels::check(t.labels, &mut errs);
     super::schedule::check(t.schedules, t.max_capacity, &mut errs);
     if let Some(pin) = t.keep_warm {
         range(&mut errs, "keep_warm.copies", pin.copies, 1, 1000);
@@ -277,6 +286,7 @@ impl ComponentSpec {
             scale_out_cooldown_seconds: self.scale_out_cooldown_seconds,
             schedules: &self.schedules,
             keep_warm: self.keep_warm.as_ref(),
+            labels: &self.labels,
         };
         validate_spec(tracking, &self.scale_from_zero)
     }

@@ -104,6 +104,12 @@ pub struct VariantSpec {
     /// keeps the current one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pause: Option<crate::domain::Pause>,
+    /// Labels (Kubernetes rules), e.g. `{"team": "search", "cost_center": "ml-42"}`: they
+    /// filter lists, events and reports. Part of the spec: versioned, and replaced as a whole
+    /// by an enable.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    #[schema(value_type = std::collections::BTreeMap<String, String>, example = json!({"team": "search"}))]
+    pub labels: crate::domain::Labels,
 }
 
 impl Default for VariantSpec {
@@ -118,6 +124,7 @@ impl Default for VariantSpec {
             schedules: Vec::new(),
             keep_warm: None,
             pause: None,
+            labels: Default::default(),
         }
     }
 }
@@ -134,6 +141,7 @@ impl VariantSpec {
             scale_out_cooldown_seconds: self.scale_out_cooldown_seconds,
             schedules: &self.schedules,
             keep_warm: self.keep_warm.as_ref(),
+            labels: &self.labels,
         };
         validate_spec(tracking, &self.scale_from_zero.settings())
     }

@@ -10,9 +10,13 @@ use sqlx::PgPool;
 
 use super::{lost_lease, report, Report};
 use crate::{
-    domain::TargetRef,
+    domain::{EventKind, TargetRef},
     jobs::{JobContext, JobError},
-    store::{audit, jobs, targets},
+    store::{
+        audit,
+        events::{self, NewEvent},
+        jobs, targets,
+    },
 };
 
 /// What the end of a run writes.
@@ -83,6 +87,10 @@ fn outcome(
         "scheduled_actions": report.scheduled_actions,
         "suspended_before_pause": report.suspended_before_pause,
         "warm_after_seconds": report.warm_after_seconds,
+        // For the savings ledger: the endpoint and the instance type (a pool variant's first
+        // pool), kept from an earlier run when this one made no preflight.
+        "endpoint": preflight_or_kept(report, row, "endpoint"),
+        "instance_type": preflight_or_kept(report, row, "instance_type"),
     });
     let drift = report.drift();
     if drift.is_some() {
@@ -96,6 +104,17 @@ fn outcome(
         observed,
         event,
         clear_baseline: !row.enabled && error.is_none(),
+    }
+}
+
+fn preflight_or_kept(report: &Report, row: &targets::TargetRow, key: &str) -> Value {
+    let from_preflight = report.preflight.as_ref().map(|p| match (key, &p[key]) {
+        ("instance_type", Value::Null) => p["instance_pools"][0].clone(),
+        (_, v) => v.clone(),
+    });
+    match from_preflight {
+        Some(v) if !v.is_null() => v,
+        _ => row.observed[key].clone(),
     }
 }
 
@@ -168,6 +187,10 @@ async fn write(
     if let Some(event) = &o.event {
         audit::append(&mut tx, event).await?;
     }
+    if failure.is_none() {
+        let happened = own_event(&mut tx, ctx.job.id, row, report).await?;
+        events::insert(&mut tx, &happened).await?;
+    }
     if o.clear_baseline {
         targets::clear_baseline(&mut tx, row.id).await?;
     }
@@ -178,6 +201,45 @@ async fn write(
         return Ok(false);
     }
     tx.commit().await.map(|()| true)
+}
+
+/// The timeline event a successful run makes: a repaired drift, or the applied version's own
+/// action (enabled, disabled, paused, resumed); a version is recorded once however many runs
+/// apply it.
+async fn own_event(
+    tx: &mut sqlx::PgConnection,
+    job_id: i64,
+    row: &targets::TargetRow,
+    report: &Report,
+) -> sqlx::Result<Vec<NewEvent>> {
+    let now = chrono::Utc::now();
+    if let Some(drift) = report.drift() {
+        return Ok(vec![NewEvent {
+            target_id: row.id,
+            kind: EventKind::DriftRepaired,
+            at: now,
+            source: format!("job:{job_id}"),
+            details: json!({"drift": drift, "version": row.version}),
+        }]);
+    }
+    if report.reason == "drift" {
+        return Ok(Vec::new());
+    }
+    let action = events::version_action(tx, row.id, row.version).await?;
+    let kind = match (action.as_deref(), row.enabled) {
+        (Some("pause"), _) => EventKind::Paused,
+        (Some("resume"), _) => EventKind::Resumed,
+        (Some("enable" | "update" | "rollback"), true) => EventKind::Enabled,
+        (Some("disable"), _) | (Some("rollback"), false) => EventKind::Disabled,
+        _ => return Ok(Vec::new()),
+    };
+    Ok(vec![NewEvent {
+        target_id: row.id,
+        kind,
+        at: now,
+        source: format!("version:{}", row.version),
+        details: json!({"version": row.version, "action": action, "job_id": job_id}),
+    }])
 }
 
 /// After the engine discarded a reconcile job (a timeout, a panic or a lost lease on its

@@ -17,6 +17,7 @@ pub mod prepare;
 pub mod quotas;
 mod reads;
 pub mod report;
+pub mod timeline;
 pub mod variant;
 pub mod warm;
 

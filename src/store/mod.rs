@@ -15,9 +15,11 @@ use crate::config::DbArgs;
 
 pub mod audit;
 pub mod changes;
+pub mod events;
 pub mod holds;
 pub mod idempotency;
 pub mod jobs;
+pub mod ledger;
 pub mod observation;
 pub mod replicas;
 pub mod targets;

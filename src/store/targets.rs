@@ -82,6 +82,8 @@ pub struct TargetFilter {
     pub after: Option<String>,
     /// Exactly this name.
     pub name: Option<String>,
+    /// Labels the current spec must have (a JSON object; containment).
+    pub labels: Option<Value>,
     pub limit: i64,
 }
 
@@ -119,6 +121,7 @@ async fn select<'e>(
           AND ($3::text IS NULL OR starts_with(t.name, $3))
           AND ($4::text IS NULL OR t.name > $4)
           AND ($5::text IS NULL OR t.name = $5)
+          AND ($7::jsonb IS NULL OR COALESCE(t.spec -> 'labels', '{}') @> $7)
         ORDER BY t.name LIMIT $6"#,
         kind,
         f.phase,
@@ -126,6 +129,7 @@ async fn select<'e>(
         f.after,
         f.name,
         f.limit,
+        f.labels,
     )
     .fetch_all(ex)
     .await

@@ -32,4 +32,6 @@ mod sandbox_cli;
 mod sandbox_iam;
 mod sandbox_realism;
 mod sandbox_schedules;
+mod savings;
+mod timeline;
 mod variants;

@@ -143,7 +143,7 @@ fn summary(r: &VersionRow) -> VersionSummary {
 }
 
 /// The stored target, or the 404 that points the way.
-async fn managed(state: &AppState, target: &TargetRef) -> Result<i64, ApiError> {
+pub(super) async fn managed(state: &AppState, target: &TargetRef) -> Result<i64, ApiError> {
     match store::targets::get(&state.pool, target.kind(), &target.name()).await? {
         Some(row) => Ok(row.id),
         None => Err(targets::not_managed(state, target).await),

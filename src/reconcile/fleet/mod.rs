@@ -36,7 +36,7 @@ use reads::{
 use super::{
     observe::sort_policy,
     plan::{self, Observed, ObservedAlarm, ObservedPolicy},
-    report,
+    report, timeline,
 };
 use crate::{
     aws::AwsClients,
@@ -66,6 +66,8 @@ pub struct PassReport {
     /// Targets whose scaling outcome changed.
     pub scaling_outcomes_updated: usize,
     pub activities_read: usize,
+    /// Timeline events this pass recorded (new ones only).
+    pub events_recorded: usize,
     /// AWS calls this pass made (pages read).
     pub aws_calls: usize,
 }
@@ -124,12 +126,12 @@ pub async fn pass(aws: &AwsClients, pool: &PgPool) -> Result<PassReport, JobErro
     let calls = &mut report.aws_calls;
     let scalable = read_targets(aws, &items, calls).await?;
     let policies = read_policies(aws, &window, calls).await?;
-    let alarms = read_alarms(aws, calls).await?;
+    let (alarms, alarm_states) = read_alarms(aws, calls).await?;
     let scheduled = read_scheduled(aws, &items, calls).await?;
     let sagemaker = read_sagemaker(aws, &items, calls).await?;
-    let (outcomes, seen_until, read) =
-        read_activities(aws, start.activities_seen_until, calls).await?;
-    report.activities_read = read;
+    let activities = read_activities(aws, start.read_since(), calls).await?;
+    report.activities_read = activities.seen.len();
+    let outcomes = &activities.outcomes;
     let in_window: HashSet<i64> = window.iter().map(|it| it.row.id).collect();
     for it in &items {
         let mut observed = observed_for(
@@ -162,7 +164,19 @@ pub async fn pass(aws: &AwsClients, pool: &PgPool) -> Result<PassReport, JobErro
     if report.repairs_queued > 0 {
         let _ = crate::store::jobs::notify_workers(pool).await;
     }
-    observation::finish(pool, seen_until)
+    let tracked: Vec<timeline::Tracked> = items
+        .iter()
+        .map(|it| timeline::Tracked {
+            target_id: it.row.id,
+            kind: it.target.kind(),
+            names: &it.names,
+        })
+        .collect();
+    report.events_recorded = timeline::record_pass(pool, &tracked, &activities.seen, &alarm_states)
+        .await
+        .map_err(JobError::database)?;
+    let open = timeline::open_since(&tracked, &activities.seen);
+    observation::finish(pool, activities.seen_until, open)
         .await
         .map_err(JobError::database)?;
     Ok(report)

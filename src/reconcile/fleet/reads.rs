@@ -16,6 +16,7 @@ use crate::{
         job_error, objects,
         observe::{alarm_pages, policy_pages, scaling_outcome, scheduled_pages, target_pages},
         plan,
+        timeline::{AlarmState, SeenActivity},
     },
 };
 
@@ -146,7 +147,7 @@ pub(super) async fn read_scheduled(
 pub(super) async fn read_alarms(
     aws: &AwsClients,
     calls: &mut usize,
-) -> Result<HashMap<String, Value>, JobError> {
+) -> Result<(HashMap<String, Value>, HashMap<String, AlarmState>), JobError> {
     let request = aws
         .cloudwatch
         .describe_alarms()
@@ -154,16 +155,32 @@ pub(super) async fn read_alarms(
         .max_records(100);
     let pages = alarm_pages(aws, request).await?;
     *calls += pages.len();
-    Ok(pages
-        .iter()
-        .flat_map(|p| p.metric_alarms())
+    let alarms = || pages.iter().flat_map(|p| p.metric_alarms());
+    let configs = alarms()
         .map(|a| {
             (
                 a.alarm_name().unwrap_or_default().to_string(),
                 objects::alarm::read_back(a),
             )
         })
-        .collect())
+        .collect();
+    let states = alarms()
+        .filter_map(|a| {
+            let updated = a.state_updated_timestamp()?;
+            Some((
+                a.alarm_name()?.to_string(),
+                AlarmState {
+                    value: a.state_value()?.as_str().to_string(),
+                    updated: DateTime::<Utc>::from_timestamp(
+                        updated.secs(),
+                        updated.subsec_nanos(),
+                    )?,
+                    reason_data: a.state_reason_data().map(str::to_string),
+                },
+            ))
+        })
+        .collect();
+    Ok((configs, states))
 }
 
 /// SageMaker's status of every component and endpoint, from the List calls (made only for the
@@ -237,14 +254,23 @@ pub(super) async fn read_sagemaker(
     Ok(out)
 }
 
-/// The namespace's scaling activities since `since`, newest first: each resource's latest
-/// finished outcome (`None`: it succeeded), the newest start time seen, and how many were read.
-/// The first pass reads one page.
+/// The namespace's scaling activities since `since`, newest first.
+pub(super) struct ActivitiesRead {
+    /// Each resource's latest finished outcome (`None`: it succeeded).
+    pub outcomes: HashMap<String, Option<Value>>,
+    /// The newest start time seen.
+    pub seen_until: Option<DateTime<Utc>>,
+    /// Every activity read, for the timeline.
+    pub seen: Vec<SeenActivity>,
+}
+
+/// Reads the namespace's scaling activities since `since` (see [`ActivitiesRead`]). The first
+/// pass reads one page.
 pub(super) async fn read_activities(
     aws: &AwsClients,
     since: Option<DateTime<Utc>>,
     calls: &mut usize,
-) -> Result<(HashMap<String, Option<Value>>, Option<DateTime<Utc>>, usize), JobError> {
+) -> Result<ActivitiesRead, JobError> {
     let since_secs =
         since.map(|t| t.timestamp() as f64 + f64::from(t.timestamp_subsec_micros()) / 1e6);
     let pages = aws
@@ -256,7 +282,8 @@ pub(super) async fn read_activities(
         .send();
     let mut outcomes: HashMap<String, Option<Value>> = HashMap::new();
     let mut newest: Option<f64> = None;
-    let (mut read, mut pages_read) = (0, 0);
+    let mut seen = Vec::new();
+    let mut pages_read = 0;
     aws.find_in_pages(
         "application-autoscaling",
         "DescribeScalingActivities",
@@ -268,8 +295,8 @@ pub(super) async fn read_activities(
                 if since_secs.is_some_and(|s| started <= s) {
                     return Some(());
                 }
-                read += 1;
                 newest = Some(newest.map_or(started, |n| n.max(started)));
+                seen.extend(seen_activity(a));
                 if !outcomes.contains_key(a.resource_id()) {
                     if let Some(outcome) = scaling_outcome(a) {
                         outcomes.insert(a.resource_id().to_string(), outcome);
@@ -284,5 +311,27 @@ pub(super) async fn read_activities(
     *calls += pages_read;
     let seen_until = newest
         .and_then(|s| DateTime::<Utc>::from_timestamp(s.trunc() as i64, (s.fract() * 1e9) as u32));
-    Ok((outcomes, seen_until, read))
+    Ok(ActivitiesRead {
+        outcomes,
+        seen_until,
+        seen,
+    })
+}
+
+fn seen_activity(
+    a: &aws_sdk_applicationautoscaling::types::ScalingActivity,
+) -> Option<SeenActivity> {
+    let time = |t: &aws_smithy_types::DateTime| {
+        DateTime::<Utc>::from_timestamp(t.secs(), t.subsec_nanos())
+    };
+    Some(SeenActivity {
+        id: a.activity_id().to_string(),
+        resource_id: a.resource_id().to_string(),
+        status: a.status_code().as_str().to_string(),
+        description: a.description().to_string(),
+        cause: a.cause().to_string(),
+        message: a.status_message().map(str::to_string),
+        start: time(a.start_time())?,
+        end: a.end_time().and_then(time),
+    })
 }
