@@ -25,6 +25,12 @@ fn start_drift(
         std::time::Duration::from_secs(15),
         stop.clone(),
     ));
+    // Pauses about to end and targets that never reach zero are noticed within this long.
+    tokio::spawn(crate::notify::run_periodic(
+        pool.clone(),
+        std::time::Duration::from_secs(60),
+        stop.clone(),
+    ));
     if !settings.drift_interval.is_zero() {
         tokio::spawn(crate::reconcile::drift::run(
             pool.clone(),
@@ -35,12 +41,17 @@ fn start_drift(
 }
 
 /// The job handlers this build knows, with the AWS clients they use.
-fn registry(pool: &sqlx::PgPool, clients: crate::aws::AwsClients) -> Registry {
-    crate::reconcile::Reconciler {
+fn registry(
+    pool: &sqlx::PgPool,
+    clients: crate::aws::AwsClients,
+    key: Option<crate::config::SecretsKey>,
+) -> Registry {
+    let registry = crate::reconcile::Reconciler {
         aws: clients,
         pool: pool.clone(),
     }
-    .register(Registry::new())
+    .register(Registry::new());
+    crate::notify::Deliverer::new(pool.clone(), key).register(registry)
 }
 
 /// Runs the parsed command line.
@@ -79,8 +90,15 @@ async fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
     // AWS first: a missing Region or credentials stops start-up before anything else.
     let clients = crate::aws::AwsClients::connect(&args.aws).await?;
     let pool = store::prepare(&args.db, !args.no_migrate).await?;
+    if args.sandbox && args.db.secrets_key.is_none() {
+        // The demo only: a key for this process (sealed webhook secrets do not survive a
+        // restart). A production start without --secrets-key refuses new webhooks instead.
+        tracing::warn!("no --secrets-key: the sandbox demo seals webhook secrets with a key made for this process");
+        args.db.secrets_key = Some(crate::config::SecretsKey::random());
+    }
     let state = crate::api::AppState::new(pool.clone())
         .with_aws(clients.clone())
+        .with_secrets(args.db.secrets_key.clone())
         .with_idempotency_ttl(args.worker.idempotency_ttl);
     let app = Application::build(&args.http, state, None).await?;
     let budget = crate::aws::budget::share(pool.clone(), clients.pacer.clone(), shutdown.clone());
@@ -90,7 +108,7 @@ async fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
         None
     } else {
         let config = WorkerConfig::from_settings(&args.worker, args.http.shutdown_grace);
-        let registry = registry(&pool, clients);
+        let registry = registry(&pool, clients, args.db.secrets_key.clone());
         start_drift(&pool, &args.worker, &shutdown);
         Some(tokio::spawn(
             Worker::new(pool, registry, config).run(shutdown.clone()),
@@ -126,7 +144,7 @@ async fn worker(args: WorkerArgs) -> anyhow::Result<()> {
     cancel_on_signal(shutdown.clone());
     let config = WorkerConfig::from_settings(&args.worker, args.shutdown_grace);
     let budget = crate::aws::budget::share(pool.clone(), clients.pacer.clone(), shutdown.clone());
-    let registry = registry(&pool, clients);
+    let registry = registry(&pool, clients, args.db.secrets_key.clone());
     start_drift(&pool, &args.worker, &shutdown);
     let ran = Worker::new(pool, registry, config).run(shutdown).await;
     let _ = budget.await;

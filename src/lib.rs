@@ -9,6 +9,7 @@ pub mod doctor;
 pub mod domain;
 pub mod error;
 pub mod jobs;
+pub mod notify;
 pub mod reconcile;
 pub mod store;
 pub mod telemetry;

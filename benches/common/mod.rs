@@ -46,6 +46,7 @@ impl BenchDb {
             db_acquire_timeout: Duration::from_secs(30),
             db_statement_timeout: Duration::from_secs(15),
             db_lock_timeout: Duration::from_secs(3),
+            secrets_key: None,
         };
         zeroscale::store::prepare(&args, true).await.unwrap()
     }

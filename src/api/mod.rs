@@ -19,6 +19,7 @@ pub mod reports;
 pub mod targets;
 pub mod variants;
 pub mod views;
+pub mod webhooks;
 pub mod wire;
 
 use std::sync::Arc;
@@ -66,6 +67,8 @@ pub struct AppState {
     pub holds: crate::config::HoldLimits,
     /// Hourly prices for the savings report.
     pub prices: Arc<crate::domain::savings::PriceTable>,
+    /// Seals webhook secrets (`--secrets-key`); None: webhooks cannot be created.
+    pub secrets: Option<crate::config::SecretsKey>,
 }
 
 impl AppState {
@@ -84,6 +87,7 @@ impl AppState {
             doctor: doctor::cache(),
             holds: crate::config::HoldLimits::default(),
             prices: Arc::new(crate::domain::savings::PriceTable::default_table()),
+            secrets: None,
             aws: None,
             write_limiter: None,
             idempotency_ttl: crate::config::WorkerSettings::default().idempotency_ttl,
@@ -95,6 +99,12 @@ impl AppState {
         self.trusted_proxies = Arc::new(http.trusted_proxies.clone());
         self.metrics_token = http.metrics_token.as_ref().map(|t| Arc::from(t.expose()));
         self.holds = http.holds;
+        self
+    }
+
+    /// Seals webhook secrets with `key`.
+    pub fn with_secrets(mut self, key: Option<crate::config::SecretsKey>) -> Self {
+        self.secrets = key;
         self
     }
 
@@ -201,6 +211,9 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(audit::list))
         .routes(routes!(events::list))
         .routes(routes!(reports::savings))
+        .routes(routes!(webhooks::create, webhooks::list))
+        .routes(routes!(webhooks::get_one, webhooks::delete))
+        .routes(routes!(webhooks::deliveries))
         .routes(routes!(audit::verify))
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))

@@ -13,7 +13,7 @@ mod secrets;
 
 pub use endpoints::{EndpointOverrides, SERVICES};
 pub use http::{parse_net, parse_origin, HoldLimits, HttpArgs};
-pub use secrets::{DatabaseUrl, Secret};
+pub use secrets::{DatabaseUrl, Secret, SecretsKey};
 
 /// The command line of the one `zeroscale` binary.
 #[derive(Debug, Parser)]
@@ -152,6 +152,12 @@ pub struct DbArgs {
     /// request that waits longer gets 503 `database_busy` with Retry-After.
     #[arg(long, env = "ZEROSCALE_DB_LOCK_TIMEOUT", default_value = "3s", value_parser = parse_duration)]
     pub db_lock_timeout: Duration,
+
+    /// Seals the secrets stored in the database (webhook signing secrets), AES-256-GCM: 64 hex
+    /// characters (`openssl rand -hex 32`). Without it, webhooks cannot be created (except
+    /// under `serve --sandbox`, which makes a key for the process).
+    #[arg(long, env = "ZEROSCALE_SECRETS_KEY", hide_env_values = true)]
+    pub secrets_key: Option<SecretsKey>,
 }
 
 impl DbArgs {
@@ -163,6 +169,7 @@ impl DbArgs {
             db_acquire_timeout: Duration::from_secs(5),
             db_statement_timeout: Duration::from_secs(15),
             db_lock_timeout: Duration::from_secs(3),
+            secrets_key: None,
         }
     }
 }

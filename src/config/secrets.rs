@@ -91,3 +91,85 @@ impl fmt::Debug for Secret {
         f.write_str("***")
     }
 }
+
+/// The key that seals secrets zeroscale must keep but never show (webhook signing secrets):
+/// AES-256-GCM, 32 bytes given as 64 hex characters (`--secrets-key`). Never printed.
+#[derive(Clone)]
+pub struct SecretsKey([u8; 32]);
+
+impl SecretsKey {
+    /// A random key (for the sandbox demo, when none is configured: sealed secrets then do not
+    /// survive a restart).
+    pub fn random() -> Self {
+        let mut key = [0u8; 32];
+        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut key)
+            .expect("the system's random source works");
+        Self(key)
+    }
+
+    fn aead(&self) -> ring::aead::LessSafeKey {
+        let key = ring::aead::UnboundKey::new(&ring::aead::AES_256_GCM, &self.0)
+            .expect("a 32-byte AES-256 key");
+        ring::aead::LessSafeKey::new(key)
+    }
+
+    /// Seals `plain`: (nonce, ciphertext with its tag).
+    pub fn seal(&self, plain: &[u8]) -> (Vec<u8>, Vec<u8>) {
+        let mut nonce = [0u8; 12];
+        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut nonce)
+            .expect("the system's random source works");
+        let mut buf = plain.to_vec();
+        self.aead()
+            .seal_in_place_append_tag(
+                ring::aead::Nonce::assume_unique_for_key(nonce),
+                ring::aead::Aad::empty(),
+                &mut buf,
+            )
+            .expect("sealing a short secret cannot fail");
+        (nonce.to_vec(), buf)
+    }
+
+    /// Opens what [`SecretsKey::seal`] sealed; None when the key differs or the data changed.
+    pub fn open(&self, nonce: &[u8], sealed: &[u8]) -> Option<Vec<u8>> {
+        let nonce = ring::aead::Nonce::try_assume_unique_for_key(nonce).ok()?;
+        let mut buf = sealed.to_vec();
+        let plain = self
+            .aead()
+            .open_in_place(nonce, ring::aead::Aad::empty(), &mut buf)
+            .ok()?;
+        Some(plain.to_vec())
+    }
+}
+
+impl FromStr for SecretsKey {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bytes = hex::decode(s.trim()).map_err(|_| "expected 64 hex characters".to_string())?;
+        let key: [u8; 32] = bytes
+            .try_into()
+            .map_err(|_| "expected 64 hex characters (32 bytes)".to_string())?;
+        Ok(Self(key))
+    }
+}
+
+impl fmt::Debug for SecretsKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+#[cfg(test)]
+mod sealing_tests {
+    use super::*;
+
+    #[test]
+    fn sealed_secrets_open_only_with_their_key() {
+        let key = SecretsKey::random();
+        let (nonce, sealed) = key.seal(b"whsec_0123456789");
+        assert!(!sealed.windows(6).any(|w| w == b"whsec_"));
+        assert_eq!(key.open(&nonce, &sealed).unwrap(), b"whsec_0123456789");
+        assert!(SecretsKey::random().open(&nonce, &sealed).is_none());
+        assert!("00".parse::<SecretsKey>().is_err());
+        assert_eq!(format!("{key:?}"), "***");
+    }
+}

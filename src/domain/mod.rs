@@ -11,6 +11,7 @@ pub mod schedule;
 pub mod spec;
 pub mod target;
 pub mod variant_spec;
+pub mod webhook;
 
 pub use event::EventKind;
 pub use job::JobState;

@@ -189,7 +189,11 @@ async fn write(
     }
     if failure.is_none() {
         let happened = own_event(&mut tx, ctx.job.id, row, report).await?;
-        events::insert(&mut tx, &happened).await?;
+        for new in events::insert(&mut tx, &happened).await? {
+            if let Some(n) = super::timeline::notification(&new) {
+                crate::store::webhooks::fan_out(&mut tx, &n).await?;
+            }
+        }
     }
     if o.clear_baseline {
         targets::clear_baseline(&mut tx, row.id).await?;

@@ -20,8 +20,11 @@ use serde_json::{json, Value};
 use sqlx::PgPool;
 
 use crate::{
-    domain::{EventKind, OwnedNames},
-    store::events::{self, NewEvent},
+    domain::{webhook::NotificationKind, EventKind, OwnedNames},
+    store::{
+        events::{self, NewEvent},
+        webhooks,
+    },
 };
 
 /// How far back a pass follows an activity still in progress (older ones are given up: a wake
@@ -232,9 +235,9 @@ pub async fn record_pass(
     acts: &[SeenActivity],
     alarms: &HashMap<String, AlarmState>,
 ) -> sqlx::Result<usize> {
-    let mut conn = pool.acquire().await?;
+    let mut tx = pool.begin().await?;
     let ids: Vec<i64> = tracked.iter().map(|t| t.target_id).collect();
-    let states: HashMap<i64, AtZero> = events::capacity_states(&mut conn, &ids)
+    let states: HashMap<i64, AtZero> = events::capacity_states(&mut tx, &ids)
         .await?
         .into_iter()
         .map(|(id, kind, at)| (id, (kind == EventKind::ScaledToZero).then_some(at)))
@@ -257,12 +260,39 @@ pub async fn record_pass(
             all.extend(from_activities(t, &mut at_zero, list));
         }
     }
-    let new = events::insert(&mut conn, &all).await?;
+    let new = events::insert(&mut tx, &all).await?;
+    // Subscribers hear of the new ones in the same transaction: at least once, never lost.
+    for n in new.iter().filter_map(notification) {
+        webhooks::fan_out(&mut tx, &n).await?;
+    }
+    tx.commit().await?;
     let kinds: HashMap<i64, &'static str> = tracked.iter().map(|t| (t.target_id, t.kind)).collect();
     for e in &new {
         count(kinds.get(&e.target_id).copied().unwrap_or("unknown"), e);
     }
     Ok(new.len())
+}
+
+/// What subscribers may be told of a new event: a failed wake, and a wake (slow or not: each
+/// subscription has its own threshold).
+pub fn notification(e: &NewEvent) -> Option<webhooks::Notification> {
+    let kind = match e.kind {
+        EventKind::WakeFailed => NotificationKind::WakeFailed,
+        EventKind::CapacityInService => NotificationKind::WakeSlow,
+        EventKind::DriftRepaired => NotificationKind::DriftRepaired,
+        _ => return None,
+    };
+    let mut n = webhooks::Notification::new(
+        kind.as_str(),
+        e.target_id,
+        e.source.clone(),
+        e.at,
+        e.details.clone(),
+    );
+    if kind == NotificationKind::WakeSlow {
+        n.wake_seconds = Some(e.details["wake_seconds"].as_f64()?);
+    }
+    Some(n)
 }
 
 /// The metrics of a newly recorded event: wakes, failed wakes, wake latency, seconds at zero.

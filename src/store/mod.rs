@@ -25,6 +25,7 @@ pub mod replicas;
 pub mod targets;
 pub mod tokens;
 pub mod versions;
+pub mod webhooks;
 
 /// The migrations under `migrations/`, embedded in the binary.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");

@@ -30,6 +30,7 @@ async fn database() -> (common::TestDb, PgPool) {
         db_acquire_timeout: Duration::from_secs(5),
         db_statement_timeout: Duration::from_secs(15),
         db_lock_timeout: Duration::from_secs(3),
+        secrets_key: None,
     };
     let pool = zeroscale::store::prepare(&args, true).await.unwrap();
     (db, pool)

@@ -18,6 +18,7 @@ const LAYERS: &[&[&str]] = &[
     &["error"],
     &["doctor"],
     &["reconcile"],
+    &["notify"],
     &["jobs"],
     &["aws"],
     &["store"],

@@ -35,3 +35,4 @@ mod sandbox_schedules;
 mod savings;
 mod timeline;
 mod variants;
+mod webhooks;

@@ -311,7 +311,7 @@ async fn record_outcome(
     if !failure.is_null() {
         conditions.push(report::scaling_condition(&failure));
     }
-    targets::set_scaling_outcome(
+    let changed = targets::set_scaling_outcome(
         pool,
         it.row.id,
         it.row.version,
@@ -319,5 +319,19 @@ async fn record_outcome(
         &json!(conditions),
     )
     .await
-    .map_err(JobError::database)
+    .map_err(JobError::database)?;
+    if changed && !failure.is_null() {
+        // Degraded: subscribers hear of each failed activity once.
+        let n = crate::store::webhooks::Notification::new(
+            crate::domain::webhook::NotificationKind::Degraded.as_str(),
+            it.row.id,
+            format!("at:{}", failure["at"]),
+            chrono::Utc::now(),
+            failure.clone(),
+        );
+        crate::notify::fan_out_all(pool, &[n])
+            .await
+            .map_err(JobError::database)?;
+    }
+    Ok(changed)
 }

@@ -24,6 +24,13 @@ pub fn admin_url() -> String {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string())
 }
 
+/// The key test apps and workers seal webhook secrets with.
+pub fn secrets_key() -> zeroscale::config::SecretsKey {
+    "3f1c2b4a5d6e7f80918a7b6c5d4e3f2a1b0c9d8e7f6a5b4c3d2e1f0a9b8c7d6e"
+        .parse()
+        .unwrap()
+}
+
 /// Installs logging once, only when `TEST_LOG` is set.
 pub fn init_logs() {
     static ONCE: Once = Once::new();
@@ -181,6 +188,7 @@ pub async fn spawn_app_with(opts: TestOptions) -> TestApp {
         db_acquire_timeout: Duration::from_secs(2),
         db_statement_timeout: opts.statement_timeout.unwrap_or(Duration::from_secs(15)),
         db_lock_timeout: opts.lock_timeout.unwrap_or(Duration::from_secs(3)),
+        secrets_key: None,
     };
     let app_pool = zeroscale::store::prepare(&db_args, true)
         .await
@@ -192,7 +200,7 @@ pub async fn spawn_app_with(opts: TestOptions) -> TestApp {
         .unwrap();
     let mut http = opts.http.unwrap_or_default();
     http.listen = "127.0.0.1:0".parse().unwrap();
-    let mut state = zeroscale::api::AppState::new(app_pool);
+    let mut state = zeroscale::api::AppState::new(app_pool).with_secrets(Some(secrets_key()));
     if let Some(aws) = opts.aws {
         state = state.with_aws(aws);
     }

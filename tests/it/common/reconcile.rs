@@ -147,6 +147,8 @@ pub async fn env_with(
         pool: pool.clone(),
     }
     .register(Registry::new());
+    let registry = zeroscale::notify::Deliverer::new(pool.clone(), Some(super::secrets_key()))
+        .register(registry);
     let stop = CancellationToken::new();
     tokio::spawn(Worker::new(pool, registry, config).run(stop.clone()));
     Env {
