@@ -361,7 +361,7 @@ async fn a_pause_about_to_end_and_a_target_that_never_reaches_zero_are_noticed_o
         "once"
     );
     common::wait_for("two deliveries", Duration::from_secs(30), || async {
-        (seen.lock().unwrap().iter().filter(|s| s.1 != "").count() >= 3).then_some(())
+        (seen.lock().unwrap().iter().filter(|s| !s.1.is_empty()).count() >= 3).then_some(())
     })
     .await;
     let got = seen.lock().unwrap().clone();
