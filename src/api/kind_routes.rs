@@ -265,7 +265,7 @@ macro_rules! kind_routes {
             responses(
                 (status = 200, description = "A page of events, oldest first", body = Page<$crate::api::events::Event>),
                 problems::ReadQuery,
-                (status = 404, description = "Not managed", body = Problem, content_type = "application/problem+json"),
+                problems::TimelinePage,
             )
         )]
         pub async fn timeline(

@@ -29,6 +29,7 @@ const AWS_UNAVAILABLE: Answer = (503, "Dry run: AWS unavailable");
 const NO_SUCH_VERSION: Answer = (404, "Not managed, or no such version");
 const INVALID_VERSION: Answer = (422, "Invalid name or version");
 const INVALID_PAGE: Answer = (422, "Invalid name, limit or cursor");
+const INVALID_TIMELINE: Answer = (422, "Invalid name, filter, limit or cursor");
 const HOLD_CONFLICT: Answer = (
     409,
     "A request with this Idempotency-Key is in flight, scale-to-zero is off (code scale_to_zero_off), or the target is paused (code paused: resume first)",
@@ -112,4 +113,8 @@ problem_set!(
 problem_set!(
     /// A page of a target's versions.
     VersionPage = [NOT_MANAGED, INVALID_PAGE]
+);
+problem_set!(
+    /// A page of a target's timeline.
+    TimelinePage = [NOT_MANAGED, INVALID_TIMELINE]
 );
