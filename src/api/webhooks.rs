@@ -128,7 +128,8 @@ pub async fn create(
             "webhooks need --secrets-key (ZEROSCALE_SECRETS_KEY) to seal their secrets".into(),
         )
     })?;
-    let (secret_nonce, secret_sealed) = key.seal(req.secret.as_bytes());
+    // Bound to the URL: a sealed secret copied onto another webhook's row does not open.
+    let (secret_nonce, secret_sealed) = key.seal(req.secret.as_bytes(), req.url.as_bytes());
     let mut kinds: Vec<String> = req.kinds.iter().map(|k| k.as_str().to_string()).collect();
     kinds.sort();
     kinds.dedup();

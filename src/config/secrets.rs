@@ -113,8 +113,9 @@ impl SecretsKey {
         ring::aead::LessSafeKey::new(key)
     }
 
-    /// Seals `plain`: (nonce, ciphertext with its tag).
-    pub fn seal(&self, plain: &[u8]) -> (Vec<u8>, Vec<u8>) {
+    /// Seals `plain` bound to `context` (it opens only with the same context: a sealed value
+    /// copied onto another row does not open): (nonce, ciphertext with its tag).
+    pub fn seal(&self, plain: &[u8], context: &[u8]) -> (Vec<u8>, Vec<u8>) {
         let mut nonce = [0u8; 12];
         ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut nonce)
             .expect("the system's random source works");
@@ -122,20 +123,21 @@ impl SecretsKey {
         self.aead()
             .seal_in_place_append_tag(
                 ring::aead::Nonce::assume_unique_for_key(nonce),
-                ring::aead::Aad::empty(),
+                ring::aead::Aad::from(context),
                 &mut buf,
             )
             .expect("sealing a short secret cannot fail");
         (nonce.to_vec(), buf)
     }
 
-    /// Opens what [`SecretsKey::seal`] sealed; None when the key differs or the data changed.
-    pub fn open(&self, nonce: &[u8], sealed: &[u8]) -> Option<Vec<u8>> {
+    /// Opens what [`SecretsKey::seal`] sealed; None when the key or the context differs or the
+    /// data changed.
+    pub fn open(&self, nonce: &[u8], sealed: &[u8], context: &[u8]) -> Option<Vec<u8>> {
         let nonce = ring::aead::Nonce::try_assume_unique_for_key(nonce).ok()?;
         let mut buf = sealed.to_vec();
         let plain = self
             .aead()
-            .open_in_place(nonce, ring::aead::Aad::empty(), &mut buf)
+            .open_in_place(nonce, ring::aead::Aad::from(context), &mut buf)
             .ok()?;
         Some(plain.to_vec())
     }
@@ -165,10 +167,19 @@ mod sealing_tests {
     #[test]
     fn sealed_secrets_open_only_with_their_key() {
         let key = SecretsKey::random();
-        let (nonce, sealed) = key.seal(b"whsec_0123456789");
+        let (nonce, sealed) = key.seal(b"whsec_0123456789", b"https://a.example/x");
         assert!(!sealed.windows(6).any(|w| w == b"whsec_"));
-        assert_eq!(key.open(&nonce, &sealed).unwrap(), b"whsec_0123456789");
-        assert!(SecretsKey::random().open(&nonce, &sealed).is_none());
+        assert_eq!(
+            key.open(&nonce, &sealed, b"https://a.example/x").unwrap(),
+            b"whsec_0123456789"
+        );
+        assert!(SecretsKey::random()
+            .open(&nonce, &sealed, b"https://a.example/x")
+            .is_none());
+        assert!(
+            key.open(&nonce, &sealed, b"https://b.example/x").is_none(),
+            "bound to its row"
+        );
         assert!("00".parse::<SecretsKey>().is_err());
         assert_eq!(format!("{key:?}"), "***");
     }

@@ -1,9 +1,9 @@
 //! The savings ledger's arithmetic, from a target's timeline: hours at zero, hours waking, and
 //! what they are worth at a price table's hourly list prices.
 //!
-//! A target is at zero from `scaled_to_zero` until the next `wake_started`, and waking from
-//! then until `capacity_in_service` (a `wake_failed` leaves it at zero again). Without
-//! scale-to-zero it would have held its restore minimum the whole time, so for a period:
+//! A target is at zero from `scaled_to_zero` until `capacity_in_service`, and of that, waking
+//! from `wake_started` (a `wake_failed` ends the waking, not the zero). Without scale-to-zero it
+//! would have held its restore minimum the whole time, so for a period:
 //! `savings = (hours at zero - hours waking) x instances it would have held x hourly price`.
 
 use std::collections::BTreeMap;
@@ -18,11 +18,17 @@ use super::EventKind;
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum State {
     Up,
+    /// At zero since then.
     Zero(DateTime<Utc>),
-    Waking(DateTime<Utc>),
+    /// At zero since `zero`, waking since `wake` (no capacity serves yet).
+    Waking {
+        zero: DateTime<Utc>,
+        wake: DateTime<Utc>,
+    },
 }
 
-/// Seconds at zero and seconds waking within a period.
+/// Hours at zero (no capacity in service, waking included) and hours of that spent waking,
+/// within a period.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Hours {
     pub at_zero: f64,
@@ -30,7 +36,8 @@ pub struct Hours {
 }
 
 impl Hours {
-    /// Hours at zero less hours waking (never below zero).
+    /// Hours at zero less hours waking: the hours nothing ran and nothing was being started
+    /// (never below zero).
     pub fn net(&self) -> f64 {
         (self.at_zero - self.waking).max(0.0)
     }
@@ -44,34 +51,52 @@ pub fn hours(
     since: DateTime<Utc>,
     until: DateTime<Utc>,
 ) -> Hours {
-    let hours =
+    let span =
         |a: DateTime<Utc>, b: DateTime<Utc>| (b - a).num_milliseconds().max(0) as f64 / 3.6e6;
     let mut state = match before {
         Some(EventKind::ScaledToZero | EventKind::WakeFailed) => State::Zero(since),
-        Some(EventKind::WakeStarted) => State::Waking(since),
+        Some(EventKind::WakeStarted) => State::Waking {
+            zero: since,
+            wake: since,
+        },
         _ => State::Up,
     };
     let mut out = Hours::default();
-    let close = |state: State, at: DateTime<Utc>, out: &mut Hours| match state {
-        State::Zero(s) => out.at_zero += hours(s, at),
-        State::Waking(s) => out.waking += hours(s, at),
-        State::Up => {}
-    };
     for &(kind, at) in events.iter().filter(|(_, at)| *at >= since && *at < until) {
-        let next = match kind {
-            EventKind::ScaledToZero | EventKind::WakeFailed => State::Zero(at),
-            EventKind::WakeStarted => State::Waking(at),
-            EventKind::CapacityInService | EventKind::Disabled => State::Up,
-            _ => continue,
+        state = match (state, kind) {
+            (State::Up, EventKind::ScaledToZero) => State::Zero(at),
+            (State::Zero(zero), EventKind::WakeStarted) => State::Waking { zero, wake: at },
+            // A wake without a recorded scale-in: at zero from its start.
+            (State::Up, EventKind::WakeStarted) => State::Waking { zero: at, wake: at },
+            (State::Waking { zero, wake }, EventKind::WakeFailed) => {
+                out.waking += span(wake, at);
+                State::Zero(zero)
+            }
+            (State::Waking { zero, wake }, EventKind::CapacityInService) => {
+                out.at_zero += span(zero, at);
+                out.waking += span(wake, at);
+                State::Up
+            }
+            (State::Zero(zero), EventKind::CapacityInService | EventKind::Disabled) => {
+                out.at_zero += span(zero, at);
+                State::Up
+            }
+            (State::Waking { zero, wake }, EventKind::Disabled) => {
+                out.at_zero += span(zero, at);
+                out.waking += span(wake, at);
+                State::Up
+            }
+            (other, _) => other,
         };
-        // A repeated event (another failed attempt while at zero) keeps the interval open.
-        if matches!((state, next), (State::Zero(_), State::Zero(_))) {
-            continue;
-        }
-        close(state, at, &mut out);
-        state = next;
     }
-    close(state, until, &mut out);
+    match state {
+        State::Zero(zero) => out.at_zero += span(zero, until),
+        State::Waking { zero, wake } => {
+            out.at_zero += span(zero, until);
+            out.waking += span(wake, until);
+        }
+        State::Up => {}
+    }
     out
 }
 
@@ -150,14 +175,18 @@ mod tests {
         assert_eq!(
             h,
             Hours {
-                at_zero: 10.0,
+                at_zero: 10.25,
                 waking: 0.25
             }
         );
-        assert_eq!(h.net(), 9.75);
+        assert_eq!(
+            h.net(),
+            10.0,
+            "2:00-8:00 and 20:00-24:00 with nothing running"
+        );
         // At zero since before the period: counted from its start.
         let h = hours(Some(ScaledToZero), &events[1..], t(0.0), t(24.0));
-        assert_eq!(h.at_zero, 12.0);
+        assert_eq!(h.at_zero, 12.25);
     }
 
     #[test]
@@ -171,10 +200,11 @@ mod tests {
         assert_eq!(
             h,
             Hours {
-                at_zero: 2.5,
+                at_zero: 3.0,
                 waking: 0.5
             }
         );
+        assert_eq!(h.net(), 2.5);
     }
 
     #[test]

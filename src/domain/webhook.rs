@@ -118,6 +118,20 @@ fn loopback(host: &url::Host<&str>) -> bool {
     }
 }
 
+/// Addresses no receiver has a reason to be at: link-local (the instance metadata service,
+/// 169.254.169.254 and fd00:ec2::254 among them) and unspecified.
+fn internal_only(host: &url::Host<&str>) -> bool {
+    match host {
+        url::Host::Domain(_) => false,
+        url::Host::Ipv4(a) => a.is_link_local() || a.is_unspecified(),
+        url::Host::Ipv6(a) => {
+            a.is_unspecified()
+                || (a.segments()[0] & 0xffc0) == 0xfe80
+                || *a == std::net::Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254)
+        }
+    }
+}
+
 impl NewWebhook {
     /// Every broken rule, each with its field.
     pub fn check(&self) -> Result<(), Vec<(String, String)>> {
@@ -135,6 +149,11 @@ impl NewWebhook {
                     ));
                 } else if u.fragment().is_some() {
                     errs.push(("url".into(), "must not have a #fragment".into()));
+                } else if host.as_ref().is_some_and(internal_only) {
+                    errs.push((
+                        "url".into(),
+                        "must not be a link-local or unspecified address (instance metadata lives there)".into(),
+                    ));
                 } else if u.scheme() == "http" && host.as_ref().is_some_and(loopback) {
                     // A receiver on this machine (tests, a local relay).
                 } else if u.scheme() != "https" || host.is_none() {
@@ -242,9 +261,10 @@ mod tests {
 
     #[test]
     fn the_signature_is_stripes_scheme() {
-        // HMAC-SHA256("key", "1.{}"), computed independently.
-        let s = signature(b"key", 1, b"{}");
-        assert!(s.starts_with("t=1,v1="), "{s}");
-        assert_eq!(s.len(), "t=1,v1=".len() + 64);
+        // HMAC-SHA256("key", "1.{}"), computed with Python's hmac module.
+        assert_eq!(
+            signature(b"key", 1, b"{}"),
+            "t=1,v1=1ba6b8171186efc613e8bcc0cbdab2748f24984d7c5a84faa2637afa0e40d224"
+        );
     }
 }

@@ -67,7 +67,7 @@ impl Deliverer {
         let secret = self
             .key
             .as_ref()
-            .and_then(|k| k.open(&d.secret_nonce, &d.secret_sealed));
+            .and_then(|k| k.open(&d.secret_nonce, &d.secret_sealed, d.url.as_bytes()));
         let Some(secret) = secret else {
             let why = "the webhook's secret cannot be opened: --secrets-key is unset or differs from the key it was sealed with";
             self.record(id, false, None, Some(why), true).await?;

@@ -49,9 +49,14 @@ impl SeenActivity {
         matches!(self.status.as_str(), "InProgress" | "Pending")
     }
 
-    /// The capacity it sets ("Setting desired copy count to 2.").
+    /// The capacity it sets ("Setting desired copy count to 2."); None for other activities
+    /// (a scheduled action's "Setting min capacity to 1 and max capacity to 4").
     fn desired(&self) -> Option<u32> {
-        let rest = self.description.rsplit(" to ").next()?;
+        let rest = self
+            .description
+            .strip_prefix("Setting desired ")?
+            .split_once(" count to ")?
+            .1;
         rest.trim_end_matches('.').trim().parse().ok()
     }
 }
@@ -112,8 +117,10 @@ pub fn from_activities(t: &Tracked, at_zero: &mut AtZero, acts: &[&SeenActivity]
                 EventKind::ScheduledActionFired,
                 a.start,
                 a,
-                json!({"scheduled_action": name, "desired": desired}),
+                json!({"scheduled_action": name, "description": a.description}),
             ));
+            // Its bounds change; the capacity change it causes is an activity of its own.
+            continue;
         }
         let ours = a
             .cause
@@ -133,12 +140,13 @@ pub fn from_activities(t: &Tracked, at_zero: &mut AtZero, acts: &[&SeenActivity]
         match (a.status.as_str(), wake, desired) {
             ("Successful", true, _) => {
                 let took = (end - a.start).num_milliseconds() as f64 / 1e3;
-                out.push(event(
-                    EventKind::CapacityInService,
-                    end,
-                    a,
-                    json!({"activity_id": a.id, "wake_seconds": took, "capacity": desired}),
-                ));
+                let mut details =
+                    json!({"activity_id": a.id, "wake_seconds": took, "capacity": desired});
+                if let Some(since) = *at_zero {
+                    // The whole stretch without capacity, waking and failed wakes included.
+                    details["zero_seconds"] = json!((end - since).num_milliseconds() as f64 / 1e3);
+                }
+                out.push(event(EventKind::CapacityInService, end, a, details));
                 *at_zero = None;
             }
             ("Failed", true, _) => {
@@ -255,6 +263,9 @@ pub async fn record_pass(
             all.extend(from_alarm(t, state));
         }
         if let Some(list) = by_resource.get_mut(t.names.resource_id.as_str()) {
+            // AWS lists newest first: reversed, a stable sort keeps activities that started
+            // in the same instant in the order AWS made them.
+            list.reverse();
             list.sort_by_key(|a| a.start);
             let mut at_zero = states.get(&t.target_id).copied().flatten();
             all.extend(from_activities(t, &mut at_zero, list));
@@ -300,10 +311,6 @@ fn count(kind: &'static str, e: &NewEvent) {
     match e.kind {
         EventKind::WakeStarted => {
             metrics::counter!("zeroscale_wakes_total", "kind" => kind).increment(1);
-            if let Some(s) = e.details["at_zero_seconds"].as_f64() {
-                metrics::counter!("zeroscale_seconds_at_zero_total", "kind" => kind)
-                    .increment(s.max(0.0).round() as u64);
-            }
         }
         EventKind::WakeFailed => {
             metrics::counter!("zeroscale_wake_failures_total", "kind" => kind).increment(1);
@@ -311,6 +318,11 @@ fn count(kind: &'static str, e: &NewEvent) {
         EventKind::CapacityInService => {
             if let Some(s) = e.details["wake_seconds"].as_f64() {
                 metrics::histogram!("zeroscale_wake_seconds", "kind" => kind).record(s);
+            }
+            // Counted once per stretch at zero, when it ends.
+            if let Some(s) = e.details["zero_seconds"].as_f64() {
+                metrics::counter!("zeroscale_seconds_at_zero_total", "kind" => kind)
+                    .increment(s.max(0.0).round() as u64);
             }
         }
         _ => {}
@@ -382,6 +394,46 @@ mod tests {
         let evs = from_activities(&t, &mut Some(evs[0].at), &[&failed]);
         assert_eq!(evs[1].kind, EventKind::WakeFailed);
         assert_eq!(evs[1].details["reason"], "quota");
+    }
+
+    #[test]
+    fn a_scheduled_action_is_its_own_event_and_not_a_wake() {
+        let names = TargetRef::Component(ComponentName::parse("ic").unwrap()).owned_names();
+        let t = Tracked {
+            target_id: 1,
+            kind: "component",
+            names: &names,
+        };
+        let mut fired = act(
+            "s",
+            "Successful",
+            0,
+            "scheduled action name zeroscale.schedule.day.start was triggered",
+            100,
+            Some(100),
+        );
+        fired.description = "Setting min capacity to 1 and max capacity to 4".into();
+        let raise = act(
+            "r",
+            "Successful",
+            1,
+            "minimum capacity was set to 1",
+            100,
+            Some(280),
+        );
+        let mut at_zero = Some(DateTime::<Utc>::from_timestamp(1_800_000_000, 0).unwrap());
+        let evs = from_activities(&t, &mut at_zero, &[&fired, &raise]);
+        let kinds: Vec<_> = evs.iter().map(|e| e.kind).collect();
+        assert_eq!(
+            kinds,
+            [
+                EventKind::ScheduledActionFired,
+                EventKind::WakeStarted,
+                EventKind::CapacityInService
+            ]
+        );
+        assert_eq!(evs[2].details["wake_seconds"], 180.0);
+        assert_eq!(evs[2].details["zero_seconds"], 280.0);
     }
 
     #[test]

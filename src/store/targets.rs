@@ -242,6 +242,15 @@ pub struct Settled {
     pub observed: Value,
 }
 
+/// Every target's id, kind and stored name (the timeline follows them all, whatever their
+/// phase).
+pub async fn all_refs(pool: &PgPool) -> sqlx::Result<Vec<(i64, String, String)>> {
+    let rows = sqlx::query!(r#"SELECT id, kind::text AS "kind!", name FROM targets ORDER BY id"#)
+        .fetch_all(pool)
+        .await?;
+    Ok(rows.into_iter().map(|r| (r.id, r.kind, r.name)).collect())
+}
+
 /// Every enabled, settled target, in id order.
 pub async fn settled_enabled(pool: &PgPool) -> sqlx::Result<Vec<Settled>> {
     sqlx::query_as!(
@@ -258,7 +267,7 @@ pub async fn settled_enabled(pool: &PgPool) -> sqlx::Result<Vec<Settled>> {
 /// once it recovered) with its conditions, unless it changed version or left its settled phase
 /// since it was read (its job then records the truth). False when nothing was written.
 pub async fn set_scaling_outcome(
-    pool: &PgPool,
+    conn: &mut PgConnection,
     id: i64,
     version: i32,
     failure: &Value,
@@ -274,7 +283,7 @@ pub async fn set_scaling_outcome(
         failure,
         conditions,
     )
-    .execute(pool)
+    .execute(conn)
     .await?;
     Ok(done.rows_affected() == 1)
 }

@@ -286,21 +286,31 @@ pub async fn pauses_ending(
     Ok(rows.into_iter().map(|r| (r.id, r.until)).collect())
 }
 
-/// Enabled targets that have not reached zero for the shortest `not_at_zero_days` any
-/// subscription asks for: (id, days, since when it was last at zero or enabled).
+/// Enabled, unpaused targets that are not at zero and have not been for the shortest
+/// `not_at_zero_days` any subscription asks for: (id, days, since when: the last time at zero,
+/// else when scale-to-zero was first applied, else when the target was created).
 pub async fn not_reaching_zero(pool: &PgPool) -> sqlx::Result<Vec<(i64, i32, DateTime<Utc>)>> {
     let rows = sqlx::query!(
         r#"WITH days AS (SELECT min(not_at_zero_days) AS d FROM webhooks
-                         WHERE 'not_reaching_zero' = ANY(kinds))
-           SELECT t.id, days.d AS "days!",
-                  COALESCE((SELECT max(e.at) FROM target_events e
-                            WHERE e.target_id = t.id AND e.kind = 'scaled_to_zero'),
-                           t.created_at) AS "since!"
-           FROM targets t, days
-           WHERE days.d IS NOT NULL AND t.enabled
-             AND COALESCE((SELECT max(e.at) FROM target_events e
-                           WHERE e.target_id = t.id AND e.kind = 'scaled_to_zero'),
-                          t.created_at) < now() - make_interval(days => days.d)"#
+                         WHERE 'not_reaching_zero' = ANY(kinds)),
+           state AS (
+               SELECT t.id, t.created_at,
+                      (SELECT e.kind FROM target_events e
+                       WHERE e.target_id = t.id AND e.kind IN ('scaled_to_zero', 'capacity_in_service')
+                       ORDER BY e.at DESC, e.id DESC LIMIT 1) AS last_capacity,
+                      (SELECT max(e.at) FROM target_events e
+                       WHERE e.target_id = t.id AND e.kind = 'scaled_to_zero') AS last_zero,
+                      (SELECT min(e.at) FROM target_events e
+                       WHERE e.target_id = t.id AND e.kind = 'enabled') AS first_enabled
+               FROM targets t
+               WHERE t.enabled AND NOT (t.spec ? 'pause'))
+           SELECT s.id, days.d AS "days!",
+                  COALESCE(s.last_zero, s.first_enabled, s.created_at) AS "since!"
+           FROM state s, days
+           WHERE days.d IS NOT NULL
+             AND s.last_capacity IS DISTINCT FROM 'scaled_to_zero'
+             AND COALESCE(s.last_zero, s.first_enabled, s.created_at)
+                 < now() - make_interval(days => days.d)"#
     )
     .fetch_all(pool)
     .await?;

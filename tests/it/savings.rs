@@ -92,13 +92,20 @@ async fn a_scripted_day_is_priced_to_the_cent_and_csv_agrees_with_json() {
     );
     assert_eq!((ready - wake).num_seconds(), 180, "the provisioning delay");
     assert!(wake - zero >= TimeDelta::hours(6), "{events:#?}");
-    // The day: from an hour before the first scale-in to the second one (the report never
-    // counts past the newest thing it knows).
+    // The day: from an hour before the first scale-in to the second one. At zero from the
+    // scale-in to the capacity in service, of which 180 s waking: the saving is the hours from
+    // the scale-in to the wake's start.
     let since = zero - TimeDelta::hours(1);
-    let until = zero_again + TimeDelta::hours(3);
-    let hours_at_zero = (wake - zero).num_milliseconds() as f64 / 3.6e6;
+    let until = zero_again;
+    let hours_at_zero = (ready - zero).num_milliseconds() as f64 / 3.6e6;
     let hours_waking = 0.05;
     let expected = ((hours_at_zero - hours_waking) * 2.0 * PRICE * 100.0).round() / 100.0;
+    let idle = (wake - zero).num_milliseconds() as f64 / 3.6e6;
+    assert_eq!(
+        expected,
+        (idle * 2.0 * PRICE * 100.0).round() / 100.0,
+        "nothing ran from the scale-in to the wake"
+    );
     let query = format!(
         "/reports/savings?since={}&until={}",
         since.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),

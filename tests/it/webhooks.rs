@@ -333,11 +333,31 @@ async fn a_pause_about_to_end_and_a_target_that_never_reaches_zero_are_noticed_o
         0,
         "nothing to say yet"
     );
-    // Enabled four days ago and never at zero since (the clock of Postgres cannot be moved).
-    sqlx::query("UPDATE targets SET created_at = now() - interval '4 days'")
-        .execute(&e.app.pool)
-        .await
-        .unwrap();
+    // Enabled four days ago and never at zero since (Postgres's clock cannot be moved: the
+    // records are).
+    for table in [
+        "targets SET created_at = created_at",
+        "target_events SET at = at",
+    ] {
+        sqlx::query(&format!("UPDATE {table} - interval '4 days'"))
+            .execute(&e.app.pool)
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        zeroscale::notify::check_periodic(&e.app.pool)
+            .await
+            .unwrap(),
+        1,
+        "not reaching zero"
+    );
+    assert_eq!(
+        zeroscale::notify::check_periodic(&e.app.pool)
+            .await
+            .unwrap(),
+        0,
+        "once"
+    );
     let until = (chrono::Utc::now() + chrono::TimeDelta::minutes(30)).to_rfc3339();
     let op = e
         .converge_at(
@@ -351,7 +371,8 @@ async fn a_pause_about_to_end_and_a_target_that_never_reaches_zero_are_noticed_o
         zeroscale::notify::check_periodic(&e.app.pool)
             .await
             .unwrap(),
-        2
+        1,
+        "the pause ends within the hour"
     );
     assert_eq!(
         zeroscale::notify::check_periodic(&e.app.pool)
@@ -360,8 +381,35 @@ async fn a_pause_about_to_end_and_a_target_that_never_reaches_zero_are_noticed_o
         0,
         "once"
     );
+    // Resumed, it reaches zero and stays there for days: that is what it is for.
+    let op = e
+        .converge_at(Method::POST, &format!("/components/{IC}/resume"), None)
+        .await;
+    assert_eq!(op["state"], "completed", "{op}");
+    e.sb.advance(16.0 * 60.0).await;
+    fleet::pass(&e.aws, &e.app.pool).await.unwrap();
+    sqlx::query(
+        "UPDATE target_events SET at = at - interval '5 days' WHERE kind = 'scaled_to_zero'",
+    )
+    .execute(&e.app.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        zeroscale::notify::check_periodic(&e.app.pool)
+            .await
+            .unwrap(),
+        0,
+        "at zero is not 'not reaching zero'"
+    );
     common::wait_for("two deliveries", Duration::from_secs(30), || async {
-        (seen.lock().unwrap().iter().filter(|s| !s.1.is_empty()).count() >= 3).then_some(())
+        (seen
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|s| !s.1.is_empty())
+            .count()
+            >= 3)
+            .then_some(())
     })
     .await;
     let got = seen.lock().unwrap().clone();

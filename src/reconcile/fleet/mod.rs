@@ -164,12 +164,24 @@ pub async fn pass(aws: &AwsClients, pool: &PgPool) -> Result<PassReport, JobErro
     if report.repairs_queued > 0 {
         let _ = crate::store::jobs::notify_workers(pool).await;
     }
-    let tracked: Vec<timeline::Tracked> = items
+    // Every managed target, not only the settled ones planned above: an activity of a target
+    // being applied (or disabled) happens once, and the pass moves past it.
+    let every: Vec<(i64, TargetRef, OwnedNames)> = targets::all_refs(pool)
+        .await
+        .map_err(JobError::database)?
+        .into_iter()
+        .filter_map(|(id, kind, name)| {
+            let target = TargetRef::from_stored(&kind, &name).ok()?;
+            let names = target.owned_names();
+            Some((id, target, names))
+        })
+        .collect();
+    let tracked: Vec<timeline::Tracked> = every
         .iter()
-        .map(|it| timeline::Tracked {
-            target_id: it.row.id,
-            kind: it.target.kind(),
-            names: &it.names,
+        .map(|(id, target, names)| timeline::Tracked {
+            target_id: *id,
+            kind: target.kind(),
+            names,
         })
         .collect();
     report.events_recorded = timeline::record_pass(pool, &tracked, &activities.seen, &alarm_states)
@@ -311,27 +323,32 @@ async fn record_outcome(
     if !failure.is_null() {
         conditions.push(report::scaling_condition(&failure));
     }
-    let changed = targets::set_scaling_outcome(
-        pool,
-        it.row.id,
-        it.row.version,
-        &failure,
-        &json!(conditions),
-    )
-    .await
-    .map_err(JobError::database)?;
-    if changed && !failure.is_null() {
-        // Degraded: subscribers hear of each failed activity once.
-        let n = crate::store::webhooks::Notification::new(
-            crate::domain::webhook::NotificationKind::Degraded.as_str(),
+    let written: sqlx::Result<bool> = async {
+        let mut tx = pool.begin().await?;
+        let changed = targets::set_scaling_outcome(
+            &mut tx,
             it.row.id,
-            format!("at:{}", failure["at"]),
-            chrono::Utc::now(),
-            failure.clone(),
-        );
-        crate::notify::fan_out_all(pool, &[n])
-            .await
-            .map_err(JobError::database)?;
+            it.row.version,
+            &failure,
+            &json!(conditions),
+        )
+        .await?;
+        if changed && !failure.is_null() {
+            // Degraded: subscribers hear of each failed activity once, in the same
+            // transaction as the condition (a failure here leaves both to the next pass).
+            let n = crate::store::webhooks::Notification::new(
+                crate::domain::webhook::NotificationKind::Degraded.as_str(),
+                it.row.id,
+                format!("at:{}", failure["at"]),
+                chrono::Utc::now(),
+                failure.clone(),
+            );
+            crate::store::webhooks::fan_out(&mut tx, &n).await?;
+        }
+        tx.commit().await?;
+        Ok(changed)
     }
+    .await;
+    let changed = written.map_err(JobError::database)?;
     Ok(changed)
 }

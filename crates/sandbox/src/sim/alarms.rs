@@ -21,11 +21,16 @@ pub(super) fn statistic(values: &[f64], stat: &str) -> Option<f64> {
 
 /// The statistic of one period [start, start + period) for an alarm's metric and dimensions.
 pub(super) fn period_value(w: &World, cfg: &AlarmConfig, start: f64, period: f64) -> Option<f64> {
+    let values = period_samples(w, cfg, start, period);
+    statistic(&values, cfg.statistic.as_deref().unwrap_or("Average"))
+}
+
+/// The datapoints of one period for an alarm's metric and dimensions.
+fn period_samples(w: &World, cfg: &AlarmConfig, start: f64, period: f64) -> Vec<f64> {
     let ns = cfg.namespace.as_deref().unwrap_or_default();
     let metric = cfg.metric_name.as_deref().unwrap_or_default();
     let dims = &cfg.dimensions;
-    let values: Vec<f64> = w
-        .metrics
+    w.metrics
         .iter()
         .filter(|d| {
             d.namespace == ns && d.metric == metric && d.at >= start && d.at < start + period
@@ -37,8 +42,7 @@ pub(super) fn period_value(w: &World, cfg: &AlarmConfig, start: f64, period: f64
                     .all(|x| d.dimensions.get(&x.name) == Some(&x.value))
         })
         .map(|d| d.value)
-        .collect();
-    statistic(&values, cfg.statistic.as_deref().unwrap_or("Average"))
+        .collect()
 }
 
 pub(super) fn evaluate_alarm(w: &mut World, name: &str, boundary: f64) {
@@ -81,7 +85,10 @@ pub(super) fn evaluate_alarm(w: &mut World, name: &str, boundary: f64) {
         cfg.threshold.unwrap_or_default(),
         m
     );
-    let data = reason_data(&cfg, &values, boundary, period);
+    let samples: Vec<usize> = (0..n)
+        .map(|i| period_samples(w, &cfg, boundary - (i as f64 + 1.0) * period, period).len())
+        .collect();
+    let data = reason_data(&cfg, &values, &samples, boundary, period);
     transition(w, name, state, &reason, Some(data), boundary);
     if state == "ALARM" {
         run_actions(
@@ -96,7 +103,13 @@ pub(super) fn evaluate_alarm(w: &mut World, name: &str, boundary: f64) {
 /// CloudWatch's StateReasonData for a threshold evaluation at `boundary`: the evaluated periods,
 /// newest first, each with its start as `timestamp` (CloudWatch's format,
 /// `2026-12-01T10:04:00.000+0000`).
-fn reason_data(cfg: &AlarmConfig, values: &[Option<f64>], boundary: f64, period: f64) -> String {
+fn reason_data(
+    cfg: &AlarmConfig,
+    values: &[Option<f64>],
+    samples: &[usize],
+    boundary: f64,
+    period: f64,
+) -> String {
     let stamp = |t: f64| {
         chrono::DateTime::<chrono::Utc>::from_timestamp(t as i64, 0)
             .map(|d| d.format("%Y-%m-%dT%H:%M:%S%.3f+0000").to_string())
@@ -105,9 +118,14 @@ fn reason_data(cfg: &AlarmConfig, values: &[Option<f64>], boundary: f64, period:
     let evaluated: Vec<_> = values
         .iter()
         .enumerate()
-        .filter_map(|(i, v)| {
-            let v = (*v)?;
-            Some(json!({"timestamp": stamp(boundary - (i as f64 + 1.0) * period), "sampleCount": 1.0, "value": v}))
+        .map(|(i, v)| {
+            let timestamp = stamp(boundary - (i as f64 + 1.0) * period);
+            // As CloudWatch: every evaluated period is listed; one without data has only its
+            // timestamp.
+            match v {
+                Some(v) => json!({"timestamp": timestamp, "sampleCount": samples.get(i).copied().unwrap_or(0) as f64, "value": v}),
+                None => json!({"timestamp": timestamp}),
+            }
         })
         .collect();
     json!({
