@@ -25,7 +25,8 @@ pub enum EventKind {
     /// EndTime on AWS's clock.
     CapacityInService,
     /// That activity failed; `reason` is `quota`, `insufficient_capacity` or `other`, and
-    /// `message` is AWS's StatusMessage.
+    /// `message` is AWS's StatusMessage. Or our step policy ran at zero and Application Auto
+    /// Scaling did not scale (`reason` `not_scaled`, with its NotScaledReasons).
     WakeFailed,
     /// One of zeroscale's scheduled actions (a schedule's edge or a keep-warm end) ran.
     ScheduledActionFired,

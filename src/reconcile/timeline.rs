@@ -40,6 +40,8 @@ pub struct SeenActivity {
     pub description: String,
     pub cause: String,
     pub message: Option<String>,
+    /// NotScaledReasons (a not-scaled activity: Application Auto Scaling decided not to scale).
+    pub not_scaled: Vec<Value>,
     pub start: DateTime<Utc>,
     pub end: Option<DateTime<Utc>>,
 }
@@ -125,6 +127,26 @@ pub fn from_activities(t: &Tracked, at_zero: &mut AtZero, acts: &[&SeenActivity]
         let ours = a
             .cause
             .ends_with(&format!("triggered policy {}", t.names.step_policy));
+        if !a.not_scaled.is_empty() {
+            // Our step policy at zero and no scale-out: a wake that did not happen (someone
+            // set MaxCapacity to 0, say). Anywhere else a not-scaled activity is routine.
+            if ours && at_zero.is_some() {
+                let codes: Vec<&str> = a
+                    .not_scaled
+                    .iter()
+                    .filter_map(|r| r["code"].as_str())
+                    .collect();
+                out.push(event(
+                    EventKind::WakeFailed,
+                    a.start,
+                    a,
+                    json!({"activity_id": a.id, "reason": "not_scaled",
+                           "message": format!("Application Auto Scaling did not scale: {}", codes.join(", ")),
+                           "not_scaled_reasons": a.not_scaled, "description": a.description}),
+                ));
+            }
+            continue;
+        }
         let wake = ours || (at_zero.is_some() && desired.is_some_and(|d| d > 0));
         if wake {
             let mut details = json!({"activity_id": a.id, "cause": a.cause, "desired": desired});
@@ -350,6 +372,7 @@ mod tests {
             description: format!("Setting desired copy count to {to}."),
             cause: cause.into(),
             message: (status == "Failed").then(|| "Failed to set desired copy count to 1. Reason: The account-level service limit 'ml.g5.xlarge for endpoint usage' is 0 Instances".into()),
+            not_scaled: Vec::new(),
             start: t(start),
             end: end.map(t),
         }

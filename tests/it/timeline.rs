@@ -243,3 +243,85 @@ async fn a_quota_failure_and_a_capacity_shortage_are_failed_wakes_in_aws_words()
         "{metrics}"
     );
 }
+
+#[tokio::test]
+async fn a_wake_application_auto_scaling_declines_is_a_failed_wake_not_scaled() {
+    let mut e = env().await;
+    e.allow_unfinished_jobs("the drift repair of MaxCapacity 0 may still run when the test ends");
+    enabled_at_zero(&e, json!({"max_capacity": 2})).await;
+    pass(&e).await;
+    // Someone sets MaxCapacity to 0 outside zeroscale: the step policy runs at zero and
+    // Application Auto Scaling does not scale (AlreadyAtMaxCapacity).
+    e.sb.aas
+        .register_scalable_target()
+        .service_namespace(aws_sdk_applicationautoscaling::types::ServiceNamespace::Sagemaker)
+        .resource_id(format!("inference-component/{IC}"))
+        .scalable_dimension(aws_sdk_applicationautoscaling::types::ScalableDimension::SageMakerInferenceComponentDesiredCopyCount)
+        .min_capacity(0)
+        .max_capacity(0)
+        .send()
+        .await
+        .unwrap();
+    e.sb.control("POST", "/invoke", json!({"component": IC, "count": 1}))
+        .await;
+    e.sb.advance(61.0).await;
+    pass(&e).await;
+    let failed = timeline(&e, "?kind=wake_failed").await;
+    assert_eq!(failed.len(), 1, "{failed:#?}");
+    assert_eq!(failed[0]["details"]["reason"], "not_scaled");
+    assert_eq!(
+        failed[0]["details"]["not_scaled_reasons"][0]["code"],
+        "AlreadyAtMaxCapacity"
+    );
+    assert!(
+        timeline(&e, "?kind=wake_started").await.is_empty(),
+        "no wake started"
+    );
+}
+
+#[tokio::test]
+async fn a_variant_has_its_timeline_and_pause_and_resume_are_on_it() {
+    let e = env().await;
+    let path = "/endpoints/demo-async-endpoint/variants/AllTraffic";
+    let op = e
+        .converge_at(
+            Method::POST,
+            &format!("{path}/scale-to-zero"),
+            Some(json!({"max_capacity": 1})),
+        )
+        .await;
+    assert_eq!(op["state"], "completed", "{op}");
+    let op = e
+        .converge_at(Method::POST, &format!("{path}/pause"), None)
+        .await;
+    assert_eq!(op["state"], "completed", "{op}");
+    let op = e
+        .converge_at(Method::POST, &format!("{path}/resume"), None)
+        .await;
+    assert_eq!(op["state"], "completed", "{op}");
+    let (status, page) = e.call(Method::GET, &format!("{path}/timeline"), None).await;
+    assert_eq!(status, 200, "{page}");
+    let items = page["items"].as_array().unwrap();
+    assert_eq!(kinds(items), ["enabled", "paused", "resumed"], "{page:#}");
+    assert_eq!(
+        items[0]["target"],
+        "endpoint/demo-async-endpoint/variant/AllTraffic"
+    );
+    assert_eq!(items[0]["target_kind"], "endpoint_variant");
+    let (status, _) = e
+        .call(
+            Method::GET,
+            "/endpoints/demo-async-endpoint/variants/Other/timeline",
+            None,
+        )
+        .await;
+    assert_eq!(status, 404);
+    let (status, bad) = e
+        .call(Method::GET, &format!("{path}/timeline?kind=nap"), None)
+        .await;
+    assert_eq!(
+        (status, bad["errors"][0]["field"].as_str()),
+        (422, Some("kind")),
+        "{bad}"
+    );
+}

@@ -277,6 +277,10 @@ pub(super) async fn read_activities(
         .autoscaling
         .describe_scaling_activities()
         .service_namespace(ServiceNamespace::Sagemaker)
+        // Not-scaled activities too: a wake the step policy could not make (AlreadyAtMaxCapacity
+        // at zero) is a failed wake on the timeline; routine ones are ignored there and by the
+        // outcome.
+        .include_not_scaled_activities(true)
         .max_results(50)
         .into_paginator()
         .send();
@@ -331,6 +335,14 @@ fn seen_activity(
         description: a.description().to_string(),
         cause: a.cause().to_string(),
         message: a.status_message().map(str::to_string),
+        not_scaled: a
+            .not_scaled_reasons()
+            .iter()
+            .map(|r| {
+                serde_json::json!({"code": r.code(), "max_capacity": r.max_capacity(),
+                                   "min_capacity": r.min_capacity(), "current_capacity": r.current_capacity()})
+            })
+            .collect(),
         start: time(a.start_time())?,
         end: a.end_time().and_then(time),
     })
