@@ -29,6 +29,8 @@ const AWS_UNAVAILABLE: Answer = (503, "Dry run: AWS unavailable");
 const NO_SUCH_VERSION: Answer = (404, "Not managed, or no such version");
 const INVALID_VERSION: Answer = (422, "Invalid name or version");
 const INVALID_PAGE: Answer = (422, "Invalid name, limit or cursor");
+const NO_WEBHOOK: Answer = (404, "No such webhook");
+const NOT_AN_ID: Answer = (422, "Not an id, or an invalid limit or cursor");
 const INVALID_TIMELINE: Answer = (422, "Invalid name, filter, limit or cursor");
 const HOLD_CONFLICT: Answer = (
     409,
@@ -117,4 +119,12 @@ problem_set!(
 problem_set!(
     /// A page of a target's timeline.
     TimelinePage = [NOT_MANAGED, INVALID_TIMELINE]
+);
+problem_set!(
+    /// A read of one webhook, named by id in the path.
+    WebhookRead = [UNAUTHORIZED, READ_SCOPE, NO_WEBHOOK, NOT_AN_ID]
+);
+problem_set!(
+    /// A delete of one webhook, named by id in the path.
+    WebhookWrite = [UNAUTHORIZED, WRITE_SCOPE, NO_WEBHOOK, NOT_AN_ID]
 );

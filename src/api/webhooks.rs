@@ -183,9 +183,7 @@ pub async fn list(
     params(WebhookPath),
     responses(
         (status = 200, description = "The webhook", body = Webhook),
-        problems::ReadAuth,
-        (status = 404, description = "No such webhook", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Not an id", body = Problem, content_type = "application/problem+json"),
+        problems::WebhookRead,
     )
 )]
 pub async fn get_one(
@@ -201,10 +199,7 @@ pub async fn get_one(
     params(WebhookPath),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 401, description = "Missing or unknown token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Token lacks the write scope", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such webhook", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Not an id", body = Problem, content_type = "application/problem+json"),
+        problems::WebhookWrite,
     )
 )]
 pub async fn delete(
@@ -247,8 +242,8 @@ pub struct Delivery {
     params(WebhookPath, PageQuery),
     responses(
         (status = 200, description = "A page of deliveries, newest first", body = Page<Delivery>),
-        problems::ReadList,
-        (status = 404, description = "No such webhook", body = Problem, content_type = "application/problem+json"),
+        problems::ReadQuery,
+        problems::WebhookRead,
     )
 )]
 pub async fn deliveries(
