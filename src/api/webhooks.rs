@@ -23,7 +23,10 @@ use super::{
 use crate::{
     domain::webhook::{redact_url, NewWebhook, NotificationKind, WebhookFormat},
     error::{ApiError, Problem},
-    store::webhooks::{self, NewWebhookRow, WebhookRow},
+    store::{
+        idempotency::{self, KeyScope},
+        webhooks::{self, NewWebhookRow, WebhookRow},
+    },
 };
 
 const CURSOR_SCOPE: &str = "webhooks";
@@ -107,7 +110,9 @@ async fn found(state: &AppState, id: i64) -> Result<WebhookRow, ApiError> {
 /// retried with backoff for about 17 minutes, each signed: `Zeroscale-Signature:
 /// t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">` under `secret`, so a receiver can
 /// check it and refuse an old `t` (a replay). `Zeroscale-Delivery` is the same on every attempt.
+/// A retried POST with the same `Idempotency-Key` gets the first answer again, creating nothing.
 #[utoipa::path(post, path = "/webhooks", operation_id = "create_webhook", tag = "events",
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retried POST answer as the first did (422 when reused with another body)")),
     request_body(content = NewWebhook, example = json!({"url": "https://hooks.example.com/zeroscale",
         "kinds": ["wake_failed", "wake_slow"], "secret": "whsec_9f8e7d6c5b4a39281706", "labels": {"team": "search"}})),
     responses(
@@ -120,6 +125,7 @@ async fn found(state: &AppState, id: i64) -> Result<WebhookRow, ApiError> {
 pub async fn create(
     State(state): State<AppState>,
     Writer(caller): Writer,
+    headers: axum::http::HeaderMap,
     ApiJson(req): ApiJson<NewWebhook>,
 ) -> Result<Response, ApiError> {
     req.check().map_err(super::targets::invalid_spec)?;
@@ -128,13 +134,60 @@ pub async fn create(
             "webhooks need --secrets-key (ZEROSCALE_SECRETS_KEY) to seal their secrets".into(),
         )
     })?;
+    let idempotency_key = super::changes::idempotency_key(&headers)?;
+    let scope = idempotency_key.as_deref().map(|k| KeyScope {
+        actor: &caller.token_name,
+        method: "POST",
+        path: "/webhooks",
+        key: k,
+    });
+    // Compared by a hash of the request (the secret included: a hash, never the secret).
+    let body_sha256 = {
+        use sha2::Digest;
+        let request = serde_json::json!([
+            req.url,
+            req.kinds,
+            req.secret,
+            req.labels,
+            req.format,
+            req.slow_wake_seconds,
+            req.not_at_zero_days
+        ]);
+        sha2::Sha256::digest(serde_json::to_vec(&request).unwrap_or_default()).to_vec()
+    };
+    let mut tx = state.pool.begin().await?;
+    if let Some(k) = &scope {
+        if !idempotency::try_lock(&mut tx, k).await? {
+            return Err(ApiError::Conflict {
+                code: "idempotency_key_in_flight",
+                detail:
+                    "a request with this Idempotency-Key is still being processed; retry shortly"
+                        .into(),
+            });
+        }
+        if let Some(stored) = idempotency::find(&mut tx, k, state.idempotency_ttl).await? {
+            if stored.body_sha256 != body_sha256 {
+                return Err(ApiError::IdempotencyKeyReused(
+                    "this Idempotency-Key was already used with a different request body; use a new key for a new request".into(),
+                ));
+            }
+            tx.commit().await?;
+            let status = StatusCode::from_u16(stored.status as u16).unwrap_or(StatusCode::CREATED);
+            return Ok((
+                status,
+                [("idempotent-replayed", "true")],
+                Json(stored.response),
+            )
+                .into_response());
+        }
+    }
     // Bound to the URL: a sealed secret copied onto another webhook's row does not open.
     let (secret_nonce, secret_sealed) = key.seal(req.secret.as_bytes(), req.url.as_bytes());
     let mut kinds: Vec<String> = req.kinds.iter().map(|k| k.as_str().to_string()).collect();
     kinds.sort();
     kinds.dedup();
     let row = webhooks::create(
-        &state.pool,
+        &mut tx,
         &NewWebhookRow {
             url: &req.url,
             kinds,
@@ -148,8 +201,22 @@ pub async fn create(
         },
     )
     .await?;
-    tracing::info!(webhook_id = row.id, by = %caller.token_name, url = %redact_url(&row.url), "webhook created");
-    Ok((StatusCode::CREATED, Json(view(row))).into_response())
+    let id = row.id;
+    let shown = serde_json::to_value(view(row)).map_err(|e| ApiError::Internal(e.into()))?;
+    if let Some(k) = &scope {
+        idempotency::store(
+            &mut tx,
+            k,
+            &body_sha256,
+            StatusCode::CREATED.as_u16(),
+            &shown,
+            None,
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    tracing::info!(webhook_id = id, by = %caller.token_name, "webhook created");
+    Ok((StatusCode::CREATED, Json(shown)).into_response())
 }
 
 /// List the subscriptions (never their secrets).

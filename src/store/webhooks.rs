@@ -42,7 +42,7 @@ pub struct NewWebhookRow<'a> {
     pub created_by: &'a str,
 }
 
-pub async fn create(pool: &PgPool, w: &NewWebhookRow<'_>) -> sqlx::Result<WebhookRow> {
+pub async fn create(conn: &mut PgConnection, w: &NewWebhookRow<'_>) -> sqlx::Result<WebhookRow> {
     sqlx::query_as!(
         WebhookRow,
         r#"INSERT INTO webhooks (url, kinds, labels, format, slow_wake_seconds, not_at_zero_days,
@@ -60,7 +60,7 @@ pub async fn create(pool: &PgPool, w: &NewWebhookRow<'_>) -> sqlx::Result<Webhoo
         w.secret_sealed,
         w.created_by,
     )
-    .fetch_one(pool)
+    .fetch_one(conn)
     .await
 }
 

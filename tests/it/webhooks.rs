@@ -2,7 +2,6 @@
 //! with a retry after it answers 500; a secret never appears in an answer or a log line.
 
 use std::{
-    io::Write,
     sync::{Arc, Mutex},
     time::Duration,
 };
@@ -57,20 +56,6 @@ async fn receiver() -> (String, Seen) {
     (format!("http://{addr}/hook/receiver-token-1234"), seen)
 }
 
-/// Log lines of this test's thread (the test runtime runs the app, the worker and the pass).
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 /// Checks a delivery's signature as a receiver would: HMAC-SHA256 of "<t>.<body>".
 fn verify(header: &str, body: &[u8], secret: &str) -> bool {
     let mut t = None;
@@ -107,14 +92,6 @@ async fn call(
 
 #[tokio::test]
 async fn a_receiver_gets_the_subscribed_events_signed_and_retried_and_never_a_secret() {
-    let logs = Captured::default();
-    let writer = logs.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
     let e = env().await;
     let mut answers = Vec::new();
     let (url, seen) = receiver().await;
@@ -298,13 +275,47 @@ async fn a_receiver_gets_the_subscribed_events_signed_and_retried_and_never_a_se
             "an answer shows a secret: {a}"
         );
     }
-    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
-    assert!(text.contains("webhook created"), "the capture works");
+    // Every test's log lines at INFO and above (the service's default level), this one's
+    // among them.
+    let text = common::captured_logs();
+    assert!(
+        text.contains(&format!("webhook created webhook_id={id}")),
+        "the capture works"
+    );
     assert!(!text.contains(SECRET), "a log line shows the secret");
     assert!(
         !text.contains("receiver-token-1234"),
         "a log line shows the URL's credential"
     );
+}
+
+#[tokio::test]
+async fn a_retried_post_with_its_idempotency_key_creates_one_webhook() {
+    let e = env().await;
+    let post = |body: Value| {
+        e.app
+            .client
+            .post(e.app.url("/webhooks"))
+            .bearer_auth(&e.token)
+            .header("idempotency-key", "hook-1")
+            .json(&body)
+            .send()
+    };
+    let body =
+        json!({"url": "https://hooks.example.com/z", "kinds": ["wake_failed"], "secret": SECRET});
+    let first = post(body.clone()).await.unwrap();
+    assert_eq!(first.status(), 201);
+    let first: Value = first.json().await.unwrap();
+    let again = post(body).await.unwrap();
+    assert_eq!(again.status(), 201);
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    let again: Value = again.json().await.unwrap();
+    assert_eq!(again["id"], first["id"]);
+    let other = post(json!({"url": "https://hooks.example.com/z", "kinds": ["wake_failed"], "secret": "whsec_another_secret_00"}))
+        .await
+        .unwrap();
+    assert_eq!(other.status(), 422, "the same key with another body");
+    assert_eq!(e.app.count("webhooks").await, 1);
 }
 
 #[tokio::test]

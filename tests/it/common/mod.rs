@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use zeroscale::{
     api::AppState,
     app::Application,
-    config::{DatabaseUrl, DbArgs, HttpArgs, LogFormat},
+    config::{DatabaseUrl, DbArgs, HttpArgs},
 };
 
 /// Server used for test databases; override with `TEST_DATABASE_URL` (any database on it).
@@ -31,13 +31,52 @@ pub fn secrets_key() -> zeroscale::config::SecretsKey {
         .unwrap()
 }
 
-/// Installs logging once, only when `TEST_LOG` is set.
+/// Every log line the tests' code writes at INFO and above, kept in memory (the newest 16 MB)
+/// so a test can check what was, and was not, logged ([`captured_logs`]).
+static CAPTURED: std::sync::Mutex<Vec<u8>> = std::sync::Mutex::new(Vec::new());
+const CAPTURE_LIMIT: usize = 16 << 20;
+
+#[derive(Clone, Copy)]
+struct Capture;
+
+impl std::io::Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let mut all = CAPTURED.lock().unwrap_or_else(|e| e.into_inner());
+        if all.len() + buf.len() > CAPTURE_LIMIT {
+            let keep = all.len() / 2;
+            all.drain(..keep);
+        }
+        all.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// What the tests logged so far (INFO and above, every test of this process).
+pub fn captured_logs() -> String {
+    String::from_utf8_lossy(&CAPTURED.lock().unwrap_or_else(|e| e.into_inner())).into_owned()
+}
+
+/// Installs logging once: into memory always ([`captured_logs`]), and to stderr as well when
+/// `TEST_LOG` is set (filtered by `RUST_LOG`).
 pub fn init_logs() {
+    use tracing_subscriber::{filter::LevelFilter, fmt, layer::SubscriberExt, Layer};
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
-        if std::env::var_os("TEST_LOG").is_some() {
-            zeroscale::telemetry::init(LogFormat::Pretty);
-        }
+        let memory = fmt::layer()
+            .with_ansi(false)
+            .with_writer(|| Capture)
+            .with_filter(LevelFilter::INFO);
+        let shown = std::env::var_os("TEST_LOG").is_some().then(|| {
+            fmt::layer().with_writer(std::io::stderr).with_filter(
+                tracing_subscriber::EnvFilter::try_from_default_env()
+                    .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn")),
+            )
+        });
+        let subscriber = tracing_subscriber::registry().with(memory).with(shown);
+        let _ = tracing::subscriber::set_global_default(subscriber);
     });
 }
 
