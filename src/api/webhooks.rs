@@ -112,7 +112,7 @@ async fn found(state: &AppState, id: i64) -> Result<WebhookRow, ApiError> {
 /// check it and refuse an old `t` (a replay). `Zeroscale-Delivery` is the same on every attempt.
 /// A retried POST with the same `Idempotency-Key` gets the first answer again, creating nothing.
 #[utoipa::path(post, path = "/webhooks", operation_id = "create_webhook", tag = "events",
-    params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retried POST answer as the first did (422 when reused with another body)")),
+    params(super::changes::IdempotencyHeader),
     request_body(content = NewWebhook, example = json!({"url": "https://hooks.example.com/zeroscale",
         "kinds": ["wake_failed", "wake_slow"], "secret": "whsec_9f8e7d6c5b4a39281706", "labels": {"team": "search"}})),
     responses(

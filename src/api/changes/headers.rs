@@ -35,6 +35,22 @@ pub struct WriteHeaders {
     x_on_behalf_of: Option<String>,
 }
 
+/// The Idempotency-Key header alone, for writes that are not versioned changes (`POST
+/// /webhooks`).
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)] // documents the header; it is read from the HeaderMap
+pub struct IdempotencyHeader {
+    /// Makes retries safe: the same key and body replay the first answer (422 when the key is
+    /// reused with another body).
+    #[param(
+        rename = "Idempotency-Key",
+        nullable = false,
+        pattern = "^[!-~]{1,255}[\\t ]*$"
+    )]
+    idempotency_key: Option<String>,
+}
+
 /// `If-Match` as sent by the caller.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IfMatch {

@@ -21,7 +21,7 @@ use crate::{
 
 mod headers;
 
-pub use headers::{idempotency_key, if_match, IfMatch, WriteHeaders};
+pub use headers::{idempotency_key, if_match, IdempotencyHeader, IfMatch, WriteHeaders};
 
 /// A desired-state change to record.
 pub struct Change<'a> {
