@@ -157,20 +157,9 @@ pub async fn create(
     };
     let mut tx = state.pool.begin().await?;
     if let Some(k) = &scope {
-        if !idempotency::try_lock(&mut tx, k).await? {
-            return Err(ApiError::Conflict {
-                code: "idempotency_key_in_flight",
-                detail:
-                    "a request with this Idempotency-Key is still being processed; retry shortly"
-                        .into(),
-            });
-        }
-        if let Some(stored) = idempotency::find(&mut tx, k, state.idempotency_ttl).await? {
-            if stored.body_sha256 != body_sha256 {
-                return Err(ApiError::IdempotencyKeyReused(
-                    "this Idempotency-Key was already used with a different request body; use a new key for a new request".into(),
-                ));
-            }
+        if let Some(stored) =
+            super::changes::claim_key(&mut tx, k, &body_sha256, state.idempotency_ttl).await?
+        {
             tx.commit().await?;
             let status = StatusCode::from_u16(stored.status as u16).unwrap_or(StatusCode::CREATED);
             return Ok((

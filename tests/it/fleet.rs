@@ -368,16 +368,7 @@ async fn throttling_lowers_the_rate_and_it_recovers() {
     })
     .await;
     assert!(lowered < 8.0);
-    let text = e
-        .app
-        .client
-        .get(e.app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = e.app.metrics().await;
     assert!(text.contains("zeroscale_aws_rate "), "{text}");
     assert!(text.contains("zeroscale_aws_rate_share "), "{text}");
 }

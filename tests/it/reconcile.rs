@@ -381,16 +381,7 @@ async fn throttling_and_5xx_on_every_write_still_converge() {
     assert_eq!(e.component("demo-component").await["phase"], "ready");
 
     // The metrics show the retries, the throttles and every AWS call, by operation and outcome.
-    let text = e
-        .app
-        .client
-        .get(e.app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = e.app.metrics().await;
     for needle in [
         r#"zeroscale_jobs_finished_total{kind="reconcile",outcome="completed"}"#,
         r#"zeroscale_jobs_finished_total{kind="reconcile",outcome="retryable"}"#,

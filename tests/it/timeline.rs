@@ -157,16 +157,7 @@ async fn a_full_cycle_is_on_the_timeline_in_order_with_the_sandbox_clocks_durati
         "{bad}"
     );
     // Metrics: wakes counted, latency by kind only.
-    let metrics = e
-        .app
-        .client
-        .get(e.app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = e.app.metrics().await;
     assert!(
         metrics.contains("zeroscale_wakes_total{kind=\"component\"}"),
         "{metrics}"
@@ -228,16 +219,7 @@ async fn a_quota_failure_and_a_capacity_shortage_are_failed_wakes_in_aws_words()
         .contains("Unable to provision requested ML compute capacity"));
     let started = timeline(&e, "?kind=wake_started").await;
     assert_eq!(at(&failed[1]) - at(&started[1]), 120.0, "{started:#?}");
-    let metrics = e
-        .app
-        .client
-        .get(e.app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = e.app.metrics().await;
     assert!(
         metrics.contains("zeroscale_wake_failures_total{kind=\"component\"}"),
         "{metrics}"

@@ -56,6 +56,13 @@ async fn receiver() -> (String, Seen) {
     (format!("http://{addr}/hook/receiver-token-1234"), seen)
 }
 
+/// Runs the periodic notification checks once: how many deliveries they queued.
+async fn periodic(e: &Env) -> usize {
+    zeroscale::notify::check_periodic(&e.app.pool)
+        .await
+        .unwrap()
+}
+
 /// Checks a delivery's signature as a receiver would: HMAC-SHA256 of "<t>.<body>".
 fn verify(header: &str, body: &[u8], secret: &str) -> bool {
     let mut t = None;
@@ -337,13 +344,7 @@ async fn a_pause_about_to_end_and_a_target_that_never_reaches_zero_are_noticed_o
         .converge(Method::POST, IC, Some(json!({"max_capacity": 2})))
         .await;
     assert_eq!(op["state"], "completed", "{op}");
-    assert_eq!(
-        zeroscale::notify::check_periodic(&e.app.pool)
-            .await
-            .unwrap(),
-        0,
-        "nothing to say yet"
-    );
+    assert_eq!(periodic(&e).await, 0, "nothing to say yet");
     // Enabled four days ago and never at zero since (Postgres's clock cannot be moved: the
     // records are).
     for table in [
@@ -355,20 +356,8 @@ async fn a_pause_about_to_end_and_a_target_that_never_reaches_zero_are_noticed_o
             .await
             .unwrap();
     }
-    assert_eq!(
-        zeroscale::notify::check_periodic(&e.app.pool)
-            .await
-            .unwrap(),
-        1,
-        "not reaching zero"
-    );
-    assert_eq!(
-        zeroscale::notify::check_periodic(&e.app.pool)
-            .await
-            .unwrap(),
-        0,
-        "once"
-    );
+    assert_eq!(periodic(&e).await, 1, "not reaching zero");
+    assert_eq!(periodic(&e).await, 0, "once");
     let until = (chrono::Utc::now() + chrono::TimeDelta::minutes(30)).to_rfc3339();
     let op = e
         .converge_at(
@@ -378,20 +367,8 @@ async fn a_pause_about_to_end_and_a_target_that_never_reaches_zero_are_noticed_o
         )
         .await;
     assert_eq!(op["state"], "completed", "{op}");
-    assert_eq!(
-        zeroscale::notify::check_periodic(&e.app.pool)
-            .await
-            .unwrap(),
-        1,
-        "the pause ends within the hour"
-    );
-    assert_eq!(
-        zeroscale::notify::check_periodic(&e.app.pool)
-            .await
-            .unwrap(),
-        0,
-        "once"
-    );
+    assert_eq!(periodic(&e).await, 1, "the pause ends within the hour");
+    assert_eq!(periodic(&e).await, 0, "once");
     // Resumed, it reaches zero and stays there for days: that is what it is for.
     let op = e
         .converge_at(Method::POST, &format!("/components/{IC}/resume"), None)
@@ -405,13 +382,7 @@ async fn a_pause_about_to_end_and_a_target_that_never_reaches_zero_are_noticed_o
     .execute(&e.app.pool)
     .await
     .unwrap();
-    assert_eq!(
-        zeroscale::notify::check_periodic(&e.app.pool)
-            .await
-            .unwrap(),
-        0,
-        "at zero is not 'not reaching zero'"
-    );
+    assert_eq!(periodic(&e).await, 0, "at zero is not 'not reaching zero'");
     common::wait_for("two deliveries", Duration::from_secs(30), || async {
         (seen
             .lock()

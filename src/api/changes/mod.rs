@@ -184,19 +184,7 @@ async fn record_once(
     };
     let body_sha256 = body_hash(change);
     let mut tx = state.pool.begin().await?;
-    if !idempotency::try_lock(&mut tx, &k).await? {
-        return Err(ApiError::Conflict {
-            code: "idempotency_key_in_flight",
-            detail: "a request with this Idempotency-Key is still being processed; retry shortly"
-                .into(),
-        });
-    }
-    if let Some(stored) = idempotency::find(&mut tx, &k, state.idempotency_ttl).await? {
-        if stored.body_sha256 != body_sha256 {
-            return Err(ApiError::IdempotencyKeyReused(
-                "this Idempotency-Key was already used with a different request body; use a new key for a new request".into(),
-            ));
-        }
+    if let Some(stored) = claim_key(&mut tx, &k, &body_sha256, state.idempotency_ttl).await? {
         tx.commit().await?;
         return Ok(Some(replay(stored)));
     }
@@ -214,6 +202,31 @@ async fn record_once(
     .await?;
     tx.commit().await?;
     Ok(Some(reply))
+}
+
+/// Claims an Idempotency-Key inside the caller's transaction: 409 while another request with
+/// it is in flight, 422 when it was used with another body, the stored answer when it was used
+/// with this one, None when it is new (the caller stores its answer with `idempotency::store`
+/// before committing). Every keyed write goes through here.
+pub async fn claim_key(
+    tx: &mut sqlx::PgConnection,
+    k: &KeyScope<'_>,
+    body_sha256: &[u8],
+    ttl: std::time::Duration,
+) -> Result<Option<idempotency::StoredResponse>, ApiError> {
+    if !idempotency::try_lock(tx, k).await? {
+        return Err(ApiError::Conflict {
+            code: "idempotency_key_in_flight",
+            detail: "a request with this Idempotency-Key is still being processed; retry shortly"
+                .into(),
+        });
+    }
+    match idempotency::find(tx, k, ttl).await? {
+        Some(stored) if stored.body_sha256 != body_sha256 => Err(ApiError::IdempotencyKeyReused(
+            "this Idempotency-Key was already used with a different request body; use a new key for a new request".into(),
+        )),
+        found => Ok(found),
+    }
 }
 
 /// The hash an Idempotency-Key's request is compared by. A rollback's body names a version;

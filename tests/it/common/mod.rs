@@ -264,6 +264,18 @@ pub async fn spawn_app_with(opts: TestOptions) -> TestApp {
 }
 
 impl TestApp {
+    /// The text of `GET /metrics` (open: no metrics token in tests).
+    pub async fn metrics(&self) -> String {
+        self.client
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     /// Creates a token with these scopes (e.g. "read,write") and returns its secret.
     pub async fn token(&self, name: &str, scopes: &str) -> String {
         let scopes: Vec<String> = scopes.split(',').map(str::to_string).collect();
