@@ -100,6 +100,13 @@ async fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
         .with_aws(clients.clone())
         .with_secrets(args.db.secrets_key.clone())
         .with_idempotency_ttl(args.worker.idempotency_ttl);
+    let demo = (args.sandbox && !args.no_demo_fleet && !args.no_worker).then(|| {
+        (
+            state.clone(),
+            clients.clone(),
+            args.aws.endpoint_url.clone(),
+        )
+    });
     let app = Application::build(&args.http, state, None).await?;
     let budget = crate::aws::budget::share(pool.clone(), clients.pacer.clone(), shutdown.clone());
     let worker = if args.no_worker {
@@ -114,6 +121,9 @@ async fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
             Worker::new(pool, registry, config).run(shutdown.clone()),
         ))
     };
+    if let Some((state, aws, Some(url))) = demo {
+        start_demo(state, aws, url);
+    }
     let served = app.run_until_stopped(shutdown.clone()).await;
     shutdown.cancel();
     if let Some(worker) = worker {
@@ -122,6 +132,20 @@ async fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
     let _ = budget.await;
     served
 }
+
+/// Builds the demo fleet in the background (`serve --sandbox`); a failure is logged, the
+/// service goes on.
+#[cfg(feature = "sandbox")]
+fn start_demo(state: crate::api::AppState, aws: crate::aws::AwsClients, url: String) {
+    tokio::spawn(async move {
+        if let Err(e) = crate::demo::populate(state, aws, url).await {
+            tracing::warn!(error = format!("{e:#}"), "demo fleet: not built");
+        }
+    });
+}
+
+#[cfg(not(feature = "sandbox"))]
+fn start_demo(_: crate::api::AppState, _: crate::aws::AwsClients, _: String) {}
 
 /// `zeroscale doctor`: the checklist on stdout; an error (exit 1) when a check failed.
 async fn doctor(args: DoctorArgs) -> anyhow::Result<()> {
@@ -238,6 +262,7 @@ async fn start_sandbox(
 ) -> anyhow::Result<String> {
     let sb = zeroscale_sandbox::Sandbox::new();
     sb.seed(&zeroscale_sandbox::demo_world())
+        .and_then(|_| sb.seed(&zeroscale_sandbox::demo_fleet()))
         .map_err(|e| anyhow::anyhow!("seeding the sandbox: {e}"))?;
     let addr = sb.start(listen, stop).await?;
     let url = format!("http://{addr}");

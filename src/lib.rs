@@ -5,6 +5,8 @@ pub mod app;
 pub mod aws;
 pub mod cli;
 pub mod config;
+#[cfg(feature = "sandbox")]
+pub mod demo;
 pub mod doctor;
 pub mod domain;
 pub mod error;

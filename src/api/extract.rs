@@ -113,7 +113,7 @@ fn not_json(e: serde_json::Error) -> ApiError {
 
 /// Parses a JSON body into `T`: 400 when it is not JSON, 422 naming the field (serde's path)
 /// when it is JSON of the wrong shape.
-fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let mut json: serde_json::Value = serde_json::from_slice(bytes).map_err(not_json)?;
     integral_numbers(&mut json);
     serde_path_to_error::deserialize(json).map_err(|e| {

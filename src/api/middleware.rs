@@ -192,10 +192,14 @@ async fn problem_everywhere(req: Request, next: Next) -> axum::response::Respons
     if !(status.is_client_error() || status.is_server_error()) {
         return response;
     }
+    // Problem documents pass, and so do the portal's HTML pages (its error pages are for people).
     let is_problem = response
         .headers()
         .get(axum::http::header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"));
+        .is_some_and(|v| {
+            v.as_bytes().starts_with(b"application/problem+json")
+                || v.as_bytes().starts_with(b"text/html")
+        });
     if is_problem {
         return response;
     }

@@ -49,6 +49,24 @@ pub struct SavingsQuery {
     cursor: Option<String>,
 }
 
+impl SavingsQuery {
+    /// Every target's savings in [since, until), one page of up to 500 after `cursor`.
+    pub(crate) fn period(
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+        cursor: Option<String>,
+    ) -> Self {
+        Self {
+            since: Some(since),
+            until: Some(until),
+            group_by: None,
+            label: None,
+            limit: Some(500),
+            cursor,
+        }
+    }
+}
+
 /// One group's savings in the period.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct SavingsRow {
@@ -205,7 +223,7 @@ fn round_hours(mut r: SavingsRow) -> SavingsRow {
 }
 
 /// Builds the whole report (every group), then the page.
-async fn report(state: &AppState, q: SavingsQuery) -> Result<SavingsReport, ApiError> {
+pub(crate) async fn report(state: &AppState, q: SavingsQuery) -> Result<SavingsReport, ApiError> {
     let group_by = GroupBy::parse(q.group_by.as_deref())?;
     let limit = super::extract::page_limit(q.limit)?;
     let after = super::extract::parse_cursor(CURSOR_SCOPE, q.cursor, |_: &String| true)?;

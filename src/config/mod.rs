@@ -278,6 +278,10 @@ pub struct ServeArgs {
         default_value = "127.0.0.1:4566"
     )]
     pub sandbox_listen: SocketAddr,
+    /// With --sandbox: skip the demo fleet (the targets zeroscale enables and drives into
+    /// every state the portal shows at start-up).
+    #[arg(long, env = "ZEROSCALE_NO_DEMO_FLEET", value_parser = clap::builder::BoolishValueParser::new(), default_value_t = false)]
+    pub no_demo_fleet: bool,
 }
 
 /// `zeroscale worker`.

@@ -141,3 +141,49 @@ pub async fn version_action(
     .fetch_optional(&mut *conn)
     .await
 }
+
+/// The capacity-moving events of `target_ids` from `since` on, by target then time, with
+/// their details (the portal's charts and fleet figures).
+pub async fn capacity_since(
+    conn: &mut PgConnection,
+    target_ids: &[i64],
+    since: DateTime<Utc>,
+) -> sqlx::Result<Vec<(i64, EventKind, DateTime<Utc>, Value)>> {
+    let rows = sqlx::query!(
+        r#"SELECT target_id, kind, at, details FROM target_events
+           WHERE target_id = ANY($1) AND at >= $2
+             AND kind IN ('scaled_to_zero', 'wake_started', 'capacity_in_service', 'wake_failed',
+                          'disabled', 'scheduled_action_fired', 'paused', 'resumed')
+           ORDER BY target_id, at, id"#,
+        target_ids,
+        since
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|r| Some((r.target_id, EventKind::parse(&r.kind)?, r.at, r.details)))
+        .collect())
+}
+
+/// Each target's last capacity event before `t`, with its details (where a chart starts).
+pub async fn capacity_before(
+    conn: &mut PgConnection,
+    target_ids: &[i64],
+    t: DateTime<Utc>,
+) -> sqlx::Result<Vec<(i64, EventKind, Value)>> {
+    let rows = sqlx::query!(
+        r#"SELECT DISTINCT ON (target_id) target_id, kind, details FROM target_events
+           WHERE target_id = ANY($1) AND at < $2
+             AND kind IN ('scaled_to_zero', 'wake_started', 'capacity_in_service', 'wake_failed', 'disabled')
+           ORDER BY target_id, at DESC, id DESC"#,
+        target_ids,
+        t
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|r| Some((r.target_id, EventKind::parse(&r.kind)?, r.details)))
+        .collect())
+}

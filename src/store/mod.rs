@@ -22,6 +22,7 @@ pub mod jobs;
 pub mod ledger;
 pub mod observation;
 pub mod replicas;
+pub mod sessions;
 pub mod targets;
 pub mod tokens;
 pub mod versions;

@@ -481,9 +481,18 @@ async fn tokens_scopes_and_open_routes() {
         .await
         .unwrap();
     assert!(
-        docs.contains("/openapi.json") && !docs.contains("https://"),
-        "the docs page loads nothing from outside"
+        docs.contains("swagger") && !docs.contains("https://"),
+        "the docs page (Swagger UI, served by zeroscale) loads nothing from outside"
     );
+    let init = c
+        .get(api.app.url("/docs/swagger-initializer.js"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(init.contains("\"/openapi.json\""), "{init}");
 }
 
 #[tokio::test]

@@ -13,6 +13,7 @@ use std::{
 /// docs/architecture.md.
 const LAYERS: &[&[&str]] = &[
     &["cli"],
+    &["demo"],
     &["app"],
     &["api"],
     &["error"],

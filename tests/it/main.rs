@@ -25,6 +25,7 @@ mod jobs;
 mod layers;
 mod model_conformance;
 mod operations;
+mod portal;
 mod real_aws;
 mod reconcile;
 mod sandbox;

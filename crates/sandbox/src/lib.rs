@@ -269,6 +269,33 @@ pub fn demo_world() -> Value {
     })
 }
 
+/// The demo fleet `serve --sandbox` adds to [`demo_world`] and then drives into every state the
+/// portal shows (asleep, waking, warm, paused, failed to wake): endpoints on instance types of
+/// their own, so their quotas are independent of the demo world's ml.g5.xlarge. Same document
+/// shape as `POST /_sandbox/seed`.
+pub fn demo_fleet() -> Value {
+    serde_json::json!({
+        "default_quotas": {"ml.g5.2xlarge": 16, "ml.g6.xlarge": 4},
+        "endpoints": [
+            {"name": "fleet-chat", "variant": "AllTraffic", "instance_type": "ml.g5.2xlarge",
+             "min_instances": 0, "max_instances": 4, "initial_instances": 2},
+            {"name": "fleet-search", "variant": "AllTraffic", "instance_type": "ml.g5.2xlarge",
+             "min_instances": 0, "max_instances": 4, "initial_instances": 2},
+            {"name": "fleet-docs", "variant": "AllTraffic", "instance_type": "ml.g6.xlarge",
+             "min_instances": 0, "max_instances": 4, "initial_instances": 1},
+            {"name": "fleet-batch", "variant": "AllTraffic", "instance_type": "ml.g5.2xlarge",
+             "initial_instances": 1, "async": true}
+        ],
+        "components": [
+            {"name": "chat-small", "endpoint": "fleet-chat", "copies": 1},
+            {"name": "chat-large", "endpoint": "fleet-chat", "copies": 1},
+            {"name": "embed", "endpoint": "fleet-search", "copies": 1},
+            {"name": "rerank", "endpoint": "fleet-search", "copies": 1},
+            {"name": "summarize", "endpoint": "fleet-docs", "copies": 1}
+        ]
+    })
+}
+
 /// The standalone sandbox (`zeroscale-sandbox`, `zeroscale sandbox`): listens on `listen`,
 /// optionally seeded with [`demo_world`], until `stop`.
 pub async fn run(listen: SocketAddr, demo: bool, stop: CancellationToken) -> anyhow::Result<()> {

@@ -74,7 +74,7 @@ impl TokenCache {
 
     /// The token `secret` names, from the cache or one lookup shared by concurrent requests;
     /// None for an unknown or revoked token (remembered for a while).
-    pub(super) async fn resolve(
+    pub(crate) async fn resolve(
         &self,
         state: &AppState,
         secret: &str,
