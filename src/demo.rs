@@ -8,7 +8,7 @@
 //! | `fleet-batch/AllTraffic` | asleep         | the same, for an async endpoint variant           |
 //! | `chat-small`             | warm           | woken and kept warm for 8 hours                   |
 //! | `rerank`                 | paused         | paused for 6 hours                                |
-//! | `embed`                  | waking         | a request at zero; the wake takes the provisioning delay |
+//! | `embed`                  | waking         | a request at zero; the wake takes the 5-minute provisioning delay |
 //! | `summarize`              | failed to wake | a request at zero with the account's quota for its instance type at 0 |
 //!
 //! Nothing here is faked: the events are what the observation pass reads from the sandbox's
@@ -39,8 +39,9 @@ use crate::{
     store::targets,
 };
 
-/// The sandbox's provisioning delay during the demo: a wake is visible for two minutes.
-const PROVISIONING_SECONDS: f64 = 120.0;
+/// The sandbox's provisioning delay in the demo: five minutes, about what AWS takes, so a wake
+/// is visible for that long (`PUT /_sandbox/settings` shortens it).
+const PROVISIONING_SECONDS: f64 = 300.0;
 
 fn component(name: &str) -> TargetRef {
     TargetRef::Component(ComponentName::parse(name).expect("a valid demo name"))

@@ -49,24 +49,6 @@ pub struct SavingsQuery {
     cursor: Option<String>,
 }
 
-impl SavingsQuery {
-    /// Every target's savings in [since, until), one page of up to 500 after `cursor`.
-    pub(crate) fn period(
-        since: DateTime<Utc>,
-        until: DateTime<Utc>,
-        cursor: Option<String>,
-    ) -> Self {
-        Self {
-            since: Some(since),
-            until: Some(until),
-            group_by: None,
-            label: None,
-            limit: Some(500),
-            cursor,
-        }
-    }
-}
-
 /// One group's savings in the period.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct SavingsRow {
@@ -150,9 +132,15 @@ impl GroupBy {
 }
 
 fn display(t: &LedgerTarget) -> String {
-    match t.kind.as_str() {
-        "component" => format!("component/{}", t.name),
-        _ => t.name.clone(),
+    target_key(&t.kind, &t.name)
+}
+
+/// A target's group in a report by target: `component/<name>`, or a variant's stored name
+/// (`endpoint/<e>/variant/<v>`).
+pub(crate) fn target_key(kind: &str, name: &str) -> String {
+    match kind {
+        "component" => format!("component/{name}"),
+        _ => name.to_string(),
     }
 }
 
@@ -239,8 +227,44 @@ pub(crate) async fn report(state: &AppState, q: SavingsQuery) -> Result<SavingsR
         ));
     }
     let labels = super::extract::label_selector(q.label)?;
+    let (groups, counted_until) = grouped(state, &group_by, since, until, labels.as_ref()).await?;
+    let total_savings = cents(groups.values().map(|g| g.savings).sum());
+    let mut items: Vec<SavingsRow> = groups
+        .into_values()
+        .filter(|g| after.as_ref().is_none_or(|a| &g.group > a))
+        .take(limit as usize + 1)
+        .map(round_hours)
+        .collect();
+    let next_cursor = (items.len() as i64 > limit).then(|| {
+        items.truncate(limit as usize);
+        super::extract::cursor(
+            CURSOR_SCOPE,
+            &items.last().map(|r| r.group.clone()).unwrap_or_default(),
+        )
+    });
+    Ok(SavingsReport {
+        since,
+        until,
+        counted_until,
+        group_by: q.group_by.unwrap_or_else(|| "target".into()),
+        currency: state.prices.currency.clone(),
+        prices: (*state.prices).clone(),
+        total_savings,
+        items,
+        next_cursor,
+    })
+}
+
+/// Every group's savings in [since, until) and where counting stopped (see `counted_until`).
+async fn grouped(
+    state: &AppState,
+    group_by: &GroupBy,
+    since: DateTime<Utc>,
+    until: DateTime<Utc>,
+    labels: Option<&serde_json::Value>,
+) -> Result<(BTreeMap<String, SavingsRow>, DateTime<Utc>), ApiError> {
     let mut conn = state.pool.acquire().await?;
-    let targets = ledger::targets(&mut conn, labels.as_ref()).await?;
+    let targets = ledger::targets(&mut conn, labels).await?;
     let ids: Vec<i64> = targets.iter().map(|t| t.id).collect();
     let before: HashMap<i64, EventKind> = ledger::states_before(&mut conn, &ids, since)
         .await?
@@ -275,31 +299,19 @@ pub(crate) async fn report(state: &AppState, q: SavingsQuery) -> Result<SavingsR
             }
         }
     }
-    let total_savings = cents(groups.values().map(|g| g.savings).sum());
-    let mut items: Vec<SavingsRow> = groups
-        .into_values()
-        .filter(|g| after.as_ref().is_none_or(|a| &g.group > a))
-        .take(limit as usize + 1)
-        .map(round_hours)
-        .collect();
-    let next_cursor = (items.len() as i64 > limit).then(|| {
-        items.truncate(limit as usize);
-        super::extract::cursor(
-            CURSOR_SCOPE,
-            &items.last().map(|r| r.group.clone()).unwrap_or_default(),
-        )
-    });
-    Ok(SavingsReport {
-        since,
-        until,
-        counted_until,
-        group_by: q.group_by.unwrap_or_else(|| "target".into()),
-        currency: state.prices.currency.clone(),
-        prices: (*state.prices).clone(),
-        total_savings,
-        items,
-        next_cursor,
-    })
+    Ok((groups, counted_until))
+}
+
+/// Each target's savings in [since, until), by [`target_key`], and the currency (the portal's
+/// fleet page: one pass over the ledger, not a report per page).
+pub(crate) async fn savings_by_target(
+    state: &AppState,
+    since: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> Result<(HashMap<String, f64>, String), ApiError> {
+    let (groups, _) = grouped(state, &GroupBy::Target, since, until, None).await?;
+    let by_target = groups.into_iter().map(|(k, g)| (k, g.savings)).collect();
+    Ok((by_target, state.prices.currency.clone()))
 }
 
 /// A report as CSV: one row per group of the page, the same figures as the JSON; the next

@@ -187,3 +187,25 @@ pub async fn capacity_before(
         .filter_map(|r| Some((r.target_id, EventKind::parse(&r.kind)?, r.details)))
         .collect())
 }
+
+/// A target's newest events from `since` on, newest first (the target page's table).
+pub async fn newest(
+    conn: &mut PgConnection,
+    target_id: i64,
+    since: DateTime<Utc>,
+    limit: i64,
+) -> sqlx::Result<Vec<(String, DateTime<Utc>, Value)>> {
+    let rows = sqlx::query!(
+        r#"SELECT kind, at, details FROM target_events
+           WHERE target_id = $1 AND at >= $2 ORDER BY at DESC, id DESC LIMIT $3"#,
+        target_id,
+        since,
+        limit
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| (r.kind, r.at, r.details))
+        .collect())
+}

@@ -14,6 +14,7 @@ pub struct SessionRow {
 }
 
 /// Starts a session for the live token `token_name`; false when the token is gone or revoked.
+/// Sessions expired for a day go at the same time (each sign-in prunes; nothing else must).
 pub async fn create(
     pool: &PgPool,
     id_hash: &[u8],
@@ -31,6 +32,9 @@ pub async fn create(
     )
     .execute(pool)
     .await?;
+    sqlx::query!("DELETE FROM ui_sessions WHERE expires_at < now() - interval '1 day'")
+        .execute(pool)
+        .await?;
     Ok(done.rows_affected() == 1)
 }
 
@@ -47,13 +51,10 @@ pub async fn find(pool: &PgPool, id_hash: &[u8]) -> sqlx::Result<Option<SessionR
     .await
 }
 
-/// Ends a session (sign-out); expired sessions go with it.
+/// Ends a session (sign-out).
 pub async fn delete(pool: &PgPool, id_hash: &[u8]) -> sqlx::Result<()> {
-    sqlx::query!(
-        "DELETE FROM ui_sessions WHERE id_hash = $1 OR expires_at < now() - interval '1 day'",
-        id_hash
-    )
-    .execute(pool)
-    .await?;
+    sqlx::query!("DELETE FROM ui_sessions WHERE id_hash = $1", id_hash)
+        .execute(pool)
+        .await?;
     Ok(())
 }

@@ -174,8 +174,24 @@ async fn sign_in_sets_a_strict_http_only_session_and_every_page_answers() {
     assert!(headers
         .get(header::SET_COOKIE)
         .is_none_or(|c| !c.to_str().unwrap().starts_with("zs_session")));
-    // A wrong token: 401, the form again, no session.
-    let (_, _, page) = other.get("/ui/login").await;
+    // The form's cookie present but another token in the field (a forged page): refused too.
+    let (_, headers, _) = other.get("/ui/login").await;
+    let login_cookie = headers[header::SET_COOKIE].to_str().unwrap();
+    for attr in [
+        "zs_login=",
+        "HttpOnly",
+        "SameSite=Strict",
+        "Path=/ui/login",
+        "Max-Age=1800",
+    ] {
+        assert!(login_cookie.contains(attr), "{attr} in {login_cookie}");
+    }
+    let (status, _, page) = other
+        .post("/ui/login", &[("token", &token), ("csrf", "0123")])
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(!other.cookies.iter().any(|(k, _)| k == "zs_session"));
+    // A wrong token: 401, the form again, no session (the refusal drew a fresh form).
     let csrf = hidden(&page, "csrf");
     let (status, _, page) = other
         .post("/ui/login", &[("token", "zs_nope_nope"), ("csrf", &csrf)])
@@ -199,15 +215,45 @@ async fn sign_in_sets_a_strict_http_only_session_and_every_page_answers() {
     tls.proto = Some("https");
     assert!(tls.sign_in(&token).await.contains("Secure"));
 
+    // `next` stays on the portal: another origin, `//host` or `/\host` goes to /ui instead.
+    for (next, to) in [
+        (
+            "/ui/components/demo-component?range=7d",
+            "/ui/components/demo-component?range=7d",
+        ),
+        ("//evil.example/ui", "/ui"),
+        ("https://evil.example/ui", "/ui"),
+        ("/ui/\\evil.example", "/ui"),
+        ("/docs", "/ui"),
+    ] {
+        let mut n = Browser::new(&e);
+        let (_, _, page) = n.get("/ui/login").await;
+        let csrf = hidden(&page, "csrf");
+        let (status, headers, _) = n
+            .post(
+                "/ui/login",
+                &[("token", &token), ("csrf", &csrf), ("next", next)],
+            )
+            .await;
+        assert_eq!(status, StatusCode::SEE_OTHER);
+        assert_eq!(headers[header::LOCATION], to, "next={next}");
+    }
+
     // Every page answers, with the CSP.
     enabled(&e).await;
+    let variant = "/endpoints/demo-async-endpoint/variants/AllTraffic";
+    let op = e
+        .converge_at(Method::POST, &format!("{variant}/scale-to-zero"), None)
+        .await;
+    assert_eq!(op["state"], "completed", "{op}");
     for (path, want) in [
         ("/ui", 200),
         ("/ui/?sort=-savings&kind=component&label=team%3Dsearch", 200),
         (&format!("/ui/components/{IC}") as &str, 200),
         (&format!("/ui/components/{IC}?range=7d"), 200),
         ("/ui/components/not-managed", 404),
-        ("/ui/endpoints/demo-async-endpoint/variants/AllTraffic", 404),
+        (&format!("/ui{variant}"), 200),
+        ("/ui/endpoints/demo-endpoint/variants/AllTraffic", 404),
         ("/ui?state=sideways", 422),
         ("/ui?sort=color", 422),
         (&format!("/ui/components/{IC}?range=1y"), 422),
@@ -236,9 +282,33 @@ async fn sign_in_sets_a_strict_http_only_session_and_every_page_answers() {
         page.contains("state") && page.contains("must be asleep"),
         "{page}"
     );
-    let (status, headers, _) = b.get("/ui/assets/style.css").await;
-    assert_eq!(status, 200);
-    assert_eq!(headers[header::CONTENT_TYPE], "text/css; charset=utf-8");
+    for (asset, kind) in [
+        ("/ui/assets/style.css", "text/css; charset=utf-8"),
+        ("/ui/assets/app.js", "text/javascript; charset=utf-8"),
+        ("/ui/assets/icon.svg", "image/svg+xml"),
+    ] {
+        let (status, headers, _) = b.get(asset).await;
+        assert_eq!(status, 200, "{asset}");
+        assert_eq!(headers[header::CONTENT_TYPE], kind, "{asset}");
+    }
+    // A variant's page has the same controls, posted to its own path.
+    let (_, _, page) = b.get(&format!("/ui{variant}")).await;
+    assert!(
+        page.contains("Instances") && page.contains(&format!("action=\"/ui{variant}/reconcile\"")),
+        "{page}"
+    );
+    let csrf = hidden(&page, "csrf");
+    let (status, headers, _) = b
+        .post(&format!("/ui{variant}/reconcile"), &[("csrf", &csrf)])
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert!(headers[header::LOCATION]
+        .to_str()
+        .unwrap()
+        .starts_with(&format!("/ui{variant}?done=reconcile&op=")));
+    let (_, body) = e.call(Method::GET, variant, None).await;
+    e.wait(body["last_operation"]["url"].as_str().unwrap())
+        .await;
     // An empty fleet (after a label filter that matches nothing) says what to do.
     let (_, _, empty) = b.get("/ui?label=team%3Dnobody").await;
     assert!(empty.contains("No target matches these filters"), "{empty}");
@@ -290,8 +360,13 @@ async fn writes_need_the_csrf_token_and_the_write_scope_and_are_audited_as_the_t
     let csrf = hidden(&page, "csrf");
     let before = version(&e).await;
 
-    // Without the CSRF token, or with another session's: 403, nothing changes.
-    for bad in ["", "0000"] {
+    // Without the CSRF token, a made-up one, or another session's: 403, nothing changes.
+    let reader_token = e.app.token("viewer", "read").await;
+    let mut reader = Browser::new(&e);
+    reader.sign_in(&reader_token).await;
+    let (_, _, page) = reader.get("/ui").await;
+    let readers_csrf = hidden(&page, "csrf");
+    for bad in ["", "0000", readers_csrf.as_str()] {
         let (status, _, page) = writer.post(&wake, &[("csrf", bad), ("copies", "1")]).await;
         assert_eq!(status, StatusCode::FORBIDDEN, "{page}");
         assert!(page.contains("CSRF"));
@@ -299,9 +374,6 @@ async fn writes_need_the_csrf_token_and_the_write_scope_and_are_audited_as_the_t
     assert_eq!(version(&e).await, before, "a refused form changes nothing");
 
     // A read token: no write buttons, and 403 when it posts anyway (with its own CSRF token).
-    let reader_token = e.app.token("viewer", "read").await;
-    let mut reader = Browser::new(&e);
-    reader.sign_in(&reader_token).await;
     let (status, _, page) = reader.get(&format!("/ui/components/{IC}")).await;
     assert_eq!(status, 200);
     let main = &page[page.find("<main").unwrap()..];
@@ -319,7 +391,7 @@ async fn writes_need_the_csrf_token_and_the_write_scope_and_are_audited_as_the_t
             )
             .await;
         assert_eq!(status, StatusCode::FORBIDDEN, "{action}: {page}");
-        assert!(page.contains("write"), "{page}");
+        assert!(page.contains("lacks the &quot;write&quot; scope"), "{page}");
     }
     assert_eq!(version(&e).await, before);
 
@@ -372,6 +444,23 @@ async fn writes_need_the_csrf_token_and_the_write_scope_and_are_audited_as_the_t
     );
     assert_eq!(version(&e).await, before, "a dry run writes nothing");
     let stale = (before - 1).to_string();
+    let (status, _, page) = writer
+        .post(
+            &format!("/ui/components/{IC}/edit"),
+            &[
+                ("csrf", &csrf),
+                ("spec", &spec),
+                ("version", &stale),
+                ("intent", "dry_run"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::PRECONDITION_FAILED,
+        "a dry run of a form drawn from an older version"
+    );
+    assert!(page.contains("changed since this form was drawn"), "{page}");
     let (status, _, _) = writer
         .post(
             &format!("/ui/components/{IC}/edit"),

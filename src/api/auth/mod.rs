@@ -161,18 +161,25 @@ impl FromRequestParts<AppState> for Writer {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let caller = authenticate(parts, state, "write").await?;
-        if let Some(limiter) = &state.write_limiter {
-            if let Err(not_until) = limiter.check_key(&caller.token_name) {
-                let wait = not_until.wait_time_from(governor::clock::Clock::now(
-                    &governor::clock::DefaultClock::default(),
-                ));
-                return Err(ApiError::RateLimited {
-                    retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u64,
-                });
-            }
-        }
+        check_write_limit(state, &caller.token_name)?;
         Ok(Writer(caller))
     }
+}
+
+/// One more write by token `name` under `--write-rate-limit`: a 429 with `Retry-After` when
+/// its bucket is empty (the API's `Writer` and the portal's forms share it).
+pub fn check_write_limit(state: &AppState, name: &str) -> Result<(), ApiError> {
+    if let Some(limiter) = &state.write_limiter {
+        if let Err(not_until) = limiter.check_key(&name.to_string()) {
+            let wait = not_until.wait_time_from(governor::clock::Clock::now(
+                &governor::clock::DefaultClock::default(),
+            ));
+            return Err(ApiError::RateLimited {
+                retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u64,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Writes per token: a keyed token bucket.

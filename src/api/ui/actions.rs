@@ -205,6 +205,24 @@ async fn after(
     }
 }
 
+/// A 412 when the target's version is no longer `drawn` (None: no check asked for).
+async fn drawn_from_current(
+    state: &AppState,
+    t: &TargetRef,
+    drawn: Option<i32>,
+) -> Result<(), ApiError> {
+    let Some(drawn) = drawn else { return Ok(()) };
+    let current = crate::store::targets::get(&state.pool, t.kind(), &t.name())
+        .await?
+        .map(|r| r.version);
+    match current {
+        Some(v) if v != drawn => Err(ApiError::PreconditionFailed(format!(
+            "the target changed since this form was drawn (version {drawn}; it is now version {v}): reload the page and edit again"
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// An edit: the spec as typed; a dry run first (the page with the AWS calls and a confirm
 /// button), then the write with If-Match on the version the form was drawn from.
 async fn edit(state: &AppState, session: &Session, t: &TargetRef, f: ActionForm) -> Response {
@@ -231,6 +249,13 @@ async fn edit(state: &AppState, session: &Session, t: &TargetRef, f: ActionForm)
         Err(e) => return after(state, session, t, "edit", Err(e), keep).await,
     };
     let dry = f.intent.as_deref() != Some("apply");
+    if dry {
+        // The dry run is of the version the form was drawn from: a change made since gets the
+        // 412 the confirm would get, before anyone confirms a plan drawn on stale ground.
+        if let Err(e) = drawn_from_current(state, t, f.version).await {
+            return after(state, session, t, "edit", Err(e), keep).await;
+        }
+    }
     let result = api_targets::enable(
         state,
         &session.caller,

@@ -61,7 +61,8 @@ pub fn forms(ui: &str, row: &TargetRow, session: &Session, pinned: bool, paused:
                     h3 { "Wake" }
                     (hidden(session, None))
                     label for="wake-copies" { (unit) } input #wake-copies type="number" name="copies" min="1" max="1000" value="1";
-                    label for="wake-for" { "Keep warm for" } input #wake-for type="text" name="keep_warm_for" placeholder="1h" value="1h";
+                    label for="wake-for" { "Keep warm for" } input #wake-for type="text" name="keep_warm_for" placeholder="default: --wake-default (1h)" aria-describedby="wake-for-help";
+                    p.muted #wake-for-help { "Such as 30m or 2h." }
                     button.primary type="submit" { "Wake now" }
                 }
                 form.card method="post" action=(format!("{ui}/keep-warm")) {

@@ -9,6 +9,7 @@
 mod actions;
 mod data;
 mod fleet;
+mod fleet_page;
 mod forms;
 mod session;
 mod svg;
@@ -45,8 +46,8 @@ const SCRIPT: &str = include_str!("../../../assets/ui/app.js");
 /// The portal's routes.
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/ui", get(fleet::page))
-        .route("/ui/", get(fleet::page))
+        .route("/ui", get(fleet_page::page))
+        .route("/ui/", get(fleet_page::page))
         .route("/ui/login", get(session::login_form).post(session::login))
         .route("/ui/logout", post(session::logout))
         .route(
@@ -222,4 +223,18 @@ fn money(v: f64, currency: &str) -> String {
         "USD" => format!("${v:.2}"),
         c => format!("{v:.2} {c}"),
     }
+}
+
+/// A target's labels as chips.
+fn labels(spec: &serde_json::Value) -> Markup {
+    html! {
+        @if let Some(map) = spec["labels"].as_object() {
+            @for (k, v) in map { span.label { (k) "=" (v.as_str().unwrap_or_default()) } " " }
+        }
+    }
+}
+
+/// Whether a page showing this target should refresh itself: something is changing.
+fn changing(phase: &str, meaning: data::Meaning) -> bool {
+    meaning == data::Meaning::Waking || matches!(phase, "pending" | "applying")
 }

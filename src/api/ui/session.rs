@@ -56,7 +56,7 @@ impl Session {
     /// Checks a form that writes: its CSRF token, the `write` scope and the per-token write
     /// limit, as the API's `Writer` does.
     pub fn check_write(&self, state: &AppState, csrf: &str) -> Result<(), ApiError> {
-        if !bool::from(csrf.as_bytes().ct_eq(self.csrf.as_bytes())) {
+        if !same_secret(csrf, &self.csrf) {
             return Err(ApiError::Forbidden(
                 "the form's CSRF token does not match this session: reload the page and try again"
                     .into(),
@@ -69,15 +69,13 @@ impl Session {
                 self.caller.scopes.join(", ")
             )));
         }
-        if let Some(limiter) = &state.write_limiter {
-            if limiter.check_key(&self.caller.token_name).is_err() {
-                return Err(ApiError::RateLimited {
-                    retry_after_secs: 1,
-                });
-            }
-        }
-        Ok(())
+        crate::api::auth::check_write_limit(state, &self.caller.token_name)
     }
+}
+
+/// Whether a CSRF token sent matches the expected one (constant time; empty never matches).
+fn same_secret(sent: &str, expected: &str) -> bool {
+    !expected.is_empty() && bool::from(sent.as_bytes().ct_eq(expected.as_bytes()))
 }
 
 fn random_hex() -> String {
@@ -278,7 +276,7 @@ pub async fn login(
     let next = safe_next(f.next.as_deref());
     let fail = |e: ApiError| form_page(tls, &next, Some(super::log_and_describe(&e)), e.status());
     let expected = cookie_value(&parts.headers, LOGIN_COOKIE).unwrap_or_default();
-    if expected.is_empty() || !bool::from(expected.as_bytes().ct_eq(f.csrf.as_bytes())) {
+    if !same_secret(&f.csrf, &expected) {
         return fail(ApiError::Forbidden(
             "the sign-in form expired or came from another page: sign in from this page".into(),
         ));
@@ -342,7 +340,7 @@ pub async fn logout(
     session: Session,
     Form(f): Form<LogoutForm>,
 ) -> Response {
-    if !bool::from(f.csrf.as_bytes().ct_eq(session.csrf.as_bytes())) {
+    if !same_secret(&f.csrf, &session.csrf) {
         return super::error_page(
             Some(&session),
             ApiError::Forbidden("the form's CSRF token does not match this session".into()),

@@ -20,7 +20,7 @@ use super::{
 };
 use crate::{
     api::{kind_routes::KindPath, targets as api_targets, views::Condition, AppState},
-    domain::{EventKind, TargetRef},
+    domain::TargetRef,
     error::{ApiError, Problem},
     store::{audit, events, targets},
 };
@@ -98,7 +98,7 @@ fn notice(q: &PageQuery) -> Option<Markup> {
     Some(html! {
         div.notice role="status" {
             (what)
-            @if let Some(op) = q.op { ": operation " a href=(format!("/operations/{op}")) { (op) } " runs it. This page refreshes while it does." }
+            @if let Some(op) = q.op { ": operation " (op) " runs it (" code { "GET /operations/" (op) } " with a token). This page refreshes while it does." }
         }
     })
 }
@@ -122,29 +122,16 @@ pub async fn render(
     };
     let mut conn = state.pool.acquire().await?;
     let before = events::capacity_before(&mut conn, &[row.id], now - span).await?;
-    let filter = events::EventFilter {
-        target_id: Some(row.id),
-        since: Some(now - span),
-        limit: 5000,
-        ..Default::default()
-    };
-    let recent = events::list(&mut conn, &filter).await?;
-    drop(conn);
-    let evs: Vec<Ev> = recent
-        .iter()
-        .filter_map(|e| {
-            Some(Ev {
-                kind: EventKind::parse(&e.kind)?,
-                at: e.at,
-                details: e.details.clone(),
-            })
-        })
+    let evs: Vec<Ev> = events::capacity_since(&mut conn, &[row.id], now - span)
+        .await?
+        .into_iter()
+        .map(|(_, kind, at, details)| Ev { kind, at, details })
         .collect();
+    let recent = events::newest(&mut conn, row.id, now - span, 100).await?;
+    drop(conn);
+    // AWS's clock may run ahead of ours: the chart ends at the newest event when it is later.
     let end = evs.iter().map(|e| e.at).max().unwrap_or(now).max(now);
-    let history = History::new(
-        before.into_iter().next().map(|(_, k, d)| (k, d)),
-        evs.clone(),
-    );
+    let history = History::new(before.into_iter().next().map(|(_, k, d)| (k, d)), evs);
     let meaning = data::meaning(&row, &history, now);
     let pause = data::pause(&row, now);
     let pin = data::pin(&row, now);
@@ -167,10 +154,8 @@ pub async fn render(
         TargetRef::Component(n) => n.to_string(),
         TargetRef::EndpointVariant { endpoint, variant } => format!("{endpoint} / {variant}"),
     };
-    let refresh = extra.problem.is_none()
-        && extra.dry_run.is_none()
-        && (meaning == data::Meaning::Waking
-            || matches!(row.phase.as_str(), "pending" | "applying"));
+    let refresh =
+        extra.problem.is_none() && extra.dry_run.is_none() && super::changing(&row.phase, meaning);
     Ok(layout(
         &title,
         Some(session),
@@ -184,7 +169,7 @@ pub async fn render(
                 @if let Some(c) = history.now().capacity() { "capacity " strong { (c) } " · " }
                 "phase " span class=(format!("phase {}", row.phase)) { (row.phase) }
                 " · version " (row.version)
-                @if let Some(map) = row.spec["labels"].as_object() { " · " @for (k, v) in map { span.label { (k) "=" (v.as_str().unwrap_or_default()) } " " } }
+                @if row.spec["labels"].as_object().is_some_and(|m| !m.is_empty()) { " · " (super::labels(&row.spec)) }
             }
             @if let Some(p) = &pause { p.hold { "Paused by " strong { (p.by) } " until " (time(p.until)) @if let Some(r) = &p.reason { ": " (r) } } }
             @if let Some(k) = &pin { p.hold { "Kept warm (" (k.copies) ") by " strong { (k.by) } " until " (time(k.until)) @if let Some(r) = &k.reason { ": " (r) } } }
@@ -203,7 +188,7 @@ pub async fn render(
                     }
                 }
                 figure.chart-wrap {
-                    (svg::chart(&steps, &evs, &pauses, end))
+                    (svg::chart(&steps, &history.events, &pauses, end))
                     figcaption.legend {
                         span.lg.cap { "capacity" } span.lg.wake { "wake started" } span.lg.in-service { "in service" }
                         span.lg.failed { "wake failed" } span.lg.schedule { "schedule fired" } span.lg.pause-band { "paused" }
@@ -245,10 +230,13 @@ pub async fn render(
 
             section aria-labelledby="ev-h" {
                 h2 #ev-h { "Events" }
-                @if recent.is_empty() { p.muted { "Nothing on the timeline in this range yet." } } @else {
+                @if recent.is_empty() {
+                p.muted { "Nothing on the timeline in this range yet. Events appear after the next observation pass (every "
+                    code { "--drift-interval" } "); a wake, a pause or an edit above makes some." }
+            } @else {
                     div.table-wrap { table {
                         thead { tr { th scope="col" { "When" } th scope="col" { "What" } th scope="col" { "Details" } } }
-                        tbody { @for e in recent.iter().rev().take(100) { tr { td { (time(e.at)) } td { (words(&e.kind)) } td { (event_details(&e.details)) } } } }
+                        tbody { @for (kind, at, details) in &recent { tr { td { (time(*at)) } td { (words(kind)) } td { (event_details(details)) } } } }
                     } }
                 }
             }
