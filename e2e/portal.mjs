@@ -146,6 +146,17 @@ try {
   await page.goto(`${base}/docs/`);
   await page.locator(".swagger-ui .information-container").waitFor({ timeout: 20000 });
   check(await page.getByRole("button", { name: /Authorize/ }).first().isVisible(), "Swagger UI offers Authorize");
+  // Try an operation from the page with the bearer token.
+  await page.locator("button.authorize").first().click();
+  await page.locator(".auth-container input").first().fill(process.env.ZS_TOKEN);
+  await page.locator(".auth-btn-wrapper button.authorize").click();
+  await page.locator(".auth-btn-wrapper button.btn-done").click();
+  const op = page.locator("#operations-components-list_components");
+  await op.locator(".opblock-summary").click();
+  // `tryItOutEnabled` is on: Execute is there without pressing "Try it out".
+  await op.getByRole("button", { name: "Execute" }).click();
+  const status = await op.locator(".live-responses-table tr.response .response-col_status").first().innerText({ timeout: 15000 });
+  check(status.trim().startsWith("200"), `Try it out with the token: GET /components answers 200 (${status.trim()})`);
   await page.screenshot({ path: `${out}/docs.png` });
 
   check(w.stray.length === 0, `no request left the origin (${w.stray.join(", ")})`);
@@ -160,6 +171,9 @@ try {
   check(r.stray.length === 0, "the read-only session stayed on the origin");
 } catch (e) {
   check(false, `the browser check ran to the end: ${e.stack || e}`);
+  for (const p of browser.contexts().flatMap((c) => c.pages())) {
+    await p.screenshot({ path: `${out}/failure-${Date.now()}.png`, fullPage: true }).catch(() => {});
+  }
 } finally {
   await browser.close();
 }

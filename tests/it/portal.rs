@@ -113,6 +113,16 @@ fn hidden(page: &str, name: &str) -> String {
     rest[..rest.find('"').unwrap()].to_string()
 }
 
+/// Waits for the operation a portal redirect names (`...&op=<id>`) to finish.
+async fn finished(e: &Env, location: &str) {
+    let op = location
+        .rsplit_once("op=")
+        .map(|(_, id)| id)
+        .expect("an operation in the redirect");
+    let done = e.wait(&format!("/operations/{op}")).await;
+    assert_eq!(done["state"], "completed", "{done}");
+}
+
 async fn version(e: &Env) -> i64 {
     e.call(Method::GET, &format!("/components/{IC}"), None)
         .await
@@ -191,6 +201,16 @@ async fn sign_in_sets_a_strict_http_only_session_and_every_page_answers() {
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert!(!other.cookies.iter().any(|(k, _)| k == "zs_session"));
+    // A browser's Fetch Metadata saying the post comes from another site: refused unread.
+    let cross = Client::new()
+        .post(e.app.url("/ui/login"))
+        .header("sec-fetch-site", "cross-site")
+        .form(&[("token", token.as_str()), ("csrf", "x")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cross.status(), StatusCode::FORBIDDEN);
+    assert!(cross.headers().get(header::SET_COOKIE).is_none());
     // A wrong token: 401, the form again, no session (the refusal drew a fresh form).
     let csrf = hidden(&page, "csrf");
     let (status, _, page) = other
@@ -302,13 +322,9 @@ async fn sign_in_sets_a_strict_http_only_session_and_every_page_answers() {
         .post(&format!("/ui{variant}/reconcile"), &[("csrf", &csrf)])
         .await;
     assert_eq!(status, StatusCode::SEE_OTHER);
-    assert!(headers[header::LOCATION]
-        .to_str()
-        .unwrap()
-        .starts_with(&format!("/ui{variant}?done=reconcile&op=")));
-    let (_, body) = e.call(Method::GET, variant, None).await;
-    e.wait(body["last_operation"]["url"].as_str().unwrap())
-        .await;
+    let location = headers[header::LOCATION].to_str().unwrap();
+    assert!(location.starts_with(&format!("/ui{variant}?done=reconcile&op=")));
+    finished(&e, location).await;
     // An empty fleet (after a label filter that matches nothing) says what to do.
     let (_, _, empty) = b.get("/ui?label=team%3Dnobody").await;
     assert!(empty.contains("No target matches these filters"), "{empty}");
@@ -491,11 +507,7 @@ async fn writes_need_the_csrf_token_and_the_write_scope_and_are_audited_as_the_t
         .unwrap()
         .starts_with(&format!("/ui/components/{IC}?done=edit&op=")));
     assert_eq!(version(&e).await, before + 1);
-    let (_, body) = e
-        .call(Method::GET, &format!("/components/{IC}"), None)
-        .await;
-    e.wait(body["last_operation"]["url"].as_str().unwrap())
-        .await;
+    finished(&e, headers[header::LOCATION].to_str().unwrap()).await;
 
     // A wake: accepted (303 to the page with its operation), audited under the token's name; a
     // double submit of the same form (same idem key) replays instead of acting twice.
@@ -532,11 +544,7 @@ async fn writes_need_the_csrf_token_and_the_write_scope_and_are_audited_as_the_t
     assert_eq!(items[0]["actor"], "portal", "audited as the token's name");
     let (_, _, page) = writer.get(&location).await;
     assert!(page.contains("Wake queued"), "{page}");
-    let (_, body) = e
-        .call(Method::GET, &format!("/components/{IC}"), None)
-        .await;
-    e.wait(body["last_operation"]["url"].as_str().unwrap())
-        .await;
+    finished(&e, &location).await;
 
     // Revoking the token ends its sessions at once.
     zeroscale::store::tokens::revoke(&e.app.pool, "viewer")

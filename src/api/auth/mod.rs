@@ -43,6 +43,28 @@ impl Caller {
         }
     }
 
+    /// The caller of this request: token `name` with `scopes`, and the client's address and
+    /// User-Agent (the audit log's fields).
+    pub fn of_request(
+        parts: &Parts,
+        state: &AppState,
+        name: String,
+        scopes: Vec<String>,
+        on_behalf_of: Option<String>,
+    ) -> Self {
+        Caller {
+            token_name: name,
+            scopes,
+            on_behalf_of,
+            source_ip: client_ip(parts, &state.trusted_proxies).map(|ip| ip.to_string()),
+            user_agent: parts
+                .headers
+                .get(header::USER_AGENT)
+                .and_then(|v| v.to_str().ok())
+                .map(|s| s.chars().take(512).collect()),
+        }
+    }
+
     /// Whether the token holds `scope`.
     pub fn has_scope(&self, scope: &str) -> bool {
         self.scopes.iter().any(|s| s == scope)
@@ -135,17 +157,7 @@ async fn authenticate(parts: &Parts, state: &AppState, scope: &str) -> Result<Ca
             )
         }
     };
-    Ok(Caller {
-        token_name: name,
-        scopes,
-        on_behalf_of,
-        source_ip: client.map(|ip| ip.to_string()),
-        user_agent: parts
-            .headers
-            .get(header::USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-            .map(|s| s.chars().take(512).collect()),
-    })
+    Ok(Caller::of_request(parts, state, name, scopes, on_behalf_of))
 }
 
 impl FromRequestParts<AppState> for Reader {

@@ -198,7 +198,7 @@ async fn after(
                 ..extra
             };
             match target::render(state, session, t, &Default::default(), extra).await {
-                Ok(m) => html_page(status, m),
+                Ok(m) => super::with_retry_after(html_page(status, m), &e),
                 Err(e) => super::error_page(Some(session), e),
             }
         }

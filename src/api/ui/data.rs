@@ -202,28 +202,25 @@ pub enum Meaning {
 }
 
 impl Meaning {
-    pub fn word(self) -> &'static str {
+    /// Its word for people and its CSS class (also the fleet filter's value).
+    fn names(self) -> (&'static str, &'static str) {
         match self {
-            Meaning::Off => "off",
-            Meaning::Paused => "paused",
-            Meaning::Asleep => "asleep",
-            Meaning::Waking => "waking",
-            Meaning::Warm => "warm",
-            Meaning::FailedToWake => "failed to wake",
-            Meaning::Unknown => "not observed yet",
+            Meaning::Off => ("off", "off"),
+            Meaning::Paused => ("paused", "paused"),
+            Meaning::Asleep => ("asleep", "asleep"),
+            Meaning::Waking => ("waking", "waking"),
+            Meaning::Warm => ("warm", "warm"),
+            Meaning::FailedToWake => ("failed to wake", "failed"),
+            Meaning::Unknown => ("not observed yet", "unknown"),
         }
     }
 
+    pub fn word(self) -> &'static str {
+        self.names().0
+    }
+
     pub fn class(self) -> &'static str {
-        match self {
-            Meaning::Off => "off",
-            Meaning::Paused => "paused",
-            Meaning::Asleep => "asleep",
-            Meaning::Waking => "waking",
-            Meaning::Warm => "warm",
-            Meaning::FailedToWake => "failed",
-            Meaning::Unknown => "unknown",
-        }
+        self.names().1
     }
 
     /// Every meaning the fleet page filters by.

@@ -34,10 +34,11 @@ pub use session::Session;
 pub const CSP: &str =
     "default-src 'self'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'";
 
-/// `/docs`'s policy: the portal's, plus the one `<style>` element Swagger UI's bundle inserts
-/// (by its hash, for the version Cargo.lock pins; the browser check reports a violation if an
-/// upgrade changes it). Nothing else inline, nothing from elsewhere.
-pub const DOCS_CSP: &str = "default-src 'self'; style-src 'self' 'sha256-RL3ie0nH+Lzz2YNqQN83mnU0J1ot4QL7b99vMdIX99w='; base-uri 'none'; frame-ancestors 'none'; form-action 'self'";
+/// `/docs`'s policy: the portal's, plus what Swagger UI's bundle needs: the one `<style>`
+/// element it inserts (by its hash, for the version Cargo.lock pins; the browser check reports
+/// a violation if an upgrade changes it) and its icons, which its stylesheet carries as `data:`
+/// SVG images. Nothing from elsewhere, no other inline code.
+pub const DOCS_CSP: &str = "default-src 'self'; style-src 'self' 'sha256-RL3ie0nH+Lzz2YNqQN83mnU0J1ot4QL7b99vMdIX99w='; img-src 'self' data:; base-uri 'none'; frame-ancestors 'none'; form-action 'self'";
 
 const ICON: &str = include_str!("../../../assets/ui/icon.svg");
 const STYLE: &str = include_str!("../../../assets/ui/style.css");
@@ -91,7 +92,23 @@ pub async fn headers(req: axum::extract::Request, next: Next) -> Response {
     } else {
         CSP
     };
-    let mut response = next.run(req).await;
+    // Defence in depth beside the CSRF tokens and SameSite=Strict: a browser says where a form
+    // post comes from (Fetch Metadata), and a post from another site is refused unread.
+    let cross_site = req.method() == axum::http::Method::POST
+        && req
+            .headers()
+            .get("sec-fetch-site")
+            .is_some_and(|v| v.as_bytes() != b"same-origin");
+    let mut response = if cross_site {
+        error_page(
+            None,
+            ApiError::Forbidden(
+                "a form posted from another site was refused: use zeroscale's own pages".into(),
+            ),
+        )
+    } else {
+        next.run(req).await
+    };
     let h = response.headers_mut();
     h.insert(
         header::CONTENT_SECURITY_POLICY,
@@ -166,7 +183,7 @@ fn html_page(status: StatusCode, markup: Markup) -> Response {
 fn error_page(who: Option<&Session>, e: ApiError) -> Response {
     let status = e.status();
     let problem = log_and_describe(&e);
-    html_page(
+    let page = html_page(
         status,
         layout(
             &problem.title,
@@ -178,7 +195,17 @@ fn error_page(who: Option<&Session>, e: ApiError) -> Response {
                 p { a href="/ui" { "Back to the fleet" } }
             },
         ),
-    )
+    );
+    with_retry_after(page, &e)
+}
+
+/// A 429's `Retry-After`, on a page as on the API's answers.
+fn with_retry_after(mut page: Response, e: &ApiError) -> Response {
+    if let ApiError::RateLimited { retry_after_secs } = e {
+        page.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+    }
+    page
 }
 
 /// The problem document of an error, logging a 500's cause as `ApiError`'s response does.

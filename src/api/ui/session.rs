@@ -165,19 +165,8 @@ impl FromRequestParts<AppState> for Session {
                 ),
             ));
         };
-        let client = crate::api::auth::client_ip(parts, &state.trusted_proxies);
         Ok(Session {
-            caller: Caller {
-                token_name: row.token_name,
-                scopes: row.scopes,
-                on_behalf_of: None,
-                source_ip: client.map(|ip| ip.to_string()),
-                user_agent: parts
-                    .headers
-                    .get(header::USER_AGENT)
-                    .and_then(|v| v.to_str().ok())
-                    .map(|s| s.chars().take(512).collect()),
-            },
+            caller: Caller::of_request(parts, state, row.token_name, row.scopes, None),
             csrf: row.csrf,
             id_hash,
         })

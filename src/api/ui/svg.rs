@@ -136,7 +136,7 @@ pub fn chart(
             title { (label) }
             @for (a, b) in pauses {
                 rect.pause-band x=(format!("{:.1}", x(*a))) y=(top_pad) width=(format!("{:.1}", (x(*b) - x(*a)).max(1.0))) height=(plot_h) {
-                    title { "paused " (a.format("%Y-%m-%d %H:%M")) " – " (b.format("%H:%M UTC")) }
+                    title { "paused " (a.format("%Y-%m-%d %H:%M")) " – " (b.format("%Y-%m-%d %H:%M UTC")) }
                 }
             }
             @for l in &levels {
